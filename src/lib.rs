@@ -1,0 +1,20 @@
+//! # postcall
+//!
+//! Kazoo call events in, one session CDR per call out.
+//!
+//! ```text
+//! Blackhole frames ──► source ──► session::Assembler ──► Cdr
+//!                      decode      legs → session,
+//!                                  CDR when it ends
+//! ```
+//!
+//! - [`source`] decodes Blackhole websocket frames into [`source::CallEvent`]s.
+//! - [`session`] is the pure assembler: events and time in, finished CDRs out. It does no I/O
+//!   and reads no clock, so replay is deterministic.
+//! - [`cdr`] is the data contract carried in the webhook's `cdr` object.
+//! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
+//! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes.
+//! - [`replay`] runs recorded frames through the assembler.
+
+pub mod source;
+pub mod sim;

@@ -1,0 +1,1 @@
+//! Simulator (placeholder until the scenario generator lands).
