@@ -16,5 +16,9 @@
 //! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes.
 //! - [`replay`] runs recorded frames through the assembler.
 
-pub mod source;
+pub mod cdr;
+pub mod config;
+pub mod replay;
+pub mod session;
 pub mod sim;
+pub mod source;

@@ -163,6 +163,8 @@ pub struct CallEvent {
     pub duration_seconds: Option<i64>,
     /// Other call ids this leg names as related: replaced-by, transfer history, ACDc member.
     pub related: Vec<String>,
+    /// The event records a transfer (`transfer_history` or `replaced_by`).
+    pub transfer: bool,
     /// Recording ids from the event's top level (5.x).
     pub recordings: Vec<String>,
     /// `parking_slot` (PARK_*).
@@ -297,6 +299,7 @@ fn from_data(
         .as_deref()
         .or(d.call_interaction.as_ref().and_then(|i| i.id.as_deref()))
         .map(str::to_owned);
+    let transfer = !d.transfer_history.is_empty() || d.replaced_by.is_some();
     let mut related: Vec<String> = d.transfer_history;
     related.extend(d.replaced_by.map(|s| s.into_owned()));
     related.extend(ccv_wire.member_call_id.as_deref().map(str::to_owned));
@@ -307,7 +310,9 @@ fn from_data(
         .or(routing_account);
     let ccv = ccvs(ccv_wire, interaction_id);
     let loopback = d.channel_is_loopback.unwrap_or(false)
-        || d.channel_name.as_deref().is_some_and(|n| n.starts_with("loopback/"));
+        || d.channel_name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("loopback/"));
     Ok(CallEvent {
         kind,
         account_id,
@@ -328,16 +333,13 @@ fn from_data(
         other_leg_destination: owned(d.other_leg_destination_number),
         loopback,
         loopback_other: owned(d.channel_loopback_other_leg_id),
-        request_user: d
-            .request
-            .as_deref()
-            .or(d.to.as_deref())
-            .and_then(user_part),
+        request_user: d.request.as_deref().or(d.to.as_deref()).and_then(user_part),
         presence_user: d.presence_id.as_deref().and_then(user_part),
         hangup_cause: owned(d.hangup_cause),
         billing_seconds: d.billing_seconds.filter(|s| *s >= 0),
         duration_seconds: d.duration_seconds.filter(|s| *s >= 0),
         related,
+        transfer,
         recordings: d.media_recordings,
         parking_slot: owned(d.parking_slot),
         ccv,
@@ -353,7 +355,8 @@ fn ccvs(c: WireCcvs<'_>, interaction_id: Option<String>) -> Ccvs {
     recordings.extend(c.media_recording_id.as_deref().map(str::to_owned));
     Ccvs {
         call_forward: truthy(&c.call_forward),
-        privacy_hide_number: truthy(&c.privacy_hide_number) || truthy(&c.caller_privacy_hide_number),
+        privacy_hide_number: truthy(&c.privacy_hide_number)
+            || truthy(&c.caller_privacy_hide_number),
         authorizing_id: owned(c.authorizing_id),
         authorizing_type: owned(c.authorizing_type),
         owner_id: owned(c.owner_id),
@@ -416,7 +419,10 @@ mod tests {
             event_time_us(Some(1_443_672_756_993_309), Some(63_610_891_956)),
             Some(1_443_672_756_993_309)
         );
-        assert_eq!(event_time_us(None, Some(63_610_891_956)), Some(1_443_672_756_000_000));
+        assert_eq!(
+            event_time_us(None, Some(63_610_891_956)),
+            Some(1_443_672_756_000_000)
+        );
         // A msg_id far from the timestamp is not trusted.
         assert_eq!(
             event_time_us(Some(1_000_000_000_000_000), Some(63_610_891_956)),

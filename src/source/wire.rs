@@ -181,7 +181,8 @@ where
     D: Deserializer<'de>,
     'de: 'a,
 {
-    d.deserialize_any(LenientStr).map(|v| v.filter(|s| !s.is_empty()))
+    d.deserialize_any(LenientStr)
+        .map(|v| v.filter(|s| !s.is_empty()))
 }
 
 struct LenientStr;
@@ -370,8 +371,14 @@ mod tests {
         assert_eq!(d.channel_is_loopback, Some(true));
         assert_eq!(d.call_id.as_deref(), Some("12345"));
         assert_eq!(d.caller_id_name, None);
-        assert_eq!(d.custom_channel_vars.unwrap().owner_id.as_deref(), Some("true"));
-        assert_eq!(d.custom_application_vars.get("n").map(String::as_str), Some("3"));
+        assert_eq!(
+            d.custom_channel_vars.unwrap().owner_id.as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            d.custom_application_vars.get("n").map(String::as_str),
+            Some("3")
+        );
         assert!(!d.custom_application_vars.contains_key("nil"));
     }
 
@@ -385,7 +392,10 @@ mod tests {
         .unwrap();
         let d = f.data.unwrap();
         assert_eq!(d.media_recordings, ["r1", "r2"]);
-        assert_eq!(d.custom_channel_vars.unwrap().media_recordings, ["r3", "r4"]);
+        assert_eq!(
+            d.custom_channel_vars.unwrap().media_recordings,
+            ["r3", "r4"]
+        );
         assert_eq!(d.transfer_history, ["x"]);
     }
 }

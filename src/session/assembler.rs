@@ -1,0 +1,331 @@
+//! The session assembler: a pure state machine from call events to finished sessions.
+//!
+//! Events and the processing clock (`now`, Unix µs) come in; [`ClosedSession`]s come out of
+//! [`Assembler::poll`] when a session ends. No I/O, no clock reads: replay feeds stream time,
+//! the live pipeline feeds the wall clock, and both are deterministic for a given input.
+//!
+//! **Grouping.** Every event names keys: its own call id, its `call_interaction_id`, and the
+//! call ids it points at (`other_leg_call_id`, `bridge_id`, the loopback partner, transfer
+//! history, `replaced_by`, the ACDc member call). Keys live in one index per tenant; an event
+//! whose keys reach several sessions merges them (so an attended transfer's consultation call,
+//! a park retrieval or a pickup joins the call it acts on). Tenants never share a session.
+//!
+//! **Closing.** A session whose legs are all destroyed closes once it has been quiet for the
+//! grace period; one with a leg still up is force-closed after the idle timeout or at the
+//! maximum age (tag `forced_close`). Events for a closed session's legs that arrive within the
+//! late window are dropped and counted, never turned into phantom sessions.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::build::{build, ClosedSession, SessionFacts};
+use super::leg::Leg;
+use super::settings::Settings;
+use crate::source::CallEvent;
+
+/// What [`Assembler::apply`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Folded into a session.
+    Accepted,
+    /// Already seen (same leg, kind and `msg_id`); ignored.
+    Duplicate,
+    /// For a leg of a session that has already closed; dropped.
+    Late,
+}
+
+/// Counters the shell exports as metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssemblerStats {
+    /// Events folded into a session.
+    pub events: u64,
+    /// Duplicate events ignored.
+    pub duplicates: u64,
+    /// Events dropped because their session had closed.
+    pub late: u64,
+    /// Sessions closed normally.
+    pub closed: u64,
+    /// Sessions force-closed (idle timeout, maximum age, or end of input with legs up).
+    pub forced: u64,
+}
+
+#[derive(Debug)]
+struct Session {
+    tenant: Box<str>,
+    legs: Vec<Leg>,
+    keys: Vec<Box<str>>,
+    first_activity: i64,
+    last_activity: i64,
+    deadline: i64,
+    gap: bool,
+}
+
+/// Groups legs into sessions and closes them. See the module docs.
+#[derive(Debug)]
+pub struct Assembler {
+    settings: Arc<Settings>,
+    sessions: HashMap<u64, Session>,
+    index: HashMap<Box<str>, u64>,
+    deadlines: BTreeSet<(i64, u64)>,
+    closed_legs: HashMap<Box<str>, i64>,
+    closed_order: VecDeque<(i64, Box<str>)>,
+    next_id: u64,
+    stream_us: Option<i64>,
+    now: i64,
+    stats: AssemblerStats,
+}
+
+fn key(kind: char, tenant: &str, id: &str) -> Box<str> {
+    let mut k = String::with_capacity(tenant.len() + id.len() + 3);
+    k.push(kind);
+    k.push('|');
+    k.push_str(tenant);
+    k.push('|');
+    k.push_str(id);
+    k.into()
+}
+
+impl Assembler {
+    /// An empty assembler.
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self {
+            settings,
+            sessions: HashMap::new(),
+            index: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            closed_legs: HashMap::new(),
+            closed_order: VecDeque::new(),
+            next_id: 0,
+            stream_us: None,
+            now: i64::MIN,
+            stats: AssemblerStats::default(),
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
+    /// Replaces the settings (directory refresh, configuration reload). Open sessions are
+    /// built with the new settings when they close.
+    pub fn set_settings(&mut self, settings: Arc<Settings>) {
+        self.settings = settings;
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> AssemblerStats {
+        self.stats
+    }
+
+    /// Sessions currently open.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Legs currently held in open sessions.
+    pub fn open_legs(&self) -> usize {
+        self.sessions.values().map(|s| s.legs.len()).sum()
+    }
+
+    /// The latest event time seen (µs), used as the time of events that carry none.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.stream_us
+    }
+
+    /// Folds one event in at processing time `now` (µs; a `now` earlier than a previous one is
+    /// treated as the previous one).
+    pub fn apply(&mut self, ev: &CallEvent, now: i64) -> Applied {
+        self.now = self.now.max(now);
+        let now = self.now;
+        if let Some(t) = ev.time_us {
+            self.stream_us = Some(self.stream_us.map_or(t, |s| s.max(t)));
+        }
+        let t = ev.time_us.or(self.stream_us).unwrap_or(now);
+        let tenant = ev.account_id.as_deref().unwrap_or("");
+        let own = key('c', tenant, &ev.call_id);
+        if self.closed_legs.contains_key(&own) {
+            self.stats.late += 1;
+            return Applied::Late;
+        }
+
+        let mut keys = vec![own];
+        if let Some(i) = &ev.ccv.interaction_id {
+            keys.push(key('i', tenant, i));
+        }
+        let refs = [&ev.other_leg, &ev.ccv.bridge_id, &ev.loopback_other]
+            .into_iter()
+            .flatten()
+            .chain(&ev.related)
+            .filter(|r| **r != ev.call_id);
+        for r in refs {
+            let k = key('c', tenant, r);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+
+        let sid = self.session_for(&keys, tenant, now);
+        let session = self.sessions.get_mut(&sid).expect("session exists");
+        let leg = match session.legs.iter().position(|l| *l.call_id == *ev.call_id) {
+            Some(i) => &mut session.legs[i],
+            None => {
+                session.legs.push(Leg::new(&ev.call_id));
+                session.legs.last_mut().expect("just pushed")
+            }
+        };
+        if !leg.apply(ev, t) {
+            self.stats.duplicates += 1;
+            return Applied::Duplicate;
+        }
+        self.stats.events += 1;
+        session.last_activity = now;
+        self.reschedule(sid);
+        Applied::Accepted
+    }
+
+    /// Finds (creating or merging) the session the keys belong to, and indexes the keys to it.
+    fn session_for(&mut self, keys: &[Box<str>], tenant: &str, now: i64) -> u64 {
+        let mut found: Vec<u64> = keys
+            .iter()
+            .filter_map(|k| self.index.get(k).copied())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let sid = match found.split_first() {
+            None => {
+                let sid = self.next_id;
+                self.next_id += 1;
+                self.sessions.insert(
+                    sid,
+                    Session {
+                        tenant: tenant.into(),
+                        legs: Vec::new(),
+                        keys: Vec::new(),
+                        first_activity: now,
+                        last_activity: now,
+                        deadline: i64::MAX,
+                        gap: false,
+                    },
+                );
+                sid
+            }
+            Some((&target, others)) => {
+                for &other in others {
+                    self.merge(target, other);
+                }
+                target
+            }
+        };
+        let session = self.sessions.get_mut(&sid).expect("session exists");
+        for k in keys {
+            if !self.index.contains_key(k) {
+                self.index.insert(k.clone(), sid);
+                session.keys.push(k.clone());
+            }
+        }
+        sid
+    }
+
+    fn merge(&mut self, target: u64, other: u64) {
+        let Some(o) = self.sessions.remove(&other) else {
+            return;
+        };
+        self.deadlines.remove(&(o.deadline, other));
+        for k in &o.keys {
+            self.index.insert(k.clone(), target);
+        }
+        let t = self.sessions.get_mut(&target).expect("target exists");
+        t.legs.extend(o.legs);
+        t.keys.extend(o.keys);
+        t.first_activity = t.first_activity.min(o.first_activity);
+        t.last_activity = t.last_activity.max(o.last_activity);
+        t.gap |= o.gap;
+    }
+
+    fn reschedule(&mut self, sid: u64) {
+        let s = self.sessions.get_mut(&sid).expect("session exists");
+        let all_down = s.legs.iter().all(|l| l.destroyed_us.is_some());
+        let st = &self.settings;
+        let deadline = if all_down {
+            s.last_activity.saturating_add(st.grace_us)
+        } else {
+            s.last_activity
+                .saturating_add(st.idle_timeout_us)
+                .min(s.first_activity.saturating_add(st.max_session_us))
+        };
+        if deadline != s.deadline {
+            self.deadlines.remove(&(s.deadline, sid));
+            s.deadline = deadline;
+            self.deadlines.insert((deadline, sid));
+        }
+    }
+
+    /// Marks every open session as having spanned a gap in the event stream (the source
+    /// reconnected, so events may be missing): their CDRs carry tag `gap`.
+    pub fn mark_gap(&mut self) {
+        for s in self.sessions.values_mut() {
+            s.gap = true;
+        }
+    }
+
+    /// Closes every session that is due at `now` and appends its CDR to `out`.
+    pub fn poll(&mut self, now: i64, out: &mut Vec<ClosedSession>) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        while let Some(&(deadline, sid)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.close(sid, now, out);
+        }
+        while let Some((expiry, _)) = self.closed_order.front() {
+            if *expiry > now {
+                break;
+            }
+            let (_, k) = self.closed_order.pop_front().expect("front exists");
+            self.closed_legs.remove(&k);
+        }
+    }
+
+    /// Closes every open session (end of input, or shutdown without persistence), in the
+    /// order they opened. Sessions with legs still up are force-closed.
+    pub fn flush(&mut self, out: &mut Vec<ClosedSession>) {
+        let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for sid in ids {
+            if let Some(s) = self.sessions.get(&sid) {
+                self.deadlines.remove(&(s.deadline, sid));
+            }
+            self.close(sid, self.now, out);
+        }
+    }
+
+    fn close(&mut self, sid: u64, now: i64, out: &mut Vec<ClosedSession>) {
+        let Some(s) = self.sessions.remove(&sid) else {
+            return;
+        };
+        for k in &s.keys {
+            self.index.remove(k);
+        }
+        let expiry = now.saturating_add(self.settings.late_window_us);
+        for leg in &s.legs {
+            let k = key('c', &s.tenant, &leg.call_id);
+            self.closed_legs.insert(k.clone(), expiry);
+            self.closed_order.push_back((expiry, k));
+        }
+        let forced = s.legs.iter().any(|l| l.destroyed_us.is_none());
+        if forced {
+            self.stats.forced += 1;
+        } else {
+            self.stats.closed += 1;
+        }
+        let facts = SessionFacts {
+            tenant: (!s.tenant.is_empty()).then_some(&*s.tenant),
+            forced,
+            gap: s.gap,
+        };
+        out.push(build(&s.legs, &facts, &self.settings));
+    }
+}

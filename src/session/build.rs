@@ -1,0 +1,471 @@
+//! Builds the session CDR from a closed session's legs (PRODUCT.md §3).
+//!
+//! Pure: legs, a few facts about how the session closed, and the settings in; a
+//! [`ClosedSession`] out. Every decision the spec leaves open is documented where it is made.
+
+use std::collections::BTreeMap;
+
+use chrono::{SecondsFormat, TimeZone};
+use uuid::Uuid;
+
+use super::leg::{DirectionKey, Leg, LegKind};
+use super::numbers;
+use super::settings::{Settings, TenantSettings};
+use super::timeline::{self, Roles};
+use crate::cdr::{Cdr, Party, CDR_TYPE, CDR_VERSION};
+
+/// Namespace of the deterministic session ids (UUID v5).
+const SESSION_NAMESPACE: Uuid = Uuid::from_u128(0x7a1c_52e0_93f4_4b8e_a1d2_5c0f_6e3b_9d47);
+
+/// Hangup causes that describe a leg's own fate, never the session's.
+const NOT_A_SESSION_CAUSE: [&str; 4] = [
+    "LOSE_RACE",
+    "PICKED_OFF",
+    "ATTENDED_TRANSFER",
+    "BLIND_TRANSFER",
+];
+
+/// Causes too generic to explain an unanswered session.
+const GENERIC_CAUSE: [&str; 2] = ["NORMAL_CLEARING", "NORMAL_UNSPECIFIED"];
+
+/// How the session closed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionFacts<'a> {
+    /// Tenant (Kazoo account) of the session.
+    pub tenant: Option<&'a str>,
+    /// A leg was still up when the session closed.
+    pub forced: bool,
+    /// The event stream had a gap while the session was open.
+    pub gap: bool,
+}
+
+/// A finished session: the CDR and what trigger matching needs besides it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedSession {
+    /// The record sent as `cdr`.
+    pub cdr: Cdr,
+    /// Tenant (Kazoo account id) the session belongs to.
+    pub tenant_id: Option<String>,
+    /// Users (owners of devices, ACDc agents) who took part, for user-owned triggers.
+    pub user_ids: Vec<String>,
+    /// Session start and end (Unix µs).
+    pub start_us: i64,
+    /// See `start_us`.
+    pub end_us: i64,
+}
+
+/// Builds the CDR of a closed session.
+pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> ClosedSession {
+    let tenant = settings.tenant(facts.tenant);
+    let person: Vec<bool> = legs.iter().map(|l| !l.loopback).collect();
+    let any_person = person.iter().any(|p| *p);
+    let counts = |i: usize| person[i] || !any_person;
+    let origin = (0..legs.len())
+        .filter(|&i| counts(i))
+        .min_by_key(|&i| {
+            let l = &legs[i];
+            (
+                l.start_us(),
+                l.direction() != Some(DirectionKey::Inbound),
+                &l.call_id,
+            )
+        })
+        .unwrap_or(0);
+    let o = &legs[origin];
+    let start = (0..legs.len())
+        .filter(|&i| counts(i))
+        .map(|i| legs[i].start_us())
+        .min()
+        .unwrap_or(o.first_us);
+    let end = (0..legs.len())
+        .filter(|&i| counts(i))
+        .map(|i| {
+            legs[i]
+                .destroyed_us
+                .unwrap_or(legs[i].last_us)
+                .max(legs[i].last_us)
+        })
+        .max()
+        .unwrap_or(start)
+        .max(start);
+
+    let kinds: Vec<LegKind> = legs.iter().map(Leg::kind).collect();
+    let trunk: Vec<bool> = (0..legs.len())
+        .map(|i| person[i] && kinds[i] == LegKind::Trunk)
+        .collect();
+    let outbound = |i: usize| legs[i].direction() == Some(DirectionKey::Outbound);
+    let destination: Vec<bool> = (0..legs.len())
+        .map(|i| i != origin && person[i] && outbound(i))
+        .collect();
+    let outbound_trunk = (0..legs.len()).any(|i| trunk[i] && i != origin && outbound(i));
+    let any_trunk = trunk.iter().any(|t| *t);
+    let (dir, call_type) = match kinds[origin] {
+        LegKind::Trunk if outbound_trunk => (4, 2),
+        LegKind::Trunk => (2, 2),
+        LegKind::Device if outbound_trunk => (3, 2),
+        LegKind::Device if !any_trunk => (1, 1),
+        _ => (0, if any_trunk { 2 } else { 0 }),
+    };
+
+    let tl = timeline::compute(&Roles {
+        legs,
+        origin,
+        person: person.clone(),
+        trunk: trunk.clone(),
+        destination: destination.clone(),
+        start,
+        end,
+    });
+
+    // Answering parties are the device legs connected to the anchor, in order of connection.
+    // The anchor is the origin, except on outgoing calls where it is the far end (so the
+    // calling device answers, and a device it transfers the call to answers last).
+    let anchor = if dir == 3 {
+        (0..legs.len())
+            .filter(|&i| trunk[i] && i != origin)
+            .filter_map(|i| {
+                tl.first_together(origin, i)
+                    .map(|t| (t, &legs[i].call_id, i))
+            })
+            .min()
+            .map_or(origin, |x| x.2)
+    } else {
+        origin
+    };
+    let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
+        .filter(|&i| i != anchor && kinds[i] == LegKind::Device && person[i])
+        .filter_map(|i| {
+            tl.first_together(anchor, i)
+                .map(|t| (t, &*legs[i].call_id, i))
+        })
+        .collect();
+    answering.sort_unstable();
+    let mut rang: Vec<(i64, &str, usize)> = (0..legs.len())
+        .filter(|&i| destination[i] && kinds[i] == LegKind::Device)
+        .map(|i| (legs[i].start_us(), &*legs[i].call_id, i))
+        .collect();
+    rang.sort_unstable();
+    let pick = |v: &[(i64, &str, usize)], last: bool| {
+        let x = if last { v.last() } else { v.first() };
+        x.map(|&(_, _, i)| i)
+    };
+    let party = |i: Option<usize>| i.map(|i| party_of(&legs[i], settings)).unwrap_or_default();
+    let group = |i: Option<usize>| {
+        i.and_then(|i| legs[i].queue_id.str())
+            .and_then(|q| settings.directory.queues.get(q).cloned())
+    };
+
+    // Numbers.
+    let external_in = dir == 2 || dir == 4;
+    let region = tenant.region;
+    let mut tags: BTreeMap<String, String> = BTreeMap::new();
+    let withheld = external_in && (numbers::is_withheld(o.caller_number.str()) || o.privacy);
+    let first_out_trunk = (0..legs.len())
+        .filter(|&i| trunk[i] && i != origin && outbound(i))
+        .min_by_key(|&i| (legs[i].start_us(), &legs[i].call_id));
+    let (cli_raw, cli_name) = if withheld {
+        (None, None)
+    } else if dir == 3 {
+        let t = first_out_trunk.map(|i| &legs[i]);
+        let dialled = t
+            .and_then(|t| {
+                t.e164_destination
+                    .str()
+                    .or(t.request_user.str())
+                    .or(t.callee_number.str())
+            })
+            .or(o.request_user.str());
+        (dialled, None)
+    } else {
+        (o.caller_number.str(), o.caller_name.str())
+    };
+    let cli_num = cli_raw.and_then(|n| numbers::normalise(n, region));
+    let ddi_raw = match dir {
+        2 | 4 => o
+            .request_user
+            .str()
+            .filter(|u| numbers::to_e164(u, region).is_some())
+            .or_else(|| legs.iter().find_map(|l| l.inception.str()))
+            .map(|s| s.split('@').next().unwrap_or(s)),
+        3 => first_out_trunk.and_then(|i| legs[i].caller_number.str()),
+        _ => None,
+    };
+    let ddi_num = ddi_raw.and_then(|n| numbers::normalise(n, region));
+    let ddi_name = ddi_num
+        .as_ref()
+        .and_then(|n| settings.directory.numbers.get(n).cloned());
+    let (rte_id, rte_name) = routing_prefixes(legs, o, external_in, &rang);
+
+    // Outcome.
+    let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
+    let (ring, talk, hold, park) = (
+        secs(tl.ring_us),
+        secs(tl.talk_us),
+        secs(tl.hold_us),
+        secs(tl.park_us),
+    );
+    let ans = tl.answer_us.is_some();
+    let unanswered_external = external_in && !ans;
+    let aban = unanswered_external && ring <= tenant.short_ring_secs;
+    let lost = unanswered_external && !aban;
+    let short = ans && talk + hold < tenant.short_call_secs;
+    let cause = session_cause(legs, origin, &destination, &person, ans);
+
+    // Tags: application variables (latest value per key wins), then system tags.
+    let mut cavs: Vec<(i64, &str, &str, &str)> = legs
+        .iter()
+        .flat_map(|l| l.cav_pairs().map(move |(t, k, v)| (t, &*l.call_id, k, v)))
+        .collect();
+    cavs.sort_unstable();
+    for (_, _, k, v) in cavs {
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+    let voicemail = !ans
+        && o.answered_us.is_some_and(|ta| {
+            rang.iter()
+                .any(|&(c, _, i)| c < ta && legs[i].destroyed_us.is_some_and(|d| d <= ta))
+        });
+    let distinct_answered = (0..legs.len())
+        .filter(|&i| i != anchor && person[i] && tl.first_together(anchor, i).is_some())
+        .count();
+    let system = [
+        ("voicemail", voicemail),
+        (
+            "transferred",
+            legs.iter().any(|l| l.transfer) || distinct_answered >= 2,
+        ),
+        ("forwarded", dir == 4 || legs.iter().any(|l| l.call_forward)),
+        (
+            "pickup",
+            legs.iter()
+                .any(|l| l.hangup_cause.as_deref() == Some("PICKED_OFF")),
+        ),
+        (
+            "parked",
+            legs.iter().any(|l| {
+                l.marks
+                    .iter()
+                    .any(|m| m.kind == super::leg::MarkKind::Parked)
+            }),
+        ),
+        ("withheld", withheld),
+        ("partial", partial(legs, &person)),
+        ("forced_close", facts.forced),
+        ("gap", facts.gap),
+    ];
+    for (name, on) in system {
+        if on {
+            tags.insert(name.to_owned(), "1".to_owned());
+        }
+    }
+
+    let mut recordings: Vec<(i64, &str)> = legs
+        .iter()
+        .flat_map(|l| l.recordings.iter().map(|(t, id)| (*t, &**id)))
+        .collect();
+    recordings.sort_unstable();
+    let mut recording_ids: Vec<String> = Vec::new();
+    for (_, id) in recordings {
+        if !recording_ids.iter().any(|r| r == id) {
+            recording_ids.push(id.to_owned());
+        }
+    }
+
+    let mut user_ids: Vec<String> = legs
+        .iter()
+        .filter(|l| !l.loopback)
+        .flat_map(|l| [l.owner_id.str(), l.agent_id.str()])
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+
+    let id = Uuid::new_v5(
+        &SESSION_NAMESPACE,
+        format!(
+            "{}|{}|{}",
+            settings.pbx_id.as_deref().unwrap_or(""),
+            facts.tenant.unwrap_or(""),
+            o.call_id
+        )
+        .as_bytes(),
+    );
+    let time = |us: i64| rfc3339(us, tenant);
+    let start_s = start.div_euclid(1_000_000);
+    let end_s = end.div_euclid(1_000_000);
+    let cdr = Cdr {
+        id: id.to_string(),
+        d_type: CDR_TYPE.to_owned(),
+        s_ver: CDR_VERSION,
+        pbx_id: settings.pbx_id.clone(),
+        pbx_name: settings.pbx_name.clone(),
+        tz: tenant.tz.name().to_owned(),
+        start: time(start),
+        answer: tl.answer_us.map(time),
+        end: time(end),
+        dur: u64::try_from(end_s - start_s).unwrap_or(0),
+        ring,
+        talk,
+        hold,
+        park,
+        lost: lost.into(),
+        lostin_park: tl.lost_in_park.into(),
+        aban: aban.into(),
+        ans: ans.into(),
+        short: short.into(),
+        cause,
+        dir,
+        call_type,
+        t2t: tl.t2t.into(),
+        cli_num,
+        cli_name: cli_name.map(str::to_owned),
+        cli_loc: None,
+        cli_area: None,
+        cli_state: None,
+        cli_ctry: None,
+        ddi_num,
+        ddi_name,
+        first_rang: party(pick(&rang, false)).into(),
+        last_rang: party(pick(&rang, true)).into(),
+        answering: party(pick(&answering, false)).into(),
+        last_answering: party(pick(&answering, true)).into(),
+        rte_id,
+        rte_name,
+        f_rng_group_name: group(pick(&rang, false)),
+        l_rng_group_name: group(pick(&rang, true)),
+        ans_group_name: group(pick(&answering, false)),
+        has_rec: (!recording_ids.is_empty()).into(),
+        rate: 0,
+        rate_cost: None,
+        rate_band: None,
+        rate_name: None,
+        recording_ids,
+        directory_matches: Vec::new(),
+        tags,
+    };
+    ClosedSession {
+        cdr,
+        tenant_id: facts.tenant.map(str::to_owned),
+        user_ids,
+        start_us: start,
+        end_us: end,
+    }
+}
+
+/// RFC 3339 in the tenant's time zone, whole seconds.
+fn rfc3339(us: i64, tenant: &TenantSettings) -> String {
+    let secs = us.div_euclid(1_000_000);
+    match tenant.tz.timestamp_opt(secs, 0).single() {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Secs, false),
+        None => secs.to_string(),
+    }
+}
+
+/// Device, user and agent of a device leg: the PBX directory first, then the caller-id
+/// fields the leg's events carry (the callee id on legs the switch created towards the
+/// device, the caller id on legs the device placed).
+fn party_of(leg: &Leg, settings: &Settings) -> Party {
+    let dir = &settings.directory;
+    let own_cid = if leg.direction() == Some(DirectionKey::Outbound) {
+        (leg.callee_number.str(), leg.callee_name.str())
+    } else {
+        (leg.caller_number.str(), leg.caller_name.str())
+    };
+    let device = leg.authorizing_id.str().and_then(|d| dir.devices.get(d));
+    let own = |s: Option<&str>| s.map(str::to_owned);
+    let dev_num = own(leg.username.str()).or_else(|| device.and_then(|d| d.username.clone()));
+    let dev_name = device
+        .and_then(|d| d.name.clone())
+        .or_else(|| own(own_cid.1));
+    let person = |user_id: Option<&str>| -> (Option<String>, Option<String>) {
+        let Some(uid) = user_id else {
+            return (None, None);
+        };
+        let u = dir.users.get(uid);
+        let num = u
+            .and_then(|u| u.extension.clone())
+            .or_else(|| own(own_cid.0))
+            .or_else(|| own(leg.presence_user.str()));
+        let name = u.and_then(|u| u.name.clone()).or_else(|| own(own_cid.1));
+        (num, name)
+    };
+    let (usr_num, usr_name) = person(leg.owner_id.str());
+    let (agt_num, agt_name) = match leg.agent_id.str() {
+        Some(agent) => person(Some(agent)),
+        None => (usr_num.clone(), usr_name.clone()),
+    };
+    Party {
+        dev_num,
+        dev_name,
+        usr_num,
+        usr_name,
+        agt_num,
+        agt_name,
+    }
+}
+
+/// `rteID` / `rteName`: prefixes exported by the callflow, else the leading part the first
+/// rung device leg's caller id has in addition to the origin's original caller id.
+fn routing_prefixes(
+    legs: &[Leg],
+    origin: &Leg,
+    external_in: bool,
+    rang: &[(i64, &str, usize)],
+) -> (Option<String>, Option<String>) {
+    let exported = |f: fn(&Leg) -> Option<&str>| legs.iter().find_map(f).map(str::to_owned);
+    let mut number = exported(|l| l.cid_number_prefix.str());
+    let mut name = exported(|l| l.cid_name_prefix.str());
+    if external_in {
+        let device = rang.first().map(|&(_, _, i)| &legs[i]);
+        let derive = |orig: Option<&str>, seen: Option<&str>| -> Option<String> {
+            let (orig, seen) = (orig?, seen?);
+            let prefix = seen.strip_suffix(orig)?.trim_end();
+            (!prefix.is_empty()).then(|| prefix.to_owned())
+        };
+        if let Some(d) = device {
+            number = number.or_else(|| derive(origin.caller_number.str(), d.caller_number.str()));
+            name = name.or_else(|| derive(origin.caller_name.str(), d.caller_name.str()));
+        }
+    }
+    (number, name)
+}
+
+/// The origin leg's hangup cause; for an unanswered session whose origin cause is generic,
+/// the cause of the last destination attempt. Leg-only causes never describe the session.
+fn session_cause(
+    legs: &[Leg],
+    origin: usize,
+    destination: &[bool],
+    person: &[bool],
+    answered: bool,
+) -> Option<String> {
+    let usable = |i: usize| {
+        legs[i]
+            .hangup_cause
+            .as_deref()
+            .filter(|c| person[i] && !NOT_A_SESSION_CAUSE.contains(c))
+    };
+    let origin_cause = usable(origin);
+    let last_attempt = || {
+        (0..legs.len())
+            .filter(|&i| destination[i])
+            .filter_map(|i| usable(i).map(|c| ((legs[i].start_us(), &legs[i].call_id), c)))
+            .max()
+            .map(|x| x.1)
+    };
+    let cause = match origin_cause {
+        Some(c) if answered || !GENERIC_CAUSE.contains(&c) => Some(c),
+        generic => last_attempt()
+            .filter(|c| !GENERIC_CAUSE.contains(c))
+            .or(generic),
+    };
+    cause.map(str::to_owned)
+}
+
+/// Events are missing: a party leg without its CREATE or its DESTROY.
+fn partial(legs: &[Leg], person: &[bool]) -> bool {
+    legs.iter()
+        .zip(person)
+        .any(|(l, &p)| p && (!l.saw_create || l.destroyed_us.is_none()))
+}

@@ -1,0 +1,333 @@
+//! One leg (channel) of a session, folded from its events.
+//!
+//! Folding is order-independent: every scalar keeps the value of the *earliest* event that
+//! carried it (ties broken by the value itself), the destroy keeps the latest, and duplicates
+//! (same event kind and `msg_id`) are recognised and ignored. So a leg built from shuffled or
+//! duplicated events is the same leg. Only the fields the CDR needs are kept, in compact form.
+
+use crate::source::{CallEvent, Direction, EventKind};
+
+/// A value with the event time it came from; [`Stamped::offer`] keeps the earliest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped<T>(Option<(i64, T)>);
+
+impl<T> Default for Stamped<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: Ord> Stamped<T> {
+    /// Keeps `value` if it is earlier than what is held (ties: the smaller value).
+    pub fn offer(&mut self, t: i64, value: Option<T>) {
+        let Some(value) = value else { return };
+        let replace = match &self.0 {
+            None => true,
+            Some((held_t, held)) => (t, &value) < (*held_t, held),
+        };
+        if replace {
+            self.0 = Some((t, value));
+        }
+    }
+
+    /// The held value.
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref().map(|(_, v)| v)
+    }
+}
+
+impl Stamped<Box<str>> {
+    /// The held text.
+    pub fn str(&self) -> Option<&str> {
+        self.get().map(|s| &**s)
+    }
+}
+
+/// What happened on a leg at a moment, for the session timeline.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MarkKind {
+    /// `CHANNEL_ANSWER`.
+    Answer,
+    /// `CHANNEL_BRIDGE` to the named peer leg.
+    Bridge(Box<str>),
+    /// `CHANNEL_HOLD`.
+    Hold,
+    /// `CHANNEL_UNHOLD`.
+    Unhold,
+    /// `PARK_PARKED`.
+    Parked,
+    /// `PARK_RETRIEVED`.
+    Retrieved,
+    /// `PARK_ABANDONED`.
+    ParkAbandoned,
+}
+
+/// One timeline mark.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mark {
+    /// Event time, Unix µs.
+    pub t: i64,
+    /// What happened.
+    pub kind: MarkKind,
+}
+
+/// Kind of party a leg represents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegKind {
+    /// A carrier / off-net resource leg.
+    Trunk,
+    /// A device (or Kazoo "mobile" device) leg.
+    Device,
+    /// Neither could be established.
+    Unknown,
+}
+
+/// One leg, folded from its events.
+#[derive(Debug, Clone, Default)]
+pub struct Leg {
+    /// The leg's call id.
+    pub call_id: Box<str>,
+    /// Loopback half: used for grouping and bridging, never a party.
+    pub loopback: bool,
+    /// The other half of a loopback pair.
+    pub loopback_other: Stamped<Box<str>>,
+    /// An event recorded a transfer on this leg.
+    pub transfer: bool,
+    /// Creation: `CHANNEL_CREATE` time or `channel_created_time`, the earliest.
+    pub created_us: Option<i64>,
+    /// A `CHANNEL_CREATE` was seen.
+    pub saw_create: bool,
+    /// Earliest `CHANNEL_ANSWER`.
+    pub answered_us: Option<i64>,
+    /// `CHANNEL_DESTROY` time (the latest if several).
+    pub destroyed_us: Option<i64>,
+    /// Earliest and latest event times seen on this leg.
+    pub first_us: i64,
+    /// See `first_us`.
+    pub last_us: i64,
+    /// `call_direction`.
+    pub direction: Stamped<DirectionKey>,
+    /// Hangup cause of the DESTROY.
+    pub hangup_cause: Option<Box<str>>,
+    /// `billing_seconds` of the DESTROY.
+    pub billing_secs: Option<i64>,
+    /// Identity fields, each from the earliest event carrying it.
+    pub caller_number: Stamped<Box<str>>,
+    /// See `caller_number`.
+    pub caller_name: Stamped<Box<str>>,
+    /// See `caller_number`.
+    pub callee_number: Stamped<Box<str>>,
+    /// See `caller_number`.
+    pub callee_name: Stamped<Box<str>>,
+    /// User part of `request`/`to`.
+    pub request_user: Stamped<Box<str>>,
+    /// User part of `presence_id`.
+    pub presence_user: Stamped<Box<str>>,
+    /// `other_leg_destination_number`.
+    pub other_leg_destination: Stamped<Box<str>>,
+    /// Channel variables.
+    pub authorizing_id: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub authorizing_type: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub owner_id: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub username: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub resource_type: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub inception: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub e164_destination: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub original_number: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub agent_id: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub queue_id: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub cid_number_prefix: Stamped<Box<str>>,
+    /// See `authorizing_id`.
+    pub cid_name_prefix: Stamped<Box<str>>,
+    /// Any event flagged the leg as a call-forward.
+    pub call_forward: bool,
+    /// Any event flagged caller privacy.
+    pub privacy: bool,
+    /// Recording ids with the time first seen.
+    pub recordings: Vec<(i64, Box<str>)>,
+    /// Application variables: (time, key, value); the latest value of a key wins.
+    pub cavs: Vec<(i64, Box<str>, Box<str>)>,
+    /// Timeline marks, sorted.
+    pub marks: Vec<Mark>,
+    /// (kind, fingerprint) of every event folded in, for dedupe.
+    seen: Vec<(EventKind, u64)>,
+}
+
+/// `call_direction`, orderable so it can be [`Stamped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DirectionKey {
+    /// Into the switch.
+    Inbound,
+    /// Created by the switch.
+    Outbound,
+}
+
+impl Leg {
+    /// A leg with no events yet.
+    pub fn new(call_id: &str) -> Self {
+        Self {
+            call_id: call_id.into(),
+            first_us: i64::MAX,
+            last_us: i64::MIN,
+            ..Self::default()
+        }
+    }
+
+    /// Folds one event in, at time `t` (the event's own time, or the stream time for PARK_*).
+    /// Returns `false` for a duplicate, which changes nothing.
+    pub fn apply(&mut self, ev: &CallEvent, t: i64) -> bool {
+        let key = (ev.kind, ev.fingerprint);
+        if self.seen.contains(&key) {
+            return false;
+        }
+        self.seen.push(key);
+        self.first_us = self.first_us.min(t);
+        self.last_us = self.last_us.max(t);
+        self.loopback |= ev.loopback;
+        self.transfer |= ev.transfer;
+        if let Some(c) = ev.created_us {
+            self.created_us = Some(self.created_us.map_or(c, |h| h.min(c)));
+        }
+        self.direction.offer(
+            t,
+            ev.direction.map(|d| match d {
+                Direction::Inbound => DirectionKey::Inbound,
+                Direction::Outbound => DirectionKey::Outbound,
+            }),
+        );
+        let text = |s: &Option<String>| s.as_deref().map(Box::<str>::from);
+        self.caller_number.offer(t, text(&ev.caller_number));
+        self.caller_name.offer(t, text(&ev.caller_name));
+        self.callee_number.offer(t, text(&ev.callee_number));
+        self.callee_name.offer(t, text(&ev.callee_name));
+        self.request_user.offer(t, text(&ev.request_user));
+        self.presence_user.offer(t, text(&ev.presence_user));
+        self.other_leg_destination
+            .offer(t, text(&ev.other_leg_destination));
+        self.loopback_other.offer(t, text(&ev.loopback_other));
+        let c = &ev.ccv;
+        self.authorizing_id.offer(t, text(&c.authorizing_id));
+        self.authorizing_type.offer(t, text(&c.authorizing_type));
+        self.owner_id.offer(t, text(&c.owner_id));
+        self.username.offer(t, text(&c.username));
+        self.resource_type.offer(t, text(&c.resource_type));
+        self.inception.offer(t, text(&c.inception));
+        self.e164_destination.offer(t, text(&c.e164_destination));
+        self.original_number.offer(t, text(&c.original_number));
+        self.agent_id.offer(t, text(&c.agent_id));
+        self.queue_id.offer(t, text(&c.queue_id));
+        self.cid_number_prefix.offer(t, text(&c.cid_number_prefix));
+        self.cid_name_prefix.offer(t, text(&c.cid_name_prefix));
+        self.call_forward |= c.call_forward;
+        self.privacy |= c.privacy_hide_number;
+        for r in c.recordings.iter().chain(&ev.recordings) {
+            if !self.recordings.iter().any(|(_, id)| **id == **r) {
+                self.recordings.push((t, r.as_str().into()));
+            }
+        }
+        for (k, v) in &ev.cavs {
+            self.cavs.push((t, k.as_str().into(), v.as_str().into()));
+        }
+        let mark = |kind| Mark { t, kind };
+        match ev.kind {
+            EventKind::Create => {
+                self.saw_create = true;
+                self.created_us = Some(self.created_us.map_or(t, |h| h.min(t)));
+            }
+            EventKind::Answer => {
+                self.answered_us = Some(self.answered_us.map_or(t, |h| h.min(t)));
+                self.insert_mark(mark(MarkKind::Answer));
+            }
+            EventKind::Bridge => {
+                if let Some(peer) = ev.other_leg.as_deref().filter(|p| **p != *self.call_id) {
+                    self.insert_mark(mark(MarkKind::Bridge(peer.into())));
+                }
+            }
+            EventKind::Hold => self.insert_mark(mark(MarkKind::Hold)),
+            EventKind::Unhold => self.insert_mark(mark(MarkKind::Unhold)),
+            EventKind::Parked => self.insert_mark(mark(MarkKind::Parked)),
+            EventKind::Retrieved => self.insert_mark(mark(MarkKind::Retrieved)),
+            EventKind::ParkAbandoned => self.insert_mark(mark(MarkKind::ParkAbandoned)),
+            EventKind::Destroy => {
+                let cause: Option<Box<str>> = ev.hangup_cause.as_deref().map(Into::into);
+                let later = match self.destroyed_us {
+                    None => true,
+                    Some(d) => (t, &cause) > (d, &self.hangup_cause),
+                };
+                if later {
+                    self.destroyed_us = Some(t);
+                    self.hangup_cause = cause;
+                    self.billing_secs = ev.billing_seconds;
+                }
+            }
+        }
+        true
+    }
+
+    fn insert_mark(&mut self, m: Mark) {
+        let at = self.marks.partition_point(|x| *x <= m);
+        self.marks.insert(at, m);
+    }
+
+    /// When the leg came to be: its creation, else its first event.
+    pub fn start_us(&self) -> i64 {
+        self.created_us.unwrap_or(self.first_us)
+    }
+
+    /// The leg's `call_direction`.
+    pub fn direction(&self) -> Option<DirectionKey> {
+        self.direction.get().copied()
+    }
+
+    /// Trunk, device or unknown, from the channel variables (PRODUCT.md §3 "Direction").
+    pub fn kind(&self) -> LegKind {
+        let auth = self.authorizing_type.str().unwrap_or("");
+        if self
+            .resource_type
+            .str()
+            .is_some_and(|r| r.starts_with("offnet-"))
+            || auth == "resource"
+        {
+            LegKind::Trunk
+        } else if auth == "device" || auth == "mobile" {
+            LegKind::Device
+        } else {
+            LegKind::Unknown
+        }
+    }
+
+    /// Application variables with the latest value per key (ties: the larger value).
+    pub fn cav_pairs(&self) -> impl Iterator<Item = (i64, &str, &str)> {
+        self.cavs.iter().map(|(t, k, v)| (*t, &**k, &**v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamped_keeps_earliest_whatever_the_order() {
+        let offers = [(5, "b"), (3, "c"), (9, "a"), (3, "a")];
+        let mut fwd = Stamped::default();
+        let mut rev = Stamped::default();
+        for (t, v) in offers {
+            fwd.offer(t, Some(v));
+        }
+        for (t, v) in offers.iter().rev() {
+            rev.offer(*t, Some(*v));
+        }
+        assert_eq!(fwd.get(), Some(&"a"));
+        assert_eq!(fwd, rev);
+    }
+}
