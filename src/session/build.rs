@@ -220,11 +220,12 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     for (_, _, k, v) in cavs {
         tags.insert(k.to_owned(), v.to_owned());
     }
+    // Voicemail: nobody answered, and the PBX answered the caller itself after a device had
+    // rung (Kazoo's no-answer fall-through). A PBX answer before any ringing is an IVR or a
+    // queue, not voicemail.
     let voicemail = !ans
-        && o.answered_us.is_some_and(|ta| {
-            rang.iter()
-                .any(|&(c, _, i)| c < ta && legs[i].destroyed_us.is_some_and(|d| d <= ta))
-        });
+        && o.answered_us
+            .is_some_and(|ta| rang.iter().any(|&(created, _, _)| created < ta));
     let distinct_answered = (0..legs.len())
         .filter(|&i| i != anchor && person[i] && tl.first_together(anchor, i).is_some())
         .count();

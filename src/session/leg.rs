@@ -91,6 +91,8 @@ pub struct Leg {
     pub loopback: bool,
     /// The other half of a loopback pair.
     pub loopback_other: Stamped<Box<str>>,
+    /// `other_leg_call_id` outside bridges: the leg that originated this one.
+    pub originator: Stamped<Box<str>>,
     /// An event recorded a transfer on this leg.
     pub transfer: bool,
     /// Creation: `CHANNEL_CREATE` time or `channel_created_time`, the earliest.
@@ -215,6 +217,9 @@ impl Leg {
         self.other_leg_destination
             .offer(t, text(&ev.other_leg_destination));
         self.loopback_other.offer(t, text(&ev.loopback_other));
+        if ev.kind != EventKind::Bridge {
+            self.originator.offer(t, text(&ev.other_leg));
+        }
         let c = &ev.ccv;
         self.authorizing_id.offer(t, text(&c.authorizing_id));
         self.authorizing_type.offer(t, text(&c.authorizing_type));

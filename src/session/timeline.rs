@@ -142,6 +142,23 @@ pub fn compute(r: &Roles<'_>) -> Timeline {
             });
         }
     }
+    // A destination that answered but never appears in a CHANNEL_BRIDGE (the event was lost,
+    // or the build does not send it) is connected to the leg that originated it.
+    for (i, leg) in legs.iter().enumerate() {
+        let Some(&j) = leg.originator.str().and_then(|o| index.get(o)) else {
+            continue;
+        };
+        if let (true, Some(from)) = (involved[i].is_empty() && !leg.loopback, leg.answered_us) {
+            let to = destroyed[i].min(destroyed[j]);
+            if to > from {
+                edges.push(Edge {
+                    a: i,
+                    b: j,
+                    span: Span { from, to },
+                });
+            }
+        }
+    }
     for (i, leg) in legs.iter().enumerate() {
         let Some(&j) = leg.loopback_other.str().and_then(|o| index.get(o)) else {
             continue;

@@ -1,0 +1,105 @@
+//! The `postcall` binary: replay output is deterministic and honours a configuration.
+
+use std::process::Command;
+
+use crate::support::fixture_files;
+
+fn postcall(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_postcall"))
+        .args(args)
+        .output()
+        .expect("postcall runs")
+}
+
+#[test]
+fn replay_is_byte_identical_across_runs_and_ordered_by_end() {
+    let files: Vec<String> = fixture_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["replay"];
+    args.extend(files.iter().map(String::as_str));
+    let first = postcall(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = postcall(&args);
+    assert_eq!(first.stdout, second.stdout);
+    let lines: Vec<serde_json::Value> = String::from_utf8(first.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert!(lines.len() >= files.len(), "at least one CDR per fixture");
+    let keys: Vec<(chrono::DateTime<chrono::FixedOffset>, String)> = lines
+        .iter()
+        .map(|c| {
+            let end = chrono::DateTime::parse_from_rfc3339(c["end"].as_str().unwrap()).unwrap();
+            (end, c["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "ordered by end, then id");
+}
+
+#[test]
+fn replay_with_config_uses_tenant_time_zone_and_pbx() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(
+        &cfg,
+        "[pbx]\nid = \"pbx-1\"\nname = \"Acme PBX\"\n\
+         [tenants.3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c]\ntimezone = \"America/Chicago\"\n",
+    )
+    .unwrap();
+    let fixture = crate::support::fixtures_dir().join("notes_pstn_hold.jsonl");
+    let out = postcall(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        fixture.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cdr["tz"], "America/Chicago");
+    assert_eq!(cdr["start"], "2024-05-14T10:30:00-05:00");
+    assert_eq!(cdr["pbxId"], "pbx-1");
+    assert_eq!(cdr["pbxName"], "Acme PBX");
+}
+
+#[test]
+fn check_reports_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(&cfg, "[cdr]\nregion = \"XX\"\n").unwrap();
+    let out = postcall(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plugin.toml: cdr.region: unknown region \"XX\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin.toml");
+    let cfg = postcall::config::PluginConfig::load(&path).expect("plugin.toml parses");
+    assert_eq!(
+        cfg.settings().unwrap(),
+        postcall::session::Settings::default()
+    );
+    let out = postcall(&["check", "--config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

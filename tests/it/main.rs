@@ -1,0 +1,7 @@
+//! Integration tests, one binary with a module per area.
+
+mod cli;
+mod properties;
+mod robustness;
+mod snapshots;
+mod support;

@@ -1,0 +1,238 @@
+//! Properties of the assembler that must hold for any input.
+
+use postcall::cdr::Cdr;
+use proptest::prelude::*;
+
+use crate::support::{fixture_files, replay_lines};
+
+/// PRODUCT.md §3 invariants of one CDR.
+pub fn check_invariants(c: &Cdr) -> Result<(), String> {
+    let fail = |m: &str| Err(format!("{m}: {}", serde_json::to_string(c).unwrap()));
+    if c.ring + c.talk + c.hold + c.park > c.dur {
+        return fail("ring + talk + hold + park > dur");
+    }
+    if c.lost == 1 && c.aban == 1 {
+        return fail("lost and aban both set");
+    }
+    if c.short == 1 && c.ans == 0 {
+        return fail("short without ans");
+    }
+    if (c.ans == 1) != c.answer.is_some() {
+        return fail("ans disagrees with answer");
+    }
+    if (c.lost == 1 || c.aban == 1) && (c.ans == 1 || !(c.dir == 2 || c.dir == 4)) {
+        return fail("lost/aban on an answered or non-incoming call");
+    }
+    if c.ans == 0 && c.talk + c.hold > 0 {
+        return fail("talk or hold without an answer");
+    }
+    if c.t2t == 1 && c.call_type != 2 {
+        return fail("t2t on a call without trunks");
+    }
+    Ok(())
+}
+
+fn fixture_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn invariants_hold_for_every_fixture() {
+    for f in fixture_files() {
+        for c in replay_lines(&fixture_lines(&f)) {
+            if let Err(e) = check_invariants(&c.cdr) {
+                panic!("{}: {e}", f.display());
+            }
+        }
+    }
+}
+
+/// (call id, event name) of a frame, when it is an event.
+fn leg_and_event(line: &str) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let d = v.get("data")?;
+    Some((
+        d.get("call_id")?.as_str()?.to_owned(),
+        d.get("event_name")?.as_str()?.to_owned(),
+    ))
+}
+
+/// Small deterministic generator for the perturbations (proptest supplies the seed).
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Shuffles each leg's channel events among the positions that leg's events occupy, and
+/// duplicates some frames verbatim. PARK_* events stay where they are: they carry no time
+/// of their own, so where they arrive is part of their meaning.
+fn perturb(lines: &[String], seed: u64) -> Vec<String> {
+    let mut rng = SplitMix(seed);
+    let mut out = lines.to_vec();
+    let mut by_leg: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some((leg, ev)) = leg_and_event(l) {
+            if !ev.starts_with("PARK_") {
+                by_leg.entry(leg).or_default().push(i);
+            }
+        }
+    }
+    for slots in by_leg.values() {
+        let mut frames: Vec<String> = slots.iter().map(|&i| lines[i].clone()).collect();
+        for i in (1..frames.len()).rev() {
+            frames.swap(i, rng.below(i + 1));
+        }
+        for (&slot, frame) in slots.iter().zip(frames) {
+            out[slot] = frame;
+        }
+    }
+    let dups = rng.below(4);
+    for _ in 0..dups {
+        let i = rng.below(out.len());
+        let at = i + rng.below(out.len() - i + 1);
+        let frame = out[i].clone();
+        out.insert(at, frame);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn duplicates_and_leg_shuffles_do_not_change_cdrs(pick in 0usize..1000, seed in any::<u64>()) {
+        let files = fixture_files();
+        let lines = fixture_lines(&files[pick % files.len()]);
+        let expected = replay_lines(&lines);
+        let got = replay_lines(&perturb(&lines, seed));
+        let cdrs = |v: &[postcall::session::ClosedSession]| v.iter().map(|c| c.cdr.clone()).collect::<Vec<_>>();
+        prop_assert_eq!(cdrs(&got), cdrs(&expected));
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(lines in proptest::collection::vec(".{0,200}", 0..20)) {
+        for c in replay_lines(&lines) {
+            prop_assert!(check_invariants(&c.cdr).is_ok());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let mut r = postcall::replay::Replay::new(Default::default());
+        r.feed_reader(&bytes[..]).unwrap();
+        r.finish();
+    }
+
+    #[test]
+    fn structured_garbage_never_panics(frames in proptest::collection::vec(frame_strategy(), 1..30)) {
+        for c in replay_lines(&frames) {
+            prop_assert!(check_invariants(&c.cdr).is_ok(), "{:?}", check_invariants(&c.cdr));
+        }
+    }
+}
+
+/// Frames with the right shape and keys but random values of random types.
+fn frame_strategy() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (1_715_700_000_000_000i64..1_715_700_900_000_000)
+            .prop_map(|t| serde_json::Value::from(t.to_string())),
+        (63_882_919_000i64..63_882_920_000).prop_map(serde_json::Value::from),
+        prop::sample::select(vec![
+            "a",
+            "b",
+            "c",
+            "x@y",
+            "device",
+            "resource",
+            "offnet-termination",
+            "inbound",
+            "outbound",
+            "HELD"
+        ])
+        .prop_map(serde_json::Value::from),
+        Just(serde_json::json!([1, "a", {"id": "r"}])),
+        Just(serde_json::json!({"k": "v"})),
+    ];
+    let keys = prop::sample::subsequence(
+        vec![
+            "msg_id",
+            "timestamp",
+            "channel_created_time",
+            "call_direction",
+            "other_leg_call_id",
+            "caller_id_number",
+            "callee_id_number",
+            "channel_is_loopback",
+            "channel_loopback_other_leg_id",
+            "hangup_cause",
+            "billing_seconds",
+            "transfer_history",
+            "media_recordings",
+            "request",
+        ],
+        0..10,
+    );
+    let ccv_keys = prop::sample::subsequence(
+        vec![
+            "account_id",
+            "authorizing_type",
+            "resource_type",
+            "bridge_id",
+            "call_interaction_id",
+            "owner_id",
+            "username",
+        ],
+        0..6,
+    );
+    (
+        prop::sample::select(vec![
+            "CHANNEL_CREATE",
+            "CHANNEL_ANSWER",
+            "CHANNEL_BRIDGE",
+            "CHANNEL_HOLD",
+            "CHANNEL_UNHOLD",
+            "CHANNEL_DESTROY",
+            "PARK_PARKED",
+            "PARK_RETRIEVED",
+            "PARK_ABANDONED",
+            "DTMF",
+        ]),
+        prop::sample::select(vec!["a", "b", "c"]),
+        keys,
+        proptest::collection::vec(value.clone(), 10),
+        ccv_keys,
+        proptest::collection::vec(value, 6),
+    )
+        .prop_map(|(name, call, keys, values, ccv_keys, ccv_values)| {
+            let mut data = serde_json::Map::new();
+            data.insert("event_name".into(), name.into());
+            data.insert("call_id".into(), call.into());
+            for (k, v) in keys.into_iter().zip(values) {
+                data.insert(k.into(), v);
+            }
+            let ccv: serde_json::Map<String, serde_json::Value> = ccv_keys
+                .into_iter()
+                .map(str::to_owned)
+                .zip(ccv_values)
+                .collect();
+            data.insert("custom_channel_vars".into(), ccv.into());
+            serde_json::json!({"action": "event", "name": name, "data": data}).to_string()
+        })
+}
