@@ -39,6 +39,21 @@ pub struct SessionFacts<'a> {
     pub gap: bool,
 }
 
+/// An answered trunk leg, for rating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillableLeg {
+    /// The rated number: the dialled number (E.164 where valid) on outbound legs, the DID on
+    /// inbound ones.
+    pub number: String,
+    /// The switch created the leg (an outbound call or forward), as opposed to a carrier
+    /// calling in.
+    pub outbound: bool,
+    /// Kazoo's `billing_seconds`, else answered → destroyed rounded up.
+    pub billable_secs: u64,
+    /// When the leg answered (Unix µs), to order legs.
+    pub answered_us: i64,
+}
+
 /// A finished session: the CDR and what trigger matching needs besides it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedSession {
@@ -52,6 +67,8 @@ pub struct ClosedSession {
     pub start_us: i64,
     /// See `start_us`.
     pub end_us: i64,
+    /// Answered trunk legs, first answered first.
+    pub billable: Vec<BillableLeg>,
 }
 
 /// Builds the CDR of a closed session.
@@ -345,13 +362,57 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         directory_matches: Vec::new(),
         tags,
     };
+    let billable = billable_legs(legs, &trunk, origin, region, cdr.ddi_num.as_deref());
     ClosedSession {
         cdr,
         tenant_id: facts.tenant.map(str::to_owned),
         user_ids,
         start_us: start,
         end_us: end,
+        billable,
     }
+}
+
+/// Answered trunk legs with the number and seconds a rate deck needs.
+fn billable_legs(
+    legs: &[Leg],
+    trunk: &[bool],
+    origin: usize,
+    region: phonenumber::country::Id,
+    ddi: Option<&str>,
+) -> Vec<BillableLeg> {
+    let mut out: Vec<BillableLeg> = (0..legs.len())
+        .filter(|&i| trunk[i])
+        .filter_map(|i| {
+            let l = &legs[i];
+            let answered = l.answered_us?;
+            let outbound = i != origin && l.direction() == Some(DirectionKey::Outbound);
+            let number = if outbound {
+                l.e164_destination
+                    .str()
+                    .or(l.request_user.str())
+                    .or(l.callee_number.str())
+                    .and_then(|n| numbers::normalise(n, region))
+            } else {
+                ddi.map(str::to_owned)
+            }?;
+            let measured = l
+                .destroyed_us
+                .map(|d| u64::try_from((d - answered).max(0)).unwrap_or(0).div_ceil(1_000_000));
+            let billable_secs = l
+                .billing_secs
+                .and_then(|b| u64::try_from(b).ok())
+                .or(measured)?;
+            Some(BillableLeg {
+                number,
+                outbound,
+                billable_secs,
+                answered_us: answered,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.answered_us, &a.number).cmp(&(b.answered_us, &b.number)));
+    out
 }
 
 /// RFC 3339 in the tenant's time zone, whole seconds.

@@ -14,6 +14,6 @@ mod settings;
 pub mod timeline;
 
 pub use assembler::{Applied, Assembler, AssemblerStats};
-pub use build::{build, ClosedSession, SessionFacts};
+pub use build::{build, BillableLeg, ClosedSession, SessionFacts};
 pub use names::{DeviceInfo, PbxDirectory, UserInfo};
 pub use settings::{Settings, TenantSettings};

@@ -77,18 +77,36 @@ impl SplitMix {
     }
 }
 
-/// Shuffles each leg's channel events among the positions that leg's events occupy, and
-/// duplicates some frames verbatim. PARK_* events stay where they are: they carry no time
-/// of their own, so where they arrive is part of their meaning.
+/// Shuffles each leg's events among the positions that leg's events occupy, and duplicates
+/// some frames verbatim, within each stretch between PARK_* frames. Those carry no time of
+/// their own (they take the latest time seen, PRODUCT.md §3), so where they arrive relative
+/// to the timed frames is part of their meaning and stays fixed.
 fn perturb(lines: &[String], seed: u64) -> Vec<String> {
     let mut rng = SplitMix(seed);
+    let mut out = Vec::with_capacity(lines.len() + 4);
+    let mut block: Vec<String> = Vec::new();
+    for l in lines {
+        if leg_and_event(l).is_some_and(|(_, ev)| ev.starts_with("PARK_")) {
+            out.extend(perturb_block(&block, &mut rng));
+            block.clear();
+            out.push(l.clone());
+        } else {
+            block.push(l.clone());
+        }
+    }
+    out.extend(perturb_block(&block, &mut rng));
+    out
+}
+
+fn perturb_block(lines: &[String], rng: &mut SplitMix) -> Vec<String> {
     let mut out = lines.to_vec();
+    if out.is_empty() {
+        return out;
+    }
     let mut by_leg: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
     for (i, l) in lines.iter().enumerate() {
-        if let Some((leg, ev)) = leg_and_event(l) {
-            if !ev.starts_with("PARK_") {
-                by_leg.entry(leg).or_default().push(i);
-            }
+        if let Some((leg, _)) = leg_and_event(l) {
+            by_leg.entry(leg).or_default().push(i);
         }
     }
     for slots in by_leg.values() {
@@ -100,8 +118,7 @@ fn perturb(lines: &[String], seed: u64) -> Vec<String> {
             out[slot] = frame;
         }
     }
-    let dups = rng.below(4);
-    for _ in 0..dups {
+    for _ in 0..rng.below(3) {
         let i = rng.below(out.len());
         let at = i + rng.below(out.len() - i + 1);
         let frame = out[i].clone();
