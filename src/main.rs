@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use postcall::config::PluginConfig;
-use postcall::replay::Replay;
-use postcall::session::Settings;
+use postcall::replay::{Replay, ReplayStats};
+use postcall::session::{ClosedSession, Settings};
+use postcall::sim::{self, MixSpec};
 
 #[derive(Parser)]
 #[command(
@@ -34,12 +35,81 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Generate Kazoo 4.3 Blackhole frames (JSON Lines) for a named scenario or a random mix.
+    Sim {
+        /// List the built-in scenario names and exit.
+        #[arg(long, conflicts_with_all = ["scenario", "calls"])]
+        list: bool,
+        /// One built-in scenario (the same frames as `fixtures/<NAME>.jsonl`).
+        #[arg(long, conflicts_with = "calls")]
+        scenario: Option<String>,
+        /// Number of random concurrent calls.
+        #[arg(long)]
+        calls: Option<u64>,
+        #[command(flatten)]
+        mix: MixArgs,
+    },
+    /// Run the offline pipeline on a simulated PBX: random calls in, CDRs out as they close.
+    Demo {
+        /// Configuration (time zones, thresholds, pbx id); defaults apply without one.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Number of calls.
+        #[arg(long, default_value_t = 25)]
+        calls: u64,
+        #[command(flatten)]
+        mix: MixArgs,
+    },
     /// Validate the configuration and report every problem with its file and field.
     Check {
         /// Configuration file.
         #[arg(long, default_value = "plugin.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct MixArgs {
+    /// Seed of the random call stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mean gap between call arrivals, in milliseconds of simulated time.
+    #[arg(long, default_value_t = 2_000)]
+    gap_ms: u64,
+    /// Also damage about 2 % of calls (reordered and duplicated frames, a lost DESTROY).
+    #[arg(long)]
+    faults: bool,
+}
+
+impl MixArgs {
+    fn spec(&self, calls: u64) -> MixSpec {
+        MixSpec {
+            calls,
+            seed: self.seed,
+            mean_gap_ms: self.gap_ms,
+            faults: self.faults,
+            ..MixSpec::default()
+        }
+    }
+}
+
+fn write_cdrs(out: &mut impl Write, closed: &[ClosedSession]) -> anyhow::Result<()> {
+    for c in closed {
+        serde_json::to_writer(&mut *out, &c.cdr)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn report_skipped(stats: &ReplayStats) {
+    if !stats.skipped.is_empty() {
+        let skipped: Vec<String> = stats
+            .skipped
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        eprintln!("postcall: skipped frames: {}", skipped.join(", "));
+    }
 }
 
 fn settings(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
@@ -62,19 +132,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let (closed, stats) = replay.finish();
             let mut out = std::io::stdout().lock();
-            for c in &closed {
-                serde_json::to_writer(&mut out, &c.cdr)?;
-                out.write_all(b"\n")?;
+            write_cdrs(&mut out, &closed)?;
+            out.flush()?;
+            report_skipped(&stats);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            list,
+            scenario,
+            calls,
+            mix,
+        } => {
+            let mut out = std::io::stdout().lock();
+            if list {
+                for name in sim::scenario_names() {
+                    writeln!(out, "{name}")?;
+                }
+            } else if let Some(name) = scenario {
+                let frames = sim::scenario(&name).with_context(|| {
+                    format!(
+                        "unknown scenario {name:?}; known: {}",
+                        sim::scenario_names().join(", ")
+                    )
+                })?;
+                out.write_all(sim::to_jsonl(&frames).as_bytes())?;
+            } else {
+                let calls = calls.context("give --list, --scenario NAME or --calls N")?;
+                for frame in sim::mix(mix.spec(calls)) {
+                    writeln!(out, "{}", frame.text)?;
+                }
             }
             out.flush()?;
-            if !stats.skipped.is_empty() {
-                let skipped: Vec<String> = stats
-                    .skipped
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                eprintln!("postcall: skipped frames: {}", skipped.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { config, calls, mix } => {
+            let mut replay = Replay::new(Arc::new(settings(config.as_ref())?));
+            let mut out = std::io::stdout().lock();
+            for frame in sim::mix(mix.spec(calls)) {
+                replay.feed_line(&frame.text);
+                write_cdrs(&mut out, &replay.take_closed())?;
             }
+            let (closed, stats) = replay.finish();
+            write_cdrs(&mut out, &closed)?;
+            out.flush()?;
+            eprintln!(
+                "postcall demo: {calls} simulated calls, {} frames, {} events, {} duplicates",
+                stats.frames, stats.events, stats.duplicates
+            );
+            report_skipped(&stats);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config } => match settings(Some(&config)) {
@@ -93,6 +198,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
+        // `postcall sim … | head` closing the pipe early is not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("postcall: {e:#}");
             ExitCode::from(2)

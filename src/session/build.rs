@@ -396,9 +396,11 @@ fn billable_legs(
             } else {
                 ddi.map(str::to_owned)
             }?;
-            let measured = l
-                .destroyed_us
-                .map(|d| u64::try_from((d - answered).max(0)).unwrap_or(0).div_ceil(1_000_000));
+            let measured = l.destroyed_us.map(|d| {
+                u64::try_from((d - answered).max(0))
+                    .unwrap_or(0)
+                    .div_ceil(1_000_000)
+            });
             let billable_secs = l
                 .billing_secs
                 .and_then(|b| u64::try_from(b).ok())

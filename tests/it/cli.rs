@@ -103,3 +103,59 @@ fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn sim_scenarios_are_the_committed_fixtures() {
+    let list = postcall(&["sim", "--list"]);
+    assert!(list.status.success());
+    let names: Vec<String> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names.len(), postcall::sim::scenario_names().len());
+    for name in &names {
+        let out = postcall(&["sim", "--scenario", name]);
+        assert!(out.status.success(), "{name}");
+        let committed =
+            std::fs::read(crate::support::fixtures_dir().join(format!("{name}.jsonl"))).unwrap();
+        assert!(
+            out.stdout == committed,
+            "fixtures/{name}.jsonl differs from `postcall sim --scenario {name}`; regenerate it"
+        );
+    }
+    let unknown = postcall(&["sim", "--scenario", "no_such_call"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("pstn_answered"));
+}
+
+#[test]
+fn demo_prints_the_cdrs_that_replaying_the_same_mix_prints() {
+    let args = ["--calls", "40", "--seed", "7", "--faults"];
+    let demo = postcall(&[&["demo"], &args[..]].concat());
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let frames = postcall(&[&["sim"], &args[..]].concat());
+    assert!(frames.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mix.jsonl");
+    std::fs::write(&file, &frames.stdout).unwrap();
+    let replay = postcall(&["replay", file.to_str().unwrap()]);
+    assert!(replay.status.success());
+
+    let sorted_lines = |bytes: &[u8]| {
+        let mut v: Vec<String> = String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let demo_cdrs = sorted_lines(&demo.stdout);
+    assert_eq!(demo_cdrs, sorted_lines(&replay.stdout));
+    assert_eq!(demo_cdrs.len(), 40, "one CDR per simulated call");
+}

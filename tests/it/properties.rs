@@ -141,6 +141,19 @@ proptest! {
     }
 
     #[test]
+    fn random_call_mixes_give_one_valid_cdr_per_call(seed in any::<u64>(), faults in any::<bool>()) {
+        let spec = postcall::sim::MixSpec { calls: 40, seed, mean_gap_ms: 1_500, faults, ..Default::default() };
+        let lines: Vec<String> = postcall::sim::mix(spec).map(|f| f.text).collect();
+        let closed = replay_lines(&lines);
+        prop_assert_eq!(closed.len(), 40);
+        for c in &closed {
+            if let Err(e) = check_invariants(&c.cdr) {
+                return Err(TestCaseError::fail(e));
+            }
+        }
+    }
+
+    #[test]
     fn arbitrary_text_never_panics(lines in proptest::collection::vec(".{0,200}", 0..20)) {
         for c in replay_lines(&lines) {
             prop_assert!(check_invariants(&c.cdr).is_ok());
