@@ -15,7 +15,7 @@
 //! maximum age (tag `forced_close`). Events for a closed session's legs that arrive within the
 //! late window are dropped and counted, never turned into phantom sessions.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::build::{build, ClosedSession, SessionFacts};
@@ -267,6 +267,41 @@ impl Assembler {
         for s in self.sessions.values_mut() {
             s.gap = true;
         }
+    }
+
+    /// Reconciles open sessions with the PBX after the source reconnected.
+    ///
+    /// Every open session of a resynced tenant (`tenants`) is marked `gap`. Its legs that are
+    /// still up here but absent from `active` (the PBX's channel list) ended while the stream
+    /// was down: they are ended at `lost_us` (when the stream was lost) so their sessions close
+    /// after the grace period instead of waiting for the idle timeout. Returns how many legs
+    /// were ended.
+    pub fn resync(
+        &mut self,
+        tenants: &HashSet<String>,
+        active: &HashSet<String>,
+        lost_us: i64,
+    ) -> usize {
+        let mut ended = 0;
+        let mut touched = Vec::new();
+        for (&sid, s) in &mut self.sessions {
+            if !tenants.contains(&*s.tenant) {
+                continue;
+            }
+            s.gap = true;
+            for leg in &mut s.legs {
+                if leg.destroyed_us.is_none() && !active.contains(&*leg.call_id) {
+                    leg.destroyed_us = Some(lost_us.max(leg.last_us));
+                    ended += 1;
+                    touched.push(sid);
+                }
+            }
+        }
+        touched.dedup();
+        for sid in touched {
+            self.reschedule(sid);
+        }
+        ended
     }
 
     /// Closes every session that is due at `now` and appends its CDR to `out`.

@@ -7,6 +7,7 @@
 
 mod assembler;
 mod build;
+pub mod driver;
 pub mod leg;
 mod names;
 pub mod numbers;

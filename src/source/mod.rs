@@ -1,10 +1,17 @@
-//! Input side: Kazoo Blackhole frames.
+//! Input side: Kazoo Blackhole frames, and the Kazoo APIs around them.
 //!
 //! [`wire`] decodes a text frame leniently (borrowing from it); [`event`] reduces it to the
 //! owned [`CallEvent`] the assembler consumes, or to a [`Reply`], or to a [`DecodeError`]
-//! with a stable reason label.
+//! with a stable reason label. [`blackhole`] is the live websocket client, [`auth`] the token
+//! it and [`crossbar`] use, [`directory`] the names and channels read from Crossbar.
 
+pub mod auth;
+pub mod backoff;
+pub mod blackhole;
+pub mod crossbar;
+pub mod directory;
 mod event;
+pub mod live;
 mod wire;
 
 pub use event::{

@@ -1,7 +1,10 @@
 //! Integration tests, one binary with a module per area.
 
 mod cli;
+mod live;
+mod net;
 mod properties;
 mod robustness;
+mod servers;
 mod snapshots;
 mod support;

@@ -1,0 +1,151 @@
+//! One pooled HTTP/1.1 client over rustls (hyper + hyper-util), for Crossbar, remote trigger
+//! sets and webhooks. Redirects are never followed (hyper does not), every request has a
+//! deadline covering connect, headers and body, and response bodies are size-capped.
+//!
+//! Errors never carry the URL: webhook URLs hold signed query parameters (Logic Apps `sig`)
+//! and Crossbar URLs are not secret but the rule is simpler without exceptions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::HeaderMap;
+use hyper::{Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::ClientConfig;
+
+/// Why a request produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// No connection (refused, DNS, TLS handshake, reset before a response).
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// No complete response within the deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The response body broke off or exceeded the size limit.
+    #[error("response body: {0}")]
+    Body(String),
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body (at most the client's size limit).
+    pub body: Bytes,
+}
+
+/// Tunables of [`HttpClient`].
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// TCP connect timeout (the request deadline still applies on top).
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Idle keep-alive connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// Largest response body read; a larger one is an error.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 32,
+            max_body_bytes: 32 << 20,
+        }
+    }
+}
+
+/// A cheap-to-clone pooled client for `http://` and `https://` URLs.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    max_body: usize,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client verifying servers with `tls`.
+    pub fn new(tls: Arc<ClientConfig>, opts: &HttpOptions) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(opts.connect_timeout));
+        let https = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(opts.pool_idle_timeout)
+            .pool_max_idle_per_host(opts.pool_max_idle_per_host)
+            .build(https);
+        Self {
+            inner,
+            max_body: opts.max_body_bytes,
+        }
+    }
+
+    /// Sends `req` and reads the whole response within `deadline`.
+    ///
+    /// # Errors
+    /// No connection, no complete response in time, or a body over the size limit.
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        deadline: Duration,
+    ) -> Result<HttpResponse, HttpError> {
+        let work = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| HttpError::Connect(error_chain(&e)))?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, self.max_body)
+                .collect()
+                .await
+                .map_err(|e| HttpError::Body(e.to_string()))?
+                .to_bytes();
+            Ok(HttpResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .map_err(|_| HttpError::Timeout(deadline))?
+    }
+}
+
+/// An error and its sources, `: `-joined (hyper's top-level messages are terse).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

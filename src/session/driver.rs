@@ -1,0 +1,152 @@
+//! The async shell around the pure [`Assembler`]: live source messages in, closed sessions
+//! out, on the wall clock.
+//!
+//! - Frames are decoded here; undecodable ones are skipped with one structured log event and
+//!   counted per reason.
+//! - Closing is driven by a timer tick as well as by events, so a quiet PBX still gets its
+//!   CDRs after the grace period.
+//! - After a reconnect the PBX's active channels are fetched (off the hot path) and the
+//!   assembler is reconciled: sessions that spanned the gap get tag `gap`, legs that ended
+//!   during it are ended at the moment the stream was lost.
+//! - New settings (directory refresh, reload) are picked up from a watch channel.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Applied, Assembler, ClosedSession, Settings};
+use crate::source::blackhole::{now_us, SourceMsg};
+use crate::source::{decode_frame, Frame};
+
+/// Fetches the call ids of the PBX's active channels for the resync after a reconnect.
+pub type ChannelFetch = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<HashSet<String>, String>> + Send>> + Send + Sync,
+>;
+
+/// Counters exported as metrics.
+#[derive(Debug, Default)]
+pub struct DriverCounters {
+    /// Frames skipped, by reason.
+    pub skipped: Mutex<BTreeMap<&'static str, u64>>,
+    /// Latest assembler counters.
+    pub assembler: Mutex<super::AssemblerStats>,
+    /// Legs ended by a resync.
+    pub resync_ended_legs: std::sync::atomic::AtomicU64,
+    /// Resyncs that could not fetch the channels.
+    pub resync_failures: std::sync::atomic::AtomicU64,
+}
+
+impl DriverCounters {
+    /// Frames skipped for `reason` so far.
+    pub fn skipped(&self, reason: &str) -> u64 {
+        self.skipped
+            .lock()
+            .map(|m| m.get(reason).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+/// Tunables of [`drive`].
+#[derive(Clone)]
+pub struct DriverOptions {
+    /// How often due sessions are closed when no events arrive.
+    pub tick: Duration,
+    /// The tenants (accounts) the source subscribes; resyncs apply to them.
+    pub tenants: HashSet<String>,
+    /// Channel fetch for resyncs; `None` marks gaps without closing legs.
+    pub channels: Option<ChannelFetch>,
+}
+
+/// Runs until the source channel closes or `shutdown` turns true; then returns the assembler
+/// with its open sessions (the caller persists or flushes them).
+pub async fn drive(
+    settings: watch::Receiver<Arc<Settings>>,
+    mut source: mpsc::Receiver<SourceMsg>,
+    out: mpsc::Sender<ClosedSession>,
+    opts: DriverOptions,
+    counters: Arc<DriverCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Assembler {
+    let mut settings = settings;
+    let mut asm = Assembler::new(settings.borrow_and_update().clone());
+    let mut closed = Vec::new();
+    let mut tick = tokio::time::interval(opts.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (resync_tx, mut resync_rx) = mpsc::channel::<(i64, Result<HashSet<String>, String>)>(4);
+    let mut lost_us: Option<i64> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => {}
+            changed = settings.changed() => {
+                if changed.is_ok() {
+                    asm.set_settings(settings.borrow_and_update().clone());
+                }
+            }
+            Some((lost, fetched)) = resync_rx.recv() => match fetched {
+                Ok(active) => {
+                    let n = asm.resync(&opts.tenants, &active, lost);
+                    counters.resync_ended_legs.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(ended_legs = n, active = active.len(), "resynced after reconnect");
+                }
+                Err(e) => {
+                    counters.resync_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    asm.mark_gap();
+                    tracing::warn!(error = %e, "resync: channels unavailable; open sessions marked gap, legs left to the idle timeout");
+                }
+            },
+            msg = source.recv() => match msg {
+                None => break,
+                Some(SourceMsg::Frame { text, at_us }) => match decode_frame(&text) {
+                    Ok(Frame::Event(ev)) => {
+                        if asm.apply(&ev, at_us) == Applied::Late {
+                            tracing::debug!(call_id = %ev.call_id, "late event for a closed session dropped");
+                        }
+                    }
+                    Ok(Frame::Reply(_)) => {}
+                    Err(e) => {
+                        let reason = e.reason();
+                        if let Ok(mut m) = counters.skipped.lock() {
+                            *m.entry(reason).or_default() += 1;
+                        }
+                        tracing::warn!(reason, error = %e, "frame skipped");
+                    }
+                },
+                Some(SourceMsg::Disconnected { at_us, reason }) => {
+                    // In stream time, so legs ended by the resync line up with the PBX's
+                    // clock whatever the skew between it and this host.
+                    lost_us.get_or_insert(asm.stream_time().unwrap_or(at_us));
+                    tracing::warn!(%reason, "event stream lost");
+                }
+                Some(SourceMsg::Connected { reconnect, .. }) => {
+                    if reconnect {
+                        let lost = lost_us.take().or(asm.stream_time()).unwrap_or_else(now_us);
+                        match &opts.channels {
+                            Some(fetch) => {
+                                let (fetch, tx) = (fetch.clone(), resync_tx.clone());
+                                tokio::spawn(async move {
+                                    let _ = tx.send((lost, fetch().await)).await;
+                                });
+                            }
+                            None => asm.mark_gap(),
+                        }
+                    }
+                }
+            },
+        }
+        asm.poll(now_us(), &mut closed);
+        if let Ok(mut s) = counters.assembler.lock() {
+            *s = asm.stats();
+        }
+        for c in closed.drain(..) {
+            if out.send(c).await.is_err() {
+                return asm;
+            }
+        }
+    }
+    asm
+}

@@ -1,0 +1,362 @@
+//! The live Blackhole websocket client.
+//!
+//! One task owns the socket: connect (no subprotocol, `ws` or `wss` via rustls), subscribe
+//! every account × binding with the token inside each message (`data.account_id`,
+//! `data.binding`, as Kazoo 4.3 requires), match replies by `request_id`, forward every other
+//! text frame untouched, ping on a timer with a pong deadline, and on any failure reconnect
+//! after a jittered, capped exponential backoff — re-fetching the token and re-subscribing
+//! every time, since Blackhole keeps no subscription across sockets.
+//!
+//! The reader only ever waits on the bounded channel into the assembler, never on anything
+//! behind it. Shutdown is observed everywhere, including during the backoff sleep.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
+
+use super::auth::Auth;
+use super::backoff::{Backoff, Jitter};
+use super::event::{decode_frame, Frame};
+use crate::net::Secret;
+
+/// How to reach Blackhole and what to subscribe.
+#[derive(Debug, Clone)]
+pub struct BlackholeOptions {
+    /// `ws://host:5555/` or `wss://…`.
+    pub url: String,
+    /// Accounts to subscribe (each gets every binding).
+    pub accounts: Vec<String>,
+    /// Bindings (default `call.*.*`).
+    pub bindings: Vec<String>,
+    /// Websocket ping interval.
+    pub ping_interval: Duration,
+    /// A ping unanswered (no frame at all) for this long drops the connection.
+    pub pong_timeout: Duration,
+    /// TCP + TLS + upgrade deadline.
+    pub connect_timeout: Duration,
+    /// Every subscribe must be answered within this long.
+    pub subscribe_timeout: Duration,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+    /// TLS for `wss://`.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// What the source tells the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceMsg {
+    /// A text frame other than a subscribe reply, with its receive time (unix µs).
+    Frame {
+        /// The frame, byte for byte.
+        text: String,
+        /// Receive time.
+        at_us: i64,
+    },
+    /// Every subscribe was answered; `subscribed` succeeded.
+    Connected {
+        /// When.
+        at_us: i64,
+        /// Not the first connection: events may have been missed.
+        reconnect: bool,
+        /// Subscriptions accepted.
+        subscribed: usize,
+        /// Subscriptions refused.
+        refused: usize,
+    },
+    /// An established connection was lost.
+    Disconnected {
+        /// When.
+        at_us: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the client is (for readiness and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// Connecting or subscribing.
+    #[default]
+    Connecting,
+    /// Subscribed and reading.
+    Subscribed,
+    /// Waiting before the next attempt.
+    Backoff,
+    /// Stopped.
+    Stopped,
+}
+
+/// Counters exported as metrics.
+#[derive(Debug, Default)]
+pub struct SourceCounters {
+    /// Current status.
+    pub status: watch::Sender<SourceStatus>,
+    /// Connection attempts.
+    pub connect_attempts: AtomicU64,
+    /// Connections that subscribed.
+    pub connections: AtomicU64,
+    /// Established connections lost.
+    pub disconnects: AtomicU64,
+    /// Frames forwarded.
+    pub frames: AtomicU64,
+    /// Subscribe requests refused by the server.
+    pub subscribe_errors: AtomicU64,
+    /// Connections dropped for a missing pong.
+    pub keepalive_timeouts: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("shutdown")]
+    Shutdown,
+    #[error("token: {0}")]
+    Auth(String),
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("token refused by blackhole: {0}")]
+    TokenRefused(String),
+    #[error("every subscription was refused")]
+    NothingSubscribed,
+    #[error("subscribe replies missing after {0:?}")]
+    SubscribeTimeout(Duration),
+    #[error("no pong within {0:?}")]
+    KeepaliveTimeout(Duration),
+    #[error("connection closed: {0}")]
+    Closed(String),
+}
+
+/// The wall clock in unix µs.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Runs the client until `shutdown` turns true or the receiver of `tx` is dropped.
+pub async fn run(
+    opts: BlackholeOptions,
+    auth: Arc<Auth>,
+    tx: mpsc::Sender<SourceMsg>,
+    mut shutdown: watch::Receiver<bool>,
+    counters: Arc<SourceCounters>,
+) {
+    run_inner(&opts, &auth, &tx, &mut shutdown, &counters).await;
+    counters.status.send_replace(SourceStatus::Stopped);
+}
+
+async fn run_inner(
+    opts: &BlackholeOptions,
+    auth: &Auth,
+    tx: &mpsc::Sender<SourceMsg>,
+    shutdown: &mut watch::Receiver<bool>,
+    counters: &SourceCounters,
+) {
+    let seed = u64::try_from(now_us()).unwrap_or_default() ^ u64::from(std::process::id());
+    let mut jitter = Jitter::new(seed);
+    let mut attempt: u32 = 0;
+    let mut connected_before = false;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        counters.status.send_replace(SourceStatus::Connecting);
+        bump(&counters.connect_attempts);
+        let mut subscribed = false;
+        let ended = connection(
+            opts,
+            auth,
+            tx,
+            shutdown,
+            counters,
+            connected_before,
+            &mut subscribed,
+        )
+        .await;
+        if subscribed {
+            connected_before = true;
+            attempt = 0;
+            bump(&counters.disconnects);
+            if matches!(ended, Ended::Shutdown) {
+                return;
+            }
+            let msg = SourceMsg::Disconnected {
+                at_us: now_us(),
+                reason: ended.to_string(),
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+        match &ended {
+            Ended::Shutdown => return,
+            Ended::TokenRefused(_) => auth.invalidate().await,
+            Ended::KeepaliveTimeout(_) => bump(&counters.keepalive_timeouts),
+            _ => {}
+        }
+        let delay = opts.backoff.delay(attempt, jitter.next_u64());
+        attempt = attempt.saturating_add(1);
+        counters.status.send_replace(SourceStatus::Backoff);
+        tracing::warn!(error = %ended, retry_in_ms = delay.as_millis() as u64, attempt, "blackhole connection ended");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn is_auth_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("authenticat") || m.contains("auth_account_id not set")
+}
+
+/// One connection from connect to its end.
+#[allow(clippy::too_many_lines)]
+async fn connection(
+    opts: &BlackholeOptions,
+    auth: &Auth,
+    tx: &mpsc::Sender<SourceMsg>,
+    shutdown: &mut watch::Receiver<bool>,
+    counters: &SourceCounters,
+    reconnect: bool,
+    subscribed_flag: &mut bool,
+) -> Ended {
+    let token = match auth.token(now_us()).await {
+        Ok(t) => t,
+        Err(e) => return Ended::Auth(e.to_string()),
+    };
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        opts.url.as_str(),
+        None,
+        true,
+        Some(Connector::Rustls(opts.tls.clone())),
+    );
+    let ws = tokio::select! {
+        r = tokio::time::timeout(opts.connect_timeout, connect) => match r {
+            Err(_) => return Ended::Connect(format!("timed out after {:?}", opts.connect_timeout)),
+            Ok(Err(e)) => return Ended::Connect(token.scrub(&e.to_string())),
+            Ok(Ok((ws, _))) => ws,
+        },
+        _ = shutdown.changed() => return Ended::Shutdown,
+    };
+    let (mut write, mut read) = ws.split();
+
+    let mut pending: Vec<(String, String, String)> = Vec::new();
+    let pairs: Vec<(String, String)> = opts
+        .accounts
+        .iter()
+        .flat_map(|a| opts.bindings.iter().map(move |b| (a.clone(), b.clone())))
+        .collect();
+    let stamp = now_us();
+    for (n, (account, binding)) in pairs.into_iter().enumerate() {
+        let request_id = format!("postcall-{stamp}-{n}");
+        let msg = subscribe_message(&token, &request_id, &account, &binding);
+        if let Err(e) = write.send(Message::text(msg)).await {
+            return Ended::Closed(token.scrub(&e.to_string()));
+        }
+        pending.push((request_id, account, binding));
+    }
+    let (mut ok, mut refused) = (0usize, 0usize);
+    let subscribe_deadline = Instant::now() + opts.subscribe_timeout;
+    let mut next_ping = Instant::now() + opts.ping_interval;
+    let mut pong_deadline: Option<Instant> = None;
+
+    loop {
+        let waiting_pong = pong_deadline.unwrap_or(next_ping);
+        tokio::select! {
+            _ = shutdown.changed() => {
+                let _ = write.send(Message::Close(None)).await;
+                return Ended::Shutdown;
+            }
+            () = tokio::time::sleep_until(subscribe_deadline), if !pending.is_empty() => {
+                return Ended::SubscribeTimeout(opts.subscribe_timeout);
+            }
+            () = tokio::time::sleep_until(next_ping), if pong_deadline.is_none() => {
+                if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
+                    return Ended::Closed(e.to_string());
+                }
+                pong_deadline = Some(Instant::now() + opts.pong_timeout);
+            }
+            () = tokio::time::sleep_until(waiting_pong), if pong_deadline.is_some() => {
+                return Ended::KeepaliveTimeout(opts.pong_timeout);
+            }
+            msg = read.next() => {
+                let msg = match msg {
+                    None => return Ended::Closed("end of stream".into()),
+                    Some(Err(e)) => return Ended::Closed(token.scrub(&e.to_string())),
+                    Some(Ok(m)) => m,
+                };
+                if pong_deadline.take().is_some() || Instant::now() >= next_ping {
+                    next_ping = Instant::now() + opts.ping_interval;
+                }
+                let text = match msg {
+                    Message::Text(t) => t.as_str().to_owned(),
+                    Message::Close(frame) => {
+                        let why = frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default();
+                        return Ended::Closed(format!("closed by server {why}"));
+                    }
+                    Message::Ping(_) => {
+                        // tungstenite queued the pong; push it out.
+                        let _ = write.flush().await;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if !pending.is_empty() && text.contains("\"reply\"") {
+                    if let Ok(Frame::Reply(reply)) = decode_frame(&text) {
+                        if let Some(i) = pending.iter().position(|p| Some(&p.0) == reply.request_id.as_ref()) {
+                            let (_, account, binding) = pending.swap_remove(i);
+                            if reply.ok {
+                                ok += 1;
+                                tracing::info!(account_id = %account, binding = %binding, "subscribed");
+                            } else {
+                                refused += 1;
+                                bump(&counters.subscribe_errors);
+                                let message = token.scrub(&reply.errors.join("; "));
+                                tracing::error!(account_id = %account, binding = %binding, error = %message, "subscription refused");
+                                if is_auth_error(&message) {
+                                    return Ended::TokenRefused(message);
+                                }
+                            }
+                            if pending.is_empty() {
+                                if ok == 0 {
+                                    return Ended::NothingSubscribed;
+                                }
+                                *subscribed_flag = true;
+                                bump(&counters.connections);
+                                counters.status.send_replace(SourceStatus::Subscribed);
+                                let m = SourceMsg::Connected { at_us: now_us(), reconnect, subscribed: ok, refused };
+                                if tx.send(m).await.is_err() {
+                                    return Ended::Shutdown;
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                }
+                bump(&counters.frames);
+                if tx.send(SourceMsg::Frame { text, at_us: now_us() }).await.is_err() {
+                    return Ended::Shutdown;
+                }
+            }
+        }
+    }
+}
+
+fn subscribe_message(token: &Secret, request_id: &str, account: &str, binding: &str) -> String {
+    serde_json::json!({
+        "action": "subscribe",
+        "auth_token": token.expose(),
+        "request_id": request_id,
+        "data": {"account_id": account, "binding": binding},
+    })
+    .to_string()
+}

@@ -1,0 +1,7 @@
+//! Real servers on 127.0.0.1 port 0 for the network tests: a test certificate authority, an
+//! HTTP(S) receiver, a fake Crossbar and a fake Blackhole that enforces the real protocol.
+
+pub mod blackhole;
+pub mod crossbar;
+pub mod http;
+pub mod tls;
