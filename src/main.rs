@@ -12,6 +12,7 @@ use postcall::config::PluginConfig;
 use postcall::replay::{Replay, ReplayStats};
 use postcall::session::{ClosedSession, Settings};
 use postcall::sim::{self, MixSpec};
+use postcall::source;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,18 @@ enum Command {
         calls: u64,
         #[command(flatten)]
         mix: MixArgs,
+    },
+    /// Capture live Blackhole frames into a fixture file (`[kazoo]` in the configuration).
+    Record {
+        /// Configuration file.
+        #[arg(long, default_value = "plugin.toml")]
+        config: PathBuf,
+        /// Fixture file to write (JSON Lines, replayable).
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many frames (default: until Ctrl-C).
+        #[arg(long)]
+        frames: Option<u64>,
     },
     /// Validate the configuration and report every problem with its file and field.
     Check {
@@ -182,7 +195,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report_skipped(&stats);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match settings(Some(&config)) {
+        Command::Record {
+            config,
+            out,
+            frames,
+        } => {
+            let cfg = PluginConfig::load(&config)?;
+            let base = Arc::new(cfg.settings()?);
+            let opts = cfg.kazoo_options()?;
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("{}: cannot create", out.display()))?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let n = rt.block_on(async move {
+                let (stop, shutdown) = tokio::sync::watch::channel(false);
+                let mut live = source::live::start(opts, base, shutdown).await?;
+                let mut w = std::io::BufWriter::new(file);
+                let ctrl_c = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                let n = source::record::record(&mut live.messages, &mut w, frames, ctrl_c).await?;
+                let _ = stop.send(true);
+                anyhow::Ok(n)
+            })?;
+            eprintln!("postcall record: {n} frames written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => match settings(Some(&config)).and_then(|s| {
+            let cfg = PluginConfig::load(&config)?;
+            if cfg.kazoo.is_some() {
+                cfg.kazoo_options()?;
+            }
+            Ok(s)
+        }) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 Ok(ExitCode::SUCCESS)

@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 use crate::session::{Settings, TenantSettings};
 
+mod kazoo;
+pub use kazoo::KazooSection;
+
 /// A configuration problem, with where it is.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -117,6 +120,8 @@ pub struct PluginConfig {
     /// `[tenants.<account_id>]`.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSection>,
+    /// `[kazoo]`: the live source (needed by `run` and `record`).
+    pub kazoo: Option<KazooSection>,
     /// Where the configuration was read from (for error messages).
     #[serde(skip)]
     pub file: PathBuf,
@@ -154,6 +159,19 @@ impl PluginConfig {
             path: path.into(),
             message: message.into(),
         }
+    }
+
+    /// The live source options from `[kazoo]`, secrets read from the environment.
+    ///
+    /// # Errors
+    /// No `[kazoo]` section, or an invalid value in it.
+    pub fn kazoo_options(&self) -> Result<crate::source::live::KazooOptions, ConfigError> {
+        self.kazoo
+            .as_ref()
+            .ok_or_else(|| {
+                self.invalid("kazoo", "missing: the live source needs a [kazoo] section")
+            })?
+            .options(&self.file, |var| std::env::var(var).ok())
     }
 
     /// Validates the values and builds the assembler's settings.

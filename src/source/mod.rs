@@ -12,6 +12,7 @@ pub mod crossbar;
 pub mod directory;
 mod event;
 pub mod live;
+pub mod record;
 mod wire;
 
 pub use event::{

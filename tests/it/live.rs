@@ -583,3 +583,54 @@ async fn wss_with_a_private_ca_and_descendant_discovery() {
         .collect();
     assert_eq!(subscribed, accts.iter().cloned().collect::<HashSet<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_a_replayable_fixture_without_the_token() {
+    let accts = accounts();
+    let mut bh = Blackhole::start(&[TOKEN], &account_refs(&accts)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    let out = dir.path().join("recorded.jsonl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[kazoo]\nwebsocket_url = \"{}\"\naccounts = [\"{}\"]\nauth_token_env = \"POSTCALL_TEST_TOKEN\"\ndirectory_refresh_secs = 0\n",
+            bh.url(),
+            accts[0]
+        ),
+    )
+    .unwrap();
+    let frames = scenario("call_pickup");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postcall"));
+    cmd.args([
+        "record",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .args(["--frames", &frames.len().to_string()])
+    .env("POSTCALL_TEST_TOKEN", TOKEN);
+    let child = tokio::task::spawn_blocking(move || cmd.output());
+    bh.wait_subscribed(1).await;
+    for f in &frames {
+        bh.push(f);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), child)
+        .await
+        .expect("record exits after its frames")
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let recorded = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        recorded,
+        frames.iter().map(|f| format!("{f}\n")).collect::<String>()
+    );
+    assert!(!recorded.contains(TOKEN));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(TOKEN));
+}

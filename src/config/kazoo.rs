@@ -1,0 +1,254 @@
+//! `[kazoo]`: where the PBX is and how to authenticate. Secrets are best given through
+//! environment variables (`auth_token_env`, `api_key_env`); inline values are accepted for
+//! tests and never printed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::net::Secret;
+use crate::source::auth::Credentials;
+use crate::source::backoff::Backoff;
+use crate::source::live::KazooOptions;
+
+/// `[kazoo]` as written.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KazooSection {
+    /// Blackhole URL, `ws://host:5555/` or `wss://…`.
+    pub websocket_url: String,
+    /// Crossbar URL, `http[s]://host:8000` (needed for API keys, names and resyncs).
+    pub crossbar_url: Option<String>,
+    /// Accounts to subscribe.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Also subscribe every descendant account (default false).
+    #[serde(default)]
+    pub discover_descendants: bool,
+    /// Bindings (default `["call.*.*"]`).
+    pub bindings: Option<Vec<String>>,
+    /// A static auth token (prefer `auth_token_env`).
+    pub auth_token: Option<String>,
+    /// Environment variable holding a static auth token.
+    pub auth_token_env: Option<String>,
+    /// An account API key (prefer `api_key_env`).
+    pub api_key: Option<String>,
+    /// Environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// Extra CA certificate file (PEM) for a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Directory refresh period in seconds; 0 disables the directory (default 900).
+    pub directory_refresh_secs: Option<u64>,
+    /// Websocket ping interval in seconds (default 30).
+    pub ping_secs: Option<u64>,
+    /// Seconds to wait for any frame after a ping (default 10).
+    pub pong_timeout_secs: Option<u64>,
+    /// Largest reconnect delay in seconds (default 60).
+    pub max_backoff_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for KazooSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KazooSection")
+            .field("websocket_url", &self.websocket_url)
+            .field("crossbar_url", &self.crossbar_url)
+            .field("accounts", &self.accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(path: &str, v: Option<u64>, default: u64, file: &Path) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v == 0 || v > 86_400 {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            path: path.into(),
+            message: format!("{v} is out of range (1 to 86400 seconds)"),
+        });
+    }
+    Ok(Duration::from_secs(v))
+}
+
+impl KazooSection {
+    /// Validates the section and builds the source options, reading secrets with `env`.
+    ///
+    /// # Errors
+    /// The first invalid field, with its path.
+    pub fn options(
+        &self,
+        file: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<KazooOptions, ConfigError> {
+        let invalid = |path: &str, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            path: format!("kazoo.{path}"),
+            message,
+        };
+        let url = self.websocket_url.trim();
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(invalid(
+                "websocket_url",
+                "must start with ws:// or wss://".into(),
+            ));
+        }
+        if let Some(cb) = &self.crossbar_url {
+            if !(cb.starts_with("http://") || cb.starts_with("https://")) {
+                return Err(invalid(
+                    "crossbar_url",
+                    "must start with http:// or https://".into(),
+                ));
+            }
+        }
+        if self.accounts.is_empty() {
+            return Err(invalid("accounts", "list at least one account id".into()));
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.len() != 32 || !a.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    &format!("accounts[{i}]"),
+                    format!("{a:?} is not a 32-hex Kazoo account id"),
+                ));
+            }
+        }
+        let bindings = self
+            .bindings
+            .clone()
+            .unwrap_or_else(|| vec!["call.*.*".into()]);
+        for (i, b) in bindings.iter().enumerate() {
+            if b.split('.').count() != 3 || !b.starts_with("call.") {
+                return Err(invalid(
+                    &format!("bindings[{i}]"),
+                    format!("{b:?} is not a call binding (call.EVENT.CALL_ID)"),
+                ));
+            }
+        }
+        let from = |inline: &Option<String>, var: &Option<String>, name: &str| match (inline, var) {
+            (Some(_), Some(_)) => Err(invalid(
+                name,
+                format!("give {name} or {name}_env, not both"),
+            )),
+            (Some(v), None) => Ok(Some(Secret::new(v.clone()))),
+            (None, Some(var)) => env(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| Some(Secret::new(v)))
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{name}_env"),
+                        format!("environment variable {var} is not set"),
+                    )
+                }),
+            (None, None) => Ok(None),
+        };
+        let token = from(&self.auth_token, &self.auth_token_env, "auth_token")?;
+        let key = from(&self.api_key, &self.api_key_env, "api_key")?;
+        let credentials = match (token, key) {
+            (Some(t), None) => Credentials::Token(t),
+            (None, Some(k)) => {
+                if self.crossbar_url.is_none() {
+                    return Err(invalid(
+                        "api_key",
+                        "an api key is exchanged at Crossbar: set kazoo.crossbar_url".into(),
+                    ));
+                }
+                Credentials::ApiKey(k)
+            }
+            _ => {
+                return Err(invalid(
+                    "auth_token",
+                    "give exactly one of auth_token(_env) and api_key(_env)".into(),
+                ))
+            }
+        };
+        if self.discover_descendants && self.crossbar_url.is_none() {
+            return Err(invalid(
+                "discover_descendants",
+                "needs kazoo.crossbar_url".into(),
+            ));
+        }
+        let mut o = KazooOptions::new(url, credentials, self.accounts.clone());
+        o.crossbar_url = self.crossbar_url.clone();
+        o.discover_descendants = self.discover_descendants;
+        o.bindings = bindings;
+        o.ca_file = self.ca_file.clone();
+        o.directory_refresh = match self.directory_refresh_secs {
+            Some(0) => None,
+            v => Some(secs("kazoo.directory_refresh_secs", v, 900, file)?),
+        };
+        o.ping_interval = secs("kazoo.ping_secs", self.ping_secs, 30, file)?;
+        o.pong_timeout = secs("kazoo.pong_timeout_secs", self.pong_timeout_secs, 10, file)?;
+        o.backoff = Backoff {
+            max: secs("kazoo.max_backoff_secs", self.max_backoff_secs, 60, file)?,
+            ..Backoff::default()
+        };
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCT: &str = "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c";
+
+    fn section(extra: &str) -> KazooSection {
+        toml::from_str(&format!(
+            "websocket_url = \"ws://pbx:5555/\"\naccounts = [\"{ACCT}\"]\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    fn opts(extra: &str) -> Result<KazooOptions, String> {
+        section(extra)
+            .options(Path::new("p.toml"), |v| {
+                (v == "KAZOO_KEY").then(|| "k".repeat(64))
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn credentials_rules() {
+        assert!(matches!(
+            opts("auth_token = \"t\"").unwrap().credentials,
+            Credentials::Token(_)
+        ));
+        let o = opts("api_key_env = \"KAZOO_KEY\"\ncrossbar_url = \"http://pbx:8000\"").unwrap();
+        assert!(matches!(o.credentials, Credentials::ApiKey(_)));
+        assert_eq!(
+            opts("api_key_env = \"KAZOO_KEY\"").unwrap_err(),
+            "p.toml: kazoo.api_key: an api key is exchanged at Crossbar: set kazoo.crossbar_url"
+        );
+        assert_eq!(
+            opts("api_key_env = \"NOPE\"\ncrossbar_url = \"http://pbx:8000\"").unwrap_err(),
+            "p.toml: kazoo.api_key_env: environment variable NOPE is not set"
+        );
+        assert!(opts("").unwrap_err().contains("exactly one"));
+        assert!(opts("auth_token = \"t\"\napi_key = \"k\"")
+            .unwrap_err()
+            .contains("exactly one"));
+    }
+
+    #[test]
+    fn values_are_checked_with_their_path() {
+        assert!(opts("auth_token = \"t\"\nbindings = [\"call.*\"]")
+            .unwrap_err()
+            .contains("kazoo.bindings[0]"));
+        assert!(opts("auth_token = \"t\"\nping_secs = 0")
+            .unwrap_err()
+            .contains("kazoo.ping_secs"));
+        let bad: KazooSection = toml::from_str(
+            "websocket_url = \"http://pbx\"\naccounts = [\"x\"]\nauth_token = \"t\"",
+        )
+        .unwrap();
+        let e = bad.options(Path::new("p.toml"), |_| None).unwrap_err();
+        assert!(e.to_string().contains("kazoo.websocket_url"), "{e}");
+        let secret: KazooSection = toml::from_str(&format!(
+            "websocket_url = \"ws://pbx\"\naccounts = [\"{ACCT}\"]\nauth_token = \"TOPSECRET\""
+        ))
+        .unwrap();
+        assert!(!format!("{secret:?}").contains("TOPSECRET"));
+        let o = opts("auth_token = \"t\"\ndirectory_refresh_secs = 0").unwrap();
+        assert_eq!(o.directory_refresh, None);
+    }
+}
