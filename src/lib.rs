@@ -15,6 +15,7 @@
 //! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
 //! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes.
 //! - [`replay`] runs recorded frames through the assembler.
+//! - [`trigger`] is the trigger set: filters, tenant scoping, validation and hot reload.
 
 pub mod cdr;
 pub mod config;
@@ -23,3 +24,4 @@ pub mod replay;
 pub mod session;
 pub mod sim;
 pub mod source;
+pub mod trigger;

@@ -1,0 +1,286 @@
+//! The validated, immutable trigger and the trigger set, indexed by tenant (PRODUCT.md §4).
+//!
+//! A [`TriggerSet`] is built once (see [`super::file`]) and never changed; reloading builds a
+//! new one. Matching is pure: a [`ClosedSession`] in, the triggers that fire out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use super::filter::Filter;
+use crate::cdr::Cdr;
+use crate::net::Secret;
+use crate::session::ClosedSession;
+
+/// Request method of the webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// GET: the payload goes form-encoded into the URL's query string.
+    Get,
+    /// POST with a body.
+    Post,
+    /// PUT with a body.
+    Put,
+}
+
+/// Encoding of the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json` body.
+    Json,
+    /// `application/x-www-form-urlencoded` bracket keys (in the query string for GET).
+    Form,
+}
+
+/// A Standard Webhooks signing secret (`whsec_<base64>`). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecret {
+    text: Secret,
+    key: Vec<u8>,
+}
+
+impl SigningSecret {
+    /// Accepted decoded key lengths (the Standard Webhooks libraries accept 24–64 bytes).
+    pub const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+
+    /// Parses `whsec_<base64>`.
+    ///
+    /// # Errors
+    /// A message that never contains the secret.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let Some(b64) = text.strip_prefix("whsec_") else {
+            return Err("must start with `whsec_` followed by base64".into());
+        };
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| "the part after `whsec_` is not valid base64".to_owned())?;
+        if !Self::KEY_BYTES.contains(&key.len()) {
+            return Err(format!(
+                "the key is {} bytes; it must be {} to {} bytes",
+                key.len(),
+                Self::KEY_BYTES.start(),
+                Self::KEY_BYTES.end()
+            ));
+        }
+        Ok(Self {
+            text: Secret::new(text),
+            key,
+        })
+    }
+
+    /// The HMAC key (the decoded base64).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The secret as configured (`whsec_…`).
+    pub fn expose(&self) -> &str {
+        self.text.expose()
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningSecret([redacted])")
+    }
+}
+
+/// What a trigger does when it fires (the seed's "Action").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Action {
+    /// Destination, `https://` (or `http://` when [`Action::allow_http`]).
+    pub url: hyper::Uri,
+    /// Request method.
+    pub method: Method,
+    /// Payload encoding (always [`Format::Form`] for GET).
+    pub format: Format,
+    /// Retries after a failed first attempt (0–10).
+    pub retries: u8,
+    /// Static key/values sent as `customData`.
+    pub custom_data: BTreeMap<String, String>,
+    /// Standard Webhooks signing secret, if the receiver verifies signatures.
+    pub secret: Option<SigningSecret>,
+    /// `http://` was explicitly allowed for this trigger (or for every trigger in
+    /// `[triggers] allow_http`).
+    pub allow_http: bool,
+}
+
+/// The URL without its query string: safe to log (Logic Apps URLs carry a `sig` parameter).
+pub fn redacted_url(url: &hyper::Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or("");
+    let authority = url.authority().map_or("", |a| a.as_str());
+    // Credentials in the authority are cut as well.
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let q = if url.query().is_some() {
+        "?[redacted]"
+    } else {
+        ""
+    };
+    format!("{scheme}://{host}{}{q}", url.path())
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Action")
+            .field("url", &redacted_url(&self.url))
+            .field("method", &self.method)
+            .field("format", &self.format)
+            .field("retries", &self.retries)
+            .field("custom_data", &self.custom_data)
+            .field("secret", &self.secret)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+/// One validated trigger.
+#[derive(Clone, Debug)]
+pub struct Trigger {
+    /// Unique id, sent as `triggerId`.
+    pub id: String,
+    /// The tenant (Kazoo account id) whose sessions it sees.
+    pub tenant_id: String,
+    /// Owning user: the trigger only sees sessions this user took part in.
+    pub user_id: Option<String>,
+    /// A disabled trigger is validated but never fires.
+    pub enabled: bool,
+    /// Conditions, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// What to send.
+    pub action: Action,
+    /// Where it was defined (file path or remote URL without query).
+    pub origin: Arc<str>,
+}
+
+impl Trigger {
+    /// Whether every filter holds for `cdr` (ownership is checked by the set, not here).
+    #[inline]
+    pub fn filters_match(&self, cdr: &Cdr) -> bool {
+        self.filters.iter().all(|f| f.matches(cdr))
+    }
+
+    /// `id` of the payload: the owning user, else the tenant.
+    pub fn payload_id(&self) -> &str {
+        self.user_id.as_deref().unwrap_or(&self.tenant_id)
+    }
+}
+
+/// A trigger that fires for a session.
+#[derive(Clone, Copy, Debug)]
+pub struct Match<'a> {
+    /// The trigger.
+    pub trigger: &'a Arc<Trigger>,
+    /// `id` of the payload: the owning user id, else the tenant id.
+    pub payload_id: &'a str,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    /// Enabled triggers without an owning user, in definition order.
+    wide: Vec<Arc<Trigger>>,
+    /// Enabled user-owned triggers by user id, each list in definition order.
+    users: HashMap<Box<str>, Vec<Arc<Trigger>>>,
+}
+
+/// An immutable set of triggers, indexed by tenant and owning user.
+#[derive(Debug, Default)]
+pub struct TriggerSet {
+    all: Vec<Arc<Trigger>>,
+    tenants: HashMap<Box<str>, TenantIndex>,
+}
+
+impl TriggerSet {
+    /// Indexes `triggers` (ids must already be unique; see [`super::file::build_set`]).
+    pub(crate) fn from_triggers(triggers: Vec<Trigger>) -> Self {
+        let all: Vec<Arc<Trigger>> = triggers.into_iter().map(Arc::new).collect();
+        let mut tenants: HashMap<Box<str>, TenantIndex> = HashMap::new();
+        for t in all.iter().filter(|t| t.enabled) {
+            let idx = tenants.entry(t.tenant_id.as_str().into()).or_default();
+            match &t.user_id {
+                None => idx.wide.push(t.clone()),
+                Some(u) => idx
+                    .users
+                    .entry(u.as_str().into())
+                    .or_default()
+                    .push(t.clone()),
+            }
+        }
+        Self { all, tenants }
+    }
+
+    /// Every trigger (enabled or not) in definition order.
+    pub fn triggers(&self) -> &[Arc<Trigger>] {
+        &self.all
+    }
+
+    /// Number of triggers (enabled or not).
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Whether the set has no trigger.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// The trigger with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Trigger>> {
+        self.all.iter().find(|t| t.id == id)
+    }
+
+    /// The triggers that fire for `session`: its tenant's enabled triggers whose filters all
+    /// hold, tenant-wide ones first (definition order), then those owned by each user who took
+    /// part (in `user_ids` order, each trigger at most once). A session without a tenant
+    /// matches nothing.
+    pub fn matches<'a>(
+        &'a self,
+        session: &'a ClosedSession,
+    ) -> impl Iterator<Item = Match<'a>> + 'a {
+        let idx = session
+            .tenant_id
+            .as_deref()
+            .and_then(|t| self.tenants.get(t));
+        let cdr = &session.cdr;
+        let users = &session.user_ids;
+        let wide = idx.into_iter().flat_map(|i| i.wide.iter());
+        let owned = idx.into_iter().flat_map(move |i| {
+            users
+                .iter()
+                .enumerate()
+                // A user listed twice still fires their trigger once.
+                .filter(move |(n, u)| !users[..*n].contains(u))
+                .filter_map(move |(_, u)| i.users.get(u.as_str()))
+                .flatten()
+        });
+        wide.chain(owned)
+            .filter(move |t| t.filters_match(cdr))
+            .map(|t| Match {
+                trigger: t,
+                payload_id: t.payload_id(),
+            })
+    }
+
+    /// The same answer as [`TriggerSet::matches`] without the index: every trigger is checked
+    /// for tenant, owner and filters. The reference for tests and the benchmark's baseline.
+    pub fn matches_unindexed<'a>(
+        &'a self,
+        session: &'a ClosedSession,
+    ) -> impl Iterator<Item = Match<'a>> + 'a {
+        let tenant = session.tenant_id.as_deref();
+        self.all
+            .iter()
+            .filter(move |t| {
+                t.enabled
+                    && Some(t.tenant_id.as_str()) == tenant
+                    && t.user_id
+                        .as_ref()
+                        .is_none_or(|u| session.user_ids.contains(u))
+                    && t.filters_match(&session.cdr)
+            })
+            .map(|t| Match {
+                trigger: t,
+                payload_id: t.payload_id(),
+            })
+    }
+}
