@@ -132,6 +132,24 @@ fn settings(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
     }
 }
 
+// Triggers (issue 4): `check` validates every trigger file the configuration names.
+/// `Ok(", N triggers")`, or every problem, each naming its file, trigger id and field path.
+fn check_triggers(config: &std::path::Path) -> Result<String, Vec<String>> {
+    let cfg = PluginConfig::load(config).map_err(|e| vec![e.to_string()])?;
+    let tc = cfg.trigger_config().map_err(|e| vec![e.to_string()])?;
+    if tc.sources.files.is_empty() && tc.remote.is_none() {
+        return Ok(String::new());
+    }
+    let set = postcall::trigger::reload::build_from_files(&tc.sources)
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let remote = match &tc.remote {
+        // `check` stays offline: the remote document is validated when it is fetched.
+        Some(_) => " (remote source not fetched)",
+        None => "",
+    };
+    Ok(format!(", {} triggers{remote}", set.len()))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay { config, files } => {
@@ -227,10 +245,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(s)
         }) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                Ok(ExitCode::SUCCESS)
-            }
+            Ok(_) => match check_triggers(&config) {
+                Ok(summary) => {
+                    println!("{}: ok{summary}", config.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            },
             Err(e) => {
                 eprintln!("{e}");
                 Ok(ExitCode::FAILURE)

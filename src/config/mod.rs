@@ -14,6 +14,10 @@ use crate::session::{Settings, TenantSettings};
 mod kazoo;
 pub use kazoo::KazooSection;
 
+// Triggers (issue 4).
+mod triggers;
+pub use triggers::{RemoteConfig, TriggerConfig, TriggersSection};
+
 /// A configuration problem, with where it is.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -122,6 +126,9 @@ pub struct PluginConfig {
     pub tenants: BTreeMap<String, TenantSection>,
     /// `[kazoo]`: the live source (needed by `run` and `record`).
     pub kazoo: Option<KazooSection>,
+    /// `[triggers]`: trigger files, remote source, reload intervals.
+    #[serde(default)]
+    pub triggers: TriggersSection,
     /// Where the configuration was read from (for error messages).
     #[serde(skip)]
     pub file: PathBuf,
@@ -172,6 +179,14 @@ impl PluginConfig {
                 self.invalid("kazoo", "missing: the live source needs a [kazoo] section")
             })?
             .options(&self.file, |var| std::env::var(var).ok())
+    }
+
+    /// The trigger sources from `[triggers]`, paths resolved against this file's directory.
+    ///
+    /// # Errors
+    /// An invalid value in `[triggers]`.
+    pub fn trigger_config(&self) -> Result<TriggerConfig, ConfigError> {
+        self.triggers.options(&self.file)
     }
 
     /// Validates the values and builds the assembler's settings.

@@ -388,15 +388,8 @@ impl Reloader {
         mut requests: mpsc::Receiver<()>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        #[cfg(unix)]
         let mut hup = if self.sources.sighup {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot listen for SIGHUP; trigger reload on signal is off.");
-                    None
-                }
-            }
+            Hangup::listen()
         } else {
             None
         };
@@ -412,31 +405,81 @@ impl Reloader {
         self.status.send_modify(|s| s.running = true);
         loop {
             let cause = tokio::select! {
-                _ = shutdown.wait_for(|stop| *stop) => break,
-                _ = async { watch_tick.as_mut().expect("guarded").tick().await }, if watch_tick.is_some() => ReloadCause::FileChange,
+                () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
+                () = async {
+                    if let Some(t) = watch_tick.as_mut() { t.tick().await; }
+                }, if watch_tick.is_some() => Some(ReloadCause::FileChange),
                 r = requests.recv(), if requests_open => match r {
-                    Some(()) => ReloadCause::Request,
+                    Some(()) => Some(ReloadCause::Request),
                     None => { requests_open = false; continue }
                 },
-                _ = async {
-                    #[cfg(unix)]
-                    match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await }
-                    #[cfg(not(unix))]
-                    std::future::pending::<()>().await
-                } => ReloadCause::Signal,
-                _ = &mut next_poll, if fetcher.is_some() => {
-                    let f = fetcher.as_ref().expect("guarded");
-                    let ok = self.poll_remote(f, &mut validators).await;
-                    let wait = if ok { self.sources.refresh } else { self.sources.retry.min(self.sources.refresh) };
-                    next_poll.as_mut().reset(tokio::time::Instant::now() + wait);
-                    continue;
-                }
+                () = hangup(&mut hup) => Some(ReloadCause::Signal),
+                () = &mut next_poll, if fetcher.is_some() => None,
             };
-            let me = self.clone();
-            let _ = tokio::task::spawn_blocking(move || me.rebuild_logged(cause)).await;
+            match (cause, fetcher.as_ref()) {
+                (Some(cause), _) => {
+                    let me = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.rebuild_logged(cause)).await;
+                }
+                (None, Some(f)) => {
+                    let ok = self.poll_remote(f, &mut validators).await;
+                    let wait = if ok {
+                        self.sources.refresh
+                    } else {
+                        self.sources.retry.min(self.sources.refresh)
+                    };
+                    next_poll.as_mut().reset(tokio::time::Instant::now() + wait);
+                }
+                (None, None) => {}
+            }
         }
         self.status.send_modify(|s| s.running = false);
     }
+}
+
+/// SIGHUP, where the platform has it.
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+
+/// Nothing to listen to elsewhere.
+#[cfg(not(unix))]
+struct Hangup;
+
+trait Listen: Sized {
+    fn listen() -> Option<Self>;
+}
+
+#[cfg(unix)]
+impl Listen for Hangup {
+    fn listen() -> Option<Self> {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGHUP; reload on signal is off.");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+impl Listen for Hangup {
+    fn listen() -> Option<Self> {
+        None
+    }
+}
+
+/// Resolves on the next SIGHUP; never without a listener.
+async fn hangup(hup: &mut Option<Hangup>) {
+    #[cfg(unix)]
+    if let Some(h) = hup.as_mut() {
+        if h.recv().await.is_some() {
+            return;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = hup;
+    std::future::pending::<()>().await
 }
 
 #[cfg(test)]
