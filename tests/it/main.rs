@@ -8,3 +8,5 @@ mod robustness;
 mod servers;
 mod snapshots;
 mod support;
+// Triggers (issue 4).
+mod triggers;
