@@ -4,7 +4,10 @@
 //! - **spread**: 10 000 triggers over 100 tenants; the tenant index against checking every
 //!   trigger (`matches_unindexed`), with the speed-up;
 //! - **one tenant**: all 10 000 triggers belong to the session's tenant, so every one is
-//!   evaluated: the raw cost of the compiled filters.
+//!   evaluated: the raw cost of the compiled filters, first with conditions drawn from a
+//!   small shared pool (each distinct condition is evaluated once per CDR), then with one
+//!   condition per trigger that no other trigger shares, against the same set checked
+//!   without index or memo.
 //!
 //! Sessions are the replayed fixtures (real CDRs). No timing is asserted anywhere.
 
@@ -50,14 +53,24 @@ fn sessions() -> Vec<ClosedSession> {
     out
 }
 
-/// `TRIGGERS` triggers over `tenants` tenants; one in ten user-owned; 1–3 filters each.
-fn trigger_set(tenants: usize) -> TriggerSet {
+/// `TRIGGERS` triggers over `tenants` tenants; one in ten user-owned; 1–3 filters each from
+/// a shared pool, plus (when `distinct`) one condition with a value of its own (a DID or a
+/// caller prefix), so the per-session memo of shared conditions cannot answer for it.
+fn trigger_set(tenants: usize, distinct: bool) -> TriggerSet {
     let mut doc = String::new();
     for i in 0..TRIGGERS {
         let tenant = i % tenants;
-        let filters: Vec<&str> = (0..1 + i % 3)
+        let own = if i % 2 == 0 {
+            format!(r#"{{ field = "ddiNum", op = "eq", value = "+1312555{i:04}" }}"#)
+        } else {
+            format!(r#"{{ field = "cliNum", op = "starts_with", value = "+1{i:04}" }}"#)
+        };
+        let mut filters: Vec<&str> = (0..1 + i % 3)
             .map(|k| FILTERS[(i / 3 + k * 3) % FILTERS.len()])
             .collect();
+        if distinct {
+            filters.push(&own);
+        }
         doc.push_str(&format!(
             "[[trigger]]\nid = \"t{i}\"\ntenant = \"tenant-{tenant}\"\n{}filter = [{}]\n[trigger.action]\nurl = \"https://hooks.example/{i}\"\n",
             if i % 10 == 0 { format!("user = \"user-{}\"\n", i % 7) } else { String::new() },
@@ -144,7 +157,7 @@ fn main() {
         })
         .collect();
     println!("spread: {TRIGGERS} triggers over {tenants} tenants");
-    let set = trigger_set(tenants);
+    let set = trigger_set(tenants, false);
     let indexed = run(&spread, budget, |s| set.matches(s).count());
     let flat = run(&spread, budget, |s| set.matches_unindexed(s).count());
     assert_eq!(
@@ -165,7 +178,7 @@ fn main() {
 
     // One tenant: every trigger's filters are evaluated for every session.
     println!("one tenant: all {TRIGGERS} triggers evaluated per CDR");
-    let set = trigger_set(1);
+    let set = trigger_set(1, false);
     let one: Vec<ClosedSession> = spread
         .iter()
         .map(|s| {
@@ -175,10 +188,20 @@ fn main() {
         })
         .collect();
     let all = run(&one, budget, |s| set.matches(s).count());
-    report("indexed, 10 000 per CDR", &all, TRIGGERS as f64);
+    report("shared conditions", &all, TRIGGERS as f64);
     println!(
-        "  {:.1} µs per CDR against {TRIGGERS} triggers; {:.1} matches per CDR",
+        "    {:.1} µs per CDR against {TRIGGERS} triggers; {:.1} matches per CDR",
         1e6 / all.per_sec(all.sessions),
         all.matches as f64 / all.sessions as f64
+    );
+    let set = trigger_set(1, true);
+    let distinct = run(&one, budget, |s| set.matches(s).count());
+    let flat = run(&one, budget, |s| set.matches_unindexed(s).count());
+    report("+ one distinct condition", &distinct, TRIGGERS as f64);
+    report("  same, no index and no memo", &flat, TRIGGERS as f64);
+    println!(
+        "    {:.1} µs per CDR against {TRIGGERS} triggers; memo ratio {:.1}x",
+        1e6 / distinct.per_sec(distinct.sessions),
+        distinct.per_sec(distinct.sessions) / flat.per_sec(flat.sessions)
     );
 }

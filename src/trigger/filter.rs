@@ -408,6 +408,8 @@ impl Test {
 /// One compiled condition. Build with [`Filter::compile`].
 #[derive(Clone, Debug)]
 pub struct Filter {
+    /// `field`, `op` and `value` as written: equal keys compile to equal filters.
+    key: Box<str>,
     field_name: Box<str>,
     op: Op,
     field: Field,
@@ -628,12 +630,38 @@ impl Filter {
             }
         };
         Ok(Filter {
+            key: format!("{field_name}\u{1}{}\u{1}{value}", op.name()).into(),
             field_name: field_name.into(),
             op,
             field,
             test,
             negate: matches!(op, Op::Ne | Op::NotIn),
         })
+    }
+
+    /// Identity of the condition: two filters with the same key always agree, so a set
+    /// evaluates each distinct one once per CDR.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Relative cost of evaluating, for ordering the conditions of a trigger: cheap numeric
+    /// tests first, regular expressions last (AND short-circuits, and the order never changes
+    /// the result because filters are pure).
+    pub(crate) fn cost(&self) -> u8 {
+        let field = match self.field {
+            Field::Num(..) | Field::Str(_) => 0,
+            Field::Tag(_) | Field::Tags => 1,
+            Field::RecordingIds | Field::DirMatches | Field::Dir(_) => 2,
+        };
+        let test = match self.test {
+            Test::Exists(_) | Test::NumEq(_) | Test::NumCmp(..) => 0,
+            Test::NumIn(_) | Test::StrEq(_) | Test::StartsWith(_) | Test::EndsWith(_) => 1,
+            Test::StrIn(_) => 2,
+            Test::Contains(_) => 3,
+            Test::Regex(_) => 6,
+        };
+        field + test
     }
 
     /// The field name as written.

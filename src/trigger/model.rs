@@ -175,12 +175,43 @@ pub struct Match<'a> {
     pub payload_id: &'a str,
 }
 
+/// A trigger in the index, with its conditions as positions in the tenant's filter table,
+/// cheapest first.
+#[derive(Debug)]
+struct Entry {
+    trigger: Arc<Trigger>,
+    filters: Box<[u32]>,
+}
+
 #[derive(Debug, Default)]
 struct TenantIndex {
+    /// The tenant's distinct conditions; each is evaluated at most once per session.
+    filters: Vec<Filter>,
     /// Enabled triggers without an owning user, in definition order.
-    wide: Vec<Arc<Trigger>>,
+    wide: Vec<Entry>,
     /// Enabled user-owned triggers by user id, each list in definition order.
-    users: HashMap<Box<str>, Vec<Arc<Trigger>>>,
+    users: HashMap<Box<str>, Vec<Entry>>,
+}
+
+impl TenantIndex {
+    fn entry(&mut self, t: &Arc<Trigger>, interned: &mut HashMap<Box<str>, u32>) -> Entry {
+        let mut filters: Vec<u32> = t
+            .filters
+            .iter()
+            .map(|f| {
+                *interned.entry(f.key().into()).or_insert_with(|| {
+                    self.filters.push(f.clone());
+                    u32::try_from(self.filters.len() - 1).unwrap_or(u32::MAX)
+                })
+            })
+            .collect();
+        filters.sort_by_key(|&i| (self.filters[i as usize].cost(), i));
+        filters.dedup();
+        Entry {
+            trigger: t.clone(),
+            filters: filters.into(),
+        }
+    }
 }
 
 /// An immutable set of triggers, indexed by tenant and owning user.
@@ -195,15 +226,14 @@ impl TriggerSet {
     pub(crate) fn from_triggers(triggers: Vec<Trigger>) -> Self {
         let all: Vec<Arc<Trigger>> = triggers.into_iter().map(Arc::new).collect();
         let mut tenants: HashMap<Box<str>, TenantIndex> = HashMap::new();
+        let mut interned: HashMap<Box<str>, HashMap<Box<str>, u32>> = HashMap::new();
         for t in all.iter().filter(|t| t.enabled) {
             let idx = tenants.entry(t.tenant_id.as_str().into()).or_default();
+            let keys = interned.entry(t.tenant_id.as_str().into()).or_default();
+            let entry = idx.entry(t, keys);
             match &t.user_id {
-                None => idx.wide.push(t.clone()),
-                Some(u) => idx
-                    .users
-                    .entry(u.as_str().into())
-                    .or_default()
-                    .push(t.clone()),
+                None => idx.wide.push(entry),
+                Some(u) => idx.users.entry(u.as_str().into()).or_default().push(entry),
             }
         }
         Self { all, tenants }
@@ -243,6 +273,9 @@ impl TriggerSet {
             .and_then(|t| self.tenants.get(t));
         let cdr = &session.cdr;
         let users = &session.user_ids;
+        let table: &[Filter] = idx.map_or(&[], |i| &i.filters);
+        // Per session: 0 = not evaluated yet, 1 = false, 2 = true.
+        let mut memo = vec![0u8; table.len()];
         let wide = idx.into_iter().flat_map(|i| i.wide.iter());
         let owned = idx.into_iter().flat_map(move |i| {
             users
@@ -254,10 +287,18 @@ impl TriggerSet {
                 .flatten()
         });
         wide.chain(owned)
-            .filter(move |t| t.filters_match(cdr))
-            .map(|t| Match {
-                trigger: t,
-                payload_id: t.payload_id(),
+            .filter(move |e| {
+                e.filters.iter().all(|&f| {
+                    let m = &mut memo[f as usize];
+                    if *m == 0 {
+                        *m = 1 + u8::from(table[f as usize].matches(cdr));
+                    }
+                    *m == 2
+                })
+            })
+            .map(|e| Match {
+                trigger: &e.trigger,
+                payload_id: e.trigger.payload_id(),
             })
     }
 
