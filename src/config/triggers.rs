@@ -14,8 +14,8 @@ use crate::trigger::BuildOptions;
 /// Deadline of one remote fetch.
 const FETCH_DEADLINE: Duration = Duration::from_secs(30);
 
-/// `[triggers]` as written.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[triggers]` as written. `Debug` leaves out the remote URL's query (it may hold a token).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriggersSection {
     /// Trigger files (TOML), relative to the configuration file's directory.
@@ -34,6 +34,33 @@ pub struct TriggersSection {
     pub ca_file: Option<PathBuf>,
 }
 
+impl std::fmt::Debug for TriggersSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let remote = self.remote_url.as_deref().map(|u| match u.split_once('?') {
+            Some((base, _)) => format!("{base}?[redacted]"),
+            None => u.to_owned(),
+        });
+        f.debug_struct("TriggersSection")
+            .field("files", &self.files)
+            .field("remote_url", &remote)
+            .field("refresh_secs", &self.refresh_secs)
+            .field("retry_secs", &self.retry_secs)
+            .field("watch_ms", &self.watch_ms)
+            .field("allow_http", &self.allow_http)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("url", &crate::trigger::model::redacted_url(&self.url))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
 impl Default for TriggersSection {
     fn default() -> Self {
         Self {
@@ -48,8 +75,8 @@ impl Default for TriggersSection {
     }
 }
 
-/// The remote source, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The remote source, validated. `Debug` leaves out the URL's query.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteConfig {
     /// The URL (never logged with its query string).
     pub url: hyper::Uri,
@@ -176,6 +203,13 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("SECRET"), "{e}");
+        let with_token = section("remote_url = \"https://h.example/t?token=SECRET\"");
+        let cfg = with_token.options(p).unwrap();
+        let dbg = format!("{with_token:?} {cfg:?}");
+        assert!(
+            !dbg.contains("SECRET") && dbg.contains("h.example/t?[redacted]"),
+            "{dbg}"
+        );
         let ok = section("remote_url = \"http://h.example/t\"\nallow_http = true")
             .options(p)
             .unwrap();

@@ -71,11 +71,20 @@ pub trait TriggerFetcher: Send + Sync + 'static {
 }
 
 /// [`TriggerFetcher`] over the shared HTTPS client.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpFetcher {
     client: HttpClient,
     url: hyper::Uri,
     deadline: Duration,
+}
+
+impl std::fmt::Debug for HttpFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpFetcher")
+            .field("url", &redacted_url(&self.url))
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpFetcher {
