@@ -18,6 +18,7 @@
 
 pub mod cdr;
 pub mod config;
+pub mod delivery;
 pub mod net;
 pub mod replay;
 pub mod session;
