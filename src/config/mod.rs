@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::session::{Settings, TenantSettings};
 
+mod delivery;
 mod kazoo;
+pub use delivery::DeliverySection;
 pub use kazoo::KazooSection;
 
 /// A configuration problem, with where it is.
@@ -122,6 +124,9 @@ pub struct PluginConfig {
     pub tenants: BTreeMap<String, TenantSection>,
     /// `[kazoo]`: the live source (needed by `run` and `record`).
     pub kazoo: Option<KazooSection>,
+    /// `[delivery]`: outbox and delivery limits.
+    #[serde(default)]
+    pub delivery: DeliverySection,
     /// Where the configuration was read from (for error messages).
     #[serde(skip)]
     pub file: PathBuf,

@@ -62,6 +62,36 @@ pub struct Job {
     pub last_error: Option<String>,
 }
 
+impl Job {
+    /// The job as an operator may see it: the signing secret and the URL's query (Logic Apps
+    /// carry a `sig` there) are redacted.
+    pub fn redacted(&self) -> Value {
+        let url = match url::Url::parse(&self.endpoint.url) {
+            Ok(mut u) => {
+                if u.query().is_some() {
+                    u.set_query(Some("[redacted]"));
+                }
+                let _ = u.set_password(None);
+                u.to_string()
+            }
+            Err(_) => "[invalid url]".into(),
+        };
+        serde_json::json!({
+            "webhookId": self.webhook_id,
+            "triggerId": self.trigger_id,
+            "url": url,
+            "method": self.endpoint.method,
+            "format": self.endpoint.format,
+            "retries": self.endpoint.retries,
+            "signed": self.endpoint.secret.is_some(),
+            "attempts": self.attempts,
+            "createdUs": self.created_us,
+            "lastError": self.last_error,
+            "payload": self.payload,
+        })
+    }
+}
+
 /// The stable webhook id of (session, trigger).
 pub fn webhook_id(session_id: &str, trigger_id: &str) -> String {
     const NS: uuid::Uuid = uuid::Uuid::from_u128(0x6d1c_3f0e_5a2b_4c8d_9e7f_1a2b_3c4d_5e6f);
