@@ -21,6 +21,7 @@ pub mod config;
 pub mod delivery;
 pub mod net;
 pub mod replay;
+pub mod run;
 pub mod session;
 pub mod sim;
 pub mod source;

@@ -248,6 +248,15 @@ impl Outbox {
         tx.open_table(PENDING).map_err(store)?.len().map_err(store)
     }
 
+    /// Number of dead letters.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn dead_len(&self) -> Result<u64, OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        tx.open_table(DEAD).map_err(store)?.len().map_err(store)
+    }
+
     /// Dead letters, oldest first by creation.
     ///
     /// # Errors

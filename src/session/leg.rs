@@ -166,7 +166,9 @@ pub struct Leg {
 }
 
 /// `call_direction`, orderable so it can be [`Stamped`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DirectionKey {
     /// Into the switch.
     Inbound,
