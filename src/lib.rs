@@ -22,6 +22,7 @@ pub mod delivery;
 pub mod net;
 pub mod replay;
 pub mod run;
+pub mod schema;
 pub mod session;
 pub mod sim;
 pub mod source;

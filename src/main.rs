@@ -83,6 +83,8 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Print the JSON Schema of the webhook payload (for Azure Logic Apps and receivers).
+    Schema,
     /// Validate the configuration and report every problem with its file and field.
     Check {
         /// Configuration file.
@@ -306,6 +308,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(n)
             })?;
             eprintln!("postcall record: {n} frames written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema())?;
+            writeln!(out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deliveries { config, action } => {

@@ -228,3 +228,38 @@ fn deliveries_lists_shows_resends_and_purges_dead_letters() {
         "the re-sent one is pending again"
     );
 }
+
+#[test]
+fn every_fixture_payload_validates_against_the_printed_schema() {
+    let out = postcall(&["schema"]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
+    let mut checked = 0;
+    for f in fixture_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for c in postcall::replay::replay_str(&text, std::sync::Arc::new(Default::default())) {
+            let cdr = serde_json::to_value(&c.cdr).unwrap();
+            let payload = postcall::delivery::payload::payload("t1", "u1", "acct", &cdr, &custom);
+            let errors: Vec<String> = validator
+                .iter_errors(&payload)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", f.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20);
+    // And it rejects what is not a payload.
+    let mut bad = postcall::delivery::payload::payload(
+        "t",
+        "i",
+        "a",
+        &serde_json::json!({"dir": 9}),
+        &custom,
+    );
+    assert!(!validator.is_valid(&bad));
+    bad["cdr"] = serde_json::Value::Null;
+    assert!(!validator.is_valid(&bad));
+}
