@@ -19,8 +19,11 @@
 
 pub mod cdr;
 pub mod config;
+pub mod delivery;
 pub mod net;
 pub mod replay;
+pub mod run;
+pub mod schema;
 pub mod session;
 pub mod sim;
 pub mod source;

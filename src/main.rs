@@ -1,7 +1,7 @@
 //! `postcall` command line: a thin shell over the library.
 
 use std::io::{BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use postcall::config::PluginConfig;
+use postcall::delivery::Outbox;
 use postcall::replay::{Replay, ReplayStats};
 use postcall::session::{ClosedSession, Settings};
 use postcall::sim::{self, MixSpec};
@@ -73,12 +74,101 @@ enum Command {
         #[arg(long)]
         frames: Option<u64>,
     },
+    /// List, inspect, re-send and purge dead letters (with the sidecar stopped: the outbox
+    /// is opened exclusively).
+    Deliveries {
+        /// Configuration file (its `[delivery] data_dir` holds the outbox).
+        #[arg(long, default_value = "plugin.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+    /// Print the JSON Schema of the webhook payload (for Azure Logic Apps and receivers).
+    Schema,
     /// Validate the configuration and report every problem with its file and field.
     Check {
         /// Configuration file.
         #[arg(long, default_value = "plugin.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// One line per dead letter: webhook id, trigger, attempts, last error.
+    List,
+    /// One dead letter in full (secret and URL query redacted).
+    Show {
+        /// Webhook id.
+        id: String,
+    },
+    /// Move dead letters back to the outbox with the same webhook id and a fresh attempt budget.
+    Resend {
+        /// Webhook id.
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Delete dead letters.
+    Purge {
+        /// Webhook id.
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+fn dead_letters(config: &Path, action: DeadLetterAction) -> anyhow::Result<()> {
+    let cfg = PluginConfig::load(config)?;
+    let path = cfg.delivery.outbox_path(config);
+    let outbox = Outbox::open(&path).with_context(|| {
+        format!(
+            "{}: cannot open the outbox (is postcall running?)",
+            path.display()
+        )
+    })?;
+    let mut out = std::io::stdout().lock();
+    let now = chrono::Utc::now().timestamp_micros();
+    match action {
+        DeadLetterAction::List => {
+            for j in outbox.dead()? {
+                let r = j.redacted();
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\tattempts={}\t{}",
+                    j.webhook_id,
+                    j.trigger_id,
+                    r["url"].as_str().unwrap_or(""),
+                    j.attempts,
+                    j.last_error.as_deref().unwrap_or("")
+                )?;
+            }
+        }
+        DeadLetterAction::Show { id } => {
+            serde_json::to_writer_pretty(&mut out, &outbox.dead_one(&id)?.redacted())?;
+            writeln!(out)?;
+        }
+        DeadLetterAction::Resend { id, all } => {
+            let ids: Vec<String> = if all {
+                outbox.dead()?.into_iter().map(|j| j.webhook_id).collect()
+            } else {
+                id.into_iter().collect()
+            };
+            for id in &ids {
+                outbox.resend(id, now)?;
+            }
+            writeln!(out, "{} dead letter(s) queued again", ids.len())?;
+        }
+        DeadLetterAction::Purge { id, all } => {
+            let n = outbox.purge(if all { None } else { id.as_deref() })?;
+            writeln!(out, "{n} dead letter(s) purged")?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -238,11 +328,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("postcall record: {n} frames written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Schema => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema())?;
+            writeln!(out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deliveries { config, action } => {
+            dead_letters(&config, action)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { config } => match settings(Some(&config)).and_then(|s| {
             let cfg = PluginConfig::load(&config)?;
             if cfg.kazoo.is_some() {
                 cfg.kazoo_options()?;
             }
+            cfg.delivery.options(&config)?;
             Ok(s)
         }) {
             Ok(_) => match check_triggers(&config) {

@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::session::{Settings, TenantSettings};
 
+mod delivery;
 mod kazoo;
+pub use delivery::DeliverySection;
 pub use kazoo::KazooSection;
 
 // Triggers (issue 4).
@@ -129,6 +131,9 @@ pub struct PluginConfig {
     /// `[triggers]`: trigger files, remote source, reload intervals.
     #[serde(default)]
     pub triggers: TriggersSection,
+    /// `[delivery]`: outbox and delivery limits.
+    #[serde(default)]
+    pub delivery: DeliverySection,
     /// Where the configuration was read from (for error messages).
     #[serde(skip)]
     pub file: PathBuf,

@@ -18,12 +18,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
 
+use super::guard::{AddressGuard, Forbidden, GuardedResolver};
+
 /// Why a request produced no response.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// No connection (refused, DNS, TLS handshake, reset before a response).
     #[error("connect failed: {0}")]
     Connect(String),
+    /// The destination is not allowed (SSRF guard); retrying cannot help.
+    #[error("{0}")]
+    Forbidden(String),
     /// No complete response within the deadline.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -70,8 +75,9 @@ impl Default for HttpOptions {
 /// A cheap-to-clone pooled client for `http://` and `https://` URLs.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
     max_body: usize,
+    guard: Arc<AddressGuard>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -81,9 +87,17 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// A client verifying servers with `tls`.
+    /// A client verifying servers with `tls` that may reach any address (the PBX's own
+    /// Crossbar is usually on a private network).
     pub fn new(tls: Arc<ClientConfig>, opts: &HttpOptions) -> Self {
-        let mut http = HttpConnector::new();
+        Self::with_guard(tls, opts, AddressGuard::permissive())
+    }
+
+    /// A client that only reaches addresses `guard` allows, checked on the resolved
+    /// addresses at connect time and on IP-literal hosts before sending.
+    pub fn with_guard(tls: Arc<ClientConfig>, opts: &HttpOptions, guard: AddressGuard) -> Self {
+        let guard = Arc::new(guard);
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver::new(guard.clone()));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(opts.connect_timeout));
@@ -99,6 +113,7 @@ impl HttpClient {
         Self {
             inner,
             max_body: opts.max_body_bytes,
+            guard,
         }
     }
 
@@ -111,12 +126,23 @@ impl HttpClient {
         req: Request<Full<Bytes>>,
         deadline: Duration,
     ) -> Result<HttpResponse, HttpError> {
+        if let Some(host) = req.uri().host() {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                self.guard
+                    .check(ip)
+                    .map_err(|e| HttpError::Forbidden(e.to_string()))?;
+            }
+        }
         let work = async {
             let resp = self
                 .inner
                 .request(req)
                 .await
-                .map_err(|e| HttpError::Connect(error_chain(&e)))?;
+                .map_err(|e| match forbidden_in(&e) {
+                    Some(f) => HttpError::Forbidden(f.to_string()),
+                    None => HttpError::Connect(error_chain(&e)),
+                })?;
             let (parts, body) = resp.into_parts();
             let body = Limited::new(body, self.max_body)
                 .collect()
@@ -133,6 +159,25 @@ impl HttpClient {
             .await
             .map_err(|_| HttpError::Timeout(deadline))?
     }
+}
+
+/// The guard's refusal, if that is what broke the connection.
+fn forbidden_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Forbidden> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(f) = c.downcast_ref::<Forbidden>() {
+            return Some(f);
+        }
+        if let Some(f) = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<Forbidden>())
+        {
+            return Some(f);
+        }
+        cur = c.source();
+    }
+    None
 }
 
 /// An error and its sources, `: `-joined (hyper's top-level messages are terse).

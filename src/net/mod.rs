@@ -2,6 +2,7 @@
 //! delivery: one rustls configuration (webpki roots plus an optional extra CA, verification
 //! never off) and one pooled hyper client.
 
+pub mod guard;
 pub mod http;
 pub mod secret;
 pub mod tls;

@@ -4,7 +4,8 @@ use std::fmt;
 
 /// A secret value (auth token, API key, signing secret). `Debug` and `Display` print
 /// `[redacted]`; the value is only reachable through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

@@ -49,7 +49,7 @@ pub struct AssemblerStats {
     pub forced: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Session {
     tenant: Box<str>,
     legs: Vec<Leg>,
@@ -58,6 +58,29 @@ struct Session {
     last_activity: i64,
     deadline: i64,
     gap: bool,
+}
+
+/// The open state of an [`Assembler`], for keeping open sessions across a restart.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// Format version.
+    version: u32,
+    sessions: Vec<Session>,
+    closed_legs: Vec<(i64, Box<str>)>,
+    stream_us: Option<i64>,
+    now: i64,
+}
+
+impl Snapshot {
+    /// Open sessions held.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The latest event time seen before the snapshot.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.stream_us
+    }
 }
 
 /// Groups legs into sessions and closes them. See the module docs.
@@ -100,6 +123,47 @@ impl Assembler {
             now: i64::MIN,
             stats: AssemblerStats::default(),
         }
+    }
+
+    /// Takes the open state out (on shutdown), leaving the assembler empty.
+    pub fn snapshot(&mut self) -> Snapshot {
+        let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        let sessions = ids
+            .into_iter()
+            .filter_map(|id| self.sessions.remove(&id))
+            .collect();
+        self.index.clear();
+        self.deadlines.clear();
+        self.closed_legs.clear();
+        Snapshot {
+            version: 1,
+            sessions,
+            closed_legs: std::mem::take(&mut self.closed_order).into_iter().collect(),
+            stream_us: self.stream_us,
+            now: self.now,
+        }
+    }
+
+    /// An assembler holding a snapshot's open sessions again.
+    pub fn restore(settings: Arc<Settings>, snap: Snapshot) -> Self {
+        let mut a = Self::new(settings);
+        a.stream_us = snap.stream_us;
+        a.now = snap.now;
+        for (expiry, k) in snap.closed_legs {
+            a.closed_legs.insert(k.clone(), expiry);
+            a.closed_order.push_back((expiry, k));
+        }
+        for s in snap.sessions {
+            let sid = a.next_id;
+            a.next_id += 1;
+            for k in &s.keys {
+                a.index.insert(k.clone(), sid);
+            }
+            a.deadlines.insert((s.deadline, sid));
+            a.sessions.insert(sid, s);
+        }
+        a
     }
 
     /// The settings in use.

@@ -38,6 +38,10 @@ pub struct DriverCounters {
     pub resync_ended_legs: std::sync::atomic::AtomicU64,
     /// Resyncs that could not fetch the channels.
     pub resync_failures: std::sync::atomic::AtomicU64,
+    /// Open sessions (updated every tick).
+    pub open_sessions: std::sync::atomic::AtomicU64,
+    /// Open legs (updated every tick).
+    pub open_legs: std::sync::atomic::AtomicU64,
 }
 
 impl DriverCounters {
@@ -81,7 +85,14 @@ pub async fn drive(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                if let Ok(mut s) = counters.assembler.lock() {
+                    *s = asm.stats();
+                }
+                let relaxed = std::sync::atomic::Ordering::Relaxed;
+                counters.open_sessions.store(asm.open_sessions() as u64, relaxed);
+                counters.open_legs.store(asm.open_legs() as u64, relaxed);
+            }
             changed = settings.changed() => {
                 if changed.is_ok() {
                     asm.set_settings(settings.borrow_and_update().clone());
@@ -139,9 +150,6 @@ pub async fn drive(
             },
         }
         asm.poll(now_us(), &mut closed);
-        if let Ok(mut s) = counters.assembler.lock() {
-            *s = asm.stats();
-        }
         for c in closed.drain(..) {
             if out.send(c).await.is_err() {
                 return asm;

@@ -8,7 +8,7 @@
 use crate::source::{CallEvent, Direction, EventKind};
 
 /// A value with the event time it came from; [`Stamped::offer`] keeps the earliest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamped<T>(Option<(i64, T)>);
 
 impl<T> Default for Stamped<T> {
@@ -44,7 +44,7 @@ impl Stamped<Box<str>> {
 }
 
 /// What happened on a leg at a moment, for the session timeline.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum MarkKind {
     /// `CHANNEL_ANSWER`.
     Answer,
@@ -63,7 +63,7 @@ pub enum MarkKind {
 }
 
 /// One timeline mark.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Mark {
     /// Event time, Unix µs.
     pub t: i64,
@@ -83,7 +83,7 @@ pub enum LegKind {
 }
 
 /// One leg, folded from its events.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Leg {
     /// The leg's call id.
     pub call_id: Box<str>,
@@ -166,7 +166,9 @@ pub struct Leg {
 }
 
 /// `call_direction`, orderable so it can be [`Stamped`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DirectionKey {
     /// Into the switch.
     Inbound,

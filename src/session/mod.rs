@@ -14,7 +14,7 @@ pub mod numbers;
 mod settings;
 pub mod timeline;
 
-pub use assembler::{Applied, Assembler, AssemblerStats};
+pub use assembler::{Applied, Assembler, AssemblerStats, Snapshot};
 pub use build::{build, BillableLeg, ClosedSession, SessionFacts};
 pub use names::{DeviceInfo, PbxDirectory, UserInfo};
 pub use settings::{Settings, TenantSettings};

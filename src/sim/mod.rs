@@ -28,6 +28,7 @@ mod model;
 mod rng;
 mod scenarios;
 mod script;
+pub mod server;
 #[cfg(test)]
 mod tests;
 

@@ -13,7 +13,9 @@ pub const GREGORIAN_UNIX_OFFSET_SECS: i64 = 62_167_219_200;
 const PLAUSIBLE_US: std::ops::Range<i64> = 946_684_800_000_000..4_102_444_800_000_000;
 
 /// The nine Blackhole call events (`call.*.*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum EventKind {
     /// `CHANNEL_CREATE`
     Create,

@@ -96,6 +96,7 @@ fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
         cfg.settings().unwrap(),
         postcall::session::Settings::default()
     );
+    assert_eq!(cfg.delivery, postcall::config::DeliverySection::default());
     let out = postcall(&["check", "--config", path.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -158,4 +159,107 @@ fn demo_prints_the_cdrs_that_replaying_the_same_mix_prints() {
     let demo_cdrs = sorted_lines(&demo.stdout);
     assert_eq!(demo_cdrs, sorted_lines(&replay.stdout));
     assert_eq!(demo_cdrs.len(), 40, "one CDR per simulated call");
+}
+
+#[test]
+fn deliveries_lists_shows_resends_and_purges_dead_letters() {
+    use postcall::delivery::{webhook_id, Completion, Endpoint, Format, Job, Method, Outbox};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(&cfg, "[delivery]\ndata_dir = \"state\"\n").unwrap();
+    let outbox_path = dir.path().join("state/outbox.redb");
+    let job = |n: u32| Job {
+        webhook_id: webhook_id(&format!("session-{n}"), "t1"),
+        trigger_id: "t1".into(),
+        endpoint: Endpoint {
+            url: "https://prod.logic.azure.com/invoke?sp=x&sig=SIGSECRET".into(),
+            method: Method::Post,
+            format: Format::Json,
+            retries: 1,
+            secret: Some(postcall::net::Secret::new(
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            )),
+        },
+        payload: serde_json::json!({"n": n}),
+        attempts: 2,
+        next_attempt_us: 0,
+        created_us: i64::from(n),
+        last_error: None,
+    };
+    let (a, b) = (job(1), job(2));
+    {
+        let o = Outbox::open(&outbox_path).unwrap();
+        o.enqueue(&[a.clone(), b.clone()]).unwrap();
+        o.complete(&a, Completion::Dead("HTTP 400".into())).unwrap();
+        o.complete(&b, Completion::Dead("HTTP 404".into())).unwrap();
+    }
+    let c = cfg.to_str().unwrap();
+    let list = postcall(&["deliveries", "--config", c, "list"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains(&a.webhook_id) && text.contains("HTTP 400"));
+    assert!(!text.contains("SIGSECRET"), "{text}");
+    let show = postcall(&["deliveries", "--config", c, "show", &b.webhook_id]);
+    let shown = String::from_utf8(show.stdout).unwrap();
+    assert!(shown.contains("\"lastError\": \"HTTP 404\""), "{shown}");
+    assert!(
+        !shown.contains("SIGSECRET") && !shown.contains("whsec_"),
+        "{shown}"
+    );
+    let resend = postcall(&["deliveries", "--config", c, "resend", &a.webhook_id]);
+    assert!(resend.status.success());
+    let missing = postcall(&["deliveries", "--config", c, "show", "msg_nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let purge = postcall(&["deliveries", "--config", c, "purge", "--all"]);
+    assert_eq!(
+        String::from_utf8(purge.stdout).unwrap(),
+        "1 dead letter(s) purged\n"
+    );
+    let o = Outbox::open(&outbox_path).unwrap();
+    assert!(o.dead().unwrap().is_empty());
+    assert_eq!(
+        o.pending_len().unwrap(),
+        1,
+        "the re-sent one is pending again"
+    );
+}
+
+#[test]
+fn every_fixture_payload_validates_against_the_printed_schema() {
+    let out = postcall(&["schema"]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
+    let mut checked = 0;
+    for f in fixture_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for c in postcall::replay::replay_str(&text, std::sync::Arc::new(Default::default())) {
+            let cdr = serde_json::to_value(&c.cdr).unwrap();
+            let payload = postcall::delivery::payload::payload("t1", "u1", "acct", &cdr, &custom);
+            let errors: Vec<String> = validator
+                .iter_errors(&payload)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", f.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20);
+    // And it rejects what is not a payload.
+    let mut bad = postcall::delivery::payload::payload(
+        "t",
+        "i",
+        "a",
+        &serde_json::json!({"dir": 9}),
+        &custom,
+    );
+    assert!(!validator.is_valid(&bad));
+    bad["cdr"] = serde_json::Value::Null;
+    assert!(!validator.is_valid(&bad));
 }

@@ -1,6 +1,7 @@
 //! Integration tests, one binary with a module per area.
 
 mod cli;
+mod delivery;
 mod live;
 mod net;
 mod properties;

@@ -266,3 +266,53 @@ fn frame_strategy() -> impl Strategy<Value = String> {
             serde_json::json!({"action": "event", "name": name, "data": data}).to_string()
         })
 }
+
+/// Replays `lines` through an assembler, snapshotting to JSON and restoring after `cut`
+/// lines (as a shutdown and restart would), and returns every CDR.
+fn replay_with_restart(lines: &[String], cut: usize) -> Vec<postcall::cdr::Cdr> {
+    use postcall::session::{Assembler, Settings, Snapshot};
+    use postcall::source::{decode_frame, Frame};
+    let settings = std::sync::Arc::new(Settings::default());
+    let mut asm = Assembler::new(settings.clone());
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i == cut {
+            let json = serde_json::to_string(&asm.snapshot()).unwrap();
+            let snap: Snapshot = serde_json::from_str(&json).unwrap();
+            asm = Assembler::restore(settings.clone(), snap);
+        }
+        if let Ok(Frame::Event(ev)) = decode_frame(l) {
+            let now = ev.time_us.or(asm.stream_time()).unwrap_or_default();
+            asm.apply(&ev, now);
+            asm.poll(now, &mut out);
+        }
+    }
+    asm.flush(&mut out);
+    let mut cdrs: Vec<_> = out.into_iter().map(|c| c.cdr).collect();
+    cdrs.sort_by(|a, b| a.id.cmp(&b.id));
+    cdrs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_snapshot_and_restore_anywhere_changes_nothing(pick in 0usize..1000, cut in 0usize..40) {
+        let files = fixture_files();
+        let lines = fixture_lines(&files[pick % files.len()]);
+        let cut = cut % (lines.len() + 1);
+        prop_assert_eq!(replay_with_restart(&lines, cut), replay_with_restart(&lines, usize::MAX));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_restart_in_a_busy_stream_changes_nothing(seed in any::<u64>(), cut in 0usize..400) {
+        let spec = postcall::sim::MixSpec { calls: 30, seed, mean_gap_ms: 500, faults: true, ..Default::default() };
+        let lines: Vec<String> = postcall::sim::mix(spec).map(|f| f.text).collect();
+        let cut = cut % lines.len();
+        prop_assert_eq!(replay_with_restart(&lines, cut), replay_with_restart(&lines, usize::MAX));
+    }
+}

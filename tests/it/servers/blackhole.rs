@@ -1,5 +1,6 @@
 //! A fake Kazoo Blackhole on 127.0.0.1:0 that enforces the protocol the way Kazoo 4.3 does
-//! (`kazoo-events.md` §2): no subprotocol (HTTP 400), `auth_token` required until the socket
+//! (`kazoo-events.md` §2; the reply rules are the library's `sim::server::kazoo_reply`): no
+//! subprotocol (HTTP 400), `auth_token` required until the socket
 //! authenticated, `account_id` and `binding` inside `data`, only the nine call events,
 //! accounts limited to the token's hierarchy, one reply per command with the echoed
 //! `request_id`. A test pushes frames to subscribed sockets, drops connections, or mutes
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -18,18 +19,6 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::tls::TestCa;
-
-const EVENTS: [&str; 9] = [
-    "CHANNEL_CREATE",
-    "CHANNEL_ANSWER",
-    "CHANNEL_DESTROY",
-    "CHANNEL_HOLD",
-    "CHANNEL_UNHOLD",
-    "CHANNEL_BRIDGE",
-    "PARK_PARKED",
-    "PARK_RETRIEVED",
-    "PARK_ABANDONED",
-];
 
 #[derive(Clone, Debug)]
 enum Cmd {
@@ -243,62 +232,11 @@ async fn session<S>(
 }
 
 fn handle(state: &Mutex<State>, req: &Value, authenticated: &mut bool) -> Value {
-    let request_id = req["request_id"]
-        .as_str()
-        .unwrap_or("0123456789abcdef0123456789abcdef");
-    let error = |m: String| json!({"action":"reply","request_id":request_id,"status":"error","data":{"errors":[m]}});
     let mut st = state.lock().unwrap();
     if req["action"] == "subscribe" {
         st.requests.push(req.clone());
     }
-    if !*authenticated {
-        match req.get("auth_token") {
-            None => return error("authentication token required".into()),
-            Some(Value::String(t))
-                if st.tokens.contains(t) || st.check.as_ref().is_some_and(|c| c(t)) => {}
-            Some(Value::String(t)) => return error(format!("failed to authenticate token {t}")),
-            Some(_) => return error("invalid authentication token format".into()),
-        }
-    }
-    if req["action"] != "subscribe" {
-        return json!({"action":"reply","request_id":request_id,"status":"success","data":{}});
-    }
-    let data = req.get("data").and_then(Value::as_object);
-    let Some(data) = data.filter(|d| !d.is_empty()) else {
-        return error("missing required keys in data object".into());
-    };
-    let missing: Vec<&str> = ["account_id", "binding"]
-        .into_iter()
-        .filter(|k| !data.contains_key(*k))
-        .collect();
-    if !missing.is_empty() {
-        return error(format!("missing required keys : {}", missing.join(", ")));
-    }
-    let binding = data["binding"].as_str().unwrap_or("");
-    let parts: Vec<&str> = binding.split('.').collect();
-    if parts[0] != "call" {
-        return error("no available subscriptions to requested binding".into());
-    }
-    if parts.len() != 3 {
-        return error(format!(
-            "invalid format for call subscription : {}",
-            parts.join(", ")
-        ));
-    }
-    if parts[1] != "*" && !EVENTS.contains(&parts[1]) {
-        return error(format!("event {} not supported", parts[1]));
-    }
-    if !st
-        .accounts
-        .contains(data["account_id"].as_str().unwrap_or(""))
-    {
-        return error("unauthorized account id".into());
-    }
-    *authenticated = true;
-    let subscribed: Vec<&str> = if parts[1] == "*" {
-        vec![binding; 9]
-    } else {
-        vec![binding]
-    };
-    json!({"action":"reply","request_id":request_id,"status":"success","data":{"subscribed":subscribed}})
+    let token_ok = |t: &str| st.tokens.contains(t) || st.check.as_ref().is_some_and(|c| c(t));
+    let account_ok = |a: &str| st.accounts.contains(a);
+    postcall::sim::server::kazoo_reply(req, &token_ok, &account_ok, authenticated)
 }

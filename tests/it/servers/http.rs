@@ -178,6 +178,16 @@ impl HttpServer {
     }
 }
 
+impl HttpServer {
+    /// The next request if one arrives within `wait` (to show that none does).
+    pub async fn next_request_within(&mut self, wait: Duration) -> Option<Recorded> {
+        tokio::time::timeout(wait, self.requests.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.task.abort();

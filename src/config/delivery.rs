@@ -1,0 +1,137 @@
+//! `[delivery]`: where the outbox lives and how hard delivery may push.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use crate::delivery::DeliveryOptions;
+use crate::net::guard::AddressGuard;
+
+/// `[delivery]` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySection {
+    /// Directory of the outbox (`outbox.redb`); relative paths are relative to the
+    /// configuration file (default `postcall-data`).
+    pub data_dir: PathBuf,
+    /// Attempts in flight overall (default 64).
+    pub max_in_flight: usize,
+    /// Attempts in flight per endpoint (scheme, host, port) (default 4).
+    pub max_in_flight_per_endpoint: usize,
+    /// Per-attempt deadline in seconds (default 10).
+    pub attempt_timeout_secs: u64,
+    /// Non-public CIDRs webhooks may reach anyway (default none).
+    pub allow_private: Vec<String>,
+    /// Extra CA certificate (PEM) trusted for receivers.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self {
+            data_dir: "postcall-data".into(),
+            max_in_flight: 64,
+            max_in_flight_per_endpoint: 4,
+            attempt_timeout_secs: 10,
+            allow_private: Vec::new(),
+            ca_file: None,
+        }
+    }
+}
+
+impl DeliverySection {
+    /// The outbox file, resolved against the configuration file's directory.
+    pub fn outbox_path(&self, config_file: &Path) -> PathBuf {
+        let dir = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            config_file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&self.data_dir)
+        };
+        dir.join("outbox.redb")
+    }
+
+    /// Validated engine options and SSRF guard.
+    ///
+    /// # Errors
+    /// An out-of-range value or a CIDR that does not parse, with its path.
+    pub fn options(&self, file: &Path) -> Result<(DeliveryOptions, AddressGuard), ConfigError> {
+        let invalid = |path: &str, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            path: format!("delivery.{path}"),
+            message,
+        };
+        if !(1..=10_000).contains(&self.max_in_flight) {
+            return Err(invalid("max_in_flight", "must be 1 to 10000".into()));
+        }
+        if !(1..=self.max_in_flight).contains(&self.max_in_flight_per_endpoint) {
+            return Err(invalid(
+                "max_in_flight_per_endpoint",
+                "must be 1 to max_in_flight".into(),
+            ));
+        }
+        if !(1..=120).contains(&self.attempt_timeout_secs) {
+            return Err(invalid(
+                "attempt_timeout_secs",
+                "must be 1 to 120 seconds".into(),
+            ));
+        }
+        let mut allow = Vec::new();
+        for (i, c) in self.allow_private.iter().enumerate() {
+            let net = c
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        &format!("allow_private[{i}]"),
+                        format!("{c:?} is not a CIDR"),
+                    )
+                })?;
+            allow.push(net);
+        }
+        Ok((
+            DeliveryOptions {
+                attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
+                max_in_flight: self.max_in_flight,
+                max_in_flight_per_endpoint: self.max_in_flight_per_endpoint,
+                ..DeliveryOptions::default()
+            },
+            AddressGuard::strict(allow),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let d = DeliverySection::default();
+        let (o, g) = d.options(Path::new("p.toml")).unwrap();
+        assert_eq!(o.attempt_timeout, Duration::from_secs(10));
+        assert!(!g.permissive && g.allow.is_empty());
+        assert_eq!(
+            d.outbox_path(Path::new("/etc/postcall/plugin.toml")),
+            Path::new("/etc/postcall/postcall-data/outbox.redb")
+        );
+        let bad = DeliverySection {
+            allow_private: vec!["10.0.0.0/8".into(), "nope".into()],
+            ..DeliverySection::default()
+        };
+        let e = bad.options(Path::new("p.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "p.toml: delivery.allow_private[1]: \"nope\" is not a CIDR"
+        );
+        let one = DeliverySection {
+            allow_private: vec!["127.0.0.1".into()],
+            ..DeliverySection::default()
+        };
+        assert_eq!(one.options(Path::new("p")).unwrap().1.allow.len(), 1);
+    }
+}

@@ -1,0 +1,333 @@
+//! The delivery engine: takes due jobs lane by lane from the outbox and attempts them, with a
+//! concurrency limit per endpoint lane (scheme, host, port) and overall.
+//!
+//! Every attempt's outcome is written back to the outbox before the job's slot is freed, so
+//! the outbox is always the truth: a restart resumes exactly the jobs not known delivered.
+//! A slow or dead endpoint fills only its own lane; other lanes keep their slots, and ingest
+//! never waits on delivery (enqueueing is one local write).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use tokio::sync::{watch, Notify};
+
+use super::job::Job;
+use super::outbox::{Completion, Outbox, OutboxError};
+use super::payload::{encode, Method};
+use super::retry::{classify, next_delay, Outcome, Verdict};
+use super::sign::SigningKey;
+use crate::net::{HttpClient, HttpError};
+use crate::source::blackhole::now_us;
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// The unit of the retry schedule: the wait before retry `n` is `n × unit` (2 s).
+    pub retry_unit: Duration,
+    /// Deadline of one attempt (10 s).
+    pub attempt_timeout: Duration,
+    /// Attempts in flight overall.
+    pub max_in_flight: usize,
+    /// Attempts in flight per endpoint lane.
+    pub max_in_flight_per_endpoint: usize,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            retry_unit: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(10),
+            max_in_flight: 64,
+            max_in_flight_per_endpoint: 4,
+        }
+    }
+}
+
+/// Counters exported as metrics.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    /// Jobs written to the outbox.
+    pub enqueued: AtomicU64,
+    /// Attempts made.
+    pub attempts: AtomicU64,
+    /// Jobs delivered.
+    pub delivered: AtomicU64,
+    /// Attempts that will be retried.
+    pub retried: AtomicU64,
+    /// Jobs moved to the dead letters.
+    pub dead: AtomicU64,
+    /// Outbox errors (the job stays pending).
+    pub store_errors: AtomicU64,
+}
+
+#[derive(Default)]
+struct Lanes {
+    busy: BTreeSet<String>,
+    per_lane: BTreeMap<String, usize>,
+    known: BTreeSet<String>,
+}
+
+/// The engine. Cheap to share.
+pub struct Engine {
+    outbox: Arc<Outbox>,
+    http: HttpClient,
+    opts: DeliveryOptions,
+    lanes: Mutex<Lanes>,
+    wake: Notify,
+    /// Counters.
+    pub counters: DeliveryCounters,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `outbox`, sending with `http`.
+    ///
+    /// # Errors
+    /// The outbox cannot be read.
+    pub fn new(
+        outbox: Arc<Outbox>,
+        http: HttpClient,
+        opts: DeliveryOptions,
+    ) -> Result<Arc<Self>, OutboxError> {
+        let known = outbox.lanes()?;
+        Ok(Arc::new(Self {
+            outbox,
+            http,
+            opts,
+            lanes: Mutex::new(Lanes {
+                known,
+                ..Lanes::default()
+            }),
+            wake: Notify::new(),
+            counters: DeliveryCounters::default(),
+        }))
+    }
+
+    /// The outbox.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Writes jobs durably and wakes the dispatcher. When this returns `Ok`, the jobs survive
+    /// a crash.
+    ///
+    /// # Errors
+    /// The outbox write failed; nothing was written.
+    pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        let n = self.outbox.enqueue(jobs)?;
+        self.counters
+            .enqueued
+            .fetch_add(n as u64, Ordering::Relaxed);
+        if let Ok(mut l) = self.lanes.lock() {
+            l.known.extend(jobs.iter().map(|j| j.endpoint.lane()));
+        }
+        self.wake.notify_one();
+        Ok(n)
+    }
+
+    /// Moves a dead letter back to pending (same webhook id, fresh attempts) and wakes the
+    /// dispatcher.
+    ///
+    /// # Errors
+    /// No such dead letter, or a storage error.
+    pub fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
+        let job = self.outbox.resend(webhook_id, now_us())?;
+        if let Ok(mut l) = self.lanes.lock() {
+            l.known.insert(job.endpoint.lane());
+        }
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    /// Dispatches until `shutdown`; attempts in flight finish (their outcome is recorded)
+    /// before it returns.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let next = self.dispatch(&mut tasks);
+            let sleep = match next {
+                Some(at) => Duration::from_micros(u64::try_from(at - now_us()).unwrap_or(0)),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Starts every due job there is room for; returns when the next known job is due.
+    fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) -> Option<i64> {
+        let now = now_us();
+        let mut next: Option<i64> = None;
+        let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
+            Ok(l) => (l.known.iter().cloned().collect(), l.busy.clone()),
+            Err(_) => return None,
+        };
+        for lane in lanes {
+            let (global, here) = match self.lanes.lock() {
+                Ok(l) => (l.busy.len(), l.per_lane.get(&lane).copied().unwrap_or(0)),
+                Err(_) => return None,
+            };
+            let room = self
+                .opts
+                .max_in_flight_per_endpoint
+                .saturating_sub(here)
+                .min(self.opts.max_in_flight.saturating_sub(global));
+            if room == 0 {
+                continue;
+            }
+            let (due, lane_next) = match self.outbox.due(&lane, now, room, &busy) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "outbox read failed");
+                    continue;
+                }
+            };
+            if due.is_empty() && lane_next.is_none() && here == 0 {
+                if let Ok(mut l) = self.lanes.lock() {
+                    l.known.remove(&lane);
+                }
+            }
+            if let Some(t) = lane_next {
+                next = Some(next.map_or(t, |n: i64| n.min(t)));
+            }
+            for job in due {
+                if let Ok(mut l) = self.lanes.lock() {
+                    l.busy.insert(job.webhook_id.clone());
+                    *l.per_lane.entry(lane.clone()).or_default() += 1;
+                }
+                let me = self.clone();
+                let lane = lane.clone();
+                tasks.spawn(async move {
+                    let id = job.webhook_id.clone();
+                    me.attempt(job).await;
+                    if let Ok(mut l) = me.lanes.lock() {
+                        l.busy.remove(&id);
+                        if let Some(c) = l.per_lane.get_mut(&lane) {
+                            *c = c.saturating_sub(1);
+                        }
+                    }
+                });
+            }
+        }
+        next
+    }
+
+    /// One attempt and its bookkeeping.
+    async fn attempt(&self, mut job: Job) {
+        job.attempts += 1;
+        self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let (outcome, detail) = match self.send(&job).await {
+            Ok(status) => (Outcome::Status(status), format!("HTTP {status}")),
+            Err(HttpError::Timeout(d)) => (Outcome::Timeout, format!("timed out after {d:?}")),
+            Err(HttpError::Forbidden(m)) => {
+                // Neither retrying nor waiting can make a forbidden address allowed.
+                self.finish(&job, Completion::Dead(m.clone()), &m, started);
+                return;
+            }
+            Err(e) => (Outcome::ConnectError, e.to_string()),
+        };
+        let completion = match classify(outcome) {
+            Verdict::Success => Completion::Delivered,
+            Verdict::Final => Completion::Dead(detail.clone()),
+            Verdict::Retry => {
+                match next_delay(job.attempts, job.endpoint.retries, self.opts.retry_unit) {
+                    Some(wait) => Completion::RetryAt(
+                        now_us() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX),
+                        detail.clone(),
+                    ),
+                    None => Completion::Dead(detail.clone()),
+                }
+            }
+        };
+        self.finish(&job, completion, &detail, started);
+    }
+
+    fn finish(&self, job: &Job, completion: Completion, detail: &str, started: std::time::Instant) {
+        let c = &self.counters;
+        match &completion {
+            Completion::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
+            Completion::RetryAt(..) => c.retried.fetch_add(1, Ordering::Relaxed),
+            Completion::Dead(_) => c.dead.fetch_add(1, Ordering::Relaxed),
+        };
+        let outcome = match &completion {
+            Completion::Delivered => "delivered",
+            Completion::RetryAt(..) => "retry",
+            Completion::Dead(_) => "dead",
+        };
+        tracing::info!(
+            webhook_id = %job.webhook_id,
+            trigger_id = %job.trigger_id,
+            lane = %job.endpoint.lane(),
+            attempt = job.attempts,
+            outcome,
+            detail,
+            ms = started.elapsed().as_millis() as u64,
+            "delivery attempt"
+        );
+        if let Err(e) = self.outbox.complete(job, completion) {
+            c.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(webhook_id = %job.webhook_id, error = %e, "outbox update failed; the job stays pending");
+        }
+    }
+
+    /// Builds, signs and sends the request; returns the status.
+    async fn send(&self, job: &Job) -> Result<u16, HttpError> {
+        let ep = &job.endpoint;
+        let enc = encode(&ep.url, ep.method, ep.format, &job.payload)
+            .map_err(|e| HttpError::Forbidden(e.to_string()))?;
+        let method = match ep.method {
+            Method::Get => hyper::Method::GET,
+            Method::Post => hyper::Method::POST,
+            Method::Put => hyper::Method::PUT,
+        };
+        let ts = now_us() / 1_000_000;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(&enc.url)
+            .header(
+                "user-agent",
+                concat!("postcall/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("webhook-id", &job.webhook_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-attempt", job.attempts.to_string());
+        if let Some(ct) = enc.content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(secret) = &ep.secret {
+            let key = SigningKey::parse(secret).map_err(|e| HttpError::Forbidden(e.to_string()))?;
+            // For GET the signed content is the query string the payload became.
+            let signed: &[u8] = if enc.body.is_empty() {
+                enc.url
+                    .split_once('?')
+                    .map_or(&[][..], |(_, q)| q.as_bytes())
+            } else {
+                &enc.body
+            };
+            req = req.header("webhook-signature", key.sign(&job.webhook_id, ts, signed));
+        }
+        let req = req
+            .body(Full::new(Bytes::from(enc.body)))
+            .map_err(|_| HttpError::Forbidden("the URL is not a valid request target".into()))?;
+        self.http
+            .send(req, self.opts.attempt_timeout)
+            .await
+            .map(|r| r.status.as_u16())
+    }
+}

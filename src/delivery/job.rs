@@ -1,0 +1,100 @@
+//! One delivery: a CDR payload for one trigger's endpoint, with its attempt state. Jobs are
+//! self-contained (the endpoint is copied in), so a trigger edited or removed while a
+//! delivery is pending does not change what is sent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::payload::{Format, Method};
+use crate::net::Secret;
+
+/// Where and how to deliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Target URL.
+    pub url: String,
+    /// Method.
+    pub method: Method,
+    /// Body format (POST/PUT).
+    pub format: Format,
+    /// Retries after the first attempt (0–10).
+    pub retries: u32,
+    /// Standard Webhooks signing secret (`whsec_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+}
+
+impl Endpoint {
+    /// The concurrency lane: scheme, host and port. Deliveries to one lane never hold up
+    /// another lane.
+    pub fn lane(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(u) => format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port_or_known_default().unwrap_or(0)
+            ),
+            Err(_) => "invalid".into(),
+        }
+    }
+}
+
+/// A pending or dead delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Stable `webhook-id`: the same across retries, restarts and re-sends.
+    pub webhook_id: String,
+    /// The trigger that matched.
+    pub trigger_id: String,
+    /// Where to.
+    pub endpoint: Endpoint,
+    /// `{triggerId, id, tenantId, cdr, customData}`.
+    pub payload: Value,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due (unix µs).
+    pub next_attempt_us: i64,
+    /// When the job was written (unix µs).
+    pub created_us: i64,
+    /// What the last attempt got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl Job {
+    /// The job as an operator may see it: the signing secret and the URL's query (Logic Apps
+    /// carry a `sig` there) are redacted.
+    pub fn redacted(&self) -> Value {
+        let url = match url::Url::parse(&self.endpoint.url) {
+            Ok(mut u) => {
+                if u.query().is_some() {
+                    u.set_query(Some("[redacted]"));
+                }
+                let _ = u.set_password(None);
+                u.to_string()
+            }
+            Err(_) => "[invalid url]".into(),
+        };
+        serde_json::json!({
+            "webhookId": self.webhook_id,
+            "triggerId": self.trigger_id,
+            "url": url,
+            "method": self.endpoint.method,
+            "format": self.endpoint.format,
+            "retries": self.endpoint.retries,
+            "signed": self.endpoint.secret.is_some(),
+            "attempts": self.attempts,
+            "createdUs": self.created_us,
+            "lastError": self.last_error,
+            "payload": self.payload,
+        })
+    }
+}
+
+/// The stable webhook id of (session, trigger).
+pub fn webhook_id(session_id: &str, trigger_id: &str) -> String {
+    const NS: uuid::Uuid = uuid::Uuid::from_u128(0x6d1c_3f0e_5a2b_4c8d_9e7f_1a2b_3c4d_5e6f);
+    let name = format!("{session_id}\u{1f}{trigger_id}");
+    format!("msg_{}", uuid::Uuid::new_v5(&NS, name.as_bytes()).simple())
+}

@@ -1,0 +1,25 @@
+//! Webhook delivery: at least once, through a durable outbox.
+//!
+//! ```text
+//! matched (CDR, trigger) ──► Outbox::enqueue ──► Engine lanes ──► HTTP attempt ──► complete
+//!                            (durable first)     per endpoint     10 s deadline     delivered /
+//!                                                + global limit                     retry at / dead
+//! ```
+//!
+//! - [`payload`] builds and encodes the request (pure).
+//! - [`retry`] classifies outcomes and schedules retries (pure).
+//! - [`sign`] is Standard Webhooks signing.
+//! - [`outbox`] is the redb store: pending, schedule, dead letters.
+//! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
+
+pub mod engine;
+pub mod job;
+pub mod outbox;
+pub mod payload;
+pub mod retry;
+pub mod sign;
+
+pub use engine::{DeliveryCounters, DeliveryOptions, Engine};
+pub use job::{webhook_id, Endpoint, Job};
+pub use outbox::{Completion, Outbox, OutboxError};
+pub use payload::{Format, Method};

@@ -1,0 +1,456 @@
+//! The durable outbox: every delivery is written here before its first attempt and leaves
+//! only when it succeeds (or moves to the dead-letter table when it fails for good).
+//!
+//! Storage is one redb file under the data directory, three tables:
+//! - `pending`: webhook id → job (JSON);
+//! - `schedule`: `lane \0 due_us(8 bytes, big-endian) id` → (), so each endpoint lane's due
+//!   jobs are a range scan in time order, read from disk a few at a time (a backlog of any
+//!   size costs disk, not memory);
+//! - `dead`: webhook id → job with its last error.
+//!
+//! A job is never removed before its outcome is known: a crash (even `kill -9`) mid-attempt
+//! leaves it pending and due, so it is attempted again after the restart (at least once).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::job::Job;
+
+const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
+const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
+const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("dead");
+
+/// An outbox failure.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The database could not be opened, read or written.
+    #[error("outbox: {0}")]
+    Store(String),
+    /// No such job.
+    #[error("no delivery {0}")]
+    NotFound(String),
+}
+
+fn store<E: std::fmt::Display>(e: E) -> OutboxError {
+    OutboxError::Store(e.to_string())
+}
+
+fn schedule_key(lane: &str, due_us: i64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(lane.len() + 9 + id.len());
+    k.extend_from_slice(lane.as_bytes());
+    k.push(0);
+    // Offset so negative times still sort correctly as unsigned big-endian.
+    k.extend_from_slice(&(due_us as u64 ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn parse_schedule_key(k: &[u8]) -> Option<(&str, i64, &str)> {
+    let z = k.iter().position(|&b| b == 0)?;
+    let lane = std::str::from_utf8(&k[..z]).ok()?;
+    let ts: [u8; 8] = k.get(z + 1..z + 9)?.try_into().ok()?;
+    let due = (u64::from_be_bytes(ts) ^ (1 << 63)) as i64;
+    let id = std::str::from_utf8(&k[z + 9..]).ok()?;
+    Some((lane, due, id))
+}
+
+/// The embedded store.
+pub struct Outbox {
+    db: Database,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+/// What [`Outbox::complete`] should record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Delivered: remove.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(i64, String),
+    /// Failed for good: move to the dead letters.
+    Dead(String),
+}
+
+impl Outbox {
+    /// Opens (creating) the outbox file.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open(path: &Path) -> Result<Self, OutboxError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(store)?;
+        }
+        let db = Database::create(path).map_err(store)?;
+        let tx = db.begin_write().map_err(store)?;
+        tx.open_table(PENDING).map_err(store)?;
+        tx.open_table(SCHEDULE).map_err(store)?;
+        tx.open_table(DEAD).map_err(store)?;
+        tx.commit().map_err(store)?;
+        Ok(Self { db })
+    }
+
+    /// Writes new jobs (one transaction, durable on return). A job whose webhook id is
+    /// already pending is left as it is (the same CDR for the same trigger is delivered once).
+    ///
+    /// # Errors
+    /// A storage error; nothing was written.
+    pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        let tx = self.db.begin_write().map_err(store)?;
+        let mut added = 0;
+        {
+            let mut pending = tx.open_table(PENDING).map_err(store)?;
+            let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
+            for j in jobs {
+                if pending.get(j.webhook_id.as_str()).map_err(store)?.is_some() {
+                    continue;
+                }
+                let bytes = serde_json::to_vec(j).map_err(store)?;
+                pending
+                    .insert(j.webhook_id.as_str(), bytes.as_slice())
+                    .map_err(store)?;
+                let key = schedule_key(&j.endpoint.lane(), j.next_attempt_us, &j.webhook_id);
+                sched.insert(key.as_slice(), ()).map_err(store)?;
+                added += 1;
+            }
+        }
+        tx.commit().map_err(store)?;
+        Ok(added)
+    }
+
+    /// Up to `limit` jobs of `lane` due at `now`, skipping ids in `busy`, plus the due time
+    /// of the lane's next job that is not returned (if any).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn due(
+        &self,
+        lane: &str,
+        now: i64,
+        limit: usize,
+        busy: &BTreeSet<String>,
+    ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        let sched = tx.open_table(SCHEDULE).map_err(store)?;
+        let pending = tx.open_table(PENDING).map_err(store)?;
+        let start = schedule_key(lane, i64::MIN, "");
+        let mut end = lane.as_bytes().to_vec();
+        end.push(1);
+        let mut out = Vec::new();
+        let mut next = None;
+        for entry in sched
+            .range(start.as_slice()..end.as_slice())
+            .map_err(store)?
+        {
+            let (k, _) = entry.map_err(store)?;
+            let Some((_, due, id)) = parse_schedule_key(k.value()) else {
+                continue;
+            };
+            if busy.contains(id) {
+                continue;
+            }
+            if due > now || out.len() >= limit {
+                next = Some(due);
+                break;
+            }
+            if let Some(v) = pending.get(id).map_err(store)? {
+                out.push(serde_json::from_slice(v.value()).map_err(store)?);
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// The lanes that have pending jobs.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        let sched = tx.open_table(SCHEDULE).map_err(store)?;
+        let mut lanes = BTreeSet::new();
+        let mut from: Vec<u8> = Vec::new();
+        // Skip from lane to lane instead of walking every job.
+        loop {
+            let mut it = sched.range(from.as_slice()..).map_err(store)?;
+            let Some(entry) = it.next() else { break };
+            let (k, _) = entry.map_err(store)?;
+            let Some((lane, _, _)) = parse_schedule_key(k.value()) else {
+                break;
+            };
+            lanes.insert(lane.to_owned());
+            from = lane.as_bytes().to_vec();
+            from.push(1);
+        }
+        Ok(lanes)
+    }
+
+    /// Records the outcome of an attempt on `job` (whose `attempts` already counts it).
+    ///
+    /// # Errors
+    /// A storage error; the job stays as it was (and is attempted again).
+    pub fn complete(&self, job: &Job, outcome: Completion) -> Result<(), OutboxError> {
+        let lane = job.endpoint.lane();
+        let tx = self.db.begin_write().map_err(store)?;
+        {
+            let mut pending = tx.open_table(PENDING).map_err(store)?;
+            let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
+            let stored: Option<Job> = match pending.get(job.webhook_id.as_str()).map_err(store)? {
+                Some(v) => Some(serde_json::from_slice(v.value()).map_err(store)?),
+                None => None,
+            };
+            if let Some(old) = stored {
+                sched
+                    .remove(schedule_key(&lane, old.next_attempt_us, &old.webhook_id).as_slice())
+                    .map_err(store)?;
+            }
+            match outcome {
+                Completion::Delivered => {
+                    pending.remove(job.webhook_id.as_str()).map_err(store)?;
+                }
+                Completion::RetryAt(at, error) => {
+                    let mut j = job.clone();
+                    j.next_attempt_us = at;
+                    j.last_error = Some(error);
+                    let bytes = serde_json::to_vec(&j).map_err(store)?;
+                    pending
+                        .insert(j.webhook_id.as_str(), bytes.as_slice())
+                        .map_err(store)?;
+                    sched
+                        .insert(schedule_key(&lane, at, &j.webhook_id).as_slice(), ())
+                        .map_err(store)?;
+                }
+                Completion::Dead(error) => {
+                    pending.remove(job.webhook_id.as_str()).map_err(store)?;
+                    let mut j = job.clone();
+                    j.last_error = Some(error);
+                    let bytes = serde_json::to_vec(&j).map_err(store)?;
+                    let mut dead = tx.open_table(DEAD).map_err(store)?;
+                    dead.insert(j.webhook_id.as_str(), bytes.as_slice())
+                        .map_err(store)?;
+                }
+            }
+        }
+        tx.commit().map_err(store)
+    }
+
+    /// Number of pending jobs.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn pending_len(&self) -> Result<u64, OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        tx.open_table(PENDING).map_err(store)?.len().map_err(store)
+    }
+
+    /// Number of dead letters.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn dead_len(&self) -> Result<u64, OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        tx.open_table(DEAD).map_err(store)?.len().map_err(store)
+    }
+
+    /// Dead letters, oldest first by creation.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        let dead = tx.open_table(DEAD).map_err(store)?;
+        let mut out: Vec<Job> = Vec::new();
+        for e in dead.iter().map_err(store)? {
+            let (_, v) = e.map_err(store)?;
+            out.push(serde_json::from_slice(v.value()).map_err(store)?);
+        }
+        out.sort_by(|a, b| (a.created_us, &a.webhook_id).cmp(&(b.created_us, &b.webhook_id)));
+        Ok(out)
+    }
+
+    /// One dead letter.
+    ///
+    /// # Errors
+    /// Not found, or a storage error.
+    pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
+        let tx = self.db.begin_read().map_err(store)?;
+        let dead = tx.open_table(DEAD).map_err(store)?;
+        let v = dead
+            .get(id)
+            .map_err(store)?
+            .ok_or_else(|| OutboxError::NotFound(id.into()))?;
+        serde_json::from_slice(v.value()).map_err(store)
+    }
+
+    /// Moves a dead letter back to pending, due at `now` with a fresh attempt budget and the
+    /// same webhook id.
+    ///
+    /// # Errors
+    /// Not found, or a storage error.
+    pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
+        let tx = self.db.begin_write().map_err(store)?;
+        let job = {
+            let mut dead = tx.open_table(DEAD).map_err(store)?;
+            let mut job: Job = match dead.remove(id).map_err(store)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(store)?,
+                None => return Err(OutboxError::NotFound(id.into())),
+            };
+            job.attempts = 0;
+            job.next_attempt_us = now;
+            let mut pending = tx.open_table(PENDING).map_err(store)?;
+            let bytes = serde_json::to_vec(&job).map_err(store)?;
+            pending
+                .insert(job.webhook_id.as_str(), bytes.as_slice())
+                .map_err(store)?;
+            let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
+            sched
+                .insert(
+                    schedule_key(&job.endpoint.lane(), now, &job.webhook_id).as_slice(),
+                    (),
+                )
+                .map_err(store)?;
+            job
+        };
+        tx.commit().map_err(store)?;
+        Ok(job)
+    }
+
+    /// Deletes one dead letter, or all of them; returns how many.
+    ///
+    /// # Errors
+    /// Not found (for one id), or a storage error.
+    pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
+        let tx = self.db.begin_write().map_err(store)?;
+        let n = {
+            let mut dead = tx.open_table(DEAD).map_err(store)?;
+            match id {
+                Some(id) => {
+                    if dead.remove(id).map_err(store)?.is_none() {
+                        return Err(OutboxError::NotFound(id.into()));
+                    }
+                    1
+                }
+                None => {
+                    let n = dead.len().map_err(store)? as usize;
+                    dead.retain(|_, _| false).map_err(store)?;
+                    n
+                }
+            }
+        };
+        tx.commit().map_err(store)?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::job::Endpoint;
+    use super::super::payload::{Format, Method};
+    use super::*;
+
+    fn job(id: &str, url: &str, due: i64) -> Job {
+        Job {
+            webhook_id: id.into(),
+            trigger_id: "t".into(),
+            endpoint: Endpoint {
+                url: url.into(),
+                method: Method::Post,
+                format: Format::Json,
+                retries: 1,
+                secret: None,
+            },
+            payload: serde_json::json!({"id": id}),
+            attempts: 0,
+            next_attempt_us: due,
+            created_us: due,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn schedule_keys_sort_by_lane_then_time() {
+        let a = schedule_key("l", -5, "x");
+        let b = schedule_key("l", 3, "a");
+        assert!(a < b);
+        assert_eq!(parse_schedule_key(&a), Some(("l", -5, "x")));
+    }
+
+    #[test]
+    fn lifecycle_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let a = "https://a.test/h";
+        let b = "https://b.test:8443/h";
+        {
+            let o = Outbox::open(&path).unwrap();
+            assert_eq!(
+                o.enqueue(&[job("1", a, 10), job("2", a, 5), job("3", b, 7)])
+                    .unwrap(),
+                3
+            );
+            assert_eq!(
+                o.enqueue(&[job("1", a, 99)]).unwrap(),
+                0,
+                "same webhook id once"
+            );
+        }
+        let o = Outbox::open(&path).unwrap();
+        assert_eq!(o.pending_len().unwrap(), 3);
+        let lanes: Vec<String> = o.lanes().unwrap().into_iter().collect();
+        assert_eq!(lanes, ["https://a.test:443", "https://b.test:8443"]);
+        let (due, next) = o
+            .due("https://a.test:443", 6, 10, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(
+            due.iter()
+                .map(|j| j.webhook_id.as_str())
+                .collect::<Vec<_>>(),
+            ["2"]
+        );
+        assert_eq!(next, Some(10));
+        let busy = ["2".to_owned()].into();
+        let (due, _) = o.due("https://a.test:443", 20, 10, &busy).unwrap();
+        assert_eq!(
+            due.iter()
+                .map(|j| j.webhook_id.as_str())
+                .collect::<Vec<_>>(),
+            ["1"]
+        );
+
+        let mut j2 = due[0].clone();
+        j2.attempts = 1;
+        o.complete(&j2, Completion::RetryAt(30, "HTTP 503".into()))
+            .unwrap();
+        let (due, next) = o
+            .due("https://a.test:443", 20, 10, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(next, Some(30));
+        o.complete(&due[0], Completion::Delivered).unwrap();
+        let (_, _) = o
+            .due("https://a.test:443", 40, 10, &BTreeSet::new())
+            .unwrap();
+        o.complete(&j2, Completion::Dead("HTTP 400".into()))
+            .unwrap();
+        assert_eq!(o.pending_len().unwrap(), 1);
+        assert_eq!(o.dead().unwrap()[0].last_error.as_deref(), Some("HTTP 400"));
+        let again = o.resend("1", 50).unwrap();
+        assert_eq!((again.attempts, again.webhook_id.as_str()), (0, "1"));
+        assert!(o.dead().unwrap().is_empty());
+        let (due, _) = o
+            .due("https://a.test:443", 50, 10, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        o.complete(&due[0], Completion::Dead("x".into())).unwrap();
+        assert!(matches!(
+            o.purge(Some("nope")),
+            Err(OutboxError::NotFound(_))
+        ));
+        assert_eq!(o.purge(None).unwrap(), 1);
+    }
+}

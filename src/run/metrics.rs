@@ -1,0 +1,279 @@
+//! Prometheus text exposition of the counters every part keeps.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::delivery::Engine;
+use crate::session::driver::DriverCounters;
+use crate::source::blackhole::{SourceCounters, SourceStatus};
+
+/// Counters of the run shell itself.
+#[derive(Debug, Default)]
+pub struct RunCounters {
+    /// Closed sessions that matched no trigger.
+    pub unmatched_sessions: AtomicU64,
+    /// (session, trigger) matches.
+    pub matches: AtomicU64,
+    /// Sessions that could not be written to the outbox (each also logged).
+    pub enqueue_errors: AtomicU64,
+    /// Trigger set reloads that were applied.
+    pub trigger_reloads: AtomicU64,
+    /// Trigger set reloads refused (the previous set stayed).
+    pub trigger_reload_errors: AtomicU64,
+}
+
+/// What `/metrics` reports.
+#[derive(Clone, Default)]
+pub struct Registry {
+    /// Live source, when running live.
+    pub source: Option<Arc<SourceCounters>>,
+    /// The assembler shell.
+    pub driver: Option<Arc<DriverCounters>>,
+    /// Delivery.
+    pub engine: Option<Arc<Engine>>,
+    /// The run shell.
+    pub run: Option<Arc<RunCounters>>,
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl Registry {
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        if let Some(s) = &self.source {
+            let up = u64::from(*s.status.borrow() == SourceStatus::Subscribed);
+            metric(
+                &mut o,
+                "postcall_source_subscribed",
+                "gauge",
+                "1 while the Blackhole socket is subscribed.",
+                &[("", up)],
+            );
+            metric(
+                &mut o,
+                "postcall_source_connect_attempts_total",
+                "counter",
+                "Blackhole connection attempts.",
+                &[("", get(&s.connect_attempts))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_connections_total",
+                "counter",
+                "Blackhole connections that subscribed.",
+                &[("", get(&s.connections))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_disconnects_total",
+                "counter",
+                "Subscribed connections lost.",
+                &[("", get(&s.disconnects))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_frames_total",
+                "counter",
+                "Frames received from Blackhole.",
+                &[("", get(&s.frames))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_subscribe_errors_total",
+                "counter",
+                "Subscriptions refused by Blackhole.",
+                &[("", get(&s.subscribe_errors))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_keepalive_timeouts_total",
+                "counter",
+                "Connections dropped for a missing pong.",
+                &[("", get(&s.keepalive_timeouts))],
+            );
+        }
+        if let Some(d) = &self.driver {
+            let skipped: Vec<(String, u64)> = d
+                .skipped
+                .lock()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (format!("reason=\"{k}\""), *v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let skipped: Vec<(&str, u64)> = skipped.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            metric(
+                &mut o,
+                "postcall_frames_skipped_total",
+                "counter",
+                "Frames that did not decode, by reason.",
+                &skipped,
+            );
+            let a = d.assembler.lock().map(|a| *a).unwrap_or_default();
+            metric(
+                &mut o,
+                "postcall_events_total",
+                "counter",
+                "Call events folded into sessions.",
+                &[("", a.events)],
+            );
+            metric(
+                &mut o,
+                "postcall_events_duplicate_total",
+                "counter",
+                "Duplicate call events ignored.",
+                &[("", a.duplicates)],
+            );
+            metric(
+                &mut o,
+                "postcall_events_late_total",
+                "counter",
+                "Events for already closed sessions dropped.",
+                &[("", a.late)],
+            );
+            metric(
+                &mut o,
+                "postcall_sessions_closed_total",
+                "counter",
+                "Sessions closed.",
+                &[("how=\"normal\"", a.closed), ("how=\"forced\"", a.forced)],
+            );
+            metric(
+                &mut o,
+                "postcall_open_sessions",
+                "gauge",
+                "Sessions in progress.",
+                &[("", get(&d.open_sessions))],
+            );
+            metric(
+                &mut o,
+                "postcall_open_legs",
+                "gauge",
+                "Legs in progress.",
+                &[("", get(&d.open_legs))],
+            );
+            metric(
+                &mut o,
+                "postcall_resync_ended_legs_total",
+                "counter",
+                "Legs ended by a resync after a reconnect.",
+                &[("", get(&d.resync_ended_legs))],
+            );
+            metric(
+                &mut o,
+                "postcall_resync_failures_total",
+                "counter",
+                "Resyncs whose channel list was unavailable.",
+                &[("", get(&d.resync_failures))],
+            );
+        }
+        if let Some(r) = &self.run {
+            metric(
+                &mut o,
+                "postcall_trigger_matches_total",
+                "counter",
+                "(session, trigger) matches.",
+                &[("", get(&r.matches))],
+            );
+            metric(
+                &mut o,
+                "postcall_sessions_unmatched_total",
+                "counter",
+                "Sessions no trigger matched.",
+                &[("", get(&r.unmatched_sessions))],
+            );
+            metric(
+                &mut o,
+                "postcall_enqueue_errors_total",
+                "counter",
+                "Sessions whose deliveries could not be written to the outbox.",
+                &[("", get(&r.enqueue_errors))],
+            );
+            metric(
+                &mut o,
+                "postcall_trigger_reloads_total",
+                "counter",
+                "Trigger set reloads.",
+                &[
+                    ("result=\"applied\"", get(&r.trigger_reloads)),
+                    ("result=\"refused\"", get(&r.trigger_reload_errors)),
+                ],
+            );
+        }
+        if let Some(e) = &self.engine {
+            let c = &e.counters;
+            metric(
+                &mut o,
+                "postcall_deliveries_enqueued_total",
+                "counter",
+                "Deliveries written to the outbox.",
+                &[("", get(&c.enqueued))],
+            );
+            metric(
+                &mut o,
+                "postcall_delivery_attempts_total",
+                "counter",
+                "Delivery attempts.",
+                &[("", get(&c.attempts))],
+            );
+            metric(
+                &mut o,
+                "postcall_deliveries_total",
+                "counter",
+                "Deliveries finished, by outcome.",
+                &[
+                    ("outcome=\"delivered\"", get(&c.delivered)),
+                    ("outcome=\"dead\"", get(&c.dead)),
+                ],
+            );
+            metric(
+                &mut o,
+                "postcall_delivery_retries_total",
+                "counter",
+                "Attempts that will be retried.",
+                &[("", get(&c.retried))],
+            );
+            metric(
+                &mut o,
+                "postcall_outbox_errors_total",
+                "counter",
+                "Outbox storage errors.",
+                &[("", get(&c.store_errors))],
+            );
+            let pending = e.outbox().pending_len().unwrap_or(0);
+            let dead = e.outbox().dead_len().unwrap_or(0);
+            metric(
+                &mut o,
+                "postcall_outbox_pending",
+                "gauge",
+                "Deliveries waiting in the outbox.",
+                &[("", pending)],
+            );
+            metric(
+                &mut o,
+                "postcall_outbox_dead",
+                "gauge",
+                "Dead letters.",
+                &[("", dead)],
+            );
+        }
+        o
+    }
+}

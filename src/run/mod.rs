@@ -1,0 +1,5 @@
+//! The sidecar shell: wiring of source, assembler, enrichment, triggers and delivery, the
+//! admin listener and its metrics.
+
+pub mod admin;
+pub mod metrics;

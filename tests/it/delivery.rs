@@ -1,0 +1,534 @@
+//! Webhook delivery against real local receivers (HTTP and HTTPS with a test CA) and the
+//! real redb outbox on a temp dir: methods and formats, signatures, the seed's retry rules,
+//! timeouts, dead letters and re-sends, restarts, isolation between endpoints, SSRF guard.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postcall::delivery::{
+    webhook_id, DeliveryOptions, Endpoint, Engine, Format, Job, Method, Outbox,
+};
+use postcall::net::guard::AddressGuard;
+use postcall::net::http::HttpOptions;
+use postcall::net::{HttpClient, Secret};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::servers::http::{HttpServer, Recorded, Reply};
+use crate::servers::tls::TestCa;
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+fn loopback_guard() -> AddressGuard {
+    AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()])
+}
+
+fn fast() -> DeliveryOptions {
+    DeliveryOptions {
+        retry_unit: Duration::from_millis(40),
+        attempt_timeout: Duration::from_secs(5),
+        max_in_flight: 16,
+        max_in_flight_per_endpoint: 4,
+    }
+}
+
+struct Running {
+    engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Running {
+    async fn start(
+        outbox: Arc<Outbox>,
+        ca: Option<&TestCa>,
+        guard: AddressGuard,
+        opts: DeliveryOptions,
+    ) -> Self {
+        let tls = match ca {
+            Some(ca) => ca.client(),
+            None => postcall::net::tls::client_config(None).unwrap(),
+        };
+        let http = HttpClient::with_guard(tls, &HttpOptions::default(), guard);
+        let engine = Engine::new(outbox, http, opts).unwrap();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(engine.clone().run(rx));
+        Self {
+            engine,
+            stop,
+            task,
+            _dir: None,
+        }
+    }
+
+    async fn temp(ca: Option<&TestCa>, guard: AddressGuard, opts: DeliveryOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
+        let mut r = Self::start(outbox, ca, guard, opts).await;
+        r._dir = Some(dir);
+        r
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+
+    /// Waits until the outbox has no pending job and `dead` dead letters.
+    async fn settle(&self, dead: usize) {
+        let ob = self.engine.outbox().clone();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if ob.pending_len().unwrap() == 0 && ob.dead().unwrap().len() == dead {
+                    return;
+                }
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("outbox settled");
+    }
+}
+
+fn job(n: u32, url: &str, method: Method, format: Format, retries: u32, secret: bool) -> Job {
+    let cdr = json!({"id": format!("s{n}"), "cliNum": "+14155550123", "dur": 98, "recordingIds": ["r1"], "tags": {"k": "v w"}});
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
+    Job {
+        webhook_id: webhook_id(&format!("s{n}"), "trig"),
+        trigger_id: "trig".into(),
+        endpoint: Endpoint {
+            url: url.into(),
+            method,
+            format,
+            retries,
+            secret: secret.then(|| Secret::new(SECRET)),
+        },
+        payload: postcall::delivery::payload::payload("trig", "user-1", "acct-1", &cdr, &custom),
+        attempts: 0,
+        next_attempt_us: 0,
+        created_us: 0,
+        last_error: None,
+    }
+}
+
+fn verify(r: &Recorded, signed: &[u8]) {
+    let wh = standardwebhooks::Webhook::new(SECRET).unwrap();
+    wh.verify(signed, &r.headers).expect("signature verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_method_and_format_over_https_signed() {
+    let ca = TestCa::new();
+    let mut rx = HttpServer::start(Some(&ca), |_| Reply::status(202)).await;
+    let run = Running::temp(Some(&ca), loopback_guard(), fast()).await;
+    let base = format!("{}/hook?api-version=2016-10-01&sig=Ab%2Bc", rx.url());
+    let jobs = [
+        job(1, &base, Method::Post, Format::Json, 1, true),
+        job(2, &base, Method::Put, Format::Form, 1, true),
+        job(3, &base, Method::Get, Format::Json, 1, true),
+        job(4, &base, Method::Post, Format::Json, 1, false),
+    ];
+    for j in &jobs {
+        run.engine.enqueue(std::slice::from_ref(j)).unwrap();
+        let r = rx.next_request().await;
+        assert_eq!(r.header("webhook-id"), Some(j.webhook_id.as_str()));
+        assert!(r.header("user-agent").unwrap().starts_with("postcall/"));
+        match (j.endpoint.method, j.endpoint.format) {
+            (Method::Post, Format::Json) => {
+                assert_eq!(r.method, hyper::Method::POST);
+                assert_eq!(r.header("content-type"), Some("application/json"));
+                let v: Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(v, j.payload);
+                assert_eq!(r.uri, "/hook?api-version=2016-10-01&sig=Ab%2Bc");
+            }
+            (Method::Put, Format::Form) => {
+                assert_eq!(r.method, hyper::Method::PUT);
+                assert_eq!(
+                    r.header("content-type"),
+                    Some("application/x-www-form-urlencoded")
+                );
+                let pairs: Vec<(String, String)> =
+                    url::form_urlencoded::parse(&r.body).into_owned().collect();
+                assert!(pairs.contains(&("cdr[tags][k]".into(), "v w".into())));
+                assert!(pairs.contains(&("cdr[recordingIds][0]".into(), "r1".into())));
+                assert!(pairs.contains(&("customData[crm]".into(), "hubspot".into())));
+            }
+            (Method::Get, _) => {
+                assert_eq!(r.method, hyper::Method::GET);
+                assert!(r.body.is_empty() && r.header("content-type").is_none());
+                assert!(
+                    r.uri.starts_with(
+                        "/hook?api-version=2016-10-01&sig=Ab%2Bc&triggerId=trig&id=user-1&"
+                    ),
+                    "{}",
+                    r.uri
+                );
+                let q: Vec<(String, String)> =
+                    url::form_urlencoded::parse(r.uri.split_once('?').unwrap().1.as_bytes())
+                        .into_owned()
+                        .collect();
+                assert!(q.contains(&("cdr[cliNum]".into(), "+14155550123".into())));
+                assert!(q.contains(&("sig".into(), "Ab+c".into())));
+            }
+            _ => unreachable!(),
+        }
+        if j.endpoint.secret.is_some() {
+            let signed: Vec<u8> = if r.method == hyper::Method::GET {
+                r.uri.split_once('?').unwrap().1.as_bytes().to_vec()
+            } else {
+                r.body.to_vec()
+            };
+            verify(&r, &signed);
+        } else {
+            assert!(r.header("webhook-signature").is_none());
+        }
+    }
+    run.settle(0).await;
+    assert_eq!(run.engine.counters.delivered.load(Ordering::Relaxed), 4);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_follow_the_seed_exactly_then_dead_letter() {
+    let mut rx = HttpServer::start(None, |_| Reply::status(503)).await;
+    let opts = fast();
+    let unit = opts.retry_unit;
+    let run = Running::temp(None, loopback_guard(), opts).await;
+    let j = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        3,
+        false,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    let mut times = Vec::new();
+    for n in 1..=4 {
+        let r = rx.next_request().await;
+        times.push(Instant::now());
+        assert_eq!(
+            r.header("webhook-id"),
+            Some(j.webhook_id.as_str()),
+            "same id on every attempt"
+        );
+        assert_eq!(r.header("webhook-attempt"), Some(n.to_string().as_str()));
+    }
+    run.settle(1).await;
+    for (n, w) in times.windows(2).enumerate() {
+        let waited = w[1] - w[0];
+        assert!(
+            waited >= unit * (n as u32 + 1),
+            "retry {} after {waited:?}",
+            n + 1
+        );
+    }
+    let dead = run.engine.outbox().dead().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 4, "1 + retries attempts");
+    assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 503"));
+    assert!(
+        rx.next_request_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no fifth attempt"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn final_statuses_are_not_retried_and_2xx_variants_succeed() {
+    let statuses = [400u16, 404, 410, 501, 302, 200, 201, 202, 204, 429];
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let rx = HttpServer::start(None, move |r| {
+        h.fetch_add(1, Ordering::Relaxed);
+        let code: u16 = r.uri.trim_start_matches('/').parse().unwrap();
+        // 429 is answered once, then accepted.
+        if code == 429 && r.header("webhook-attempt") == Some("2") {
+            Reply::status(200)
+        } else {
+            Reply::status(code)
+        }
+    })
+    .await;
+    let run = Running::temp(None, loopback_guard(), fast()).await;
+    let jobs: Vec<Job> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            job(
+                i as u32,
+                &format!("{}/{s}", rx.url()),
+                Method::Post,
+                Format::Json,
+                5,
+                false,
+            )
+        })
+        .collect();
+    run.engine.enqueue(&jobs).unwrap();
+    run.settle(5).await;
+    let mut dead: Vec<String> = run
+        .engine
+        .outbox()
+        .dead()
+        .unwrap()
+        .iter()
+        .map(|j| j.last_error.clone().unwrap())
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        ["HTTP 302", "HTTP 400", "HTTP 404", "HTTP 410", "HTTP 501"]
+    );
+    assert_eq!(
+        hits.load(Ordering::Relaxed),
+        statuses.len() + 1,
+        "one attempt each, two for the 429"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_times_out_and_is_retried() {
+    let mut rx = HttpServer::start(None, |_| Reply {
+        delay: Some(Duration::from_secs(3)),
+        ..Reply::status(200)
+    })
+    .await;
+    let run = Running::temp(
+        None,
+        loopback_guard(),
+        DeliveryOptions {
+            attempt_timeout: Duration::from_millis(100),
+            ..fast()
+        },
+    )
+    .await;
+    run.engine
+        .enqueue(&[job(
+            1,
+            &format!("{}/h", rx.url()),
+            Method::Post,
+            Format::Json,
+            1,
+            false,
+        )])
+        .unwrap();
+    rx.next_request().await;
+    rx.next_request().await;
+    run.settle(1).await;
+    let dead = run.engine.outbox().dead().unwrap();
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("timed out"),
+        "{dead:?}"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_resend_with_the_same_webhook_id() {
+    let accept = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = accept.clone();
+    let mut rx = HttpServer::start(None, move |_| {
+        Reply::status(if a.load(Ordering::Relaxed) { 200 } else { 422 })
+    })
+    .await;
+    let run = Running::temp(None, loopback_guard(), fast()).await;
+    let j = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        false,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    let first = rx.next_request().await;
+    run.settle(1).await;
+    accept.store(true, Ordering::Relaxed);
+    run.engine.resend(&j.webhook_id).unwrap();
+    let again = rx.next_request().await;
+    assert_eq!(first.header("webhook-id"), again.header("webhook-id"));
+    assert_eq!(first.body, again.body);
+    run.settle(0).await;
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_backlog_loses_nothing() {
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let s = seen.clone();
+    let rx = HttpServer::start(None, move |r| {
+        s.lock()
+            .unwrap()
+            .insert(r.header("webhook-id").unwrap().to_owned());
+        Reply {
+            delay: Some(Duration::from_millis(20)),
+            ..Reply::status(200)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let jobs: Vec<Job> = (0..60)
+        .map(|i| {
+            job(
+                i,
+                &format!("{}/h", rx.url()),
+                Method::Post,
+                Format::Json,
+                1,
+                false,
+            )
+        })
+        .collect();
+    let opts = DeliveryOptions {
+        max_in_flight_per_endpoint: 2,
+        ..fast()
+    };
+    {
+        let outbox = Arc::new(Outbox::open(&path).unwrap());
+        let run = Running::start(outbox, None, loopback_guard(), opts.clone()).await;
+        run.engine.enqueue(&jobs).unwrap();
+        // Crash mid-backlog: the dispatcher and its in-flight attempts are dropped on the spot.
+        let counters_seen = seen.clone();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while counters_seen.lock().unwrap().len() < 10 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+        let outbox = run.engine.outbox().clone();
+        run.task.abort();
+        let _ = run.task.await;
+        drop(run.engine);
+        assert!(outbox.pending_len().unwrap() > 0);
+        // Aborted attempt tasks let go of the store as the runtime drops them.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while Arc::strong_count(&outbox) > 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let outbox = Arc::new(Outbox::open(&path).unwrap());
+    let run = Running::start(outbox, None, loopback_guard(), opts).await;
+    run.settle(0).await;
+    let expected: std::collections::BTreeSet<String> =
+        jobs.iter().map(|j| j.webhook_id.clone()).collect();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        expected,
+        "every job delivered at least once"
+    );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_endpoint_does_not_hold_up_others() {
+    let slow = HttpServer::start(None, |_| Reply {
+        delay: Some(Duration::from_secs(4)),
+        ..Reply::status(200)
+    })
+    .await;
+    let mut fast_rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let run = Running::temp(
+        None,
+        loopback_guard(),
+        DeliveryOptions {
+            max_in_flight: 8,
+            max_in_flight_per_endpoint: 2,
+            ..fast()
+        },
+    )
+    .await;
+    let slow_jobs: Vec<Job> = (0..6)
+        .map(|i| {
+            job(
+                i,
+                &format!("{}/h", slow.url()),
+                Method::Post,
+                Format::Json,
+                0,
+                false,
+            )
+        })
+        .collect();
+    let fast_jobs: Vec<Job> = (100..110)
+        .map(|i| {
+            job(
+                i,
+                &format!("{}/h", fast_rx.url()),
+                Method::Post,
+                Format::Json,
+                0,
+                false,
+            )
+        })
+        .collect();
+    run.engine.enqueue(&slow_jobs).unwrap();
+    run.engine.enqueue(&fast_jobs).unwrap();
+    for _ in 0..10 {
+        fast_rx.next_request().await;
+    }
+    let counters = &run.engine.counters;
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while counters.delivered.load(Ordering::Relaxed) < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the fast endpoint's ten deliveries complete while the slow one hangs");
+    // The slow endpoint holds exactly its two slots; none of its jobs has finished.
+    assert_eq!(counters.attempts.load(Ordering::Relaxed), 12);
+    assert_eq!(run.engine.outbox().pending_len().unwrap(), 6);
+    run.stop.send(true).unwrap();
+    run.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_destinations_are_refused_unless_allow_listed() {
+    let mut rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let run = Running::temp(None, AddressGuard::strict(vec![]), fast()).await;
+    let by_ip = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        3,
+        false,
+    );
+    let by_name = job(
+        2,
+        &format!("http://localhost:{}/h", rx.addr.port()),
+        Method::Post,
+        Format::Json,
+        3,
+        false,
+    );
+    run.engine.enqueue(&[by_ip, by_name]).unwrap();
+    run.settle(2).await;
+    for d in run.engine.outbox().dead().unwrap() {
+        assert_eq!(d.attempts, 1, "not retried");
+        assert!(
+            d.last_error.as_deref().unwrap().contains("not public"),
+            "{d:?}"
+        );
+    }
+    assert!(rx
+        .next_request_within(Duration::from_millis(200))
+        .await
+        .is_none());
+    run.stop().await;
+}
