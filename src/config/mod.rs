@@ -117,6 +117,9 @@ pub struct PluginConfig {
     /// `[tenants.<account_id>]`.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSection>,
+    /// `[enrich]`: location, contact directories, rate decks. No enrichment when absent.
+    #[serde(default)]
+    pub enrich: Option<crate::enrich::EnrichSection>,
     /// Where the configuration was read from (for error messages).
     #[serde(skip)]
     pub file: PathBuf,
@@ -214,6 +217,26 @@ impl PluginConfig {
         })
     }
 }
+
+// --- enrichment (issue 6) ---
+impl PluginConfig {
+    /// The enrichment files named by `[enrich]`, resolved against the config file's directory;
+    /// `None` when the section is absent.
+    ///
+    /// # Errors
+    /// The settings' validation errors (regions are needed to read contact numbers).
+    pub fn enrich_sources(&self) -> Result<Option<crate::enrich::EnrichSources>, ConfigError> {
+        let Some(section) = &self.enrich else {
+            return Ok(None);
+        };
+        let settings = self.settings()?;
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        Ok(Some(crate::enrich::EnrichSources::new(
+            section, base, &settings,
+        )))
+    }
+}
+// --- end enrichment ---
 
 #[cfg(test)]
 mod tests {
