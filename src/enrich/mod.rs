@@ -320,6 +320,9 @@ impl SharedEnricher {
     /// Loads every file; the errors of files that could not be loaded are returned beside it
     /// (their data is absent until a reload succeeds).
     pub fn load(sources: EnrichSources) -> (Self, Vec<FileError>) {
+        if sources.location {
+            location::warm_up();
+        }
         let (enricher, errors) = Enricher::load(&sources, None);
         let shared = Self {
             sources,
