@@ -265,6 +265,30 @@ mod tests {
         assert!(e.to_string().contains("timezon"), "{e}");
     }
 
+    /// The commented `[enrich]` example in the shipped `plugin.toml`, uncommented, is valid.
+    #[test]
+    fn shipped_enrich_example_parses() {
+        let shipped = include_str!("../../plugin.toml");
+        let block: String = shipped
+            .lines()
+            .skip_while(|l| !l.starts_with("# [enrich]"))
+            .take_while(|l| !l.starts_with("# --- end enrichment"))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = PluginConfig::from_toml_str(&block, Path::new("/etc/postcall/plugin.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let src = cfg.enrich_sources().unwrap().expect("[enrich] present");
+        assert!(src.location);
+        assert_eq!(
+            src.shared.rate_deck.as_deref(),
+            Some(Path::new("/etc/postcall/rates/default.csv"))
+        );
+        let acme = &src.tenants["3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c"];
+        assert!(acme.last7 && !src.shared.last7);
+        assert!(acme.contacts.is_some());
+    }
+
     #[test]
     fn tenant_overrides() {
         let s = parse(
