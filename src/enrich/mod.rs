@@ -250,7 +250,9 @@ impl Enricher {
     /// - Location from `cliNum` when it is a valid E.164 number and the call is not internal.
     /// - `directoryMatches`: the tenant's own directory, then the shared one.
     /// - Rating with the tenant's deck (else the shared deck): outbound legs on the dialled
-    ///   number, inbound legs on the DID (only where the deck has rates for inbound).
+    ///   number, inbound legs on the DID. A rate's `direction` decides which legs it applies
+    ///   to; a rate without one applies to both, as in Kazoo, so a deck meant only for
+    ///   outbound calls marks its rows `outbound`.
     ///   `rate` = 1 and `rateCost` = the sum over rated legs when at least one leg found a rate;
     ///   `rateName`/`rateBand` are the first rated leg's `rate_name`/`description`.
     pub fn enrich(&self, cdr: &mut Cdr, tenant: Option<&str>, billable: &[BillableLeg]) {

@@ -404,6 +404,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The index answers exactly what a scan of every rate answers.
+        #[test]
+        fn index_agrees_with_linear_scan(
+            rows in proptest::collection::vec(("[1-3]{1,5}", 0i64..3, 0u8..3), 0..40),
+            number in "[1-3]{1,8}",
+        ) {
+            let deck = RateDeck::new(
+                rows.iter()
+                    .map(|(p, w, d)| Rate {
+                        weight: *w,
+                        inbound: *d != 1,
+                        outbound: *d != 2,
+                        ..rate(p, 0.01)
+                    })
+                    .collect(),
+            );
+            for d in [Direction::Inbound, Direction::Outbound] {
+                let n = format!("+{number}");
+                proptest::prop_assert_eq!(deck.lookup(&n, d), deck.lookup_linear(&n, d));
+            }
+        }
+    }
+
     #[test]
     fn session_cost_sums_legs_and_names_the_first() {
         let deck = RateDeck::new(vec![
