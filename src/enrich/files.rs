@@ -421,6 +421,16 @@ mod tests {
     }
 
     #[test]
+    fn spreadsheet_exports_with_a_byte_order_mark_and_crlf_parse() {
+        let deck = parse_rate_deck(
+            Path::new("deck.csv"),
+            "\u{feff}prefix,rate_cost\r\n44,0.02\r\n",
+        )
+        .unwrap();
+        assert_eq!(deck.rates()[0].prefix, "44");
+    }
+
+    #[test]
     fn rate_deck_errors_have_file_and_line() {
         assert_eq!(
             deck_err("prefix,rate_cost\n1,0.01\n44x,0.02\n"),
