@@ -15,11 +15,13 @@
 //! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
 //! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes.
 //! - [`replay`] runs recorded frames through the assembler.
+//! - [`enrich`] adds number location, contact-directory matches and rating to a closed CDR.
 //! - [`trigger`] is the trigger set: filters, tenant scoping, validation and hot reload.
 
 pub mod cdr;
 pub mod config;
 pub mod delivery;
+pub mod enrich;
 pub mod net;
 pub mod replay;
 pub mod run;

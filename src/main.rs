@@ -222,6 +222,36 @@ fn settings(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
     }
 }
 
+// --- enrichment (issue 6) ---
+/// Enriches closed sessions when the configuration has an `[enrich]` section. Reference files
+/// that cannot be used are reported on stderr and left out; they never stop the replay.
+fn enrich(config: Option<&PathBuf>, closed: &mut [ClosedSession]) -> anyhow::Result<()> {
+    let Some(path) = config else {
+        return Ok(());
+    };
+    let Some(sources) = PluginConfig::load(path)?.enrich_sources()? else {
+        return Ok(());
+    };
+    let (enricher, errors) = postcall::enrich::SharedEnricher::load(sources);
+    for e in &errors {
+        eprintln!("postcall: enrichment file skipped: {e}");
+    }
+    let snapshot = enricher.current();
+    closed.iter_mut().for_each(|c| snapshot.enrich_session(c));
+    Ok(())
+}
+
+/// `check`: loads the enrichment files and prints every problem; returns how many there were.
+fn enrich_file_errors(config: &std::path::Path) -> anyhow::Result<usize> {
+    let Some(sources) = PluginConfig::load(config)?.enrich_sources()? else {
+        return Ok(0);
+    };
+    let (_, errors) = postcall::enrich::SharedEnricher::load(sources);
+    errors.iter().for_each(|e| eprintln!("{e}"));
+    Ok(errors.len())
+}
+// --- end enrichment ---
+
 // Triggers (issue 4): `check` validates every trigger file the configuration names.
 /// `Ok(", N triggers")`, or every problem, each naming its file, trigger id and field path.
 fn check_triggers(config: &std::path::Path) -> Result<String, Vec<String>> {
@@ -251,7 +281,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .feed_reader(BufReader::new(file))
                     .with_context(|| format!("{}: cannot read", f.display()))?;
             }
-            let (closed, stats) = replay.finish();
+            let (mut closed, stats) = replay.finish();
+            enrich(config.as_ref(), &mut closed)?;
             let mut out = std::io::stdout().lock();
             write_cdrs(&mut out, &closed)?;
             out.flush()?;
@@ -346,18 +377,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cfg.delivery.options(&config)?;
             Ok(s)
         }) {
-            Ok(_) => match check_triggers(&config) {
-                Ok(summary) => {
-                    println!("{}: ok{summary}", config.display());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(problems) => {
-                    for p in problems {
-                        eprintln!("{p}");
+            Ok(_) => {
+                let enrich_problems = enrich_file_errors(&config)?;
+                match check_triggers(&config) {
+                    Ok(summary) if enrich_problems == 0 => {
+                        println!("{}: ok{summary}", config.display());
+                        Ok(ExitCode::SUCCESS)
                     }
-                    Ok(ExitCode::FAILURE)
+                    Ok(_) => Ok(ExitCode::FAILURE),
+                    Err(problems) => {
+                        for p in problems {
+                            eprintln!("{p}");
+                        }
+                        Ok(ExitCode::FAILURE)
+                    }
                 }
-            },
+            }
             Err(e) => {
                 eprintln!("{e}");
                 Ok(ExitCode::FAILURE)

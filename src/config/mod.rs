@@ -134,6 +134,9 @@ pub struct PluginConfig {
     /// `[delivery]`: outbox and delivery limits.
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[enrich]`: location, contact directories, rate decks. No enrichment when absent.
+    #[serde(default)]
+    pub enrich: Option<crate::enrich::EnrichSection>,
     /// Where the configuration was read from (for error messages).
     #[serde(skip)]
     pub file: PathBuf,
@@ -253,6 +256,26 @@ impl PluginConfig {
     }
 }
 
+// --- enrichment (issue 6) ---
+impl PluginConfig {
+    /// The enrichment files named by `[enrich]`, resolved against the config file's directory;
+    /// `None` when the section is absent.
+    ///
+    /// # Errors
+    /// The settings' validation errors (regions are needed to read contact numbers).
+    pub fn enrich_sources(&self) -> Result<Option<crate::enrich::EnrichSources>, ConfigError> {
+        let Some(section) = &self.enrich else {
+            return Ok(None);
+        };
+        let settings = self.settings()?;
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        Ok(Some(crate::enrich::EnrichSources::new(
+            section, base, &settings,
+        )))
+    }
+}
+// --- end enrichment ---
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +301,30 @@ mod tests {
         let e = parse("[cdr]\ntimezon = \"UTC\"\n").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("timezon"), "{e}");
+    }
+
+    /// The commented `[enrich]` example in the shipped `plugin.toml`, uncommented, is valid.
+    #[test]
+    fn shipped_enrich_example_parses() {
+        let shipped = include_str!("../../plugin.toml");
+        let block: String = shipped
+            .lines()
+            .skip_while(|l| !l.starts_with("# [enrich]"))
+            .take_while(|l| !l.starts_with("# --- end enrichment"))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = PluginConfig::from_toml_str(&block, Path::new("/etc/postcall/plugin.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let src = cfg.enrich_sources().unwrap().expect("[enrich] present");
+        assert!(src.location);
+        assert_eq!(
+            src.shared.rate_deck.as_deref(),
+            Some(Path::new("/etc/postcall/rates/default.csv"))
+        );
+        let acme = &src.tenants["3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c"];
+        assert!(acme.last7 && !src.shared.last7);
+        assert!(acme.contacts.is_some());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct SessionFacts<'a> {
 }
 
 /// An answered trunk leg, for rating.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BillableLeg {
     /// The rated number: the dialled number (E.164 where valid) on outbound legs, the DID on
     /// inbound ones.
@@ -55,7 +55,7 @@ pub struct BillableLeg {
 }
 
 /// A finished session: the CDR and what trigger matching needs besides it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClosedSession {
     /// The record sent as `cdr`.
     pub cdr: Cdr,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Applied, Assembler, ClosedSession, Settings};
+use super::{Applied, Assembler, ClosedSession, Settings, Snapshot};
 use crate::source::blackhole::{now_us, SourceMsg};
 use crate::source::{decode_frame, Frame};
 
@@ -65,9 +65,13 @@ pub struct DriverOptions {
     pub channels: Option<ChannelFetch>,
 }
 
-/// Runs until the source channel closes or `shutdown` turns true; then returns the assembler
-/// with its open sessions (the caller persists or flushes them).
+/// Runs until the source channel closes or `shutdown` turns true; then emits what is
+/// complete and returns the assembler with its open sessions (the caller persists them).
+///
+/// `restored` carries the open sessions of a previous run: the first connection is then
+/// treated as a reconnect (resync, tag `gap`), since events were missed while stopped.
 pub async fn drive(
+    restored: Option<Snapshot>,
     settings: watch::Receiver<Arc<Settings>>,
     mut source: mpsc::Receiver<SourceMsg>,
     out: mpsc::Sender<ClosedSession>,
@@ -76,12 +80,21 @@ pub async fn drive(
     mut shutdown: watch::Receiver<bool>,
 ) -> Assembler {
     let mut settings = settings;
-    let mut asm = Assembler::new(settings.borrow_and_update().clone());
+    let mut lost_us: Option<i64> = None;
+    let mut gap_pending = false;
+    let mut asm = match restored {
+        Some(snap) if snap.sessions() > 0 => {
+            lost_us = snap.stream_time();
+            gap_pending = true;
+            tracing::info!(sessions = snap.sessions(), "open sessions restored");
+            Assembler::restore(settings.borrow_and_update().clone(), snap)
+        }
+        _ => Assembler::new(settings.borrow_and_update().clone()),
+    };
     let mut closed = Vec::new();
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (resync_tx, mut resync_rx) = mpsc::channel::<(i64, Result<HashSet<String>, String>)>(4);
-    let mut lost_us: Option<i64> = None;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -134,7 +147,7 @@ pub async fn drive(
                     tracing::warn!(%reason, "event stream lost");
                 }
                 Some(SourceMsg::Connected { reconnect, .. }) => {
-                    if reconnect {
+                    if reconnect || std::mem::take(&mut gap_pending) {
                         let lost = lost_us.take().or(asm.stream_time()).unwrap_or_else(now_us);
                         match &opts.channels {
                             Some(fetch) => {
@@ -149,12 +162,26 @@ pub async fn drive(
                 }
             },
         }
-        asm.poll(now_us(), &mut closed);
-        for c in closed.drain(..) {
-            if out.send(c).await.is_err() {
-                return asm;
-            }
+        if !emit(&mut asm, &mut closed, &out).await {
+            return asm;
         }
     }
+    // Stopping: what is complete goes out; the rest stays open for the caller to persist.
+    emit(&mut asm, &mut closed, &out).await;
     asm
+}
+
+/// Closes what is due and hands it on; false when the receiver is gone.
+async fn emit(
+    asm: &mut Assembler,
+    closed: &mut Vec<ClosedSession>,
+    out: &mpsc::Sender<ClosedSession>,
+) -> bool {
+    asm.poll(now_us(), closed);
+    for c in closed.drain(..) {
+        if out.send(c).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

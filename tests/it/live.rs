@@ -90,6 +90,7 @@ impl Pipeline {
         };
         let settings = src.settings.clone();
         tokio::spawn(drive(
+            None,
             src.settings,
             src.messages,
             tx,

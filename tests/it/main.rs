@@ -2,6 +2,7 @@
 
 mod cli;
 mod delivery;
+mod enrich;
 mod live;
 mod net;
 mod properties;
