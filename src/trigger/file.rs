@@ -441,6 +441,8 @@ fn validate_action(cx: &mut Ctx<'_>, raw: Value, opts: BuildOptions) -> Option<A
 
 /// Parses a webhook or remote-source URL. Messages never contain the URL.
 pub(crate) fn parse_url(text: &str, allow_http: bool) -> Result<hyper::Uri, String> {
+    // Both parsers must accept it: delivery encodes with `url`, the client sends a `hyper::Uri`.
+    url::Url::parse(text).map_err(|_| "not a valid URL".to_owned())?;
     let uri: hyper::Uri = text.parse().map_err(|_| "not a valid URL".to_owned())?;
     match uri.scheme_str() {
         Some("https") => {}
@@ -550,6 +552,54 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         // Debug never shows the secret or the signed query string.
         let dbg = format!("{ts:?}");
         assert!(!dbg.contains("MfKQ9") && !dbg.contains("sig=abc"), "{dbg}");
+    }
+
+    #[test]
+    fn a_match_becomes_a_self_contained_delivery_job() {
+        let set = build_set(vec![parse(OK).unwrap()]).unwrap();
+        let t = set.get("t2").unwrap();
+        let e = t.action.endpoint();
+        assert_eq!(
+            (e.method, e.format, e.retries),
+            (Method::Get, Format::Form, 10)
+        );
+        assert_eq!(e.url, "https://example.com/get");
+        assert_eq!(
+            e.secret.unwrap().expose(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        );
+        let mut session = crate::session::ClosedSession {
+            cdr: serde_json::from_value(serde_json::json!({
+                "id": "s1", "dType": "CloudSessionCdr", "sVer": 1, "tz": "UTC",
+                "start": "2024-01-01T00:00:00+00:00", "end": "2024-01-01T00:00:09+00:00",
+                "dur": 9, "ring": 9, "talk": 0, "hold": 0, "park": 0, "lost": 0,
+                "lostinPark": 0, "aban": 0, "ans": 0, "short": 0, "dir": 1, "type": 2,
+                "t2t": 0, "hasRec": 0, "rate": 0, "recordingIds": [],
+                "directoryMatches": [], "tags": {}
+            }))
+            .unwrap(),
+            tenant_id: Some("acme".into()),
+            user_ids: vec!["u9".into()],
+            start_us: 0,
+            end_us: 9_000_000,
+            billable: Vec::new(),
+        };
+        let cdr = serde_json::to_value(&session.cdr).unwrap();
+        let jobs: Vec<_> = set
+            .matches(&session)
+            .map(|m| m.job(&session, &cdr, 42))
+            .collect();
+        assert_eq!(jobs.len(), 1, "t2 is disabled");
+        let j = &jobs[0];
+        assert_eq!(j.trigger_id, "t1");
+        assert_eq!(j.webhook_id, crate::delivery::webhook_id("s1", "t1"));
+        assert_eq!(j.payload["id"], "acme");
+        assert_eq!(j.payload["tenantId"], "acme");
+        assert_eq!(j.payload["customData"]["hook"], "post call");
+        assert_eq!(j.payload["cdr"]["id"], "s1");
+        assert_eq!((j.attempts, j.next_attempt_us, j.created_us), (0, 42, 42));
+        session.tenant_id = Some("other".into());
+        assert_eq!(set.matches(&session).count(), 0);
     }
 
     #[test]

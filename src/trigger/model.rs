@@ -9,28 +9,11 @@ use std::sync::Arc;
 
 use super::filter::Filter;
 use crate::cdr::Cdr;
+use crate::delivery::{webhook_id, Endpoint, Job};
 use crate::net::Secret;
 use crate::session::ClosedSession;
 
-/// Request method of the webhook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// GET: the payload goes form-encoded into the URL's query string.
-    Get,
-    /// POST with a body.
-    Post,
-    /// PUT with a body.
-    Put,
-}
-
-/// Encoding of the payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// `application/json` body.
-    Json,
-    /// `application/x-www-form-urlencoded` bracket keys (in the query string for GET).
-    Form,
-}
+pub use crate::delivery::{Format, Method};
 
 /// A Standard Webhooks signing secret (`whsec_<base64>`). Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -181,6 +164,44 @@ pub struct Match<'a> {
 struct Entry {
     trigger: Arc<Trigger>,
     filters: Box<[u32]>,
+}
+
+impl Action {
+    /// The delivery endpoint: a self-contained copy, so a pending delivery does not change
+    /// when the trigger is edited or removed.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            url: self.url.to_string(),
+            method: self.method,
+            format: self.format,
+            retries: u32::from(self.retries),
+            secret: self.secret.as_ref().map(|s| Secret::new(s.expose())),
+        }
+    }
+}
+
+impl Match<'_> {
+    /// The delivery job of this match for `session`, whose CDR is `cdr` as JSON (serialise
+    /// it once per session and share it among its matches). Due at `now_us`.
+    pub fn job(&self, session: &ClosedSession, cdr: &serde_json::Value, now_us: i64) -> Job {
+        let t = self.trigger;
+        Job {
+            webhook_id: webhook_id(&session.cdr.id, &t.id),
+            trigger_id: t.id.clone(),
+            endpoint: t.action.endpoint(),
+            payload: crate::delivery::payload::payload(
+                &t.id,
+                self.payload_id,
+                &t.tenant_id,
+                cdr,
+                &t.action.custom_data,
+            ),
+            attempts: 0,
+            next_attempt_us: now_us,
+            created_us: now_us,
+            last_error: None,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
