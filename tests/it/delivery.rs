@@ -438,7 +438,7 @@ async fn a_restart_mid_backlog_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_endpoint_does_not_hold_up_others() {
     let slow = HttpServer::start(None, |_| Reply {
-        delay: Some(Duration::from_secs(4)),
+        delay: Some(Duration::from_secs(600)),
         ..Reply::status(200)
     })
     .await;
@@ -449,6 +449,9 @@ async fn a_hung_endpoint_does_not_hold_up_others() {
         DeliveryOptions {
             max_in_flight: 8,
             max_in_flight_per_endpoint: 2,
+            // Long enough that the hung attempts are still in flight at the end, however
+            // slow the machine is.
+            attempt_timeout: Duration::from_secs(600),
             ..fast()
         },
     )
@@ -483,7 +486,7 @@ async fn a_hung_endpoint_does_not_hold_up_others() {
         fast_rx.next_request().await;
     }
     let counters = &run.engine.counters;
-    tokio::time::timeout(Duration::from_secs(3), async {
+    tokio::time::timeout(Duration::from_secs(60), async {
         while counters.delivered.load(Ordering::Relaxed) < 10 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
