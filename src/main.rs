@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use postcall::config::PluginConfig;
 use postcall::delivery::Outbox;
 use postcall::replay::{Replay, ReplayStats};
+use postcall::run::demo::{self, DemoOptions};
+use postcall::run::sidecar::{self, RunOptions};
 use postcall::session::{ClosedSession, Settings};
 use postcall::sim::{self, MixSpec};
 use postcall::source;
@@ -51,16 +53,39 @@ enum Command {
         #[command(flatten)]
         mix: MixArgs,
     },
-    /// Run the offline pipeline on a simulated PBX: random calls in, CDRs out as they close.
+    /// The sidecar: Kazoo events in, webhooks out (`[kazoo]`, `[triggers]`, `[delivery]`).
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = "plugin.toml")]
+        config: PathBuf,
+        /// Admin listener (`/metrics`, `/healthz`, `/readyz`, dead letters).
+        #[arg(long, default_value = "127.0.0.1:9646")]
+        admin: std::net::SocketAddr,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Everything on one machine, no PBX needed: a simulated Blackhole streaming realistic
+    /// calls, the sidecar connected to it, and a receiver printing every webhook.
     Demo {
-        /// Configuration (time zones, thresholds, pbx id); defaults apply without one.
+        /// Stop after this many calls were delivered (default: run until Ctrl-C).
         #[arg(long)]
-        config: Option<PathBuf>,
-        /// Number of calls.
-        #[arg(long, default_value_t = 25)]
-        calls: u64,
-        #[command(flatten)]
-        mix: MixArgs,
+        calls: Option<u64>,
+        /// Seed of the call mix.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulated time runs this many times faster than real time.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+        /// Mean gap between call arrivals, in simulated milliseconds.
+        #[arg(long, default_value_t = 20_000)]
+        gap_ms: u64,
+        /// Admin listener (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        admin: std::net::SocketAddr,
+        /// Also log what the sidecar does (to stderr).
+        #[arg(long)]
+        verbose: bool,
     },
     /// Capture live Blackhole frames into a fixture file (`[kazoo]` in the configuration).
     Record {
@@ -317,21 +342,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { config, calls, mix } => {
-            let mut replay = Replay::new(Arc::new(settings(config.as_ref())?));
-            let mut out = std::io::stdout().lock();
-            for frame in sim::mix(mix.spec(calls)) {
-                replay.feed_line(&frame.text);
-                write_cdrs(&mut out, &replay.take_closed())?;
-            }
-            let (closed, stats) = replay.finish();
-            write_cdrs(&mut out, &closed)?;
-            out.flush()?;
-            eprintln!(
-                "postcall demo: {calls} simulated calls, {} frames, {} events, {} duplicates",
-                stats.frames, stats.events, stats.duplicates
+        Command::Run {
+            config,
+            admin,
+            log_format,
+        } => {
+            init_logs(log_format, "info");
+            let cfg = PluginConfig::load(&config)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(async move {
+                let (stop, shutdown) = tokio::sync::watch::channel(false);
+                tokio::spawn(stop_on_signals(stop));
+                let opts = RunOptions {
+                    admin,
+                    ..RunOptions::default()
+                };
+                sidecar::run(cfg, opts, shutdown, None).await
+            })?;
+            tracing::info!(
+                saved_open = report.saved_open,
+                saved_closed = report.saved_closed,
+                "postcall stopped"
             );
-            report_skipped(&stats);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            calls,
+            seed,
+            speed,
+            gap_ms,
+            admin,
+            verbose,
+        } => {
+            init_logs(LogFormat::Text, if verbose { "info" } else { "error" });
+            let rt = tokio::runtime::Runtime::new()?;
+            eprintln!(
+                "postcall demo: simulated PBX → websocket → postcall → webhooks (Ctrl-C to stop)"
+            );
+            let report = rt.block_on(async move {
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                tokio::spawn(stop_on_signals(stop));
+                let opts = DemoOptions {
+                    calls,
+                    seed,
+                    speed,
+                    mean_gap_ms: gap_ms,
+                    admin,
+                };
+                demo::demo(
+                    opts,
+                    |r| {
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{}", demo::describe(r));
+                        let _ = out.flush();
+                    },
+                    stopped,
+                )
+                .await
+            })?;
+            eprintln!(
+                "postcall demo: {} calls delivered, {} webhooks in all",
+                report.calls, report.webhooks
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Record {
@@ -399,6 +471,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Structured logs on stderr; `RUST_LOG` overrides the level.
+fn init_logs(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Turns SIGTERM and SIGINT into a shutdown request.
+async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stopping");
+    let _ = stop.send(true);
 }
 
 fn main() -> ExitCode {

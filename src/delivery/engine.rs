@@ -47,9 +47,61 @@ impl Default for DeliveryOptions {
     }
 }
 
+/// A latency histogram with fixed buckets (seconds), Prometheus style (cumulative on render).
+#[derive(Debug)]
+pub struct Histogram {
+    /// Upper bounds in seconds.
+    pub bounds: &'static [f64],
+    /// Observations per bucket (the last is +Inf).
+    pub buckets: Vec<AtomicU64>,
+    /// Sum of observations in microseconds.
+    pub sum_us: AtomicU64,
+    /// Number of observations.
+    pub count: AtomicU64,
+}
+
+const LATENCY_BOUNDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            bounds: LATENCY_BOUNDS,
+            buckets: (0..=LATENCY_BOUNDS.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(self.bounds.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Counters exported as metrics.
 #[derive(Debug, Default)]
 pub struct DeliveryCounters {
+    /// From a job's creation (the session's close) to its first attempt.
+    pub first_attempt_latency: Histogram,
+    /// Duration of attempts.
+    pub attempt_duration: Histogram,
     /// Jobs written to the outbox.
     pub enqueued: AtomicU64,
     /// Attempts made.
@@ -229,6 +281,12 @@ impl Engine {
 
     /// One attempt and its bookkeeping.
     async fn attempt(&self, mut job: Job) {
+        if job.attempts == 0 {
+            let waited = now_us().saturating_sub(job.created_us);
+            self.counters
+                .first_attempt_latency
+                .observe(Duration::from_micros(u64::try_from(waited).unwrap_or(0)));
+        }
         job.attempts += 1;
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
@@ -260,6 +318,7 @@ impl Engine {
 
     fn finish(&self, job: &Job, completion: Completion, detail: &str, started: std::time::Instant) {
         let c = &self.counters;
+        c.attempt_duration.observe(started.elapsed());
         match &completion {
             Completion::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
             Completion::RetryAt(..) => c.retried.fetch_add(1, Ordering::Relaxed),

@@ -48,6 +48,19 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
     }
 }
 
+fn histogram(out: &mut String, name: &str, help: &str, h: &crate::delivery::engine::Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, b) in h.buckets.iter().enumerate() {
+        cumulative += get(b);
+        let le = h.bounds.get(i).map_or("+Inf".to_owned(), |v| v.to_string());
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum {}", get(&h.sum_us) as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", get(&h.count));
+}
+
 fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
@@ -256,6 +269,18 @@ impl Registry {
                 "counter",
                 "Outbox storage errors.",
                 &[("", get(&c.store_errors))],
+            );
+            histogram(
+                &mut o,
+                "postcall_first_attempt_latency_seconds",
+                "From session close (outbox write) to the first delivery attempt.",
+                &c.first_attempt_latency,
+            );
+            histogram(
+                &mut o,
+                "postcall_delivery_attempt_seconds",
+                "Duration of delivery attempts.",
+                &c.attempt_duration,
             );
             let pending = e.outbox().pending_len().unwrap_or(0);
             let dead = e.outbox().dead_len().unwrap_or(0);

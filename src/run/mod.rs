@@ -2,6 +2,8 @@
 //! admin listener and its metrics.
 
 pub mod admin;
+pub mod demo;
 pub mod metrics;
 pub mod receiver;
+pub mod sidecar;
 pub mod state;

@@ -20,8 +20,8 @@ pub struct Received {
     pub method: String,
     /// Path and query.
     pub uri: String,
-    /// `webhook-id`.
-    pub webhook_id: Option<String>,
+    /// Headers (name, value), as sent.
+    pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Bytes,
 }
@@ -44,15 +44,24 @@ pub async fn start(
                     let on_request = on_request.clone();
                     async move {
                         let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         on_request(Received {
                             method: parts.method.to_string(),
                             uri: parts.uri.to_string(),
-                            webhook_id: parts
+                            headers: parts
                                 .headers
-                                .get("webhook-id")
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned),
+                                .iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.as_str().to_owned(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect(),
                             body,
                         });
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))

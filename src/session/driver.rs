@@ -95,6 +95,7 @@ pub async fn drive(
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (resync_tx, mut resync_rx) = mpsc::channel::<(i64, Result<HashSet<String>, String>)>(4);
+    let mut settings_open = true;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -106,9 +107,11 @@ pub async fn drive(
                 counters.open_sessions.store(asm.open_sessions() as u64, relaxed);
                 counters.open_legs.store(asm.open_legs() as u64, relaxed);
             }
-            changed = settings.changed() => {
-                if changed.is_ok() {
-                    asm.set_settings(settings.borrow_and_update().clone());
+            changed = settings.changed(), if settings_open => {
+                // A closed channel means no more updates (no directory configured).
+                match changed {
+                    Ok(()) => asm.set_settings(settings.borrow_and_update().clone()),
+                    Err(_) => settings_open = false,
                 }
             }
             Some((lost, fetched)) = resync_rx.recv() => match fetched {

@@ -166,48 +166,40 @@ async fn connection(
     let ws = tokio_tungstenite::accept_hdr_async(tcp, no_subprotocol).await?;
     let (mut write, mut read) = ws.split();
     let mut authenticated = false;
-    // Wait for a successful subscription.
+    let mut subscribed = false;
+    let mut clock: Option<(tokio::time::Instant, i64)> = None;
+    let mut pending: Option<SimFrame> = None;
     loop {
-        let Some(msg) = read.next().await else {
-            return Ok(());
-        };
-        let Message::Text(t) = msg? else { continue };
-        let Ok(req) = serde_json::from_str::<Value>(t.as_str()) else {
-            return Ok(());
-        };
-        let reply = kazoo_reply(&req, &|t| t == token, &|_| true, &mut authenticated);
-        let ok = reply["status"] == "success" && req["action"] == "subscribe";
-        write.send(Message::text(reply.to_string())).await?;
-        if ok {
-            break;
+        // The next frame to send, once a subscription exists.
+        if subscribed && pending.is_none() {
+            pending = frames.lock().ok().and_then(|mut f| f.next());
         }
-    }
-    let start = tokio::time::Instant::now();
-    let mut first: Option<i64> = None;
-    loop {
-        let next = frames.lock().ok().and_then(|mut f| f.next());
-        let Some(frame) = next else {
-            // Keep the socket open (answering pings) until the client leaves.
-            while let Some(m) = read.next().await {
-                m?;
-                write.flush().await?;
+        let due = pending.as_ref().map(|f| {
+            let (start, t0) = *clock.get_or_insert((tokio::time::Instant::now(), f.time_us));
+            let offset = Duration::from_micros(u64::try_from(f.time_us - t0).unwrap_or(0));
+            start + offset.div_f64(speed)
+        });
+        tokio::select! {
+            () = async { if let Some(d) = due { tokio::time::sleep_until(d).await } }, if due.is_some() => {
+                if let Some(f) = pending.take() {
+                    write.send(Message::text(f.text)).await?;
+                    sent.send_modify(|n| *n += 1);
+                }
             }
-            return Ok(());
-        };
-        let t0 = *first.get_or_insert(frame.time_us);
-        let offset = Duration::from_micros(u64::try_from(frame.time_us - t0).unwrap_or(0));
-        let due = start + offset.div_f64(speed);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => break,
-                m = read.next() => match m {
-                    None | Some(Err(_)) => return Ok(()),
+            m = read.next() => match m {
+                None => return Ok(()),
+                Some(m) => match m? {
+                    Message::Text(t) => {
+                        // Kazoo drops the socket on invalid JSON.
+                        let Ok(req) = serde_json::from_str::<Value>(t.as_str()) else { return Ok(()) };
+                        let reply = kazoo_reply(&req, &|t| t == token, &|_| true, &mut authenticated);
+                        subscribed |= reply["status"] == "success" && req["action"] == "subscribe";
+                        write.send(Message::text(reply.to_string())).await?;
+                    }
                     // A ping: tungstenite queued the pong, push it out.
-                    Some(Ok(_)) => write.flush().await?,
+                    _ => write.flush().await?,
                 },
-            }
+            },
         }
-        write.send(Message::text(frame.text)).await?;
-        sent.send_modify(|n| *n += 1);
     }
 }

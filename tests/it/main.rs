@@ -7,6 +7,7 @@ mod live;
 mod net;
 mod properties;
 mod robustness;
+mod run;
 mod servers;
 mod snapshots;
 mod support;

@@ -1,0 +1,336 @@
+//! `postcall run`: the parts wired into one process.
+//!
+//! ```text
+//! Blackhole ─► source ─(frames, bounded)─► driver/assembler ─(closed, bounded)─► sink ─► outbox ─► engine ─► HTTP
+//!                                                                                 enrich, match
+//! ```
+//!
+//! Stopping (SIGTERM/SIGINT, or the `shutdown` channel): the source stops reading, the driver
+//! emits every session that is complete, the sink writes their deliveries to the outbox, open
+//! sessions (and any closed session the outbox could not take) are saved to `sessions.json`
+//! next to the outbox, attempts in flight finish. The next start restores all of it.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+
+use super::admin;
+use super::metrics::{Registry, RunCounters};
+use super::state::{self, SavedState};
+use crate::config::PluginConfig;
+use crate::delivery::{Engine, Job, Outbox};
+use crate::enrich::SharedEnricher;
+use crate::net::http::HttpOptions;
+use crate::net::{tls, HttpClient};
+use crate::session::driver::{drive, DriverCounters, DriverOptions};
+use crate::session::{ClosedSession, Snapshot};
+use crate::source::blackhole::now_us;
+use crate::source::live;
+use crate::trigger::{Reloader, SharedTriggers};
+
+/// Where the admin listener ended up and what it reports (for tests and the demo).
+#[derive(Clone)]
+pub struct Started {
+    /// Admin listener address.
+    pub admin: SocketAddr,
+    /// Metrics of the running process.
+    pub registry: Registry,
+}
+
+/// Options of [`run`] that are not in the configuration file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Admin listener (`127.0.0.1:9646`; port 0 picks one).
+    pub admin: SocketAddr,
+    /// The retry unit of deliveries (2 s in production; the demo and tests shorten it).
+    pub retry_unit: Option<Duration>,
+    /// How long attempts in flight may take to finish when stopping.
+    pub stop_deadline: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            admin: SocketAddr::from(([127, 0, 0, 1], 9646)),
+            retry_unit: None,
+            stop_deadline: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What a run did, for the final log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Open sessions saved for the next start.
+    pub saved_open: usize,
+    /// Closed sessions saved because the outbox could not take them.
+    pub saved_closed: usize,
+}
+
+/// Writes a session's deliveries to the outbox: enrichment, then every matching trigger.
+struct Sink {
+    triggers: SharedTriggers,
+    enricher: Option<Arc<SharedEnricher>>,
+    engine: Arc<Engine>,
+    counters: Arc<RunCounters>,
+}
+
+impl Sink {
+    fn jobs(&self, session: &mut ClosedSession) -> Vec<Job> {
+        if let Some(e) = &self.enricher {
+            e.enrich_session(session);
+        }
+        let set = self.triggers.load();
+        let cdr = serde_json::to_value(&session.cdr).unwrap_or_default();
+        let now = now_us();
+        let jobs: Vec<Job> = set
+            .matches(session)
+            .map(|m| m.job(session, &cdr, now))
+            .collect();
+        if jobs.is_empty() {
+            self.counters
+                .unmatched_sessions
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(session = %session.cdr.id, "no trigger matched");
+        }
+        self.counters
+            .matches
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        jobs
+    }
+
+    /// Enqueues one session, retrying a failing outbox every second until `stopping`; returns
+    /// the session if it could not be written.
+    async fn put(
+        &self,
+        mut session: ClosedSession,
+        stopping: &watch::Receiver<bool>,
+    ) -> Option<ClosedSession> {
+        let jobs = self.jobs(&mut session);
+        loop {
+            match self.engine.enqueue(&jobs) {
+                Ok(_) => return None,
+                Err(e) => {
+                    self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        session = %session.cdr.id,
+                        deliveries = jobs.len(),
+                        error = %e,
+                        "cannot write deliveries to the outbox; holding the session and retrying"
+                    );
+                    if *stopping.borrow() {
+                        return Some(session);
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the sidecar until `shutdown` turns true.
+///
+/// # Errors
+/// A configuration problem, an outbox that cannot be opened, or an admin address in use.
+#[allow(clippy::too_many_lines)]
+pub async fn run(
+    cfg: PluginConfig,
+    opts: RunOptions,
+    shutdown: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> anyhow::Result<RunReport> {
+    let base = Arc::new(cfg.settings()?);
+    let kazoo = cfg.kazoo_options()?;
+    let (mut dopts, guard) = cfg.delivery.options(&cfg.file)?;
+    if let Some(u) = opts.retry_unit {
+        dopts.retry_unit = u;
+    }
+    let outbox_path = cfg.delivery.outbox_path(&cfg.file);
+    let data_dir: PathBuf = outbox_path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+
+    // Delivery first: nothing is accepted before the outbox is open.
+    let outbox = Arc::new(
+        Outbox::open(&outbox_path)
+            .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?,
+    );
+    let receivers_tls = tls::client_config(cfg.delivery.ca_file.as_deref())?;
+    let http = HttpClient::with_guard(receivers_tls, &HttpOptions::default(), guard);
+    let engine = Engine::new(outbox, http, dopts)?;
+    let (stop_engine, engine_stop) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.clone().run(engine_stop));
+
+    // Triggers and reference data.
+    let tcfg = cfg.trigger_config()?;
+    let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let fetcher = match &tcfg.remote {
+        Some(r) => Some(r.fetcher()?),
+        None => None,
+    };
+    let (_reload_requests, reload_rx) = mpsc::channel(1);
+    let counters = Arc::new(RunCounters::default());
+    let mut tasks = vec![tokio::spawn(reloader.clone().run(
+        fetcher,
+        reload_rx,
+        shutdown.clone(),
+    ))];
+    {
+        let (mut status, counters) = (reloader.status(), counters.clone());
+        tasks.push(tokio::spawn(async move {
+            while status.changed().await.is_ok() {
+                let s = status.borrow().clone();
+                counters
+                    .trigger_reloads
+                    .store(s.generation.saturating_sub(1), Ordering::Relaxed);
+                counters
+                    .trigger_reload_errors
+                    .store(s.rejected, Ordering::Relaxed);
+            }
+        }));
+    }
+    let enricher = match cfg.enrich_sources()? {
+        Some(sources) => {
+            let (e, errors) = SharedEnricher::load(sources);
+            for err in &errors {
+                tracing::error!(error = %err, "reference file skipped");
+            }
+            let e = Arc::new(e);
+            tasks.push(tokio::spawn(reload_enrichment_on_hangup(
+                e.clone(),
+                shutdown.clone(),
+            )));
+            Some(e)
+        }
+        None => None,
+    };
+
+    // What the previous run left.
+    let saved = match state::take(&state::state_path(&data_dir)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "saved sessions unreadable; starting without them");
+            None
+        }
+    };
+    let (restored, mut carried): (Option<Snapshot>, Vec<ClosedSession>) = match saved {
+        Some(s) => (Some(s.open), s.closed),
+        None => (None, Vec::new()),
+    };
+
+    // Source and assembler.
+    let src = live::start(kazoo, base, shutdown.clone()).await?;
+    let driver_counters = Arc::new(DriverCounters::default());
+    let (closed_tx, mut closed_rx) = mpsc::channel::<ClosedSession>(1024);
+    let dopts = DriverOptions {
+        tick: Duration::from_millis(250),
+        tenants: src.accounts.iter().cloned().collect::<HashSet<_>>(),
+        channels: src.channels.clone(),
+    };
+    let driver = tokio::spawn(drive(
+        restored,
+        src.settings,
+        src.messages,
+        closed_tx,
+        dopts,
+        driver_counters.clone(),
+        shutdown.clone(),
+    ));
+
+    let registry = Registry {
+        source: Some(src.counters.clone()),
+        driver: Some(driver_counters),
+        engine: Some(engine.clone()),
+        run: Some(counters.clone()),
+    };
+    let (admin_addr, admin_task) = admin::serve(opts.admin, registry.clone(), shutdown.clone())
+        .await
+        .with_context(|| format!("admin listener {}", opts.admin))?;
+    tracing::info!(admin = %admin_addr, outbox = %outbox_path.display(), "postcall running");
+    if let Some(tx) = started {
+        let _ = tx.send(Started {
+            admin: admin_addr,
+            registry,
+        });
+    }
+
+    // The sink: until the driver is done (it stops on shutdown after emitting what is
+    // complete), every closed session goes to the outbox.
+    let sink = Sink {
+        triggers: reloader.shared(),
+        enricher,
+        engine: engine.clone(),
+        counters,
+    };
+    let mut unsent = Vec::new();
+    for s in std::mem::take(&mut carried) {
+        unsent.extend(sink.put(s, &shutdown).await);
+    }
+    while let Some(s) = closed_rx.recv().await {
+        unsent.extend(sink.put(s, &shutdown).await);
+    }
+    let mut asm = driver.await.context("assembler task")?;
+    let report = RunReport {
+        saved_open: asm.open_sessions(),
+        saved_closed: unsent.len(),
+    };
+    if report.saved_open + report.saved_closed > 0 {
+        let path = state::state_path(&data_dir);
+        let saved = SavedState {
+            open: asm.snapshot(),
+            closed: unsent,
+        };
+        state::save(&path, &saved)
+            .with_context(|| format!("{}: cannot save open sessions", path.display()))?;
+        tracing::info!(
+            open = report.saved_open,
+            closed = report.saved_closed,
+            "sessions saved for the next start"
+        );
+    }
+    // Attempts in flight get a deadline; anything not delivered stays in the outbox.
+    let _ = stop_engine.send(true);
+    if tokio::time::timeout(opts.stop_deadline, engine_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("attempts still in flight at the stop deadline; they stay in the outbox");
+    }
+    for t in src.tasks.into_iter().chain(tasks) {
+        t.abort();
+    }
+    let _ = admin_task.await;
+    Ok(report)
+}
+
+/// Reloads contact directories and rate decks on SIGHUP (triggers reload themselves).
+async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    for err in e.reload() {
+                        tracing::error!(error = %err, "reference file skipped on reload; the last good data stays");
+                    }
+                    tracing::info!("reference data reloaded");
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (e, shutdown.changed().await);
+    }
+}

@@ -1,0 +1,288 @@
+//! The whole sidecar (`run::sidecar::run`) against a fake Blackhole and a real receiver on
+//! 127.0.0.1: a scripted call mix with a receiver outage and a restart in the middle loses no
+//! CDR; the admin endpoints; the demo.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postcall::config::PluginConfig;
+use postcall::run::sidecar::{self, RunOptions, Started};
+use postcall::sim::{self, MixSpec, Pbx, DEMO_SEED};
+use tokio::sync::{oneshot, watch};
+
+use crate::servers::blackhole::Blackhole;
+use crate::servers::http::{HttpServer, Reply};
+
+const TOKEN: &str = "e2e-token";
+
+fn accounts() -> Vec<String> {
+    Pbx::demo(DEMO_SEED)
+        .accounts
+        .iter()
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+fn write_config(dir: &std::path::Path, ws: &str, receiver: &str) -> PluginConfig {
+    let accts = accounts();
+    let mut triggers = String::new();
+    for (n, a) in accts.iter().enumerate() {
+        triggers.push_str(&format!(
+            "[[trigger]]\nid = \"all-{n}\"\ntenant = \"{a}\"\n[trigger.action]\nurl = \"{receiver}/calls\"\nmethod = \"POST\"\nformat = \"json\"\nretries = 10\n\n"
+        ));
+    }
+    std::fs::write(dir.join("triggers.toml"), triggers).unwrap();
+    let quoted: Vec<String> = accts.iter().map(|a| format!("\"{a}\"")).collect();
+    let text = format!(
+        "[cdr]\ngrace_secs = 1\n[kazoo]\nwebsocket_url = \"{ws}\"\naccounts = [{}]\nauth_token = \"{TOKEN}\"\ndirectory_refresh_secs = 0\n\
+         [delivery]\ndata_dir = \"data\"\nallow_private = [\"127.0.0.1/32\"]\n[triggers]\nfiles = [\"triggers.toml\"]\nallow_http = true\n",
+        quoted.join(", ")
+    );
+    let path = dir.join("plugin.toml");
+    std::fs::write(&path, &text).unwrap();
+    PluginConfig::load(&path).unwrap()
+}
+
+fn opts() -> RunOptions {
+    RunOptions {
+        admin: "127.0.0.1:0".parse().unwrap(),
+        retry_unit: Some(Duration::from_millis(100)),
+        stop_deadline: Duration::from_secs(5),
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<sidecar::RunReport>>,
+    started: Started,
+}
+
+async fn start(cfg: PluginConfig) -> Running {
+    let (stop, shutdown) = watch::channel(false);
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(sidecar::run(cfg, opts(), shutdown, Some(tx)));
+    match rx.await {
+        Ok(started) => Running {
+            stop,
+            task,
+            started,
+        },
+        Err(_) => panic!("sidecar did not start: {:?}", task.await),
+    }
+}
+
+impl Running {
+    async fn stop(self) -> sidecar::RunReport {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap()
+    }
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let client = postcall::net::HttpClient::new(
+        postcall::net::tls::client_config(None).unwrap(),
+        &Default::default(),
+    );
+    let req = hyper::Request::get(format!("http://{addr}{path}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let r = client.send(req, Duration::from_secs(5)).await.unwrap();
+    (
+        r.status.as_u16(),
+        String::from_utf8_lossy(&r.body).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_and_restart_lose_no_cdr() {
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    // The receiver is down (503) until told otherwise; it records every session id it accepts.
+    let up = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (u, g) = (up.clone(), got.clone());
+    let rx = HttpServer::start(None, move |r| {
+        if !u.load(Ordering::Relaxed) {
+            return Reply::status(503);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        g.lock()
+            .unwrap()
+            .push(v["cdr"]["id"].as_str().unwrap().to_owned());
+        Reply::status(200)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &bh.url(), &rx.url());
+
+    // 30 calls; the first half of the frames before the restart, the rest after.
+    let frames: Vec<String> = sim::mix(MixSpec {
+        calls: 30,
+        seed: 11,
+        mean_gap_ms: 3_000,
+        faults: true,
+        ..MixSpec::default()
+    })
+    .map(|f| f.text)
+    .collect();
+    let expected: BTreeSet<String> =
+        postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()))
+            .into_iter()
+            .map(|c| c.cdr.id)
+            .collect();
+    assert_eq!(expected.len(), 30);
+    let half = frames.len() / 2;
+
+    let first = start(cfg.clone()).await;
+    bh.wait_subscribed(1).await;
+    for f in &frames[..half] {
+        bh.push(f);
+    }
+    // Wait until the first half is in (a frame that cannot decode marks the end).
+    bh.push(r#"{"action":"event","name":"CHANNEL_CREATE","data":{}}"#);
+    let reg = first.started.registry.clone();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !reg
+            .render()
+            .contains("postcall_frames_skipped_total{reason=\"missing_call_id\"} 1")
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("first half processed");
+    drop(reg);
+    let report = first.stop().await;
+    assert!(
+        report.saved_open > 0,
+        "calls in progress were saved: {report:?}"
+    );
+
+    // Restart: the receiver comes back, the rest of the stream arrives on the new socket.
+    let second = start(cfg).await;
+    up.store(true, Ordering::Relaxed);
+    bh.wait_subscribed(2).await;
+    for f in &frames[half..] {
+        bh.push(f);
+    }
+    let g = got.clone();
+    let exp = expected.clone();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let seen: BTreeSet<String> = g.lock().unwrap().iter().cloned().collect();
+            if seen.is_superset(&exp) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let seen: BTreeSet<String> = got.lock().unwrap().iter().cloned().collect();
+        panic!("lost: {:?}", exp.difference(&seen).collect::<Vec<_>>())
+    });
+    let (status, metrics) = get(second.started.admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("postcall_outbox_dead 0"), "{metrics}");
+    second.stop().await;
+    let seen: BTreeSet<String> = got.lock().unwrap().iter().cloned().collect();
+    assert_eq!(seen, expected, "every CDR delivered, nothing else");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_report_health_readiness_and_metrics() {
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    let rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &bh.url(), &rx.url());
+    let run = start(cfg).await;
+    let admin = run.started.admin;
+    assert_eq!(get(admin, "/healthz").await.0, 200);
+    bh.wait_subscribed(1).await;
+    let mut status = run
+        .started
+        .registry
+        .source
+        .as_ref()
+        .unwrap()
+        .status
+        .subscribe();
+    status
+        .wait_for(|s| *s == postcall::source::blackhole::SourceStatus::Subscribed)
+        .await
+        .unwrap();
+    assert_eq!(get(admin, "/readyz").await, (200, "ready\n".into()));
+    let (_, m) = get(admin, "/metrics").await;
+    for name in [
+        "postcall_source_subscribed 1",
+        "postcall_events_total",
+        "postcall_frames_skipped_total",
+        "postcall_open_sessions",
+        "postcall_sessions_closed_total{how=\"normal\"}",
+        "postcall_deliveries_total{outcome=\"delivered\"}",
+        "postcall_outbox_pending",
+        "postcall_outbox_dead",
+        "postcall_source_disconnects_total",
+        "postcall_trigger_reloads_total{result=\"applied\"}",
+        "postcall_first_attempt_latency_seconds_bucket{le=\"0.01\"}",
+    ] {
+        assert!(m.contains(name), "{name} missing from\n{m}");
+    }
+    assert_eq!(get(admin, "/nope").await.0, 404);
+    // Losing the PBX makes the process unready.
+    bh.mute_all();
+    bh.drop_all();
+    status
+        .wait_for(|s| *s != postcall::source::blackhole::SourceStatus::Subscribed)
+        .await
+        .unwrap();
+    assert_eq!(get(admin, "/readyz").await.0, 503);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_delivers_signed_webhooks_for_every_call() {
+    let lines = Arc::new(Mutex::new(Vec::<postcall::run::receiver::Received>::new()));
+    let l = lines.clone();
+    let (_stop, stopped) = watch::channel(false);
+    let report = postcall::run::demo::demo(
+        postcall::run::demo::DemoOptions {
+            calls: Some(12),
+            seed: 3,
+            speed: 300.0,
+            mean_gap_ms: 5_000,
+            admin: "127.0.0.1:0".parse().unwrap(),
+        },
+        move |r| l.lock().unwrap().push(r.clone()),
+        stopped,
+    )
+    .await
+    .unwrap();
+    assert!(report.calls >= 12);
+    let got = lines.lock().unwrap().clone();
+    let calls: Vec<_> = got.iter().filter(|r| r.uri == "/calls").collect();
+    assert!(calls.len() >= 12);
+    let wh = standardwebhooks::Webhook::new(postcall::run::demo::DEMO_SECRET).unwrap();
+    let mut ids = BTreeSet::new();
+    for r in &calls {
+        let mut headers = hyper::HeaderMap::new();
+        for (k, v) in &r.headers {
+            headers.insert(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        wh.verify(&r.body, &headers).expect("signed");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["customData"]["source"], "postcall demo");
+        assert!(
+            ids.insert(v["cdr"]["id"].as_str().unwrap().to_owned()),
+            "one webhook per call"
+        );
+    }
+}
