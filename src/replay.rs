@@ -96,16 +96,6 @@ impl Replay {
         }
     }
 
-    /// Takes the sessions closed so far, in the order they closed (for streaming output).
-    pub fn take_closed(&mut self) -> Vec<ClosedSession> {
-        std::mem::take(&mut self.closed)
-    }
-
-    /// What has been read so far.
-    pub fn stats(&self) -> &ReplayStats {
-        &self.stats
-    }
-
     /// Ends the input: closes every open session and returns all CDRs ordered by `end`, then
     /// `id`.
     pub fn finish(mut self) -> (Vec<ClosedSession>, ReplayStats) {
