@@ -133,7 +133,11 @@ fn sim_scenarios_are_the_committed_fixtures() {
 #[test]
 fn demo_prints_webhooks_and_stops_after_the_calls_asked_for() {
     let out = postcall(&["demo", "--calls", "6", "--speed", "300", "--gap-ms", "5000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let calls: Vec<serde_json::Value> = text
         .lines()
