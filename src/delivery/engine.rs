@@ -116,6 +116,15 @@ pub struct DeliveryCounters {
     pub store_errors: AtomicU64,
 }
 
+/// A finished attempt, waiting to be recorded.
+struct Done {
+    job: Job,
+    lane: String,
+    completion: Completion,
+    detail: String,
+    elapsed: Duration,
+}
+
 #[derive(Default)]
 struct Lanes {
     busy: BTreeSet<String>,
@@ -214,14 +223,25 @@ impl Engine {
                 _ = shutdown.changed() => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(first) = tasks.join_next(), if !tasks.is_empty() => {
+                    // Every attempt that has finished by now is recorded in one transaction.
+                    let mut done: Vec<Done> = first.into_iter().collect();
+                    while let Some(more) = tasks.try_join_next() {
+                        done.extend(more);
+                    }
+                    self.record(done);
+                }
             }
         }
-        while tasks.join_next().await.is_some() {}
+        let mut done = Vec::new();
+        while let Some(d) = tasks.join_next().await {
+            done.extend(d);
+        }
+        self.record(done);
     }
 
     /// Starts every due job there is room for; returns when the next known job is due.
-    fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) -> Option<i64> {
+    fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<Done>) -> Option<i64> {
         let now = now_us();
         let mut next: Option<i64> = None;
         let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
@@ -264,23 +284,14 @@ impl Engine {
                 }
                 let me = self.clone();
                 let lane = lane.clone();
-                tasks.spawn(async move {
-                    let id = job.webhook_id.clone();
-                    me.attempt(job).await;
-                    if let Ok(mut l) = me.lanes.lock() {
-                        l.busy.remove(&id);
-                        if let Some(c) = l.per_lane.get_mut(&lane) {
-                            *c = c.saturating_sub(1);
-                        }
-                    }
-                });
+                tasks.spawn(async move { me.attempt(job, lane).await });
             }
         }
         next
     }
 
-    /// One attempt and its bookkeeping.
-    async fn attempt(&self, mut job: Job) {
+    /// One attempt; its outcome is recorded by [`Engine::record`].
+    async fn attempt(&self, mut job: Job, lane: String) -> Done {
         if job.attempts == 0 {
             let waited = now_us().saturating_sub(job.created_us);
             self.counters
@@ -295,8 +306,13 @@ impl Engine {
             Err(HttpError::Timeout(d)) => (Outcome::Timeout, format!("timed out after {d:?}")),
             Err(HttpError::Forbidden(m)) => {
                 // Neither retrying nor waiting can make a forbidden address allowed.
-                self.finish(&job, Completion::Dead(m.clone()), &m, started);
-                return;
+                return Done {
+                    completion: Completion::Dead(m.clone()),
+                    detail: m,
+                    job,
+                    lane,
+                    elapsed: started.elapsed(),
+                };
             }
             Err(e) => (Outcome::ConnectError, e.to_string()),
         };
@@ -313,35 +329,66 @@ impl Engine {
                 }
             }
         };
-        self.finish(&job, completion, &detail, started);
+        Done {
+            job,
+            lane,
+            completion,
+            detail,
+            elapsed: started.elapsed(),
+        }
     }
 
-    fn finish(&self, job: &Job, completion: Completion, detail: &str, started: std::time::Instant) {
+    /// Records finished attempts: one outbox transaction for all of them, then their slots
+    /// are freed (a job is never handed out again before its outcome is stored).
+    fn record(&self, done: Vec<Done>) {
+        if done.is_empty() {
+            return;
+        }
         let c = &self.counters;
-        c.attempt_duration.observe(started.elapsed());
-        match &completion {
-            Completion::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
-            Completion::RetryAt(..) => c.retried.fetch_add(1, Ordering::Relaxed),
-            Completion::Dead(_) => c.dead.fetch_add(1, Ordering::Relaxed),
-        };
-        let outcome = match &completion {
-            Completion::Delivered => "delivered",
-            Completion::RetryAt(..) => "retry",
-            Completion::Dead(_) => "dead",
-        };
-        tracing::info!(
-            webhook_id = %job.webhook_id,
-            trigger_id = %job.trigger_id,
-            lane = %job.endpoint.lane(),
-            attempt = job.attempts,
-            outcome,
-            detail,
-            ms = started.elapsed().as_millis() as u64,
-            "delivery attempt"
-        );
-        if let Err(e) = self.outbox.complete(job, completion) {
+        for d in &done {
+            c.attempt_duration.observe(d.elapsed);
+            let outcome = match &d.completion {
+                Completion::Delivered => {
+                    c.delivered.fetch_add(1, Ordering::Relaxed);
+                    "delivered"
+                }
+                Completion::RetryAt(..) => {
+                    c.retried.fetch_add(1, Ordering::Relaxed);
+                    "retry"
+                }
+                Completion::Dead(_) => {
+                    c.dead.fetch_add(1, Ordering::Relaxed);
+                    "dead"
+                }
+            };
+            tracing::info!(
+                webhook_id = %d.job.webhook_id,
+                trigger_id = %d.job.trigger_id,
+                lane = %d.lane,
+                attempt = d.job.attempts,
+                outcome,
+                detail = %d.detail,
+                ms = d.elapsed.as_millis() as u64,
+                "delivery attempt"
+            );
+        }
+        let mut slots = Vec::with_capacity(done.len());
+        let mut batch = Vec::with_capacity(done.len());
+        for d in done {
+            slots.push((d.job.webhook_id.clone(), d.lane));
+            batch.push((d.job, d.completion));
+        }
+        if let Err(e) = self.outbox.complete_many(&batch) {
             c.store_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(webhook_id = %job.webhook_id, error = %e, "outbox update failed; the job stays pending");
+            tracing::error!(jobs = batch.len(), error = %e, "outbox update failed; the jobs stay pending and are attempted again");
+        }
+        if let Ok(mut l) = self.lanes.lock() {
+            for (id, lane) in slots {
+                l.busy.remove(&id);
+                if let Some(n) = l.per_lane.get_mut(&lane) {
+                    *n = n.saturating_sub(1);
+                }
+            }
         }
     }
 

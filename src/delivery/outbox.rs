@@ -195,44 +195,58 @@ impl Outbox {
     /// # Errors
     /// A storage error; the job stays as it was (and is attempted again).
     pub fn complete(&self, job: &Job, outcome: Completion) -> Result<(), OutboxError> {
-        let lane = job.endpoint.lane();
+        self.complete_many(&[(job.clone(), outcome)])
+    }
+
+    /// Records several outcomes in one transaction (one disk sync for all: group commit).
+    /// Each job is as read from the outbox, with `attempts` counting the attempt made.
+    ///
+    /// # Errors
+    /// A storage error; then none of them is recorded.
+    pub fn complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
         let tx = self.db.begin_write().map_err(store)?;
         {
             let mut pending = tx.open_table(PENDING).map_err(store)?;
             let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
-            let stored: Option<Job> = match pending.get(job.webhook_id.as_str()).map_err(store)? {
-                Some(v) => Some(serde_json::from_slice(v.value()).map_err(store)?),
-                None => None,
-            };
-            if let Some(old) = stored {
+            let mut dead = tx.open_table(DEAD).map_err(store)?;
+            for (job, outcome) in done {
+                let lane = job.endpoint.lane();
+                let id = job.webhook_id.as_str();
+                // The schedule entry is keyed by the stored due time (the caller's copy may be
+                // older); only that field is read back.
+                #[derive(serde::Deserialize)]
+                struct Due {
+                    next_attempt_us: i64,
+                }
+                let due = match pending.get(id).map_err(store)? {
+                    Some(v) => serde_json::from_slice::<Due>(v.value())
+                        .map_or(job.next_attempt_us, |d| d.next_attempt_us),
+                    None => job.next_attempt_us,
+                };
                 sched
-                    .remove(schedule_key(&lane, old.next_attempt_us, &old.webhook_id).as_slice())
+                    .remove(schedule_key(&lane, due, id).as_slice())
                     .map_err(store)?;
-            }
-            match outcome {
-                Completion::Delivered => {
-                    pending.remove(job.webhook_id.as_str()).map_err(store)?;
-                }
-                Completion::RetryAt(at, error) => {
-                    let mut j = job.clone();
-                    j.next_attempt_us = at;
-                    j.last_error = Some(error);
-                    let bytes = serde_json::to_vec(&j).map_err(store)?;
-                    pending
-                        .insert(j.webhook_id.as_str(), bytes.as_slice())
-                        .map_err(store)?;
-                    sched
-                        .insert(schedule_key(&lane, at, &j.webhook_id).as_slice(), ())
-                        .map_err(store)?;
-                }
-                Completion::Dead(error) => {
-                    pending.remove(job.webhook_id.as_str()).map_err(store)?;
-                    let mut j = job.clone();
-                    j.last_error = Some(error);
-                    let bytes = serde_json::to_vec(&j).map_err(store)?;
-                    let mut dead = tx.open_table(DEAD).map_err(store)?;
-                    dead.insert(j.webhook_id.as_str(), bytes.as_slice())
-                        .map_err(store)?;
+                match outcome {
+                    Completion::Delivered => {
+                        pending.remove(id).map_err(store)?;
+                    }
+                    Completion::RetryAt(at, error) => {
+                        let mut j = job.clone();
+                        j.next_attempt_us = *at;
+                        j.last_error = Some(error.clone());
+                        let bytes = serde_json::to_vec(&j).map_err(store)?;
+                        pending.insert(id, bytes.as_slice()).map_err(store)?;
+                        sched
+                            .insert(schedule_key(&lane, *at, id).as_slice(), ())
+                            .map_err(store)?;
+                    }
+                    Completion::Dead(error) => {
+                        pending.remove(id).map_err(store)?;
+                        let mut j = job.clone();
+                        j.last_error = Some(error.clone());
+                        let bytes = serde_json::to_vec(&j).map_err(store)?;
+                        dead.insert(id, bytes.as_slice()).map_err(store)?;
+                    }
                 }
             }
         }

@@ -105,27 +105,28 @@ impl Sink {
         jobs
     }
 
-    /// Enqueues one session, retrying a failing outbox every second until `stopping`; returns
-    /// the session if it could not be written.
+    /// Enqueues the deliveries of a batch of sessions in one outbox transaction (group
+    /// commit: under load, every session waiting is written with one disk sync), retrying a
+    /// failing outbox every second until `stopping`; returns the sessions it could not write.
     async fn put(
         &self,
-        mut session: ClosedSession,
+        mut sessions: Vec<ClosedSession>,
         stopping: &watch::Receiver<bool>,
-    ) -> Option<ClosedSession> {
-        let jobs = self.jobs(&mut session);
+    ) -> Vec<ClosedSession> {
+        let jobs: Vec<Job> = sessions.iter_mut().flat_map(|s| self.jobs(s)).collect();
         loop {
             match self.engine.enqueue(&jobs) {
-                Ok(_) => return None,
+                Ok(_) => return Vec::new(),
                 Err(e) => {
                     self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
-                        session = %session.cdr.id,
+                        sessions = sessions.len(),
                         deliveries = jobs.len(),
                         error = %e,
-                        "cannot write deliveries to the outbox; holding the session and retrying"
+                        "cannot write deliveries to the outbox; holding the sessions and retrying"
                     );
                     if *stopping.borrow() {
-                        return Some(session);
+                        return sessions;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -268,12 +269,16 @@ pub async fn run(
         engine: engine.clone(),
         counters,
     };
-    let mut unsent = Vec::new();
-    for s in std::mem::take(&mut carried) {
-        unsent.extend(sink.put(s, &shutdown).await);
-    }
-    while let Some(s) = closed_rx.recv().await {
-        unsent.extend(sink.put(s, &shutdown).await);
+    let mut unsent = sink.put(std::mem::take(&mut carried), &shutdown).await;
+    while let Some(first) = closed_rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match closed_rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(_) => break,
+            }
+        }
+        unsent.extend(sink.put(batch, &shutdown).await);
     }
     let mut asm = driver.await.context("assembler task")?;
     let report = RunReport {

@@ -28,6 +28,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     /// Body.
     pub body: Bytes,
+    /// When the request was complete at the server.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -121,6 +123,7 @@ impl HttpServer {
                                 uri: parts.uri.to_string(),
                                 headers: parts.headers,
                                 body,
+                                at: std::time::Instant::now(),
                             };
                             let reply = handler(&rec);
                             let _ = tx.send(rec);
