@@ -108,7 +108,7 @@ fn main() {
         let addr = receiver(count.clone(), lat.clone()).await;
         let url = format!("http://{addr}/hook");
         let cdr = cdr_body();
-        let body = Bytes::from(serde_json::to_vec(&postcall::delivery::payload::payload("bench", "u", "t", &cdr, &Default::default())).unwrap());
+        let body = Bytes::from(postcall::delivery::payload::payload("bench", "u", "t", &cdr, &Default::default()).get().to_owned());
 
         // 1. Bare hyper: `conc` workers posting the same body over pooled keep-alive connections.
         let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =

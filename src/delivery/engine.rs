@@ -213,7 +213,15 @@ impl Engine {
     /// before it returns.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
+        // Finished attempts wait here for the next commit; one commit runs at a time on the
+        // blocking pool while new attempts keep going (group commit, pipelined).
+        let mut finished: Vec<Done> = Vec::new();
+        let mut commit: Option<tokio::task::JoinHandle<()>> = None;
         loop {
+            if commit.is_none() && !finished.is_empty() {
+                let (me, batch) = (self.clone(), std::mem::take(&mut finished));
+                commit = Some(tokio::task::spawn_blocking(move || me.record(batch)));
+            }
             let next = self.dispatch(&mut tasks);
             let sleep = match next {
                 Some(at) => Duration::from_micros(u64::try_from(at - now_us()).unwrap_or(0)),
@@ -224,20 +232,24 @@ impl Engine {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
                 Some(first) = tasks.join_next(), if !tasks.is_empty() => {
-                    // Every attempt that has finished by now is recorded in one transaction.
-                    let mut done: Vec<Done> = first.into_iter().collect();
+                    finished.extend(first);
                     while let Some(more) = tasks.try_join_next() {
-                        done.extend(more);
+                        finished.extend(more);
                     }
-                    self.record(done);
+                }
+                _ = async { if let Some(c) = commit.as_mut() { let _ = c.await; } }, if commit.is_some() => {
+                    commit = None;
                 }
             }
         }
-        let mut done = Vec::new();
-        while let Some(d) = tasks.join_next().await {
-            done.extend(d);
+        if let Some(c) = commit {
+            let _ = c.await;
         }
-        self.record(done);
+        while let Some(d) = tasks.join_next().await {
+            finished.extend(d);
+        }
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.record(finished)).await;
     }
 
     /// Starts every due job there is room for; returns when the next known job is due.

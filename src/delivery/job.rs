@@ -41,7 +41,7 @@ impl Endpoint {
 }
 
 /// A pending or dead delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// Stable `webhook-id`: the same across retries, restarts and re-sends.
     pub webhook_id: String,
@@ -50,7 +50,7 @@ pub struct Job {
     /// Where to.
     pub endpoint: Endpoint,
     /// `{triggerId, id, tenantId, cdr, customData}`.
-    pub payload: Value,
+    pub payload: Box<serde_json::value::RawValue>,
     /// Attempts made so far.
     pub attempts: u32,
     /// When the next attempt is due (unix µs).
@@ -87,7 +87,7 @@ impl Job {
             "attempts": self.attempts,
             "createdUs": self.created_us,
             "lastError": self.last_error,
-            "payload": self.payload,
+            "payload": serde_json::from_str::<Value>(self.payload.get()).unwrap_or(Value::Null),
         })
     }
 }

@@ -378,7 +378,7 @@ mod tests {
                 retries: 1,
                 secret: None,
             },
-            payload: serde_json::json!({"id": id}),
+            payload: serde_json::value::to_raw_value(&serde_json::json!({"id": id})).unwrap(),
             attempts: 0,
             next_attempt_us: due,
             created_us: due,

@@ -87,7 +87,15 @@ impl Sink {
             e.enrich_session(session);
         }
         let set = self.triggers.load();
-        let cdr = serde_json::to_value(&session.cdr).unwrap_or_default();
+        let cdr = match serde_json::value::to_raw_value(&session.cdr) {
+            Ok(c) => c,
+            Err(e) => {
+                // Cannot happen for a CDR (plain strings and numbers); logged and counted if it does.
+                self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(session = %session.cdr.id, error = %e, "CDR not serialisable; session dropped");
+                return Vec::new();
+            }
+        };
         let now = now_us();
         let jobs: Vec<Job> = set
             .matches(session)

@@ -584,7 +584,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             end_us: 9_000_000,
             billable: Vec::new(),
         };
-        let cdr = serde_json::to_value(&session.cdr).unwrap();
+        let cdr = serde_json::value::to_raw_value(&session.cdr).unwrap();
         let jobs: Vec<_> = set
             .matches(&session)
             .map(|m| m.job(&session, &cdr, 42))
@@ -593,10 +593,11 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         let j = &jobs[0];
         assert_eq!(j.trigger_id, "t1");
         assert_eq!(j.webhook_id, crate::delivery::webhook_id("s1", "t1"));
-        assert_eq!(j.payload["id"], "acme");
-        assert_eq!(j.payload["tenantId"], "acme");
-        assert_eq!(j.payload["customData"]["hook"], "post call");
-        assert_eq!(j.payload["cdr"]["id"], "s1");
+        let payload: serde_json::Value = serde_json::from_str(j.payload.get()).unwrap();
+        assert_eq!(payload["id"], "acme");
+        assert_eq!(payload["tenantId"], "acme");
+        assert_eq!(payload["customData"]["hook"], "post call");
+        assert_eq!(payload["cdr"]["id"], "s1");
         assert_eq!((j.attempts, j.next_attempt_us, j.created_us), (0, 42, 42));
         session.tenant_id = Some("other".into());
         assert_eq!(set.matches(&session).count(), 0);

@@ -183,7 +183,12 @@ impl Action {
 impl Match<'_> {
     /// The delivery job of this match for `session`, whose CDR is `cdr` as JSON (serialise
     /// it once per session and share it among its matches). Due at `now_us`.
-    pub fn job(&self, session: &ClosedSession, cdr: &serde_json::Value, now_us: i64) -> Job {
+    pub fn job(
+        &self,
+        session: &ClosedSession,
+        cdr: &serde_json::value::RawValue,
+        now_us: i64,
+    ) -> Job {
         let t = self.trigger;
         Job {
             webhook_id: webhook_id(&session.cdr.id, &t.id),

@@ -12,7 +12,7 @@ use postcall::delivery::{
 use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::{HttpClient, Secret};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::servers::http::{HttpServer, Recorded, Reply};
@@ -140,8 +140,7 @@ async fn each_method_and_format_over_https_signed() {
             (Method::Post, Format::Json) => {
                 assert_eq!(r.method, hyper::Method::POST);
                 assert_eq!(r.header("content-type"), Some("application/json"));
-                let v: Value = serde_json::from_slice(&r.body).unwrap();
-                assert_eq!(v, j.payload);
+                assert_eq!(&r.body[..], j.payload.get().as_bytes(), "the payload as is");
                 assert_eq!(r.uri, "/hook?api-version=2016-10-01&sig=Ab%2Bc");
             }
             (Method::Put, Format::Form) => {
