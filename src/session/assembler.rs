@@ -15,8 +15,10 @@
 //! maximum age (tag `forced_close`). Events for a closed session's legs that arrive within the
 //! late window are dropped and counted, never turned into phantom sessions.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use super::build::{build, ClosedSession, SessionFacts};
 use super::leg::Leg;
@@ -96,16 +98,62 @@ pub struct Assembler {
     stream_us: Option<i64>,
     now: i64,
     stats: AssemblerStats,
+    /// Scratch space for the grouping keys of the event being applied (reused, so looking
+    /// keys up allocates nothing; only keys new to the index are copied).
+    scratch: Keys,
 }
 
+/// Writes the grouping key `{kind}|{tenant}|{id}` into `out`.
+fn write_key(out: &mut String, kind: char, tenant: &str, id: &str) {
+    out.reserve(tenant.len() + id.len() + 3);
+    out.push(kind);
+    out.push('|');
+    out.push_str(tenant);
+    out.push('|');
+    out.push_str(id);
+}
+
+/// The grouping key `{kind}|{tenant}|{id}`.
 fn key(kind: char, tenant: &str, id: &str) -> Box<str> {
-    let mut k = String::with_capacity(tenant.len() + id.len() + 3);
-    k.push(kind);
-    k.push('|');
-    k.push_str(tenant);
-    k.push('|');
-    k.push_str(id);
+    let mut k = String::new();
+    write_key(&mut k, kind, tenant, id);
     k.into()
+}
+
+/// The distinct grouping keys of one event, packed into one reusable buffer.
+#[derive(Debug, Default)]
+struct Keys {
+    /// The keys, one after another.
+    text: String,
+    /// Where each key ends in `text`.
+    ends: Vec<usize>,
+    /// Sessions the keys reach (filled by `session_for`).
+    found: Vec<u64>,
+}
+
+impl Keys {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.found.clear();
+    }
+
+    /// Adds a key unless it is already held.
+    fn push(&mut self, kind: char, tenant: &str, id: &str) {
+        let start = self.text.len();
+        write_key(&mut self.text, kind, tenant, id);
+        let new = &self.text[start..];
+        if self.iter().any(|k| k == new) {
+            self.text.truncate(start);
+        } else {
+            self.ends.push(self.text.len());
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
+    }
 }
 
 impl Assembler {
@@ -113,15 +161,16 @@ impl Assembler {
     pub fn new(settings: Arc<Settings>) -> Self {
         Self {
             settings,
-            sessions: HashMap::new(),
-            index: HashMap::new(),
+            sessions: HashMap::default(),
+            index: HashMap::default(),
             deadlines: BTreeSet::new(),
-            closed_legs: HashMap::new(),
+            closed_legs: HashMap::default(),
             closed_order: VecDeque::new(),
             next_id: 0,
             stream_us: None,
             now: i64::MIN,
             stats: AssemblerStats::default(),
+            scratch: Keys::default(),
         }
     }
 
@@ -207,15 +256,16 @@ impl Assembler {
         }
         let t = ev.time_us.or(self.stream_us).unwrap_or(now);
         let tenant = ev.account_id.as_deref().unwrap_or("");
-        let own = key('c', tenant, &ev.call_id);
-        if self.closed_legs.contains_key(&own) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.push('c', tenant, &ev.call_id);
+        if self.closed_legs.contains_key(&keys.text[..]) {
+            self.scratch = keys;
             self.stats.late += 1;
             return Applied::Late;
         }
-
-        let mut keys = vec![own];
         if let Some(i) = &ev.ccv.interaction_id {
-            keys.push(key('i', tenant, i));
+            keys.push('i', tenant, i);
         }
         let refs = [&ev.other_leg, &ev.ccv.bridge_id, &ev.loopback_other]
             .into_iter()
@@ -223,13 +273,11 @@ impl Assembler {
             .chain(&ev.related)
             .filter(|r| **r != ev.call_id);
         for r in refs {
-            let k = key('c', tenant, r);
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
+            keys.push('c', tenant, r);
         }
 
-        let sid = self.session_for(&keys, tenant, now);
+        let sid = self.session_for(&mut keys, tenant, now);
+        self.scratch = keys;
         let session = self.sessions.get_mut(&sid).expect("session exists");
         let leg = match session.legs.iter().position(|l| *l.call_id == *ev.call_id) {
             Some(i) => &mut session.legs[i],
@@ -249,13 +297,14 @@ impl Assembler {
     }
 
     /// Finds (creating or merging) the session the keys belong to, and indexes the keys to it.
-    fn session_for(&mut self, keys: &[Box<str>], tenant: &str, now: i64) -> u64 {
-        let mut found: Vec<u64> = keys
-            .iter()
-            .filter_map(|k| self.index.get(k).copied())
-            .collect();
+    fn session_for(&mut self, keys: &mut Keys, tenant: &str, now: i64) -> u64 {
+        let mut found = std::mem::take(&mut keys.found);
+        for sid in keys.iter().filter_map(|k| self.index.get(k).copied()) {
+            if !found.contains(&sid) {
+                found.push(sid);
+            }
+        }
         found.sort_unstable();
-        found.dedup();
         let sid = match found.split_first() {
             None => {
                 let sid = self.next_id;
@@ -281,11 +330,13 @@ impl Assembler {
                 target
             }
         };
+        keys.found = found;
         let session = self.sessions.get_mut(&sid).expect("session exists");
-        for k in keys {
+        for k in keys.iter() {
             if !self.index.contains_key(k) {
+                let k: Box<str> = k.into();
                 self.index.insert(k.clone(), sid);
-                session.keys.push(k.clone());
+                session.keys.push(k);
             }
         }
         sid
