@@ -257,11 +257,11 @@ impl Leg {
         self.privacy |= c.privacy_hide_number;
         for r in c.recordings.iter().chain(&ev.recordings) {
             if !self.recordings.iter().any(|(_, id)| **id == **r) {
-                self.recordings.push((t, r.as_str().into()));
+                self.recordings.push((t, (**r).into()));
             }
         }
         for (k, v) in &ev.cavs {
-            self.cavs.push((t, k.as_str().into(), v.as_str().into()));
+            self.cavs.push((t, (**k).into(), (**v).into()));
         }
         let mark = |kind| Mark { t, kind };
         match ev.kind {
