@@ -299,7 +299,7 @@ fn routing_account(key: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
 
 fn from_data<'a>(
     kind: EventKind,
-    d: WireData<'a>,
+    d: Box<WireData<'a>>,
     routing_key: Option<Cow<'a, str>>,
 ) -> Result<CallEvent<'a>, DecodeError> {
     let call_id = d.call_id.ok_or(DecodeError::MissingCallId(kind.name()))?;
@@ -370,7 +370,7 @@ fn from_data<'a>(
     })
 }
 
-fn ccvs<'a>(c: WireCcvs<'a>, interaction_id: Option<Cow<'a, str>>) -> Ccvs<'a> {
+fn ccvs<'a>(c: Box<WireCcvs<'a>>, interaction_id: Option<Cow<'a, str>>) -> Ccvs<'a> {
     let truthy =
         |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true"));
     let mut recordings: Vec<Cow<'a, str>> =
