@@ -58,7 +58,13 @@ struct Session {
     keys: Vec<Box<str>>,
     first_activity: i64,
     last_activity: i64,
+    /// When the session is due to close.
     deadline: i64,
+    /// The session's entry in `Assembler::deadlines`: never later than `deadline`. Deadlines
+    /// mostly move later (every event pushes the idle timeout out), so the entry is only
+    /// moved when the deadline comes earlier; `poll` re-files an entry that turns out early.
+    #[serde(skip)]
+    queued: i64,
     gap: bool,
 }
 
@@ -210,7 +216,13 @@ impl Assembler {
                 a.index.insert(k.clone(), sid);
             }
             a.deadlines.insert((s.deadline, sid));
-            a.sessions.insert(sid, s);
+            a.sessions.insert(
+                sid,
+                Session {
+                    queued: s.deadline,
+                    ..s
+                },
+            );
         }
         a
     }
@@ -318,6 +330,7 @@ impl Assembler {
                         first_activity: now,
                         last_activity: now,
                         deadline: i64::MAX,
+                        queued: i64::MAX,
                         gap: false,
                     },
                 );
@@ -346,7 +359,7 @@ impl Assembler {
         let Some(o) = self.sessions.remove(&other) else {
             return;
         };
-        self.deadlines.remove(&(o.deadline, other));
+        self.deadlines.remove(&(o.queued, other));
         for k in &o.keys {
             self.index.insert(k.clone(), target);
         }
@@ -369,9 +382,10 @@ impl Assembler {
                 .saturating_add(st.idle_timeout_us)
                 .min(s.first_activity.saturating_add(st.max_session_us))
         };
-        if deadline != s.deadline {
-            self.deadlines.remove(&(s.deadline, sid));
-            s.deadline = deadline;
+        s.deadline = deadline;
+        if deadline < s.queued {
+            self.deadlines.remove(&(s.queued, sid));
+            s.queued = deadline;
             self.deadlines.insert((deadline, sid));
         }
     }
@@ -423,12 +437,21 @@ impl Assembler {
     pub fn poll(&mut self, now: i64, out: &mut Vec<ClosedSession>) {
         self.now = self.now.max(now);
         let now = self.now;
-        while let Some(&(deadline, sid)) = self.deadlines.first() {
-            if deadline > now {
+        while let Some(&(queued, sid)) = self.deadlines.first() {
+            if queued > now {
                 break;
             }
             self.deadlines.pop_first();
-            self.close(sid, now, out);
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            if s.deadline == queued {
+                self.close(sid, now, out);
+            } else {
+                // The deadline moved later since the entry was filed: file it again.
+                s.queued = s.deadline;
+                self.deadlines.insert((s.deadline, sid));
+            }
         }
         while let Some((expiry, _)) = self.closed_order.front() {
             if *expiry > now {
@@ -446,7 +469,7 @@ impl Assembler {
         ids.sort_unstable();
         for sid in ids {
             if let Some(s) = self.sessions.get(&sid) {
-                self.deadlines.remove(&(s.deadline, sid));
+                self.deadlines.remove(&(s.queued, sid));
             }
             self.close(sid, self.now, out);
         }
