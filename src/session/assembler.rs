@@ -104,6 +104,8 @@ pub struct Assembler {
     stream_us: Option<i64>,
     now: i64,
     stats: AssemblerStats,
+    /// Legs held in open sessions.
+    open_legs: usize,
     /// Scratch space for the grouping keys of the event being applied (reused, so looking
     /// keys up allocates nothing; only keys new to the index are copied).
     scratch: Keys,
@@ -176,6 +178,7 @@ impl Assembler {
             stream_us: None,
             now: i64::MIN,
             stats: AssemblerStats::default(),
+            open_legs: 0,
             scratch: Keys::default(),
         }
     }
@@ -190,6 +193,7 @@ impl Assembler {
             .collect();
         self.index.clear();
         self.deadlines.clear();
+        self.open_legs = 0;
         self.closed_legs.clear();
         Snapshot {
             version: 1,
@@ -216,6 +220,7 @@ impl Assembler {
                 a.index.insert(k.clone(), sid);
             }
             a.deadlines.insert((s.deadline, sid));
+            a.open_legs += s.legs.len();
             a.sessions.insert(
                 sid,
                 Session {
@@ -250,7 +255,7 @@ impl Assembler {
 
     /// Legs currently held in open sessions.
     pub fn open_legs(&self) -> usize {
-        self.sessions.values().map(|s| s.legs.len()).sum()
+        self.open_legs
     }
 
     /// The latest event time seen (µs), used as the time of events that carry none.
@@ -295,6 +300,7 @@ impl Assembler {
             Some(i) => &mut session.legs[i],
             None => {
                 session.legs.push(Leg::new(&ev.call_id));
+                self.open_legs += 1;
                 session.legs.last_mut().expect("just pushed")
             }
         };
@@ -479,6 +485,7 @@ impl Assembler {
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
+        self.open_legs -= s.legs.len();
         for k in &s.keys {
             self.index.remove(k);
         }
