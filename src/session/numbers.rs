@@ -1,20 +1,22 @@
 //! Telephone numbers: E.164 normalisation with a default region, and withheld caller ids.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
+use foldhash::HashMap;
 use phonenumber::{country, Mode};
 
 /// Distinct numbers [`to_e164`] remembers per thread before it starts over.
 const MEMO_CAPACITY: usize = 4096;
 
+/// `raw → (region, E.164 form)`.
+type Memo = HashMap<Box<str>, (country::Id, Option<Box<str>>)>;
+
 thread_local! {
-    /// `raw → (region, E.164 form)` of recent [`to_e164`] calls. Parsing and validating with
-    /// `phonenumber` costs tens of µs (regex look-ups against the region's metadata), and the
-    /// same numbers recur constantly (a tenant's DIDs on every inbound call, repeat callers,
-    /// the same number read for CLI, DDI and billing), so the pure result is memoised.
-    static E164_MEMO: RefCell<HashMap<Box<str>, (country::Id, Option<Box<str>>)>> =
-        RefCell::new(HashMap::new());
+    /// Recent [`to_e164`] results. Parsing and validating with `phonenumber` costs tens of µs
+    /// (regex look-ups against the region's metadata), and the same numbers recur constantly
+    /// (a tenant's DIDs on every inbound call, repeat callers, the same number read for CLI,
+    /// DDI and billing), so the pure result is memoised.
+    static E164_MEMO: RefCell<Memo> = RefCell::new(Memo::default());
 }
 
 /// Caller-id values carriers and phones use for a withheld number.
