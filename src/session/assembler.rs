@@ -317,9 +317,12 @@ impl Assembler {
     /// Finds (creating or merging) the session the keys belong to, and indexes the keys to it.
     fn session_for(&mut self, keys: &mut Keys, tenant: &str, now: i64) -> u64 {
         let mut found = std::mem::take(&mut keys.found);
-        for sid in keys.iter().filter_map(|k| self.index.get(k).copied()) {
-            if !found.contains(&sid) {
-                found.push(sid);
+        let mut all_indexed = true;
+        for k in keys.iter() {
+            match self.index.get(k) {
+                Some(sid) if !found.contains(sid) => found.push(*sid),
+                Some(_) => {}
+                None => all_indexed = false,
             }
         }
         found.sort_unstable();
@@ -350,6 +353,10 @@ impl Assembler {
             }
         };
         keys.found = found;
+        if all_indexed {
+            // The usual case: a known leg's event that names nothing new.
+            return sid;
+        }
         let session = self.sessions.get_mut(&sid).expect("session exists");
         for k in keys.iter() {
             if !self.index.contains_key(k) {
