@@ -5,6 +5,7 @@
 //! (same event kind and `msg_id`) are recognised and ignored. So a leg built from shuffled or
 //! duplicated events is the same leg. Only the fields the CDR needs are kept, in compact form.
 
+use super::text::Text;
 use crate::source::{CallEvent, Direction, EventKind};
 
 /// A value with the event time it came from; [`Stamped::offer`] keeps the earliest.
@@ -36,13 +37,13 @@ impl<T: Ord> Stamped<T> {
     }
 }
 
-impl Stamped<Box<str>> {
+impl Stamped<Text> {
     /// [`offer`](Self::offer) for borrowed text: copies it only when it is kept.
     pub fn offer_str(&mut self, t: i64, value: Option<&str>) {
         let Some(value) = value else { return };
         let replace = match &self.0 {
             None => true,
-            Some((held_t, held)) => (t, value) < (*held_t, &**held),
+            Some((held_t, held)) => (t, value) < (*held_t, held.as_str()),
         };
         if replace {
             self.0 = Some((t, value.into()));
@@ -51,7 +52,7 @@ impl Stamped<Box<str>> {
 
     /// The held text.
     pub fn str(&self) -> Option<&str> {
-        self.get().map(|s| &**s)
+        self.get().map(Text::as_str)
     }
 }
 
@@ -102,9 +103,9 @@ pub struct Leg {
     /// Loopback half: used for grouping and bridging, never a party.
     pub loopback: bool,
     /// The other half of a loopback pair.
-    pub loopback_other: Stamped<Box<str>>,
+    pub loopback_other: Stamped<Text>,
     /// `other_leg_call_id` outside bridges: the leg that originated this one.
-    pub originator: Stamped<Box<str>>,
+    pub originator: Stamped<Text>,
     /// An event recorded a transfer on this leg.
     pub transfer: bool,
     /// Creation: `CHANNEL_CREATE` time or `channel_created_time`, the earliest.
@@ -126,43 +127,43 @@ pub struct Leg {
     /// `billing_seconds` of the DESTROY.
     pub billing_secs: Option<i64>,
     /// Identity fields, each from the earliest event carrying it.
-    pub caller_number: Stamped<Box<str>>,
+    pub caller_number: Stamped<Text>,
     /// See `caller_number`.
-    pub caller_name: Stamped<Box<str>>,
+    pub caller_name: Stamped<Text>,
     /// See `caller_number`.
-    pub callee_number: Stamped<Box<str>>,
+    pub callee_number: Stamped<Text>,
     /// See `caller_number`.
-    pub callee_name: Stamped<Box<str>>,
+    pub callee_name: Stamped<Text>,
     /// User part of `request`/`to`.
-    pub request_user: Stamped<Box<str>>,
+    pub request_user: Stamped<Text>,
     /// User part of `presence_id`.
-    pub presence_user: Stamped<Box<str>>,
+    pub presence_user: Stamped<Text>,
     /// `other_leg_destination_number`.
-    pub other_leg_destination: Stamped<Box<str>>,
+    pub other_leg_destination: Stamped<Text>,
     /// Channel variables.
-    pub authorizing_id: Stamped<Box<str>>,
+    pub authorizing_id: Stamped<Text>,
     /// See `authorizing_id`.
-    pub authorizing_type: Stamped<Box<str>>,
+    pub authorizing_type: Stamped<Text>,
     /// See `authorizing_id`.
-    pub owner_id: Stamped<Box<str>>,
+    pub owner_id: Stamped<Text>,
     /// See `authorizing_id`.
-    pub username: Stamped<Box<str>>,
+    pub username: Stamped<Text>,
     /// See `authorizing_id`.
-    pub resource_type: Stamped<Box<str>>,
+    pub resource_type: Stamped<Text>,
     /// See `authorizing_id`.
-    pub inception: Stamped<Box<str>>,
+    pub inception: Stamped<Text>,
     /// See `authorizing_id`.
-    pub e164_destination: Stamped<Box<str>>,
+    pub e164_destination: Stamped<Text>,
     /// See `authorizing_id`.
-    pub original_number: Stamped<Box<str>>,
+    pub original_number: Stamped<Text>,
     /// See `authorizing_id`.
-    pub agent_id: Stamped<Box<str>>,
+    pub agent_id: Stamped<Text>,
     /// See `authorizing_id`.
-    pub queue_id: Stamped<Box<str>>,
+    pub queue_id: Stamped<Text>,
     /// See `authorizing_id`.
-    pub cid_number_prefix: Stamped<Box<str>>,
+    pub cid_number_prefix: Stamped<Text>,
     /// See `authorizing_id`.
-    pub cid_name_prefix: Stamped<Box<str>>,
+    pub cid_name_prefix: Stamped<Text>,
     /// Any event flagged the leg as a call-forward.
     pub call_forward: bool,
     /// Any event flagged caller privacy.
