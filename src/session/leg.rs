@@ -5,7 +5,6 @@
 //! (same event kind and `msg_id`) are recognised and ignored. So a leg built from shuffled or
 //! duplicated events is the same leg. Only the fields the CDR needs are kept, in compact form.
 
-use super::text::Text;
 use crate::source::{CallEvent, Direction, EventKind};
 
 /// A value with the event time it came from; [`Stamped::offer`] keeps the earliest.
@@ -37,13 +36,13 @@ impl<T: Ord> Stamped<T> {
     }
 }
 
-impl Stamped<Text> {
+impl Stamped<Box<str>> {
     /// [`offer`](Self::offer) for borrowed text: copies it only when it is kept.
     pub fn offer_str(&mut self, t: i64, value: Option<&str>) {
         let Some(value) = value else { return };
         let replace = match &self.0 {
             None => true,
-            Some((held_t, held)) => (t, value) < (*held_t, held.as_str()),
+            Some((held_t, held)) => (t, value) < (*held_t, &**held),
         };
         if replace {
             self.0 = Some((t, value.into()));
@@ -52,7 +51,7 @@ impl Stamped<Text> {
 
     /// The held text.
     pub fn str(&self) -> Option<&str> {
-        self.get().map(Text::as_str)
+        self.get().map(|s| &**s)
     }
 }
 
@@ -103,9 +102,9 @@ pub struct Leg {
     /// Loopback half: used for grouping and bridging, never a party.
     pub loopback: bool,
     /// The other half of a loopback pair.
-    pub loopback_other: Stamped<Text>,
+    pub loopback_other: Stamped<Box<str>>,
     /// `other_leg_call_id` outside bridges: the leg that originated this one.
-    pub originator: Stamped<Text>,
+    pub originator: Stamped<Box<str>>,
     /// An event recorded a transfer on this leg.
     pub transfer: bool,
     /// Creation: `CHANNEL_CREATE` time or `channel_created_time`, the earliest.
@@ -127,43 +126,43 @@ pub struct Leg {
     /// `billing_seconds` of the DESTROY.
     pub billing_secs: Option<i64>,
     /// Identity fields, each from the earliest event carrying it.
-    pub caller_number: Stamped<Text>,
+    pub caller_number: Stamped<Box<str>>,
     /// See `caller_number`.
-    pub caller_name: Stamped<Text>,
+    pub caller_name: Stamped<Box<str>>,
     /// See `caller_number`.
-    pub callee_number: Stamped<Text>,
+    pub callee_number: Stamped<Box<str>>,
     /// See `caller_number`.
-    pub callee_name: Stamped<Text>,
+    pub callee_name: Stamped<Box<str>>,
     /// User part of `request`/`to`.
-    pub request_user: Stamped<Text>,
+    pub request_user: Stamped<Box<str>>,
     /// User part of `presence_id`.
-    pub presence_user: Stamped<Text>,
+    pub presence_user: Stamped<Box<str>>,
     /// `other_leg_destination_number`.
-    pub other_leg_destination: Stamped<Text>,
+    pub other_leg_destination: Stamped<Box<str>>,
     /// Channel variables.
-    pub authorizing_id: Stamped<Text>,
+    pub authorizing_id: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub authorizing_type: Stamped<Text>,
+    pub authorizing_type: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub owner_id: Stamped<Text>,
+    pub owner_id: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub username: Stamped<Text>,
+    pub username: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub resource_type: Stamped<Text>,
+    pub resource_type: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub inception: Stamped<Text>,
+    pub inception: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub e164_destination: Stamped<Text>,
+    pub e164_destination: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub original_number: Stamped<Text>,
+    pub original_number: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub agent_id: Stamped<Text>,
+    pub agent_id: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub queue_id: Stamped<Text>,
+    pub queue_id: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub cid_number_prefix: Stamped<Text>,
+    pub cid_number_prefix: Stamped<Box<str>>,
     /// See `authorizing_id`.
-    pub cid_name_prefix: Stamped<Text>,
+    pub cid_name_prefix: Stamped<Box<str>>,
     /// Any event flagged the leg as a call-forward.
     pub call_forward: bool,
     /// Any event flagged caller privacy.

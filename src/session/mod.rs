@@ -12,11 +12,9 @@ pub mod leg;
 mod names;
 pub mod numbers;
 mod settings;
-mod text;
 pub mod timeline;
 
 pub use assembler::{Applied, Assembler, AssemblerStats, Snapshot};
 pub use build::{build, BillableLeg, ClosedSession, SessionFacts};
 pub use names::{DeviceInfo, PbxDirectory, UserInfo};
 pub use settings::{Settings, TenantSettings};
-pub use text::Text;
