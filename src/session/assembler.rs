@@ -15,8 +15,10 @@
 //! maximum age (tag `forced_close`). Events for a closed session's legs that arrive within the
 //! late window are dropped and counted, never turned into phantom sessions.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use super::build::{build, ClosedSession, SessionFacts};
 use super::leg::Leg;
@@ -56,7 +58,13 @@ struct Session {
     keys: Vec<Box<str>>,
     first_activity: i64,
     last_activity: i64,
+    /// When the session is due to close.
     deadline: i64,
+    /// The session's entry in `Assembler::deadlines`: never later than `deadline`. Deadlines
+    /// mostly move later (every event pushes the idle timeout out), so the entry is only
+    /// moved when the deadline comes earlier; `poll` re-files an entry that turns out early.
+    #[serde(skip)]
+    queued: i64,
     gap: bool,
 }
 
@@ -96,16 +104,64 @@ pub struct Assembler {
     stream_us: Option<i64>,
     now: i64,
     stats: AssemblerStats,
+    /// Legs held in open sessions.
+    open_legs: usize,
+    /// Scratch space for the grouping keys of the event being applied (reused, so looking
+    /// keys up allocates nothing; only keys new to the index are copied).
+    scratch: Keys,
 }
 
+/// Writes the grouping key `{kind}|{tenant}|{id}` into `out`.
+fn write_key(out: &mut String, kind: char, tenant: &str, id: &str) {
+    out.reserve(tenant.len() + id.len() + 3);
+    out.push(kind);
+    out.push('|');
+    out.push_str(tenant);
+    out.push('|');
+    out.push_str(id);
+}
+
+/// The grouping key `{kind}|{tenant}|{id}`.
 fn key(kind: char, tenant: &str, id: &str) -> Box<str> {
-    let mut k = String::with_capacity(tenant.len() + id.len() + 3);
-    k.push(kind);
-    k.push('|');
-    k.push_str(tenant);
-    k.push('|');
-    k.push_str(id);
+    let mut k = String::new();
+    write_key(&mut k, kind, tenant, id);
     k.into()
+}
+
+/// The distinct grouping keys of one event, packed into one reusable buffer.
+#[derive(Debug, Default)]
+struct Keys {
+    /// The keys, one after another.
+    text: String,
+    /// Where each key ends in `text`.
+    ends: Vec<usize>,
+    /// Sessions the keys reach (filled by `session_for`).
+    found: Vec<u64>,
+}
+
+impl Keys {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.found.clear();
+    }
+
+    /// Adds a key unless it is already held.
+    fn push(&mut self, kind: char, tenant: &str, id: &str) {
+        let start = self.text.len();
+        write_key(&mut self.text, kind, tenant, id);
+        let new = &self.text[start..];
+        if self.iter().any(|k| k == new) {
+            self.text.truncate(start);
+        } else {
+            self.ends.push(self.text.len());
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.text[a..b])
+    }
 }
 
 impl Assembler {
@@ -113,15 +169,17 @@ impl Assembler {
     pub fn new(settings: Arc<Settings>) -> Self {
         Self {
             settings,
-            sessions: HashMap::new(),
-            index: HashMap::new(),
+            sessions: HashMap::default(),
+            index: HashMap::default(),
             deadlines: BTreeSet::new(),
-            closed_legs: HashMap::new(),
+            closed_legs: HashMap::default(),
             closed_order: VecDeque::new(),
             next_id: 0,
             stream_us: None,
             now: i64::MIN,
             stats: AssemblerStats::default(),
+            open_legs: 0,
+            scratch: Keys::default(),
         }
     }
 
@@ -135,6 +193,7 @@ impl Assembler {
             .collect();
         self.index.clear();
         self.deadlines.clear();
+        self.open_legs = 0;
         self.closed_legs.clear();
         Snapshot {
             version: 1,
@@ -161,7 +220,14 @@ impl Assembler {
                 a.index.insert(k.clone(), sid);
             }
             a.deadlines.insert((s.deadline, sid));
-            a.sessions.insert(sid, s);
+            a.open_legs += s.legs.len();
+            a.sessions.insert(
+                sid,
+                Session {
+                    queued: s.deadline,
+                    ..s
+                },
+            );
         }
         a
     }
@@ -189,7 +255,7 @@ impl Assembler {
 
     /// Legs currently held in open sessions.
     pub fn open_legs(&self) -> usize {
-        self.sessions.values().map(|s| s.legs.len()).sum()
+        self.open_legs
     }
 
     /// The latest event time seen (µs), used as the time of events that carry none.
@@ -207,15 +273,16 @@ impl Assembler {
         }
         let t = ev.time_us.or(self.stream_us).unwrap_or(now);
         let tenant = ev.account_id.as_deref().unwrap_or("");
-        let own = key('c', tenant, &ev.call_id);
-        if self.closed_legs.contains_key(&own) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.push('c', tenant, &ev.call_id);
+        if self.closed_legs.contains_key(&keys.text[..]) {
+            self.scratch = keys;
             self.stats.late += 1;
             return Applied::Late;
         }
-
-        let mut keys = vec![own];
         if let Some(i) = &ev.ccv.interaction_id {
-            keys.push(key('i', tenant, i));
+            keys.push('i', tenant, i);
         }
         let refs = [&ev.other_leg, &ev.ccv.bridge_id, &ev.loopback_other]
             .into_iter()
@@ -223,18 +290,17 @@ impl Assembler {
             .chain(&ev.related)
             .filter(|r| **r != ev.call_id);
         for r in refs {
-            let k = key('c', tenant, r);
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
+            keys.push('c', tenant, r);
         }
 
-        let sid = self.session_for(&keys, tenant, now);
+        let sid = self.session_for(&mut keys, tenant, now);
+        self.scratch = keys;
         let session = self.sessions.get_mut(&sid).expect("session exists");
         let leg = match session.legs.iter().position(|l| *l.call_id == *ev.call_id) {
             Some(i) => &mut session.legs[i],
             None => {
                 session.legs.push(Leg::new(&ev.call_id));
+                self.open_legs += 1;
                 session.legs.last_mut().expect("just pushed")
             }
         };
@@ -249,13 +315,17 @@ impl Assembler {
     }
 
     /// Finds (creating or merging) the session the keys belong to, and indexes the keys to it.
-    fn session_for(&mut self, keys: &[Box<str>], tenant: &str, now: i64) -> u64 {
-        let mut found: Vec<u64> = keys
-            .iter()
-            .filter_map(|k| self.index.get(k).copied())
-            .collect();
+    fn session_for(&mut self, keys: &mut Keys, tenant: &str, now: i64) -> u64 {
+        let mut found = std::mem::take(&mut keys.found);
+        let mut all_indexed = true;
+        for k in keys.iter() {
+            match self.index.get(k) {
+                Some(sid) if !found.contains(sid) => found.push(*sid),
+                Some(_) => {}
+                None => all_indexed = false,
+            }
+        }
         found.sort_unstable();
-        found.dedup();
         let sid = match found.split_first() {
             None => {
                 let sid = self.next_id;
@@ -269,6 +339,7 @@ impl Assembler {
                         first_activity: now,
                         last_activity: now,
                         deadline: i64::MAX,
+                        queued: i64::MAX,
                         gap: false,
                     },
                 );
@@ -281,11 +352,17 @@ impl Assembler {
                 target
             }
         };
+        keys.found = found;
+        if all_indexed {
+            // The usual case: a known leg's event that names nothing new.
+            return sid;
+        }
         let session = self.sessions.get_mut(&sid).expect("session exists");
-        for k in keys {
+        for k in keys.iter() {
             if !self.index.contains_key(k) {
+                let k: Box<str> = k.into();
                 self.index.insert(k.clone(), sid);
-                session.keys.push(k.clone());
+                session.keys.push(k);
             }
         }
         sid
@@ -295,7 +372,7 @@ impl Assembler {
         let Some(o) = self.sessions.remove(&other) else {
             return;
         };
-        self.deadlines.remove(&(o.deadline, other));
+        self.deadlines.remove(&(o.queued, other));
         for k in &o.keys {
             self.index.insert(k.clone(), target);
         }
@@ -318,9 +395,10 @@ impl Assembler {
                 .saturating_add(st.idle_timeout_us)
                 .min(s.first_activity.saturating_add(st.max_session_us))
         };
-        if deadline != s.deadline {
-            self.deadlines.remove(&(s.deadline, sid));
-            s.deadline = deadline;
+        s.deadline = deadline;
+        if deadline < s.queued {
+            self.deadlines.remove(&(s.queued, sid));
+            s.queued = deadline;
             self.deadlines.insert((deadline, sid));
         }
     }
@@ -372,12 +450,21 @@ impl Assembler {
     pub fn poll(&mut self, now: i64, out: &mut Vec<ClosedSession>) {
         self.now = self.now.max(now);
         let now = self.now;
-        while let Some(&(deadline, sid)) = self.deadlines.first() {
-            if deadline > now {
+        while let Some(&(queued, sid)) = self.deadlines.first() {
+            if queued > now {
                 break;
             }
             self.deadlines.pop_first();
-            self.close(sid, now, out);
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            if s.deadline == queued {
+                self.close(sid, now, out);
+            } else {
+                // The deadline moved later since the entry was filed: file it again.
+                s.queued = s.deadline;
+                self.deadlines.insert((s.deadline, sid));
+            }
         }
         while let Some((expiry, _)) = self.closed_order.front() {
             if *expiry > now {
@@ -395,7 +482,7 @@ impl Assembler {
         ids.sort_unstable();
         for sid in ids {
             if let Some(s) = self.sessions.get(&sid) {
-                self.deadlines.remove(&(s.deadline, sid));
+                self.deadlines.remove(&(s.queued, sid));
             }
             self.close(sid, self.now, out);
         }
@@ -405,6 +492,7 @@ impl Assembler {
         let Some(s) = self.sessions.remove(&sid) else {
             return;
         };
+        self.open_legs -= s.legs.len();
         for k in &s.keys {
             self.index.remove(k);
         }

@@ -37,6 +37,18 @@ impl<T: Ord> Stamped<T> {
 }
 
 impl Stamped<Box<str>> {
+    /// [`offer`](Self::offer) for borrowed text: copies it only when it is kept.
+    pub fn offer_str(&mut self, t: i64, value: Option<&str>) {
+        let Some(value) = value else { return };
+        let replace = match &self.0 {
+            None => true,
+            Some((held_t, held)) => (t, value) < (*held_t, &**held),
+        };
+        if replace {
+            self.0 = Some((t, value.into()));
+        }
+    }
+
     /// The held text.
     pub fn str(&self) -> Option<&str> {
         self.get().map(|s| &**s)
@@ -209,41 +221,47 @@ impl Leg {
                 Direction::Outbound => DirectionKey::Outbound,
             }),
         );
-        let text = |s: &Option<String>| s.as_deref().map(Box::<str>::from);
-        self.caller_number.offer(t, text(&ev.caller_number));
-        self.caller_name.offer(t, text(&ev.caller_name));
-        self.callee_number.offer(t, text(&ev.callee_number));
-        self.callee_name.offer(t, text(&ev.callee_name));
-        self.request_user.offer(t, text(&ev.request_user));
-        self.presence_user.offer(t, text(&ev.presence_user));
+        self.caller_number.offer_str(t, ev.caller_number.as_deref());
+        self.caller_name.offer_str(t, ev.caller_name.as_deref());
+        self.callee_number.offer_str(t, ev.callee_number.as_deref());
+        self.callee_name.offer_str(t, ev.callee_name.as_deref());
+        self.request_user.offer_str(t, ev.request_user.as_deref());
+        self.presence_user.offer_str(t, ev.presence_user.as_deref());
         self.other_leg_destination
-            .offer(t, text(&ev.other_leg_destination));
-        self.loopback_other.offer(t, text(&ev.loopback_other));
+            .offer_str(t, ev.other_leg_destination.as_deref());
+        self.loopback_other
+            .offer_str(t, ev.loopback_other.as_deref());
         if ev.kind != EventKind::Bridge {
-            self.originator.offer(t, text(&ev.other_leg));
+            self.originator.offer_str(t, ev.other_leg.as_deref());
         }
         let c = &ev.ccv;
-        self.authorizing_id.offer(t, text(&c.authorizing_id));
-        self.authorizing_type.offer(t, text(&c.authorizing_type));
-        self.owner_id.offer(t, text(&c.owner_id));
-        self.username.offer(t, text(&c.username));
-        self.resource_type.offer(t, text(&c.resource_type));
-        self.inception.offer(t, text(&c.inception));
-        self.e164_destination.offer(t, text(&c.e164_destination));
-        self.original_number.offer(t, text(&c.original_number));
-        self.agent_id.offer(t, text(&c.agent_id));
-        self.queue_id.offer(t, text(&c.queue_id));
-        self.cid_number_prefix.offer(t, text(&c.cid_number_prefix));
-        self.cid_name_prefix.offer(t, text(&c.cid_name_prefix));
+        self.authorizing_id
+            .offer_str(t, c.authorizing_id.as_deref());
+        self.authorizing_type
+            .offer_str(t, c.authorizing_type.as_deref());
+        self.owner_id.offer_str(t, c.owner_id.as_deref());
+        self.username.offer_str(t, c.username.as_deref());
+        self.resource_type.offer_str(t, c.resource_type.as_deref());
+        self.inception.offer_str(t, c.inception.as_deref());
+        self.e164_destination
+            .offer_str(t, c.e164_destination.as_deref());
+        self.original_number
+            .offer_str(t, c.original_number.as_deref());
+        self.agent_id.offer_str(t, c.agent_id.as_deref());
+        self.queue_id.offer_str(t, c.queue_id.as_deref());
+        self.cid_number_prefix
+            .offer_str(t, c.cid_number_prefix.as_deref());
+        self.cid_name_prefix
+            .offer_str(t, c.cid_name_prefix.as_deref());
         self.call_forward |= c.call_forward;
         self.privacy |= c.privacy_hide_number;
         for r in c.recordings.iter().chain(&ev.recordings) {
             if !self.recordings.iter().any(|(_, id)| **id == **r) {
-                self.recordings.push((t, r.as_str().into()));
+                self.recordings.push((t, (**r).into()));
             }
         }
         for (k, v) in &ev.cavs {
-            self.cavs.push((t, k.as_str().into(), v.as_str().into()));
+            self.cavs.push((t, (**k).into(), (**v).into()));
         }
         let mark = |kind| Mark { t, kind };
         match ev.kind {
@@ -266,14 +284,14 @@ impl Leg {
             EventKind::Retrieved => self.insert_mark(mark(MarkKind::Retrieved)),
             EventKind::ParkAbandoned => self.insert_mark(mark(MarkKind::ParkAbandoned)),
             EventKind::Destroy => {
-                let cause: Option<Box<str>> = ev.hangup_cause.as_deref().map(Into::into);
+                let cause = ev.hangup_cause.as_deref();
                 let later = match self.destroyed_us {
                     None => true,
-                    Some(d) => (t, &cause) > (d, &self.hangup_cause),
+                    Some(d) => (t, cause) > (d, self.hangup_cause.as_deref()),
                 };
                 if later {
                     self.destroyed_us = Some(t);
-                    self.hangup_cause = cause;
+                    self.hangup_cause = cause.map(Into::into);
                     self.billing_secs = ev.billing_seconds;
                 }
             }

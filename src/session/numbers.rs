@@ -1,6 +1,23 @@
 //! Telephone numbers: E.164 normalisation with a default region, and withheld caller ids.
 
+use std::cell::RefCell;
+
+use foldhash::HashMap;
 use phonenumber::{country, Mode};
+
+/// Distinct numbers [`to_e164`] remembers per thread before it starts over.
+const MEMO_CAPACITY: usize = 4096;
+
+/// `raw → (region, E.164 form)`.
+type Memo = HashMap<Box<str>, (country::Id, Option<Box<str>>)>;
+
+thread_local! {
+    /// Recent [`to_e164`] results. Parsing and validating with `phonenumber` costs tens of µs
+    /// (regex look-ups against the region's metadata), and the same numbers recur constantly
+    /// (a tenant's DIDs on every inbound call, repeat callers, the same number read for CLI,
+    /// DDI and billing), so the pure result is memoised.
+    static E164_MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+}
 
 /// Caller-id values carriers and phones use for a withheld number.
 const WITHHELD: [&str; 8] = [
@@ -42,6 +59,25 @@ pub fn to_e164(raw: &str, region: country::Id) -> Option<String> {
     if digits < 7 {
         return None;
     }
+    let hit = E164_MEMO.with_borrow(|memo| match memo.get(raw) {
+        Some((r, e164)) if *r == region => Some(e164.as_deref().map(str::to_owned)),
+        _ => None,
+    });
+    if let Some(e164) = hit {
+        return e164;
+    }
+    let e164 = parse_e164(raw, region);
+    E164_MEMO.with_borrow_mut(|memo| {
+        if memo.len() >= MEMO_CAPACITY {
+            memo.clear();
+        }
+        memo.insert(raw.into(), (region, e164.as_deref().map(Into::into)));
+    });
+    e164
+}
+
+/// [`to_e164`] without the memo.
+fn parse_e164(raw: &str, region: country::Id) -> Option<String> {
     let parsed = phonenumber::parse(Some(region), raw).ok()?;
     phonenumber::is_valid(&parsed).then(|| parsed.format().mode(Mode::E164).to_string())
 }
@@ -75,6 +111,18 @@ mod tests {
         );
         assert_eq!(to_e164("1001", country::Id::US), None);
         assert_eq!(normalise("1001", country::Id::US).as_deref(), Some("1001"));
+    }
+
+    #[test]
+    fn memo_keys_on_region() {
+        for _ in 0..2 {
+            for region in [country::Id::GB, country::Id::US] {
+                assert_eq!(
+                    to_e164("020 7183 8750", region),
+                    parse_e164("020 7183 8750", region)
+                );
+            }
+        }
     }
 
     #[test]

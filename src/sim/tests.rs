@@ -1,6 +1,7 @@
 //! Tests of the simulator: frames decode, follow the Kazoo 4.3 field rules, stay in time
 //! order, match the committed fixtures, and mixes stay streaming and distinct.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -25,7 +26,7 @@ fn all() -> Vec<(&'static str, Vec<SimFrame>)> {
 }
 
 /// Decodes `f` and checks the envelope and the K43 field rules; returns the event.
-fn check_frame(f: &SimFrame) -> crate::source::CallEvent {
+fn check_frame(f: &SimFrame) -> crate::source::CallEvent<'_> {
     let Ok(Frame::Event(ev)) = decode_frame(&f.text) else {
         panic!("not an event frame: {}", f.text)
     };
@@ -34,7 +35,7 @@ fn check_frame(f: &SimFrame) -> crate::source::CallEvent {
     let name = v["name"].as_str().unwrap();
     assert_eq!(ev.kind.name(), name);
     assert_eq!(d["event_name"], name);
-    assert_eq!(d["call_id"].as_str(), Some(ev.call_id.as_str()));
+    assert_eq!(d["call_id"].as_str(), Some(&*ev.call_id));
     let acct = d["custom_channel_vars"]["account_id"].as_str().unwrap();
     assert_eq!(v["subscribed_key"], "call.*.*");
     assert_eq!(v["subscription_key"], format!("call.{acct}.{name}.*"));
@@ -147,15 +148,19 @@ fn carrier_create_is_unrouted_and_b_legs_know_their_a_leg() {
     assert_eq!(iid.len(), 20);
     let b = evs.iter().find(|e| e.call_id != a.call_id).unwrap();
     assert_eq!(b.kind, EventKind::Create);
-    assert_eq!(b.other_leg.as_deref(), Some(a.call_id.as_str()));
-    assert_eq!(b.ccv.bridge_id.as_deref(), Some(a.call_id.as_str()));
-    assert_eq!(b.ccv.interaction_id.as_deref(), Some(iid.as_str()));
+    assert_eq!(b.other_leg.as_deref(), Some(&*a.call_id));
+    assert_eq!(b.ccv.bridge_id.as_deref(), Some(&*a.call_id));
+    assert_eq!(b.ccv.interaction_id.as_deref(), Some(&*iid));
     assert_eq!(b.ccv.authorizing_type.as_deref(), Some("device"));
 }
 
 #[test]
 fn special_legs_carry_their_markers() {
-    let ev = |name: &str| -> Vec<_> { scenario(name).unwrap().iter().map(check_frame).collect() };
+    // Events borrow from their frames; the frames of this test live until it ends.
+    let ev = |name: &str| -> Vec<_> {
+        let frames: &'static [SimFrame] = scenario(name).unwrap().leak();
+        frames.iter().map(check_frame).collect()
+    };
     let fwd = ev("forward_to_mobile");
     assert!(fwd.iter().any(|e| e.loopback && e.loopback_other.is_some()));
     assert!(fwd.iter().any(
@@ -163,10 +168,7 @@ fn special_legs_carry_their_markers() {
     ));
     let q = ev("acdc_queue");
     let agent = q.iter().find(|e| e.ccv.agent_id.is_some()).unwrap();
-    assert_eq!(
-        agent.ccv.member_call_id.as_deref(),
-        Some(q[0].call_id.as_str())
-    );
+    assert_eq!(agent.ccv.member_call_id.as_deref(), Some(&*q[0].call_id));
     assert!(agent
         .call_id
         .contains(agent.ccv.agent_id.as_deref().unwrap()));
@@ -248,7 +250,7 @@ fn mix_streams_decodable_frames_in_time_order() {
         assert!(f.time_us >= last, "time went backwards");
         last = f.time_us;
         let ev = check_frame(&f);
-        interactions.extend(ev.ccv.interaction_id);
+        interactions.extend(ev.ccv.interaction_id.map(Cow::into_owned));
         n += 1;
     }
     assert!(n > 2_000 * 5, "{n} frames");
@@ -324,8 +326,8 @@ fn print_timelines() {
         let mut legs: Vec<String> = Vec::new();
         for f in &frames {
             let e = check_frame(f);
-            if !legs.contains(&e.call_id) {
-                legs.push(e.call_id.clone());
+            if !legs.iter().any(|l| *l == e.call_id) {
+                legs.push(e.call_id.to_string());
             }
             let leg = legs.iter().position(|l| *l == e.call_id).unwrap();
             let t = e.time_us.unwrap_or(f.time_us);

@@ -3,6 +3,12 @@
 //! [`decode_frame`] turns one websocket text frame into a [`Frame`]: a call event, a reply to a
 //! command, or a typed [`DecodeError`] whose [`reason`](DecodeError::reason) is the metric label
 //! under which the frame is counted and skipped. Only the fields the session CDR needs are kept.
+//!
+//! A [`CallEvent`] borrows its text from the frame wherever the JSON needed no unescaping, so
+//! decoding an event allocates almost nothing; the assembler copies only what it keeps.
+
+use std::borrow::Cow;
+use std::ops::Range;
 
 use super::wire::{WireCcvs, WireData, WireFrame};
 
@@ -81,54 +87,55 @@ pub enum Direction {
 
 /// Custom channel variables postcall uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ccvs {
+pub struct Ccvs<'a> {
     /// Document that authorized the leg (a device id on device legs).
-    pub authorizing_id: Option<String>,
+    pub authorizing_id: Option<Cow<'a, str>>,
     /// `device`, `mobile`, `resource`, ...
-    pub authorizing_type: Option<String>,
+    pub authorizing_type: Option<Cow<'a, str>>,
     /// User owning the device.
-    pub owner_id: Option<String>,
+    pub owner_id: Option<Cow<'a, str>>,
     /// SIP username of the device.
-    pub username: Option<String>,
+    pub username: Option<Cow<'a, str>>,
     /// The A-leg's call id, exported to every leg it bridges to.
-    pub bridge_id: Option<String>,
+    pub bridge_id: Option<Cow<'a, str>>,
     /// The interaction (session) id.
-    pub interaction_id: Option<String>,
+    pub interaction_id: Option<Cow<'a, str>>,
     /// `offnet-origination`, `offnet-termination`, ...
-    pub resource_type: Option<String>,
+    pub resource_type: Option<Cow<'a, str>>,
     /// Original request of an off-net inbound call (`+DID@ip`).
-    pub inception: Option<String>,
+    pub inception: Option<Cow<'a, str>>,
     /// Dialled number on outbound carrier legs.
-    pub e164_destination: Option<String>,
+    pub e164_destination: Option<Cow<'a, str>>,
     /// Number as dialled, on outbound carrier legs.
-    pub original_number: Option<String>,
+    pub original_number: Option<Cow<'a, str>>,
     /// The leg is a call-forward.
     pub call_forward: bool,
     /// ACDc agent (a user id) on queue-delivered legs.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<Cow<'a, str>>,
     /// ACDc queue on queue-delivered legs.
-    pub queue_id: Option<String>,
+    pub queue_id: Option<Cow<'a, str>>,
     /// The caller's call id on ACDc agent legs.
-    pub member_call_id: Option<String>,
+    pub member_call_id: Option<Cow<'a, str>>,
     /// Caller asked for privacy.
     pub privacy_hide_number: bool,
     /// Recording ids carried in channel variables.
-    pub recordings: Vec<String>,
+    pub recordings: Vec<Cow<'a, str>>,
     /// Prefix a callflow added to the caller-id number, when exported.
-    pub cid_number_prefix: Option<String>,
+    pub cid_number_prefix: Option<Cow<'a, str>>,
     /// Prefix a callflow added to the caller-id name, when exported.
-    pub cid_name_prefix: Option<String>,
+    pub cid_name_prefix: Option<Cow<'a, str>>,
 }
 
-/// One call event of one leg, decoded and reduced to what the assembler needs.
+/// One call event of one leg, decoded and reduced to what the assembler needs; text is
+/// borrowed from the frame where it could be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallEvent {
+pub struct CallEvent<'a> {
     /// Which of the nine events.
     pub kind: EventKind,
     /// Tenant (Kazoo account) the leg belongs to.
-    pub account_id: Option<String>,
+    pub account_id: Option<Cow<'a, str>>,
     /// The leg's call id.
-    pub call_id: String,
+    pub call_id: Cow<'a, str>,
     /// Event time in Unix µs: numeric `msg_id`, else `timestamp`; `None` for PARK_* events.
     pub time_us: Option<i64>,
     /// Identity of this event within its leg (µs `msg_id`, or a hash of a hex one) for dedupe.
@@ -138,43 +145,43 @@ pub struct CallEvent {
     /// `call_direction`.
     pub direction: Option<Direction>,
     /// `caller_id_number` / `caller_id_name`.
-    pub caller_number: Option<String>,
+    pub caller_number: Option<Cow<'a, str>>,
     /// See `caller_number`.
-    pub caller_name: Option<String>,
+    pub caller_name: Option<Cow<'a, str>>,
     /// `callee_id_number` / `callee_id_name`.
-    pub callee_number: Option<String>,
+    pub callee_number: Option<Cow<'a, str>>,
     /// See `callee_number`.
-    pub callee_name: Option<String>,
+    pub callee_name: Option<Cow<'a, str>>,
     /// `other_leg_call_id`: the bridged peer or the originating leg.
-    pub other_leg: Option<String>,
+    pub other_leg: Option<Cow<'a, str>>,
     /// `other_leg_destination_number`.
-    pub other_leg_destination: Option<String>,
+    pub other_leg_destination: Option<Cow<'a, str>>,
     /// The leg is a FreeSWITCH loopback half.
     pub loopback: bool,
     /// The other half of a loopback pair.
-    pub loopback_other: Option<String>,
+    pub loopback_other: Option<Cow<'a, str>>,
     /// User part of `request` (else `to`): the number this leg was sent to.
-    pub request_user: Option<String>,
+    pub request_user: Option<Cow<'a, str>>,
     /// User part of `presence_id`.
-    pub presence_user: Option<String>,
+    pub presence_user: Option<Cow<'a, str>>,
     /// `hangup_cause` (DESTROY).
-    pub hangup_cause: Option<String>,
+    pub hangup_cause: Option<Cow<'a, str>>,
     /// `billing_seconds` (DESTROY).
     pub billing_seconds: Option<i64>,
     /// `duration_seconds` (DESTROY).
     pub duration_seconds: Option<i64>,
     /// Other call ids this leg names as related: replaced-by, transfer history, ACDc member.
-    pub related: Vec<String>,
+    pub related: Vec<Cow<'a, str>>,
     /// The event records a transfer (`transfer_history` or `replaced_by`).
     pub transfer: bool,
     /// Recording ids from the event's top level (5.x).
-    pub recordings: Vec<String>,
+    pub recordings: Vec<Cow<'a, str>>,
     /// `parking_slot` (PARK_*).
-    pub parking_slot: Option<String>,
+    pub parking_slot: Option<Cow<'a, str>>,
     /// Channel variables.
-    pub ccv: Ccvs,
+    pub ccv: Ccvs<'a>,
     /// `custom_application_vars`, as text.
-    pub cavs: Vec<(String, String)>,
+    pub cavs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 /// A reply to a command the client sent.
@@ -190,11 +197,11 @@ pub struct Reply {
     pub errors: Vec<String>,
 }
 
-/// One classified frame.
+/// One classified frame; an event borrows from the frame text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub enum Frame<'a> {
     /// A call event.
-    Event(Box<CallEvent>),
+    Event(Box<CallEvent<'a>>),
     /// A reply to a subscribe, unsubscribe or ping.
     Reply(Reply),
 }
@@ -236,7 +243,7 @@ impl DecodeError {
 ///
 /// # Errors
 /// A [`DecodeError`] says why the frame carries nothing postcall can use.
-pub fn decode_frame(text: &str) -> Result<Frame, DecodeError> {
+pub fn decode_frame(text: &str) -> Result<Frame<'_>, DecodeError> {
     let wire: WireFrame<'_> = serde_json::from_str(text).map_err(|e| {
         let mut msg = e.to_string();
         msg.truncate(120);
@@ -262,28 +269,40 @@ pub fn decode_frame(text: &str) -> Result<Frame, DecodeError> {
                 .unwrap_or("");
             let kind = EventKind::from_name(name)
                 .ok_or_else(|| DecodeError::UnsupportedEvent(name.to_owned()))?;
-            let routing_account = wire
-                .routing_key
-                .as_deref()
-                .and_then(|k| k.split('.').nth(1))
-                .filter(|a| !a.is_empty() && *a != "*")
-                .map(str::to_owned);
-            let event = from_data(kind, data, routing_account)?;
+            let event = from_data(kind, data, wire.routing_key)?;
             Ok(Frame::Event(Box::new(event)))
         }
         other => Err(DecodeError::UnknownAction(other.to_owned())),
     }
 }
 
-fn from_data(
+/// The part of `text` that `span` picks, borrowed when `text` is.
+fn sub_str<'a>(
+    text: Cow<'a, str>,
+    span: impl Fn(&str) -> Option<Range<usize>>,
+) -> Option<Cow<'a, str>> {
+    match text {
+        Cow::Borrowed(t) => span(t).map(|r| Cow::Borrowed(&t[r])),
+        Cow::Owned(t) => span(&t).map(|r| Cow::Owned(t[r].to_owned())),
+    }
+}
+
+/// The account id inside a `call.{ACCOUNT_ID}.{EVENT}.{CALL_ID}` routing key.
+fn routing_account(key: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    sub_str(key?, |k| {
+        let start = k.find('.')? + 1;
+        let end = k[start..].find('.').map_or(k.len(), |n| start + n);
+        let account = &k[start..end];
+        (!account.is_empty() && account != "*").then_some(start..end)
+    })
+}
+
+fn from_data<'a>(
     kind: EventKind,
-    d: WireData<'_>,
-    routing_account: Option<String>,
-) -> Result<CallEvent, DecodeError> {
-    let call_id = d
-        .call_id
-        .map(|s| s.into_owned())
-        .ok_or(DecodeError::MissingCallId(kind.name()))?;
+    d: Box<WireData<'a>>,
+    routing_key: Option<Cow<'a, str>>,
+) -> Result<CallEvent<'a>, DecodeError> {
+    let call_id = d.call_id.ok_or(DecodeError::MissingCallId(kind.name()))?;
     let numeric_msg = d
         .msg_id
         .as_deref()
@@ -295,21 +314,19 @@ fn from_data(
         (None, Some(m)) => fnv1a(m.as_bytes()),
         (None, None) => time_us.unwrap_or(0) as u64,
     };
-    let ccv_wire = d.custom_channel_vars.unwrap_or_default();
+    let mut ccv_wire = d.custom_channel_vars.unwrap_or_default();
     let interaction_id = ccv_wire
         .call_interaction_id
-        .as_deref()
-        .or(d.call_interaction.as_ref().and_then(|i| i.id.as_deref()))
-        .map(str::to_owned);
+        .take()
+        .or(d.call_interaction.and_then(|i| i.id));
     let transfer = !d.transfer_history.is_empty() || d.replaced_by.is_some();
-    let mut related: Vec<String> = d.transfer_history;
-    related.extend(d.replaced_by.map(|s| s.into_owned()));
-    related.extend(ccv_wire.member_call_id.as_deref().map(str::to_owned));
+    let mut related: Vec<Cow<'a, str>> = d.transfer_history.into_iter().map(Cow::Owned).collect();
+    related.extend(d.replaced_by);
+    related.extend(ccv_wire.member_call_id.clone());
     let account_id = ccv_wire
         .account_id
-        .as_deref()
-        .map(str::to_owned)
-        .or(routing_account);
+        .take()
+        .or_else(|| routing_account(routing_key));
     let ccv = ccvs(ccv_wire, interaction_id);
     let loopback = d.channel_is_loopback.unwrap_or(false)
         || d.channel_name
@@ -327,59 +344,59 @@ fn from_data(
             Some("outbound") => Some(Direction::Outbound),
             _ => None,
         },
-        caller_number: owned(d.caller_id_number),
-        caller_name: owned(d.caller_id_name),
-        callee_number: owned(d.callee_id_number),
-        callee_name: owned(d.callee_id_name),
-        other_leg: owned(d.other_leg_call_id),
-        other_leg_destination: owned(d.other_leg_destination_number),
+        caller_number: d.caller_id_number,
+        caller_name: d.caller_id_name,
+        callee_number: d.callee_id_number,
+        callee_name: d.callee_id_name,
+        other_leg: d.other_leg_call_id,
+        other_leg_destination: d.other_leg_destination_number,
         loopback,
-        loopback_other: owned(d.channel_loopback_other_leg_id),
-        request_user: d.request.as_deref().or(d.to.as_deref()).and_then(user_part),
-        presence_user: d.presence_id.as_deref().and_then(user_part),
-        hangup_cause: owned(d.hangup_cause),
+        loopback_other: d.channel_loopback_other_leg_id,
+        request_user: user_part(d.request.or(d.to)),
+        presence_user: user_part(d.presence_id),
+        hangup_cause: d.hangup_cause,
         billing_seconds: d.billing_seconds.filter(|s| *s >= 0),
         duration_seconds: d.duration_seconds.filter(|s| *s >= 0),
         related,
         transfer,
-        recordings: d.media_recordings,
-        parking_slot: owned(d.parking_slot),
+        recordings: d.media_recordings.into_iter().map(Cow::Owned).collect(),
+        parking_slot: d.parking_slot,
         ccv,
-        cavs: d.custom_application_vars.into_iter().collect(),
+        cavs: d
+            .custom_application_vars
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
+            .collect(),
     })
 }
 
-fn ccvs(c: WireCcvs<'_>, interaction_id: Option<String>) -> Ccvs {
-    let truthy = |v: &Option<std::borrow::Cow<'_, str>>| {
-        v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true"))
-    };
-    let mut recordings = c.media_recordings;
-    recordings.extend(c.media_recording_id.as_deref().map(str::to_owned));
+fn ccvs<'a>(c: Box<WireCcvs<'a>>, interaction_id: Option<Cow<'a, str>>) -> Ccvs<'a> {
+    let truthy =
+        |v: &Option<Cow<'_, str>>| v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true"));
+    let mut recordings: Vec<Cow<'a, str>> =
+        c.media_recordings.into_iter().map(Cow::Owned).collect();
+    recordings.extend(c.media_recording_id);
     Ccvs {
         call_forward: truthy(&c.call_forward),
         privacy_hide_number: truthy(&c.privacy_hide_number)
             || truthy(&c.caller_privacy_hide_number),
-        authorizing_id: owned(c.authorizing_id),
-        authorizing_type: owned(c.authorizing_type),
-        owner_id: owned(c.owner_id),
-        username: owned(c.username),
-        bridge_id: owned(c.bridge_id),
+        authorizing_id: c.authorizing_id,
+        authorizing_type: c.authorizing_type,
+        owner_id: c.owner_id,
+        username: c.username,
+        bridge_id: c.bridge_id,
         interaction_id,
-        resource_type: owned(c.resource_type),
-        inception: owned(c.inception),
-        e164_destination: owned(c.e164_destination),
-        original_number: owned(c.original_number),
-        agent_id: owned(c.agent_id),
-        queue_id: owned(c.queue_id),
-        member_call_id: owned(c.member_call_id),
+        resource_type: c.resource_type,
+        inception: c.inception,
+        e164_destination: c.e164_destination,
+        original_number: c.original_number,
+        agent_id: c.agent_id,
+        queue_id: c.queue_id,
+        member_call_id: c.member_call_id,
         recordings,
-        cid_number_prefix: owned(c.caller_id_number_prefix),
-        cid_name_prefix: owned(c.caller_id_name_prefix),
+        cid_number_prefix: c.caller_id_number_prefix,
+        cid_name_prefix: c.caller_id_name_prefix,
     }
-}
-
-fn owned(s: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
-    s.map(|s| s.into_owned())
 }
 
 /// Event time: a numeric `msg_id` (µs) when it agrees with `timestamp` within a day, else
@@ -397,11 +414,13 @@ pub fn event_time_us(numeric_msg_id: Option<i64>, gregorian_secs: Option<i64>) -
     }
 }
 
-/// `user@realm` → `user` (a leading `sip:` is dropped).
-fn user_part(s: &str) -> Option<String> {
-    let s = s.strip_prefix("sip:").unwrap_or(s);
-    let user = s.split('@').next().unwrap_or("");
-    (!user.is_empty()).then(|| user.to_owned())
+/// `user@realm` → `user` (a leading `sip:` is dropped); `None` when the user part is empty.
+fn user_part(s: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
+    sub_str(s?, |s| {
+        let start = if s.starts_with("sip:") { 4 } else { 0 };
+        let end = s[start..].find('@').map_or(s.len(), |n| start + n);
+        (end > start).then_some(start..end)
+    })
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -457,6 +476,32 @@ mod tests {
         };
         assert!(!r.ok);
         assert_eq!(r.errors, ["unauthorized account id"]);
+    }
+
+    #[test]
+    fn escaped_text_is_owned_and_plain_text_borrowed() {
+        let Frame::Event(e) = decode_frame(
+            r#"{"action":"event","routing_key":"call.\u0061cct.CHANNEL_CREATE.x",
+               "data":{"event_name":"CHANNEL_CREATE","call_id":"x","request":"sip:\u00311@r",
+               "presence_id":"sip:@r","to":"2@r","caller_id_name":"Ann"}}"#,
+        )
+        .unwrap() else {
+            panic!("event expected")
+        };
+        assert_eq!(e.account_id.as_deref(), Some("acct"));
+        assert_eq!(e.request_user.as_deref(), Some("11"));
+        assert_eq!(e.presence_user, None);
+        assert!(matches!(e.caller_name, Some(Cow::Borrowed("Ann"))));
+        assert_eq!(
+            user_part(Some(Cow::Borrowed("1001"))).as_deref(),
+            Some("1001")
+        );
+        assert_eq!(routing_account(Some(Cow::Borrowed("call.*.X.y"))), None);
+        assert_eq!(routing_account(Some(Cow::Borrowed("call"))), None);
+        assert_eq!(
+            routing_account(Some(Cow::Borrowed("call.a"))).as_deref(),
+            Some("a")
+        );
     }
 
     #[test]

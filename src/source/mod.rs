@@ -1,7 +1,7 @@
 //! Input side: Kazoo Blackhole frames, and the Kazoo APIs around them.
 //!
 //! [`wire`] decodes a text frame leniently (borrowing from it); [`event`] reduces it to the
-//! owned [`CallEvent`] the assembler consumes, or to a [`Reply`], or to a [`DecodeError`]
+//! [`CallEvent`] the assembler consumes (still borrowing its text from the frame), or to a [`Reply`], or to a [`DecodeError`]
 //! with a stable reason label. [`blackhole`] is the live websocket client, [`auth`] the token
 //! it and [`crossbar`] use, [`directory`] the names and channels read from Crossbar.
 

@@ -33,9 +33,10 @@ pub struct WireFrame<'a> {
     /// `call.{ACCOUNT_ID}.{EVENT}.{CALL_ID}`: a fallback source for the account id.
     #[serde(borrow)]
     pub routing_key: Option<Cow<'a, str>>,
-    /// The payload: a call event for events, reply data for replies.
+    /// The payload: a call event for events, reply data for replies. Boxed: it is large, and
+    /// moving it by value costs more than the allocation.
     #[serde(borrow)]
-    pub data: Option<WireData<'a>>,
+    pub data: Option<Box<WireData<'a>>>,
 }
 
 /// `data` of an event or reply frame. Reply-only keys (`subscribed`, `errors`) and call-event
@@ -110,8 +111,9 @@ pub struct WireData<'a> {
     /// 5.x `call_interaction.id`.
     #[serde(borrow)]
     pub call_interaction: Option<WireInteraction<'a>>,
+    /// Boxed, like `data` itself, to keep the structs cheap to move.
     #[serde(borrow)]
-    pub custom_channel_vars: Option<WireCcvs<'a>>,
+    pub custom_channel_vars: Option<Box<WireCcvs<'a>>>,
     #[serde(deserialize_with = "string_map")]
     pub custom_application_vars: BTreeMap<String, String>,
 }
