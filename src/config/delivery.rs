@@ -26,6 +26,8 @@ pub struct DeliverySection {
     pub allow_private: Vec<String>,
     /// Extra CA certificate (PEM) trusted for receivers.
     pub ca_file: Option<PathBuf>,
+    /// Disk kept in reserve beside the outbox for a full disk, KiB (default 8192; 0 = none).
+    pub disk_reserve_kib: u64,
 }
 
 impl Default for DeliverySection {
@@ -37,6 +39,7 @@ impl Default for DeliverySection {
             attempt_timeout_secs: 10,
             allow_private: Vec::new(),
             ca_file: None,
+            disk_reserve_kib: 8192,
         }
     }
 }

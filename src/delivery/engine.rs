@@ -277,7 +277,9 @@ impl Engine {
                 Ok(x) => x,
                 Err(e) => {
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "outbox read failed");
+                    tracing::error!(error = %e, "outbox read failed; trying again in a second");
+                    let soon = now + 1_000_000;
+                    next = Some(next.map_or(soon, |n: i64| n.min(soon)));
                     continue;
                 }
             };

@@ -58,12 +58,82 @@ fn parse_schedule_key(k: &[u8]) -> Option<(&str, i64, &str)> {
 
 /// The embedded store.
 pub struct Outbox {
-    db: Database,
+    /// `None` only while being reopened (or if reopening failed).
+    db: std::sync::RwLock<Option<Database>>,
+    path: std::path::PathBuf,
+    /// A storage I/O error happened: redb refuses further work until the database is
+    /// reopened (`PreviousIo`), which the next operation does.
+    failed: std::sync::atomic::AtomicBool,
+    /// Disk space held back for a full disk: see [`Outbox::open_with_reserve`].
+    reserve: Reserve,
+}
+
+/// A file of zeros next to the outbox, deleted when the disk fills up so that recording
+/// outcomes — which frees outbox space, but needs a little to do so (copy-on-write) — can
+/// still proceed. Recreated once the outbox has drained.
+struct Reserve {
+    path: std::path::PathBuf,
+    bytes: u64,
+}
+
+impl Reserve {
+    fn exists(&self) -> bool {
+        self.bytes > 0 && self.path.exists()
+    }
+
+    fn create(&self) {
+        if self.bytes == 0 || self.exists() {
+            return;
+        }
+        let made = std::fs::File::create(&self.path).and_then(|f| {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::new(f);
+            let block = vec![0u8; 64 * 1024];
+            let mut left = self.bytes;
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                w.write_all(&block[..n])?;
+                left -= n as u64;
+            }
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&self.path);
+            tracing::warn!(file = %self.path.display(), error = %e, "cannot create the disk reserve");
+        }
+    }
+
+    fn release(&self) -> bool {
+        if !self.exists() {
+            return false;
+        }
+        let ok = std::fs::remove_file(&self.path).is_ok();
+        if ok {
+            tracing::error!(
+                file = %self.path.display(),
+                bytes = self.bytes,
+                "outbox disk full: released the disk reserve so deliveries can still be recorded"
+            );
+        }
+        ok
+    }
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+/// A read guard on the open database.
+struct Live<'a>(std::sync::RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Live<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.0
+            .as_ref()
+            .expect("live() checked the database is open")
     }
 }
 
@@ -84,6 +154,16 @@ impl Outbox {
     /// # Errors
     /// The file cannot be created or is not a redb database.
     pub fn open(path: &Path) -> Result<Self, OutboxError> {
+        Self::open_with_reserve(path, 0)
+    }
+
+    /// Opens the outbox and keeps `reserve_bytes` of disk in a file beside it
+    /// (`outbox.redb.reserve`), released when the disk is full so outcomes can still be
+    /// recorded (which is what frees space), and recreated once the outbox is empty.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(store)?;
         }
@@ -93,7 +173,60 @@ impl Outbox {
         tx.open_table(SCHEDULE).map_err(store)?;
         tx.open_table(DEAD).map_err(store)?;
         tx.commit().map_err(store)?;
-        Ok(Self { db })
+        let reserve = Reserve {
+            path: path.with_extension("redb.reserve"),
+            bytes: reserve_bytes,
+        };
+        reserve.create();
+        Ok(Self {
+            db: std::sync::RwLock::new(Some(db)),
+            path: path.to_owned(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            reserve,
+        })
+    }
+
+    /// Records a storage error; an I/O error makes the next operation reopen the database.
+    fn fail<E: std::fmt::Display>(&self, e: E) -> OutboxError {
+        let m = e.to_string();
+        if m.contains("I/O error") {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        OutboxError::Store(m)
+    }
+
+    /// The database, reopened first if an I/O error poisoned it.
+    fn live(&self) -> Result<Live<'_>, OutboxError> {
+        use std::sync::atomic::Ordering;
+        if self.failed.swap(false, Ordering::AcqRel) {
+            let mut g = self
+                .db
+                .write()
+                .map_err(|_| OutboxError::Store("outbox lock poisoned".into()))?;
+            *g = None; // the file lock goes with the old handle
+            match Database::create(&self.path) {
+                Ok(db) => {
+                    tracing::error!(file = %self.path.display(), "outbox reopened after an I/O error");
+                    *g = Some(db);
+                }
+                Err(e) => {
+                    self.failed.store(true, Ordering::Release);
+                    return Err(OutboxError::Store(format!(
+                        "reopening after an I/O error: {e}"
+                    )));
+                }
+            }
+        }
+        let g = self
+            .db
+            .read()
+            .map_err(|_| OutboxError::Store("outbox lock poisoned".into()))?;
+        if g.is_none() {
+            self.failed.store(true, Ordering::Release);
+            return Err(OutboxError::Store("outbox unavailable".into()));
+        }
+        Ok(Live(g))
     }
 
     /// Writes new jobs (one transaction, durable on return). A job whose webhook id is
@@ -102,25 +235,29 @@ impl Outbox {
     /// # Errors
     /// A storage error; nothing was written.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        let tx = self.db.begin_write().map_err(store)?;
+        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
         let mut added = 0;
         {
-            let mut pending = tx.open_table(PENDING).map_err(store)?;
-            let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
+            let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
+            let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
             for j in jobs {
-                if pending.get(j.webhook_id.as_str()).map_err(store)?.is_some() {
+                if pending
+                    .get(j.webhook_id.as_str())
+                    .map_err(|e| self.fail(e))?
+                    .is_some()
+                {
                     continue;
                 }
-                let bytes = serde_json::to_vec(j).map_err(store)?;
+                let bytes = serde_json::to_vec(j).map_err(|e| self.fail(e))?;
                 pending
                     .insert(j.webhook_id.as_str(), bytes.as_slice())
-                    .map_err(store)?;
+                    .map_err(|e| self.fail(e))?;
                 let key = schedule_key(&j.endpoint.lane(), j.next_attempt_us, &j.webhook_id);
-                sched.insert(key.as_slice(), ()).map_err(store)?;
+                sched.insert(key.as_slice(), ()).map_err(|e| self.fail(e))?;
                 added += 1;
             }
         }
-        tx.commit().map_err(store)?;
+        tx.commit().map_err(|e| self.fail(e))?;
         Ok(added)
     }
 
@@ -136,9 +273,9 @@ impl Outbox {
         limit: usize,
         busy: &BTreeSet<String>,
     ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
-        let tx = self.db.begin_read().map_err(store)?;
-        let sched = tx.open_table(SCHEDULE).map_err(store)?;
-        let pending = tx.open_table(PENDING).map_err(store)?;
+        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
+        let pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
         let start = schedule_key(lane, i64::MIN, "");
         let mut end = lane.as_bytes().to_vec();
         end.push(1);
@@ -146,9 +283,9 @@ impl Outbox {
         let mut next = None;
         for entry in sched
             .range(start.as_slice()..end.as_slice())
-            .map_err(store)?
+            .map_err(|e| self.fail(e))?
         {
-            let (k, _) = entry.map_err(store)?;
+            let (k, _) = entry.map_err(|e| self.fail(e))?;
             let Some((_, due, id)) = parse_schedule_key(k.value()) else {
                 continue;
             };
@@ -159,8 +296,8 @@ impl Outbox {
                 next = Some(due);
                 break;
             }
-            if let Some(v) = pending.get(id).map_err(store)? {
-                out.push(serde_json::from_slice(v.value()).map_err(store)?);
+            if let Some(v) = pending.get(id).map_err(|e| self.fail(e))? {
+                out.push(serde_json::from_slice(v.value()).map_err(|e| self.fail(e))?);
             }
         }
         Ok((out, next))
@@ -171,15 +308,15 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
-        let tx = self.db.begin_read().map_err(store)?;
-        let sched = tx.open_table(SCHEDULE).map_err(store)?;
+        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
         let mut lanes = BTreeSet::new();
         let mut from: Vec<u8> = Vec::new();
         // Skip from lane to lane instead of walking every job.
         loop {
-            let mut it = sched.range(from.as_slice()..).map_err(store)?;
+            let mut it = sched.range(from.as_slice()..).map_err(|e| self.fail(e))?;
             let Some(entry) = it.next() else { break };
-            let (k, _) = entry.map_err(store)?;
+            let (k, _) = entry.map_err(|e| self.fail(e))?;
             let Some((lane, _, _)) = parse_schedule_key(k.value()) else {
                 break;
             };
@@ -204,11 +341,23 @@ impl Outbox {
     /// # Errors
     /// A storage error; then none of them is recorded.
     pub fn complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
-        let tx = self.db.begin_write().map_err(store)?;
+        match self.try_complete_many(done) {
+            Err(_) if self.reserve.release() => self.try_complete_many(done),
+            r => {
+                if r.is_ok() && !self.reserve.exists() && self.pending_len().is_ok_and(|n| n == 0) {
+                    self.reserve.create();
+                }
+                r
+            }
+        }
+    }
+
+    fn try_complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
+        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
         {
-            let mut pending = tx.open_table(PENDING).map_err(store)?;
-            let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
-            let mut dead = tx.open_table(DEAD).map_err(store)?;
+            let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
+            let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
+            let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
             for (job, outcome) in done {
                 let lane = job.endpoint.lane();
                 let id = job.webhook_id.as_str();
@@ -218,39 +367,42 @@ impl Outbox {
                 struct Due {
                     next_attempt_us: i64,
                 }
-                let due = match pending.get(id).map_err(store)? {
+                let due = match pending.get(id).map_err(|e| self.fail(e))? {
                     Some(v) => serde_json::from_slice::<Due>(v.value())
                         .map_or(job.next_attempt_us, |d| d.next_attempt_us),
                     None => job.next_attempt_us,
                 };
                 sched
                     .remove(schedule_key(&lane, due, id).as_slice())
-                    .map_err(store)?;
+                    .map_err(|e| self.fail(e))?;
                 match outcome {
                     Completion::Delivered => {
-                        pending.remove(id).map_err(store)?;
+                        pending.remove(id).map_err(|e| self.fail(e))?;
                     }
                     Completion::RetryAt(at, error) => {
                         let mut j = job.clone();
                         j.next_attempt_us = *at;
                         j.last_error = Some(error.clone());
-                        let bytes = serde_json::to_vec(&j).map_err(store)?;
-                        pending.insert(id, bytes.as_slice()).map_err(store)?;
+                        let bytes = serde_json::to_vec(&j).map_err(|e| self.fail(e))?;
+                        pending
+                            .insert(id, bytes.as_slice())
+                            .map_err(|e| self.fail(e))?;
                         sched
                             .insert(schedule_key(&lane, *at, id).as_slice(), ())
-                            .map_err(store)?;
+                            .map_err(|e| self.fail(e))?;
                     }
                     Completion::Dead(error) => {
-                        pending.remove(id).map_err(store)?;
+                        pending.remove(id).map_err(|e| self.fail(e))?;
                         let mut j = job.clone();
                         j.last_error = Some(error.clone());
-                        let bytes = serde_json::to_vec(&j).map_err(store)?;
-                        dead.insert(id, bytes.as_slice()).map_err(store)?;
+                        let bytes = serde_json::to_vec(&j).map_err(|e| self.fail(e))?;
+                        dead.insert(id, bytes.as_slice())
+                            .map_err(|e| self.fail(e))?;
                     }
                 }
             }
         }
-        tx.commit().map_err(store)
+        tx.commit().map_err(|e| self.fail(e))
     }
 
     /// Number of pending jobs.
@@ -258,8 +410,11 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn pending_len(&self) -> Result<u64, OutboxError> {
-        let tx = self.db.begin_read().map_err(store)?;
-        tx.open_table(PENDING).map_err(store)?.len().map_err(store)
+        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        tx.open_table(PENDING)
+            .map_err(|e| self.fail(e))?
+            .len()
+            .map_err(|e| self.fail(e))
     }
 
     /// Number of dead letters.
@@ -267,8 +422,11 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn dead_len(&self) -> Result<u64, OutboxError> {
-        let tx = self.db.begin_read().map_err(store)?;
-        tx.open_table(DEAD).map_err(store)?.len().map_err(store)
+        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        tx.open_table(DEAD)
+            .map_err(|e| self.fail(e))?
+            .len()
+            .map_err(|e| self.fail(e))
     }
 
     /// Dead letters, oldest first by creation.
@@ -276,12 +434,12 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
-        let tx = self.db.begin_read().map_err(store)?;
-        let dead = tx.open_table(DEAD).map_err(store)?;
+        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
         let mut out: Vec<Job> = Vec::new();
-        for e in dead.iter().map_err(store)? {
-            let (_, v) = e.map_err(store)?;
-            out.push(serde_json::from_slice(v.value()).map_err(store)?);
+        for e in dead.iter().map_err(|e| self.fail(e))? {
+            let (_, v) = e.map_err(|e| self.fail(e))?;
+            out.push(serde_json::from_slice(v.value()).map_err(|e| self.fail(e))?);
         }
         out.sort_by(|a, b| (a.created_us, &a.webhook_id).cmp(&(b.created_us, &b.webhook_id)));
         Ok(out)
@@ -292,13 +450,13 @@ impl Outbox {
     /// # Errors
     /// Not found, or a storage error.
     pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
-        let tx = self.db.begin_read().map_err(store)?;
-        let dead = tx.open_table(DEAD).map_err(store)?;
+        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
         let v = dead
             .get(id)
-            .map_err(store)?
+            .map_err(|e| self.fail(e))?
             .ok_or_else(|| OutboxError::NotFound(id.into()))?;
-        serde_json::from_slice(v.value()).map_err(store)
+        serde_json::from_slice(v.value()).map_err(|e| self.fail(e))
     }
 
     /// Moves a dead letter back to pending, due at `now` with a fresh attempt budget and the
@@ -307,30 +465,30 @@ impl Outbox {
     /// # Errors
     /// Not found, or a storage error.
     pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
-        let tx = self.db.begin_write().map_err(store)?;
+        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
         let job = {
-            let mut dead = tx.open_table(DEAD).map_err(store)?;
-            let mut job: Job = match dead.remove(id).map_err(store)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(store)?,
+            let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
+            let mut job: Job = match dead.remove(id).map_err(|e| self.fail(e))? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(|e| self.fail(e))?,
                 None => return Err(OutboxError::NotFound(id.into())),
             };
             job.attempts = 0;
             job.next_attempt_us = now;
-            let mut pending = tx.open_table(PENDING).map_err(store)?;
-            let bytes = serde_json::to_vec(&job).map_err(store)?;
+            let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
+            let bytes = serde_json::to_vec(&job).map_err(|e| self.fail(e))?;
             pending
                 .insert(job.webhook_id.as_str(), bytes.as_slice())
-                .map_err(store)?;
-            let mut sched = tx.open_table(SCHEDULE).map_err(store)?;
+                .map_err(|e| self.fail(e))?;
+            let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
             sched
                 .insert(
                     schedule_key(&job.endpoint.lane(), now, &job.webhook_id).as_slice(),
                     (),
                 )
-                .map_err(store)?;
+                .map_err(|e| self.fail(e))?;
             job
         };
-        tx.commit().map_err(store)?;
+        tx.commit().map_err(|e| self.fail(e))?;
         Ok(job)
     }
 
@@ -339,24 +497,24 @@ impl Outbox {
     /// # Errors
     /// Not found (for one id), or a storage error.
     pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
-        let tx = self.db.begin_write().map_err(store)?;
+        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
         let n = {
-            let mut dead = tx.open_table(DEAD).map_err(store)?;
+            let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
             match id {
                 Some(id) => {
-                    if dead.remove(id).map_err(store)?.is_none() {
+                    if dead.remove(id).map_err(|e| self.fail(e))?.is_none() {
                         return Err(OutboxError::NotFound(id.into()));
                     }
                     1
                 }
                 None => {
-                    let n = dead.len().map_err(store)? as usize;
-                    dead.retain(|_, _| false).map_err(store)?;
+                    let n = dead.len().map_err(|e| self.fail(e))? as usize;
+                    dead.retain(|_, _| false).map_err(|e| self.fail(e))?;
                     n
                 }
             }
         };
-        tx.commit().map_err(store)?;
+        tx.commit().map_err(|e| self.fail(e))?;
         Ok(n)
     }
 }

@@ -114,31 +114,45 @@ impl Sink {
     }
 
     /// Enqueues the deliveries of a batch of sessions in one outbox transaction (group
-    /// commit: under load, every session waiting is written with one disk sync), retrying a
-    /// failing outbox every second until `stopping`; returns the sessions it could not write.
+    /// commit: under load, every session waiting is written with one disk sync). When that
+    /// fails (a full disk, say) the sessions are written one by one, so whatever fits gets in;
+    /// the rest are held and retried every second until `stopping`, then returned.
     async fn put(
         &self,
         mut sessions: Vec<ClosedSession>,
         stopping: &watch::Receiver<bool>,
     ) -> Vec<ClosedSession> {
-        let jobs: Vec<Job> = sessions.iter_mut().flat_map(|s| self.jobs(s)).collect();
+        let mut jobs: Vec<Vec<Job>> = sessions.iter_mut().map(|s| self.jobs(s)).collect();
+        let all: Vec<Job> = jobs.iter().flatten().cloned().collect();
+        if self.engine.enqueue(&all).is_ok() {
+            return Vec::new();
+        }
         loop {
-            match self.engine.enqueue(&jobs) {
-                Ok(_) => return Vec::new(),
-                Err(e) => {
+            let mut held = Vec::new();
+            let mut held_jobs = Vec::new();
+            let mut last_error = None;
+            for (s, j) in sessions.into_iter().zip(jobs) {
+                if let Err(e) = self.engine.enqueue(&j) {
                     self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        sessions = sessions.len(),
-                        deliveries = jobs.len(),
-                        error = %e,
-                        "cannot write deliveries to the outbox; holding the sessions and retrying"
-                    );
-                    if *stopping.borrow() {
-                        return sessions;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    last_error = Some(e);
+                    held.push(s);
+                    held_jobs.push(j);
                 }
             }
+            let Some(e) = last_error else {
+                return Vec::new();
+            };
+            tracing::error!(
+                sessions = held.len(),
+                error = %e,
+                "cannot write deliveries to the outbox; holding the sessions and retrying"
+            );
+            if *stopping.borrow() {
+                return held;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sessions = held;
+            jobs = held_jobs;
         }
     }
 }
@@ -167,7 +181,7 @@ pub async fn run(
 
     // Delivery first: nothing is accepted before the outbox is open.
     let outbox = Arc::new(
-        Outbox::open(&outbox_path)
+        Outbox::open_with_reserve(&outbox_path, cfg.delivery.disk_reserve_kib * 1024)
             .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?,
     );
     let receivers_tls = tls::client_config(cfg.delivery.ca_file.as_deref())?;

@@ -3,6 +3,7 @@
 mod cli;
 mod delivery;
 mod enrich;
+mod faults;
 mod live;
 mod net;
 mod properties;

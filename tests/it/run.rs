@@ -15,9 +15,9 @@ use tokio::sync::{oneshot, watch};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
 
-const TOKEN: &str = "e2e-token";
+pub(crate) const TOKEN: &str = "e2e-token";
 
-fn accounts() -> Vec<String> {
+pub(crate) fn accounts() -> Vec<String> {
     Pbx::demo(DEMO_SEED)
         .accounts
         .iter()
@@ -26,26 +26,44 @@ fn accounts() -> Vec<String> {
 }
 
 fn write_config(dir: &std::path::Path, ws: &str, receiver: &str) -> PluginConfig {
+    write_config_with(dir, ws, &[&format!("{receiver}/calls")], "")
+}
+
+/// A configuration for the fake Blackhole at `ws`: one JSON trigger per tenant and receiver
+/// URL (retries 10), `extra` appended (more sections).
+pub(crate) fn write_config_with(
+    dir: &std::path::Path,
+    ws: &str,
+    receivers: &[&str],
+    extra: &str,
+) -> PluginConfig {
     let accts = accounts();
     let mut triggers = String::new();
-    for (n, a) in accts.iter().enumerate() {
-        triggers.push_str(&format!(
-            "[[trigger]]\nid = \"all-{n}\"\ntenant = \"{a}\"\n[trigger.action]\nurl = \"{receiver}/calls\"\nmethod = \"POST\"\nformat = \"json\"\nretries = 10\n\n"
-        ));
+    for (r, url) in receivers.iter().enumerate() {
+        for (n, a) in accts.iter().enumerate() {
+            triggers.push_str(&format!(
+                "[[trigger]]\nid = \"r{r}-{n}\"\ntenant = \"{a}\"\n[trigger.action]\nurl = \"{url}\"\nmethod = \"POST\"\nformat = \"json\"\nretries = 10\n\n"
+            ));
+        }
     }
     std::fs::write(dir.join("triggers.toml"), triggers).unwrap();
     let quoted: Vec<String> = accts.iter().map(|a| format!("\"{a}\"")).collect();
     let text = format!(
         "[cdr]\ngrace_secs = 1\n[kazoo]\nwebsocket_url = \"{ws}\"\naccounts = [{}]\nauth_token = \"{TOKEN}\"\ndirectory_refresh_secs = 0\n\
-         [delivery]\ndata_dir = \"data\"\nallow_private = [\"127.0.0.1/32\"]\n[triggers]\nfiles = [\"triggers.toml\"]\nallow_http = true\n",
+         [triggers]\nfiles = [\"triggers.toml\"]\nallow_http = true\n{extra}\n",
         quoted.join(", ")
     );
+    let text = if extra.contains("[delivery]") {
+        text
+    } else {
+        format!("{text}[delivery]\ndata_dir = \"data\"\nallow_private = [\"127.0.0.1/32\"]\n")
+    };
     let path = dir.join("plugin.toml");
     std::fs::write(&path, &text).unwrap();
     PluginConfig::load(&path).unwrap()
 }
 
-fn opts() -> RunOptions {
+pub(crate) fn opts() -> RunOptions {
     RunOptions {
         admin: "127.0.0.1:0".parse().unwrap(),
         retry_unit: Some(Duration::from_millis(100)),
@@ -53,13 +71,13 @@ fn opts() -> RunOptions {
     }
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<sidecar::RunReport>>,
-    started: Started,
+pub(crate) struct Running {
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) task: tokio::task::JoinHandle<anyhow::Result<sidecar::RunReport>>,
+    pub(crate) started: Started,
 }
 
-async fn start(cfg: PluginConfig) -> Running {
+pub(crate) async fn start(cfg: PluginConfig) -> Running {
     let (stop, shutdown) = watch::channel(false);
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(sidecar::run(cfg, opts(), shutdown, Some(tx)));
@@ -74,13 +92,13 @@ async fn start(cfg: PluginConfig) -> Running {
 }
 
 impl Running {
-    async fn stop(self) -> sidecar::RunReport {
+    pub(crate) async fn stop(self) -> sidecar::RunReport {
         self.stop.send(true).unwrap();
         self.task.await.unwrap().unwrap()
     }
 }
 
-async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let client = postcall::net::HttpClient::new(
         postcall::net::tls::client_config(None).unwrap(),
         &Default::default(),

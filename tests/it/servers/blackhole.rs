@@ -68,7 +68,8 @@ impl Blackhole {
             accounts: accounts.iter().map(|s| s.to_string()).collect(),
             ..State::default()
         }));
-        let (cmds, _) = broadcast::channel(1024);
+        // Large enough for a load run's whole stream: a lagging socket would lose frames.
+        let (cmds, _) = broadcast::channel(1 << 18);
         let (sub_tx, subscribed) = watch::channel(0u64);
         let sub_tx = Arc::new(sub_tx);
         let (st, cm) = (state.clone(), cmds.clone());
