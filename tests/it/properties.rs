@@ -5,6 +5,15 @@ use proptest::prelude::*;
 
 use crate::support::{fixture_files, replay_lines};
 
+/// Cases per property: the default here, or `POSTCALL_FUZZ_CASES` (scripts/fuzz raises it
+/// for a long bounded run).
+fn cases(default: u32) -> u32 {
+    std::env::var("POSTCALL_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// PRODUCT.md §3 invariants of one CDR.
 pub fn check_invariants(c: &Cdr) -> Result<(), String> {
     let fail = |m: &str| Err(format!("{m}: {}", serde_json::to_string(c).unwrap()));
@@ -128,7 +137,7 @@ fn perturb_block(lines: &[String], rng: &mut SplitMix) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(48), ..ProptestConfig::default() })]
 
     #[test]
     fn duplicates_and_leg_shuffles_do_not_change_cdrs(pick in 0usize..1000, seed in any::<u64>()) {
@@ -294,7 +303,7 @@ fn replay_with_restart(lines: &[String], cut: usize) -> Vec<postcall::cdr::Cdr> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn a_snapshot_and_restore_anywhere_changes_nothing(pick in 0usize..1000, cut in 0usize..40) {
@@ -306,7 +315,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(16), ..ProptestConfig::default() })]
 
     #[test]
     fn a_restart_in_a_busy_stream_changes_nothing(seed in any::<u64>(), cut in 0usize..400) {
@@ -314,5 +323,52 @@ proptest! {
         let lines: Vec<String> = postcall::sim::mix(spec).map(|f| f.text).collect();
         let cut = cut % lines.len();
         prop_assert_eq!(replay_with_restart(&lines, cut), replay_with_restart(&lines, usize::MAX));
+    }
+}
+
+/// Arbitrary JSON: strings with any characters (brackets, `&`, `=`, `%`, unicode), nesting.
+fn json_strategy() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| Value::from(f)),
+        ".{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map(".{0,6}", inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(256), ..ProptestConfig::default() })]
+
+    /// The form and query encoders never panic, lose no leaf, and never touch the URL's own
+    /// query string (Logic Apps signatures).
+    #[test]
+    fn form_and_query_encoding_keep_every_leaf(cdr in json_strategy(), custom in proptest::collection::btree_map(".{0,8}", ".{0,8}", 0..4)) {
+        use postcall::delivery::payload::{encode, flatten, payload};
+        use postcall::delivery::{Format, Method};
+        let p = payload("t", "i", "a", &cdr, &custom);
+        let tree: serde_json::Value = serde_json::from_str(p.get()).unwrap();
+        let leaves = flatten(&tree);
+        let form = encode("https://x.test/h", Method::Post, Format::Form, &p).unwrap();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&form.body).into_owned().collect();
+        prop_assert_eq!(&pairs, &leaves);
+        let base = "https://x.test/h?sp=%2Ftriggers&sig=a%2Bb%3D";
+        let get = encode(base, Method::Get, Format::Json, &p).unwrap();
+        prop_assert!(get.url.starts_with(base));
+        let query = get.url.split_once('?').unwrap().1;
+        let q: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        prop_assert_eq!(&q[2..], &leaves[..]);
+        let json = encode("https://x.test/h", Method::Put, Format::Json, &p).unwrap();
+        prop_assert_eq!(json.body, p.get().as_bytes().to_vec());
     }
 }
