@@ -61,6 +61,37 @@ impl Receiver {
     }
 }
 
+/// A fake Blackhole, a receiver (down or up) on `/calls`, and a configuration for both with
+/// `extra` sections.
+struct Rig {
+    bh: Blackhole,
+    rx: Receiver,
+    _server: HttpServer,
+    _dir: tempfile::TempDir,
+    cfg: postcall::config::PluginConfig,
+}
+
+impl Rig {
+    async fn new(receiver_down: bool, extra: &str) -> Self {
+        let accts = accounts();
+        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+        let bh = Blackhole::start(&[TOKEN], &refs).await;
+        let rx = Receiver::default();
+        rx.down.store(receiver_down, Ordering::Relaxed);
+        let server = rx.start(None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("{}/calls", server.url());
+        let cfg = write_config_with(dir.path(), &bh.url(), &[&url], extra);
+        Self {
+            bh,
+            rx,
+            _server: server,
+            _dir: dir,
+            cfg,
+        }
+    }
+}
+
 fn stream(calls: u64, seed: u64, gap_ms: u64) -> (Vec<String>, BTreeSet<String>) {
     let frames: Vec<String> = sim::mix(MixSpec {
         calls,
@@ -90,19 +121,14 @@ fn report(name: &str, expected: &BTreeSet<String>, delivered: &BTreeSet<String>,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_then_back() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
-    let rx = Receiver::default();
-    rx.down.store(true, Ordering::Relaxed);
-    let server = rx.start(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config_with(
-        dir.path(),
-        &bh.url(),
-        &[&format!("{}/calls", server.url())],
-        "",
-    );
+    // The server and the directory live as long as their bindings.
+    let Rig {
+        mut bh,
+        rx,
+        cfg,
+        _server,
+        _dir,
+    } = Rig::new(true, "").await;
     let run = start(cfg).await;
     bh.wait_subscribed(1).await;
     let (frames, expected) = stream(40, 21, 2_000);
@@ -138,18 +164,14 @@ async fn receiver_down_then_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_dropped_repeatedly() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
-    let rx = Receiver::default();
-    let server = rx.start(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config_with(
-        dir.path(),
-        &bh.url(),
-        &[&format!("{}/calls", server.url())],
-        "",
-    );
+    // The server and the directory live as long as their bindings.
+    let Rig {
+        mut bh,
+        rx,
+        cfg,
+        _server,
+        _dir,
+    } = Rig::new(false, "").await;
     let run = start(cfg).await;
     let source = run.started.registry.source.clone().unwrap();
     let (frames, expected) = stream(60, 22, 2_000);
@@ -205,19 +227,14 @@ async fn websocket_dropped_repeatedly() {
 /// restarted on the same data directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecar_killed_mid_backlog_and_restarted() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
-    let rx = Receiver::default();
-    rx.down.store(true, Ordering::Relaxed);
-    let server = rx.start(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config_with(
-        dir.path(),
-        &bh.url(),
-        &[&format!("{}/calls", server.url())],
-        "",
-    );
+    // The server and the directory live as long as their bindings.
+    let Rig {
+        mut bh,
+        rx,
+        cfg,
+        _server,
+        _dir,
+    } = Rig::new(true, "").await;
     let free_port = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -311,23 +328,18 @@ async fn disk_full_on_the_outbox_path() {
     }
     let _unmount = Unmount(mnt.path().to_owned());
 
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
-    let rx = Receiver::default();
-    rx.down.store(true, Ordering::Relaxed);
-    let server = rx.start(None).await;
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         "[delivery]\ndata_dir = \"{}\"\nallow_private = [\"127.0.0.1/32\"]\ndisk_reserve_kib = 256\n",
         mnt.path().display()
     );
-    let cfg = write_config_with(
-        dir.path(),
-        &bh.url(),
-        &[&format!("{}/calls", server.url())],
-        &extra,
-    );
+    // The server and the directory live as long as their bindings.
+    let Rig {
+        mut bh,
+        rx,
+        cfg,
+        _server,
+        _dir,
+    } = Rig::new(true, &extra).await;
     let run = start(cfg).await;
     bh.wait_subscribed(1).await;
     let (frames, expected) = stream(1_000, 24, 200);
