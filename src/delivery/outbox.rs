@@ -103,6 +103,11 @@ impl Reserve {
         }
     }
 
+    /// Released and not yet recreated: the disk was full.
+    fn released(&self) -> bool {
+        self.bytes > 0 && !self.path.exists()
+    }
+
     fn release(&self) -> bool {
         if !self.exists() {
             return false;
@@ -203,7 +208,7 @@ impl Outbox {
             let mut g = self
                 .db
                 .write()
-                .map_err(|_| OutboxError::Store("outbox lock poisoned".into()))?;
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *g = None; // the file lock goes with the old handle
             match Database::create(&self.path) {
                 Ok(db) => {
@@ -221,7 +226,7 @@ impl Outbox {
         let g = self
             .db
             .read()
-            .map_err(|_| OutboxError::Store("outbox lock poisoned".into()))?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if g.is_none() {
             self.failed.store(true, Ordering::Release);
             return Err(OutboxError::Store("outbox unavailable".into()));
@@ -235,7 +240,31 @@ impl Outbox {
     /// # Errors
     /// A storage error; nothing was written.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
+        if self.reserve.released() {
+            // The disk filled up: what space there is goes to recording outcomes (which frees
+            // space) until the backlog has drained and the reserve is back.
+            if self.pending_len()? == 0 {
+                self.reserve.create();
+            }
+            if self.reserve.released() && self.pending_len()? > 0 {
+                return Err(OutboxError::Store(
+                    "disk full: new deliveries wait until pending ones have freed space".into(),
+                ));
+            }
+        }
+        match self.try_enqueue(jobs) {
+            // Nothing pending could free space: the reserve is all there is to give.
+            Err(_) if self.pending_len().is_ok_and(|n| n == 0) && self.reserve.release() => {
+                self.try_enqueue(jobs)
+            }
+            r => r,
+        }
+    }
+
+    fn try_enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        // The guard outlives the transaction: a reopen waits for it.
+        let db = self.live()?;
+        let tx = db.begin_write().map_err(|e| self.fail(e))?;
         let mut added = 0;
         {
             let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
@@ -273,7 +302,8 @@ impl Outbox {
         limit: usize,
         busy: &BTreeSet<String>,
     ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
-        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let db = self.live()?;
+        let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
         let pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
         let start = schedule_key(lane, i64::MIN, "");
@@ -308,7 +338,8 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
-        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let db = self.live()?;
+        let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
         let mut lanes = BTreeSet::new();
         let mut from: Vec<u8> = Vec::new();
@@ -353,7 +384,9 @@ impl Outbox {
     }
 
     fn try_complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
-        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
+        // The guard outlives the transaction: a reopen waits for it.
+        let db = self.live()?;
+        let tx = db.begin_write().map_err(|e| self.fail(e))?;
         {
             let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
             let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
@@ -410,7 +443,8 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn pending_len(&self) -> Result<u64, OutboxError> {
-        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let db = self.live()?;
+        let tx = db.begin_read().map_err(|e| self.fail(e))?;
         tx.open_table(PENDING)
             .map_err(|e| self.fail(e))?
             .len()
@@ -422,7 +456,8 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn dead_len(&self) -> Result<u64, OutboxError> {
-        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let db = self.live()?;
+        let tx = db.begin_read().map_err(|e| self.fail(e))?;
         tx.open_table(DEAD)
             .map_err(|e| self.fail(e))?
             .len()
@@ -434,7 +469,8 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
-        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let db = self.live()?;
+        let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
         let mut out: Vec<Job> = Vec::new();
         for e in dead.iter().map_err(|e| self.fail(e))? {
@@ -450,7 +486,8 @@ impl Outbox {
     /// # Errors
     /// Not found, or a storage error.
     pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
-        let tx = self.live()?.begin_read().map_err(|e| self.fail(e))?;
+        let db = self.live()?;
+        let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
         let v = dead
             .get(id)
@@ -465,7 +502,9 @@ impl Outbox {
     /// # Errors
     /// Not found, or a storage error.
     pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
-        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
+        // The guard outlives the transaction: a reopen waits for it.
+        let db = self.live()?;
+        let tx = db.begin_write().map_err(|e| self.fail(e))?;
         let job = {
             let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
             let mut job: Job = match dead.remove(id).map_err(|e| self.fail(e))? {
@@ -497,7 +536,9 @@ impl Outbox {
     /// # Errors
     /// Not found (for one id), or a storage error.
     pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
-        let tx = self.live()?.begin_write().map_err(|e| self.fail(e))?;
+        // The guard outlives the transaction: a reopen waits for it.
+        let db = self.live()?;
+        let tx = db.begin_write().map_err(|e| self.fail(e))?;
         let n = {
             let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
             match id {

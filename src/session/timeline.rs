@@ -283,13 +283,16 @@ pub fn compute(r: &Roles<'_>) -> Timeline {
             }
         }
         let d = e - s;
+        // Talk and hold start with the session's answer: parties connected among themselves
+        // while the caller is not (possible only with events missing) are not the call's talk.
+        let answered = tl.answer_us.is_some();
         if parks.iter().any(|p| p.covers(s)) {
             tl.park_us += d;
-        } else if held {
+        } else if answered && held {
             tl.hold_us += d;
-        } else if connected {
+        } else if answered && connected {
             tl.talk_us += d;
-        } else if tl.answer_us.is_none() && alerting.iter().any(|a| a.covers(s)) {
+        } else if !answered && alerting.iter().any(|a| a.covers(s)) {
             tl.ring_us += d;
         }
     }

@@ -246,7 +246,12 @@ impl DecodeError {
 pub fn decode_frame(text: &str) -> Result<Frame<'_>, DecodeError> {
     let wire: WireFrame<'_> = serde_json::from_str(text).map_err(|e| {
         let mut msg = e.to_string();
-        msg.truncate(120);
+        // At most 120 bytes, cut on a character boundary (the message may quote the input).
+        let mut cut = msg.len().min(120);
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
         DecodeError::InvalidJson(msg)
     })?;
     let action = wire.action.as_deref().unwrap_or("");
@@ -519,5 +524,27 @@ mod tests {
         assert_eq!(e.account_id.as_deref(), Some("acct1"));
         assert_eq!(e.parking_slot.as_deref(), Some("1"));
         assert_ne!(e.fingerprint, 0);
+    }
+}
+
+#[cfg(test)]
+mod decode_error_tests {
+    use super::*;
+
+    /// serde_json quotes the offending value in its message; cutting it to 120 bytes must not
+    /// split a character (found by scripts/fuzz).
+    #[test]
+    fn long_error_messages_are_cut_on_a_character_boundary() {
+        for pad in 0..4 {
+            let text = format!(
+                "{{\"action\":\"event\",\"data\":\"{}{}\"}}",
+                "x".repeat(pad),
+                "é".repeat(200)
+            );
+            match decode_frame(&text) {
+                Err(DecodeError::InvalidJson(m)) => assert!(m.len() <= 120, "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -299,7 +299,7 @@ async fn sidecar_killed_mid_backlog_and_restarted() {
 }
 
 /// The outbox on a 2 MiB file system: writes fail with ENOSPC, the failure is logged and
-/// counted, sessions are held and retried, and everything arrives once space is freed.
+/// counted, sessions are held and retried, and once space is freed everything arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_on_the_outbox_path() {
     let mnt = tempfile::tempdir().unwrap();
@@ -360,7 +360,13 @@ async fn disk_full_on_the_outbox_path() {
         metrics.contains("postcall_enqueue_errors_total"),
         "{metrics}"
     );
-    // Space comes back as the receiver drains the outbox; held sessions follow.
+    // The operator frees space (here: the file system grows) and the receiver is back: the
+    // outbox reopens after its I/O errors and the held sessions follow.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m", mnt.path().to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(grown, "remount");
     rx.down.store(false, Ordering::Relaxed);
     rx.wait_for("/calls", &expected, Duration::from_secs(120))
         .await;
