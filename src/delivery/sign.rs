@@ -7,12 +7,18 @@ use sha2::Sha256;
 
 use crate::net::Secret;
 
-/// Why a signing secret is unusable.
+/// Why a signing secret is unusable. Messages never contain the secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
-    /// Not `whsec_` followed by base64.
-    #[error("a signing secret is whsec_ followed by base64 (24 to 64 bytes)")]
-    Format,
+    /// No `whsec_` prefix.
+    #[error("must start with `whsec_` followed by base64")]
+    Prefix,
+    /// The part after the prefix is not base64.
+    #[error("the part after `whsec_` is not valid base64")]
+    Base64,
+    /// The decoded key is too short or too long.
+    #[error("the key is {0} bytes; it must be 24 to 64 bytes")]
+    Length(usize),
 }
 
 /// A decoded signing key (never printed).
@@ -34,14 +40,19 @@ impl SigningKey {
         let b64 = secret
             .expose()
             .strip_prefix("whsec_")
-            .ok_or(SecretError::Format)?;
+            .ok_or(SecretError::Prefix)?;
         let key = base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map_err(|_| SecretError::Format)?;
+            .map_err(|_| SecretError::Base64)?;
         if !(24..=64).contains(&key.len()) {
-            return Err(SecretError::Format);
+            return Err(SecretError::Length(key.len()));
         }
         Ok(Self(key))
+    }
+
+    /// The decoded key.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// The `webhook-signature` value for a message.
@@ -78,16 +89,16 @@ mod tests {
 
     #[test]
     fn bad_secrets_are_refused() {
-        for s in [
-            "C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-            "whsec_!!!",
-            "whsec_AAAA",
-        ] {
-            assert_eq!(
-                SigningKey::parse(&Secret::new(s)),
-                Err(SecretError::Format),
-                "{s}"
-            );
-        }
+        let parse = |s: &str| SigningKey::parse(&Secret::new(s));
+        assert_eq!(
+            parse("C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+            Err(SecretError::Prefix)
+        );
+        assert_eq!(parse("whsec_!!!"), Err(SecretError::Base64));
+        assert_eq!(parse("whsec_AAAA"), Err(SecretError::Length(3)));
+        assert!(!parse("whsec_AAAA")
+            .unwrap_err()
+            .to_string()
+            .contains("AAAA"));
     }
 }

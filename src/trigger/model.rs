@@ -9,52 +9,35 @@ use std::sync::Arc;
 
 use super::filter::Filter;
 use crate::cdr::Cdr;
+use crate::delivery::sign::SigningKey;
 use crate::delivery::{webhook_id, Endpoint, Job};
 use crate::net::Secret;
 use crate::session::ClosedSession;
 
 pub use crate::delivery::{Format, Method};
 
-/// A Standard Webhooks signing secret (`whsec_<base64>`). Never printed.
+/// A Standard Webhooks signing secret (`whsec_<base64>`), validated when the trigger set is
+/// built (delivery's [`SigningKey`] rules). Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSecret {
     text: Secret,
-    key: Vec<u8>,
+    key: SigningKey,
 }
 
 impl SigningSecret {
-    /// Accepted decoded key lengths (the Standard Webhooks libraries accept 24–64 bytes).
-    pub const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
-
     /// Parses `whsec_<base64>`.
     ///
     /// # Errors
     /// A message that never contains the secret.
     pub fn parse(text: &str) -> Result<Self, String> {
-        use base64::Engine;
-        let Some(b64) = text.strip_prefix("whsec_") else {
-            return Err("must start with `whsec_` followed by base64".into());
-        };
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|_| "the part after `whsec_` is not valid base64".to_owned())?;
-        if !Self::KEY_BYTES.contains(&key.len()) {
-            return Err(format!(
-                "the key is {} bytes; it must be {} to {} bytes",
-                key.len(),
-                Self::KEY_BYTES.start(),
-                Self::KEY_BYTES.end()
-            ));
-        }
-        Ok(Self {
-            text: Secret::new(text),
-            key,
-        })
+        let text = Secret::new(text);
+        let key = SigningKey::parse(&text).map_err(|e| e.to_string())?;
+        Ok(Self { text, key })
     }
 
     /// The HMAC key (the decoded base64).
     pub fn key(&self) -> &[u8] {
-        &self.key
+        self.key.bytes()
     }
 
     /// The secret as configured (`whsec_…`).
