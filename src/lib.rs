@@ -1,22 +1,44 @@
 //! # postcall
 //!
-//! Kazoo call events in, one session CDR per call out.
+//! Kazoo call events in, one session CDR per call out, delivered as post-call webhooks.
 //!
 //! ```text
-//! Blackhole frames ──► source ──► session::Assembler ──► Cdr
-//!                      decode      legs → session,
-//!                                  CDR when it ends
+//!  Kazoo Blackhole (websocket)                       Crossbar (REST)
+//!        │ frames                                        │ tokens, names, channels
+//!        ▼                                               ▼
+//!  source::blackhole ──(bounded)──► session::driver ──► session::Assembler (pure)
+//!                                   decode, clock,        legs → sessions → CDRs
+//!                                   resync, settings
+//!                                          │ closed sessions (bounded)
+//!                                          ▼
+//!  run::sidecar sink:  enrich::Enricher (pure) → trigger::TriggerSet::matches (pure)
+//!                                          │ jobs
+//!                                          ▼
+//!  delivery::Outbox (redb, durable first) ──► delivery::Engine ──► HTTP(S) receivers
+//!                                             lanes, retries, signing, SSRF guard
 //! ```
 //!
-//! - [`source`] decodes Blackhole websocket frames into [`source::CallEvent`]s.
-//! - [`session`] is the pure assembler: events and time in, finished CDRs out. It does no I/O
-//!   and reads no clock, so replay is deterministic.
-//! - [`cdr`] is the data contract carried in the webhook's `cdr` object.
-//! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
-//! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes.
-//! - [`replay`] runs recorded frames through the assembler.
+//! - [`source`] decodes Blackhole frames into [`source::CallEvent`]s and is the live client
+//!   (websocket, tokens, Crossbar directory and channels, `record`).
+//! - [`session`] is the pure assembler — events and time in, finished CDRs out, no I/O and no
+//!   clock, so replay is deterministic — and [`session::driver`], its async shell.
+//! - [`cdr`] is the data contract carried in the webhook's `cdr` object; [`schema`] its JSON
+//!   Schema.
 //! - [`enrich`] adds number location, contact-directory matches and rating to a closed CDR.
 //! - [`trigger`] is the trigger set: filters, tenant scoping, validation and hot reload.
+//! - [`delivery`] is the durable outbox and the engine that delivers from it.
+//! - [`net`] is the shared TLS configuration, HTTP client, SSRF guard and `Secret`.
+//! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
+//! - [`run`] wires everything into the sidecar (`postcall run`), the demo, the admin listener
+//!   and its metrics.
+//! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes,
+//!   and serves them as a simulated Blackhole.
+//! - [`replay`] runs recorded frames through the assembler.
+//!
+//! Embedding: build a [`config::PluginConfig`] (or load `plugin.toml`) and call
+//! [`run::sidecar::run`] with a shutdown channel; or use the pure parts directly —
+//! [`source::decode_frame`], [`session::Assembler`], [`trigger::TriggerSet::matches`],
+//! [`delivery::payload::encode`].
 
 pub mod cdr;
 pub mod config;
