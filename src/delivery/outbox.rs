@@ -201,6 +201,12 @@ impl Outbox {
         OutboxError::Store(m)
     }
 
+    /// Makes the next operation reopen the database (after a failure seen by a caller).
+    pub fn mark_failed(&self) {
+        self.failed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// The database, reopened first if an I/O error poisoned it.
     fn live(&self) -> Result<Live<'_>, OutboxError> {
         use std::sync::atomic::Ordering;
