@@ -184,7 +184,7 @@ impl Engine {
     /// # Errors
     /// The outbox write failed; nothing was written.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        let n = self.shielded(|| self.outbox.enqueue(jobs))?;
+        let n = self.outbox.enqueue(jobs)?;
         self.counters
             .enqueued
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -195,28 +195,13 @@ impl Engine {
         Ok(n)
     }
 
-    /// Runs an outbox operation, turning a panic inside the storage engine (redb asserts on a
-    /// database left inconsistent by an I/O error instead of returning an error) into an
-    /// error; the outbox is then reopened by its next operation.
-    fn shielded<T>(&self, f: impl FnOnce() -> Result<T, OutboxError>) -> Result<T, OutboxError> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-            Ok(r) => r,
-            Err(_) => {
-                self.outbox.mark_failed();
-                Err(OutboxError::Store(
-                    "the storage engine failed after an I/O error; reopening".into(),
-                ))
-            }
-        }
-    }
-
     /// Moves a dead letter back to pending (same webhook id, fresh attempts) and wakes the
     /// dispatcher.
     ///
     /// # Errors
     /// No such dead letter, or a storage error.
     pub fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
-        let job = self.shielded(|| self.outbox.resend(webhook_id, now_us()))?;
+        let job = self.outbox.resend(webhook_id, now_us())?;
         if let Ok(mut l) = self.lanes.lock() {
             l.known.insert(job.endpoint.lane());
         }
@@ -288,8 +273,7 @@ impl Engine {
             if room == 0 {
                 continue;
             }
-            let (due, lane_next) = match self.shielded(|| self.outbox.due(&lane, now, room, &busy))
-            {
+            let (due, lane_next) = match self.outbox.due(&lane, now, room, &busy) {
                 Ok(x) => x,
                 Err(e) => {
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -408,7 +392,7 @@ impl Engine {
             slots.push((d.job.webhook_id.clone(), d.lane));
             batch.push((d.job, d.completion));
         }
-        if let Err(e) = self.shielded(|| self.outbox.complete_many(&batch)) {
+        if let Err(e) = self.outbox.complete_many(&batch) {
             c.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(jobs = batch.len(), error = %e, "outbox update failed; the jobs stay pending and are attempted again");
         }

@@ -267,7 +267,7 @@ impl Outbox {
         }
     }
 
-    fn try_enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+    fn try_enqueue_unshielded(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
         // The guard outlives the transaction: a reopen waits for it.
         let db = self.live()?;
         let tx = db.begin_write().map_err(|e| self.fail(e))?;
@@ -301,7 +301,7 @@ impl Outbox {
     ///
     /// # Errors
     /// A storage error.
-    pub fn due(
+    fn due_unshielded(
         &self,
         lane: &str,
         now: i64,
@@ -343,7 +343,7 @@ impl Outbox {
     ///
     /// # Errors
     /// A storage error.
-    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
+    fn lanes_unshielded(&self) -> Result<BTreeSet<String>, OutboxError> {
         let db = self.live()?;
         let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
@@ -389,7 +389,7 @@ impl Outbox {
         }
     }
 
-    fn try_complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
+    fn try_complete_many_unshielded(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
         // The guard outlives the transaction: a reopen waits for it.
         let db = self.live()?;
         let tx = db.begin_write().map_err(|e| self.fail(e))?;
@@ -448,7 +448,7 @@ impl Outbox {
     ///
     /// # Errors
     /// A storage error.
-    pub fn pending_len(&self) -> Result<u64, OutboxError> {
+    fn pending_len_unshielded(&self) -> Result<u64, OutboxError> {
         let db = self.live()?;
         let tx = db.begin_read().map_err(|e| self.fail(e))?;
         tx.open_table(PENDING)
@@ -461,7 +461,7 @@ impl Outbox {
     ///
     /// # Errors
     /// A storage error.
-    pub fn dead_len(&self) -> Result<u64, OutboxError> {
+    fn dead_len_unshielded(&self) -> Result<u64, OutboxError> {
         let db = self.live()?;
         let tx = db.begin_read().map_err(|e| self.fail(e))?;
         tx.open_table(DEAD)
@@ -474,7 +474,7 @@ impl Outbox {
     ///
     /// # Errors
     /// A storage error.
-    pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
+    fn dead_unshielded(&self) -> Result<Vec<Job>, OutboxError> {
         let db = self.live()?;
         let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
@@ -491,7 +491,7 @@ impl Outbox {
     ///
     /// # Errors
     /// Not found, or a storage error.
-    pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
+    fn dead_one_unshielded(&self, id: &str) -> Result<Job, OutboxError> {
         let db = self.live()?;
         let tx = db.begin_read().map_err(|e| self.fail(e))?;
         let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
@@ -507,7 +507,7 @@ impl Outbox {
     ///
     /// # Errors
     /// Not found, or a storage error.
-    pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
+    fn resend_unshielded(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
         // The guard outlives the transaction: a reopen waits for it.
         let db = self.live()?;
         let tx = db.begin_write().map_err(|e| self.fail(e))?;
@@ -541,7 +541,7 @@ impl Outbox {
     ///
     /// # Errors
     /// Not found (for one id), or a storage error.
-    pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
+    fn purge_unshielded(&self, id: Option<&str>) -> Result<usize, OutboxError> {
         // The guard outlives the transaction: a reopen waits for it.
         let db = self.live()?;
         let tx = db.begin_write().map_err(|e| self.fail(e))?;
@@ -563,6 +563,100 @@ impl Outbox {
         };
         tx.commit().map_err(|e| self.fail(e))?;
         Ok(n)
+    }
+}
+
+/// The storage-touching operations, each shielded: redb asserts (panics) instead of returning
+/// an error when a database left inconsistent by an I/O error is used again. Such a panic
+/// becomes an error here and the next operation reopens the database.
+impl Outbox {
+    fn shielded<T>(&self, f: impl FnOnce() -> Result<T, OutboxError>) -> Result<T, OutboxError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+            self.mark_failed();
+            Err(OutboxError::Store(
+                "the storage engine failed after an I/O error; reopening".into(),
+            ))
+        })
+    }
+
+    fn try_enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        self.shielded(|| self.try_enqueue_unshielded(jobs))
+    }
+
+    fn try_complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
+        self.shielded(|| self.try_complete_many_unshielded(done))
+    }
+
+    /// Up to `limit` jobs of `lane` due at `now`, skipping ids in `busy`, plus the due time
+    /// of the lane's next job that is not returned (if any).
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn due(
+        &self,
+        lane: &str,
+        now: i64,
+        limit: usize,
+        busy: &BTreeSet<String>,
+    ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
+        self.shielded(|| self.due_unshielded(lane, now, limit, busy))
+    }
+
+    /// The lanes that have pending jobs.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
+        self.shielded(|| self.lanes_unshielded())
+    }
+
+    /// Number of pending jobs.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn pending_len(&self) -> Result<u64, OutboxError> {
+        self.shielded(|| self.pending_len_unshielded())
+    }
+
+    /// Number of dead letters.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn dead_len(&self) -> Result<u64, OutboxError> {
+        self.shielded(|| self.dead_len_unshielded())
+    }
+
+    /// Dead letters, oldest first by creation.
+    ///
+    /// # Errors
+    /// A storage error.
+    pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
+        self.shielded(|| self.dead_unshielded())
+    }
+
+    /// One dead letter.
+    ///
+    /// # Errors
+    /// Not found, or a storage error.
+    pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
+        self.shielded(|| self.dead_one_unshielded(id))
+    }
+
+    /// Moves a dead letter back to pending, due at `now` with a fresh attempt budget and the
+    /// same webhook id.
+    ///
+    /// # Errors
+    /// Not found, or a storage error.
+    pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
+        self.shielded(|| self.resend_unshielded(id, now))
+    }
+
+    /// Deletes one dead letter, or all of them; returns how many.
+    ///
+    /// # Errors
+    /// Not found (for one id), or a storage error.
+    pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
+        self.shielded(|| self.purge_unshielded(id))
     }
 }
 
