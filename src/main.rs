@@ -248,32 +248,34 @@ fn settings(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
 }
 
 // --- enrichment (issue 6) ---
-/// Enriches closed sessions when the configuration has an `[enrich]` section. Reference files
-/// that cannot be used are reported on stderr and left out; they never stop the replay.
+/// Enriches closed sessions: location by default, plus whatever the configuration's `[enrich]`
+/// names. Reference files that cannot be used are reported on stderr and left out; they never
+/// stop the replay.
 fn enrich(config: Option<&PathBuf>, closed: &mut [ClosedSession]) -> anyhow::Result<()> {
-    let Some(path) = config else {
-        return Ok(());
-    };
-    let Some(sources) = PluginConfig::load(path)?.enrich_sources()? else {
-        return Ok(());
+    let sources = match config {
+        Some(path) => PluginConfig::load(path)?.enrich_sources()?,
+        None => postcall::enrich::EnrichSources::default(),
     };
     let (enricher, errors) = postcall::enrich::SharedEnricher::load(sources);
     for e in &errors {
-        eprintln!("postcall: enrichment file skipped: {e}");
+        if e.is_warning() {
+            eprintln!("postcall: {e}");
+        } else {
+            eprintln!("postcall: enrichment file skipped: {e}");
+        }
     }
     let snapshot = enricher.current();
     closed.iter_mut().for_each(|c| snapshot.enrich_session(c));
     Ok(())
 }
 
-/// `check`: loads the enrichment files and prints every problem; returns how many there were.
+/// `check`: loads the enrichment files and prints every problem and warning; returns how many
+/// problems (not warnings) there were.
 fn enrich_file_errors(config: &std::path::Path) -> anyhow::Result<usize> {
-    let Some(sources) = PluginConfig::load(config)?.enrich_sources()? else {
-        return Ok(0);
-    };
+    let sources = PluginConfig::load(config)?.enrich_sources()?;
     let (_, errors) = postcall::enrich::SharedEnricher::load(sources);
     errors.iter().for_each(|e| eprintln!("{e}"));
-    Ok(errors.len())
+    Ok(errors.iter().filter(|e| !e.is_warning()).count())
 }
 // --- end enrichment ---
 

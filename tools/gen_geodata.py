@@ -1,32 +1,35 @@
 #!/usr/bin/env python3
-"""Generates postcall's embedded number-location tables from libphonenumber's geocoding data.
+"""Generates postcall's embedded number-location tables from libphonenumber's English data.
 
-Source: the English geocoding files (`assets/geocoding/en/<cc>.txt`, `prefix|description`)
-that libphonenumber publishes and that the `phonenumber` crate ships in its crates.io package,
-so the tables match the metadata version the parser uses (see Cargo.lock). Licence of the data:
-Apache-2.0, (C) The Libphonenumber Authors.
+Source: the Python port of libphonenumber, `phonenumbers` on PyPI, at the metadata release
+that postcall's number library (`rlibphonenumber`, see Cargo.toml) is built with, so the
+place names belong to the same numbering plans the parser validates. Licence of the data:
+Apache-2.0, (C) The Libphonenumber Authors (see data/LICENSE-libphonenumber).
 
-Outputs (both committed, both plain text):
+    pip install phonenumbers==9.0.42
+    python3 tools/gen_geodata.py
 
-* `data/geocoding_en.tsv` -- the location table. A `=` line lists one description; the
-  descriptions are numbered from 0 in order of appearance. Every other line is
-  `<prefix>\t<description number>`, prefixes sorted, each a country code followed by leading
-  national digits. Lookup is longest prefix. Entries for China's mobile ranges (+86 13x-19x)
-  are left out: postcall never gives a location for a mobile number, and they are half of
-  the data.
-* `data/nanp_states.tsv` -- `<NPA>\t<USPS code>` for the US area codes, derived from the same
-  files: the state named by most of the NPA's `City, ST` entries, else its NPA-level entry
-  (a full state name). Area codes of Canada and the Caribbean get no row.
+Outputs (all committed, all plain UTF-8 text):
 
-Usage: python3 tools/gen_geodata.py [path/to/geocoding/en]
-Without an argument the directory is found through `cargo metadata`.
+* `data/geocoding_en.tsv` -- every prefix of the geocoding data that has an English
+  description (`phonenumbers.geodata.GEOCODE_DATA[prefix]["en"]`). A `=` line lists one
+  description; descriptions are numbered from 0 in order of appearance. Every other line is
+  `<prefix>\t<description number>`, prefixes sorted; a prefix is a country calling code
+  followed by leading national digits. Lookup is longest prefix, as libphonenumber's.
+* `data/regions_en.tsv` -- `<region>\t<English name>` for every region libphonenumber names
+  (`phonenumbers.geodata.locale.LOCALE_DATA`), the fallback description of a number that has
+  no place of its own.
+* `data/nanp_states.tsv` -- `<NPA>\t<USPS code>` for the US area codes: the state named by
+  most of the NPA's `City, ST` descriptions, else its NPA-level entry (a full state name).
+  Area codes of Canada and the Caribbean get no row. (libphonenumber has no notion of states;
+  this is postcall's `cliState`, derived from libphonenumber's own descriptions.)
 """
 
 import collections
-import json
 import os
-import subprocess
 import sys
+
+METADATA_RELEASE = "9.0.42"
 
 STATES = {
     "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
@@ -46,31 +49,36 @@ STATES = {
 CODES = set(STATES.values())
 
 
-def find_geocoding_dir():
-    meta = json.loads(
-        subprocess.check_output(["cargo", "metadata", "--format-version", "1"], text=True)
-    )
-    for pkg in meta["packages"]:
-        if pkg["name"] == "phonenumber":
-            root = os.path.dirname(pkg["manifest_path"])
-            return os.path.join(root, "assets", "geocoding", "en")
-    sys.exit("phonenumber is not a dependency")
+def load_phonenumbers():
+    try:
+        import phonenumbers
+    except ImportError:
+        sys.exit(f"needs the reference: pip install phonenumbers=={METADATA_RELEASE}")
+    if phonenumbers.__version__ != METADATA_RELEASE:
+        sys.exit(
+            f"phonenumbers {phonenumbers.__version__} is installed; the number library's "
+            f"metadata is {METADATA_RELEASE}: pip install phonenumbers=={METADATA_RELEASE}"
+        )
+    return phonenumbers
 
 
-def read_entries(directory):
-    entries = {}
-    for name in sorted(os.listdir(directory)):
-        if not name.endswith(".txt"):
-            continue
-        with open(os.path.join(directory, name), encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                prefix, desc = line.split("|", 1)
-                if prefix.isdigit() and desc:
-                    entries[prefix] = desc
-    return entries
+def english_entries():
+    from phonenumbers.geodata import GEOCODE_DATA
+
+    return {p: d["en"] for p, d in GEOCODE_DATA.items() if d.get("en")}
+
+
+def region_names():
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
+    names = {}
+    for region, langs in LOCALE_DATA.items():
+        name = langs.get("en", "")
+        if name.startswith("*"):
+            name = langs.get(name[1:], "")
+        if name:
+            names[region] = name
+    return names
 
 
 def nanp_states(entries):
@@ -93,35 +101,43 @@ def nanp_states(entries):
     return states
 
 
+def header(what):
+    return (
+        f"# Generated by tools/gen_geodata.py from phonenumbers {METADATA_RELEASE} "
+        f"(libphonenumber's data, Apache-2.0,\n# (C) The Libphonenumber Authors): {what}. "
+        "Do not edit by hand.\n"
+    )
+
+
 def main():
-    directory = sys.argv[1] if len(sys.argv) > 1 else find_geocoding_dir()
-    here = os.path.dirname(os.path.abspath(__file__))
-    out_dir = os.path.join(here, "..", "data")
-    entries = read_entries(directory)
-    kept = {
-        p: d
-        for p, d in entries.items()
-        if not (p.startswith("861") and len(p) > 3 and p[3] in "3456789")
-    }
+    load_phonenumbers()
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+    entries = english_entries()
     numbers = {}
-    lines = [
-        "# Generated by tools/gen_geodata.py from libphonenumber's English geocoding data",
-        "# (Apache-2.0, (C) The Libphonenumber Authors). Do not edit by hand.",
-    ]
-    for prefix in sorted(kept):
-        desc = kept[prefix]
+    lines = []
+    for prefix in sorted(entries):
+        desc = entries[prefix]
         if desc not in numbers:
             numbers[desc] = len(numbers)
             lines.append("=" + desc)
         lines.append(f"{prefix}\t{numbers[desc]}")
     with open(os.path.join(out_dir, "geocoding_en.tsv"), "w", encoding="utf-8") as f:
+        f.write(header("English place names by number prefix"))
         f.write("\n".join(lines) + "\n")
+    names = region_names()
+    with open(os.path.join(out_dir, "regions_en.tsv"), "w", encoding="utf-8") as f:
+        f.write(header("English region names"))
+        for region in sorted(names):
+            f.write(f"{region}\t{names[region]}\n")
     states = nanp_states(entries)
     with open(os.path.join(out_dir, "nanp_states.tsv"), "w", encoding="utf-8") as f:
-        f.write("# Generated by tools/gen_geodata.py: US area code (NPA) to USPS state code.\n")
+        f.write(header("US area code (NPA) to USPS state code"))
         for npa, code in sorted(states.items()):
             f.write(f"{npa}\t{code}\n")
-    print(f"{len(kept)} prefixes, {len(numbers)} descriptions, {len(states)} US area codes")
+    print(
+        f"{len(entries)} prefixes, {len(numbers)} descriptions, {len(names)} region names, "
+        f"{len(states)} US area codes"
+    )
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ pub struct PluginConfig {
     /// `[delivery]`: outbox and delivery limits.
     #[serde(default)]
     pub delivery: DeliverySection,
-    /// `[enrich]`: location, contact directories, rate decks. No enrichment when absent.
+    /// `[enrich]`: location, contact directories, rate decks. Location alone when absent.
     #[serde(default)]
     pub enrich: Option<crate::enrich::EnrichSection>,
     /// Where the configuration was read from (for error messages).
@@ -208,8 +208,13 @@ impl PluginConfig {
                 .map_err(|_| self.invalid(path, format!("unknown time zone {name:?}")))
         };
         let region = |path: &str, code: &str| {
-            code.parse::<phonenumber::country::Id>().map_err(|_| {
-                self.invalid(path, format!("unknown region {code:?} (ISO 3166 alpha-2)"))
+            crate::session::numbers::region(code).ok_or_else(|| {
+                self.invalid(
+                    path,
+                    format!(
+                        "unknown region {code:?} (an ISO 3166 alpha-2 code libphonenumber knows)"
+                    ),
+                )
             })
         };
         let positive = |path: &str, v: u64| {
@@ -259,19 +264,15 @@ impl PluginConfig {
 // --- enrichment (issue 6) ---
 impl PluginConfig {
     /// The enrichment files named by `[enrich]`, resolved against the config file's directory;
-    /// `None` when the section is absent.
+    /// location alone when the section is absent.
     ///
     /// # Errors
     /// The settings' validation errors (regions are needed to read contact numbers).
-    pub fn enrich_sources(&self) -> Result<Option<crate::enrich::EnrichSources>, ConfigError> {
-        let Some(section) = &self.enrich else {
-            return Ok(None);
-        };
+    pub fn enrich_sources(&self) -> Result<crate::enrich::EnrichSources, ConfigError> {
+        let section = self.enrich.clone().unwrap_or_default();
         let settings = self.settings()?;
         let base = self.file.parent().unwrap_or(Path::new(""));
-        Ok(Some(crate::enrich::EnrichSources::new(
-            section, base, &settings,
-        )))
+        Ok(crate::enrich::EnrichSources::new(&section, base, &settings))
     }
 }
 // --- end enrichment ---
@@ -316,7 +317,7 @@ mod tests {
             .collect();
         let cfg = PluginConfig::from_toml_str(&block, Path::new("/etc/postcall/plugin.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{block}"));
-        let src = cfg.enrich_sources().unwrap().expect("[enrich] present");
+        let src = cfg.enrich_sources().unwrap();
         assert!(src.location);
         assert_eq!(
             src.shared.rate_deck.as_deref(),
@@ -335,7 +336,7 @@ mod tests {
         .unwrap();
         let a = s.tenant(Some("a"));
         assert_eq!(a.tz, chrono_tz::Europe::London);
-        assert_eq!(a.region, phonenumber::country::Id::GB);
+        assert_eq!(a.region, crate::session::numbers::Region::GB);
         assert_eq!(a.short_ring_secs, 4);
         assert_eq!(s.tenant(Some("b")).tz, chrono_tz::UTC);
     }

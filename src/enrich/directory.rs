@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use phonenumber::country;
-
 use crate::cdr::DirectoryMatch;
-use crate::session::numbers;
+use rlibphonenumber::{PhoneNumber, PhoneNumberFormat};
+
+use crate::session::numbers::{self, Region};
 
 /// `dirType` of every match.
 pub const DIR_TYPE: &str = "DirectoryContactMatch";
@@ -83,10 +83,9 @@ pub struct Directory {
 }
 
 /// National significant number digits (leading zeros kept) of a number read in `region`.
-fn national_digits(raw: &str, region: country::Id) -> Option<String> {
-    let parsed = phonenumber::parse(Some(region), raw).ok()?;
-    let nn = parsed.national();
-    let s = format!("{}{}", "0".repeat(usize::from(nn.zeros())), nn.value());
+fn national_digits(raw: &str, region: Region) -> Option<String> {
+    let parsed = PhoneNumber::parse(raw, Some(region)).ok()?;
+    let s = parsed.get_national_significant_number();
     (s.len() >= MIN_MATCH_DIGITS).then_some(s)
 }
 
@@ -102,7 +101,7 @@ impl Directory {
         id: impl Into<String>,
         name: impl Into<String>,
         contacts: Vec<Contact>,
-        region: country::Id,
+        region: Region,
     ) -> Self {
         let mut d = Self {
             id: id.into(),
@@ -148,15 +147,11 @@ pub fn find_matches(
     if !cli.starts_with('+') {
         return Vec::new();
     }
-    let Ok(parsed) = phonenumber::parse(None, cli) else {
+    let Some(parsed) = numbers::parse_valid(cli, None) else {
         return Vec::new();
     };
-    if !phonenumber::is_valid(&parsed) {
-        return Vec::new();
-    }
-    let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-    let nn = parsed.national();
-    let national = format!("{}{}", "0".repeat(usize::from(nn.zeros())), nn.value());
+    let e164 = parsed.format_as(PhoneNumberFormat::E164).into_owned();
+    let national = parsed.get_national_significant_number();
     let tail = last7(&e164);
 
     // (kind, directory priority, contact index)
@@ -232,7 +227,7 @@ mod tests {
                 contact("c4", "No match", &["+12025550199"]),
                 contact("c5", "Extension only", &["100"]),
             ],
-            country::Id::US,
+            Region::US,
         );
         let shared = Directory::new(
             "d2",
@@ -242,7 +237,7 @@ mod tests {
                 contact("g1", "National only", &["2025550100"]),
                 contact("g2", "Exact shared", &["+1-202-555-0100"]),
             ],
-            country::Id::GB,
+            Region::GB,
         );
         let m = find_matches(&[&own, &shared], "+12025550100", true);
         assert_eq!(
@@ -271,7 +266,7 @@ mod tests {
             "d",
             "D",
             vec![contact("c5", "Extension", &["1001"])],
-            country::Id::US,
+            Region::US,
         );
         assert!(find_matches(&[&d], "1001", true).is_empty());
         assert!(find_matches(&[&d], "+11234567890", true).is_empty());

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use phonenumber::country;
 use serde::Deserialize;
 
-use super::directory::{Contact, Directory, CONTACT_FIELDS};
+use super::directory::{Contact, Directory, CONTACT_FIELDS, PHONE_FIELDS};
 use super::rating::{to_units, Rate, RateDeck, MAX_PREFIX_DIGITS};
+use crate::session::numbers::{self, Region};
 
 /// A reference file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,14 +40,33 @@ pub enum FileError {
         /// What is wrong.
         message: String,
     },
+    /// A warning, not an error: a contact's phone number that is not a valid number in the
+    /// directory's region. The file is used; that number never matches a call.
+    #[error("{}:{line}: warning: {message}", file.display())]
+    UnreadableNumber {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line of the contact (0 when it cannot be found).
+        line: u64,
+        /// Which contact and number.
+        message: String,
+    },
 }
 
 impl FileError {
     /// The file the error is about.
     pub fn file(&self) -> &Path {
         match self {
-            Self::Read { file, .. } | Self::Format { file } | Self::Invalid { file, .. } => file,
+            Self::Read { file, .. }
+            | Self::Format { file }
+            | Self::Invalid { file, .. }
+            | Self::UnreadableNumber { file, .. } => file,
         }
+    }
+
+    /// True for a warning: the file was used all the same.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, Self::UnreadableNumber { .. })
     }
 }
 
@@ -95,7 +114,9 @@ pub struct DirectoryNames {
     pub name: Option<String>,
 }
 
-/// Loads a contact directory (`.csv` or `.json`), reading national numbers in `region`.
+/// Loads a contact directory (`.csv` or `.json`), reading national numbers in `region`, with
+/// a [`FileError::UnreadableNumber`] warning for every phone number that is not a valid
+/// number there (the contact is kept; that number never matches).
 ///
 /// `dirId`/`dirName`: the configured values, else the JSON file's `id`/`name`, else the file
 /// stem.
@@ -105,8 +126,8 @@ pub struct DirectoryNames {
 pub fn load_directory(
     file: &Path,
     names: &DirectoryNames,
-    region: country::Id,
-) -> Result<Directory, FileError> {
+    region: Region,
+) -> Result<(Directory, Vec<FileError>), FileError> {
     let ext = file
         .extension()
         .and_then(|e| e.to_str())
@@ -130,10 +151,41 @@ pub fn load_directory(
         .unwrap_or_default();
     let id = names.id.clone().or(file_id).unwrap_or_else(|| stem.clone());
     let name = names.name.clone().or(file_name).unwrap_or(stem);
-    Ok(Directory::new(id, name, contacts, region))
+    let warnings = contacts
+        .iter()
+        .flat_map(|(c, line)| {
+            unreadable_numbers(c, region).map(move |(field, raw)| FileError::UnreadableNumber {
+                file: file.to_owned(),
+                line: *line,
+                message: format!(
+                    "contact {:?}: {field} {raw:?} is not a valid number in {region} (it will \
+                     never match a call; write it as +E.164 or in {region}'s national form)",
+                    c.id
+                ),
+            })
+        })
+        .collect();
+    let contacts = contacts.into_iter().map(|(c, _)| c).collect();
+    Ok((Directory::new(id, name, contacts, region), warnings))
 }
 
-fn contacts_csv(file: &Path, text: &str) -> Result<Vec<Contact>, FileError> {
+/// The phone fields of `contact` that are not valid numbers read in `region`.
+fn unreadable_numbers(
+    contact: &Contact,
+    region: Region,
+) -> impl Iterator<Item = (&'static str, &str)> {
+    PHONE_FIELDS.into_iter().filter_map(move |field| {
+        let raw = contact.fields.get(field)?;
+        numbers::to_e164(raw, region)
+            .is_none()
+            .then_some((field, raw.as_str()))
+    })
+}
+
+/// Contacts with the line each starts on.
+type Lined = Vec<(Contact, u64)>;
+
+fn contacts_csv(file: &Path, text: &str) -> Result<Lined, FileError> {
     let mut rdr = csv_reader(text);
     let headers = rdr.headers().map_err(|e| csv_error(file, &e))?.clone();
     let mut id_col = None;
@@ -166,10 +218,13 @@ fn contacts_csv(file: &Path, text: &str) -> Result<Vec<Contact>, FileError> {
             .filter(|(h, v)| *h != "contactId" && !v.is_empty())
             .map(|(h, v)| (h.to_owned(), v.to_owned()))
             .collect();
-        contacts.push(Contact {
-            id: id.to_owned(),
-            fields,
-        });
+        contacts.push((
+            Contact {
+                id: id.to_owned(),
+                fields,
+            },
+            line,
+        ));
     }
     Ok(contacts)
 }
@@ -198,7 +253,7 @@ fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error>
     Ok(s)
 }
 
-type JsonContacts = (Option<String>, Option<String>, Vec<Contact>);
+type JsonContacts = (Option<String>, Option<String>, Lined);
 
 fn contacts_json(file: &Path, text: &str) -> Result<JsonContacts, FileError> {
     let dir: JsonDirectory = serde_json::from_str(text).map_err(|e| {
@@ -231,10 +286,14 @@ fn contacts_json(file: &Path, text: &str) -> Result<JsonContacts, FileError> {
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        contacts.push(Contact {
-            id: c.contact_id,
-            fields,
-        });
+        let line = line_of(text, &c.contact_id);
+        contacts.push((
+            Contact {
+                id: c.contact_id,
+                fields,
+            },
+            line,
+        ));
     }
     Ok((dir.id, dir.name, contacts))
 }
@@ -471,8 +530,9 @@ mod tests {
              c1,Ada Lovelace,Engines Ltd,+442071838750,\n",
         )
         .unwrap();
-        let d = load_directory(&csv, &DirectoryNames::default(), country::Id::GB).unwrap();
+        let (d, warnings) = load_directory(&csv, &DirectoryNames::default(), Region::GB).unwrap();
         assert_eq!((d.id.as_str(), d.name.as_str(), d.len()), ("crm", "crm", 1));
+        assert_eq!(warnings, []);
 
         let json = dir.path().join("global.json");
         std::fs::write(
@@ -487,10 +547,61 @@ mod tests {
             id: None,
             name: Some("Renamed".into()),
         };
-        let d = load_directory(&json, &names, country::Id::US).unwrap();
+        let (d, _) = load_directory(&json, &names, Region::US).unwrap();
         assert_eq!(
             (d.id.as_str(), d.name.as_str(), d.len()),
             ("g-1", "Renamed", 2)
+        );
+    }
+
+    #[test]
+    fn unreadable_contact_numbers_are_reported_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("crm.csv");
+        std::fs::write(
+            &csv,
+            "contactId,fullName,phone1,phone2\n\
+             # a comment line\n\
+             c1,Ada,020 7183 8750,\n\
+             c2,Bea,07700 900456,+4915123456789\n\
+             c3,Cy,1005,call me\n",
+        )
+        .unwrap();
+        let (d, warnings) = load_directory(&csv, &DirectoryNames::default(), Region::GB).unwrap();
+        assert_eq!(d.len(), 3, "contacts with unreadable numbers are kept");
+        let shown: Vec<String> = warnings
+            .iter()
+            .map(|w| {
+                assert!(w.is_warning());
+                w.to_string()
+                    .replace(&dir.path().display().to_string(), "DIR")
+            })
+            .collect();
+        let tail = "(it will never match a call; write it as +E.164 or in GB's national form)";
+        assert_eq!(
+            shown,
+            [
+                format!("DIR/crm.csv:4: warning: contact \"c2\": phone1 \"07700 900456\" is not a valid number in GB {tail}"),
+                format!("DIR/crm.csv:5: warning: contact \"c3\": phone1 \"1005\" is not a valid number in GB {tail}"),
+                format!("DIR/crm.csv:5: warning: contact \"c3\": phone2 \"call me\" is not a valid number in GB {tail}"),
+            ]
+        );
+
+        let json = dir.path().join("g.json");
+        std::fs::write(
+            &json,
+            "{\"contacts\": [\n {\"contactId\": \"a\", \"phone1\": \"+14155550123\"},\n \
+             {\"contactId\": \"b\", \"phone3\": \"555-01\"}\n]}",
+        )
+        .unwrap();
+        let (_, warnings) = load_directory(&json, &DirectoryNames::default(), Region::US).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0]
+                .to_string()
+                .contains("g.json:3: warning: contact \"b\": phone3 \"555-01\""),
+            "{}",
+            warnings[0]
         );
     }
 
@@ -500,7 +611,7 @@ mod tests {
         let load = |name: &str, text: &str| {
             let p = dir.path().join(name);
             std::fs::write(&p, text).unwrap();
-            load_directory(&p, &DirectoryNames::default(), country::Id::US)
+            load_directory(&p, &DirectoryNames::default(), Region::US)
                 .unwrap_err()
                 .to_string()
                 .replace(&dir.path().display().to_string(), "DIR")

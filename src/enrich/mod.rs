@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use phonenumber::country;
 use serde::Deserialize;
 
 use crate::cdr::Cdr;
+use crate::session::numbers::Region;
 use crate::session::{BillableLeg, ClosedSession, Settings};
 
 pub use directory::{find_matches, Contact, Directory, MatchKind};
@@ -36,8 +36,8 @@ pub use files::{DirectoryNames, FileError};
 pub use location::{locate, Location};
 pub use rating::{Direction, Rate, RateDeck, Rating};
 
-/// `[enrich]` in `plugin.toml`: which reference files enrich CDRs. Without this section no
-/// enrichment is done at all.
+/// `[enrich]` in `plugin.toml`: which reference files enrich CDRs. Without this section CDRs
+/// get their location (the data is built in) and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrichSection {
@@ -64,6 +64,21 @@ fn yes() -> bool {
     true
 }
 
+impl Default for EnrichSection {
+    /// No `[enrich]` section: location on, no directories, no rate deck.
+    fn default() -> Self {
+        Self {
+            location: true,
+            contacts: None,
+            directory_id: None,
+            directory_name: None,
+            rate_deck: None,
+            last7_match: false,
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
 /// `[enrich.tenants.<account_id>]`: a tenant's own files.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +103,7 @@ pub struct DirectorySource {
     /// Configured id and name.
     pub names: DirectoryNames,
     /// Region its national numbers are read in.
-    pub region: country::Id,
+    pub region: Region,
 }
 
 /// Files of one tenant (or of the shared defaults).
@@ -102,8 +117,9 @@ pub struct TenantSources {
     pub last7: bool,
 }
 
-/// Every reference file, resolved: what [`SharedEnricher`] loads and reloads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every reference file, resolved: what [`SharedEnricher`] loads and reloads. The default is
+/// location alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrichSources {
     /// Fill the location fields.
     pub location: bool,
@@ -111,6 +127,16 @@ pub struct EnrichSources {
     pub shared: TenantSources,
     /// Per-tenant files.
     pub tenants: BTreeMap<String, TenantSources>,
+}
+
+impl Default for EnrichSources {
+    fn default() -> Self {
+        Self::new(
+            &EnrichSection::default(),
+            Path::new(""),
+            &Settings::default(),
+        )
+    }
 }
 
 impl EnrichSources {
@@ -200,12 +226,16 @@ impl Enricher {
 
     /// Loads every file of `sources`. A file that fails keeps the data it had in `previous`
     /// (none on a first load) and its error is returned; loading never fails as a whole.
+    /// Warnings ([`FileError::is_warning`]) are returned beside the errors.
     pub fn load(sources: &EnrichSources, previous: Option<&Enricher>) -> (Self, Vec<FileError>) {
         let mut errors = Vec::new();
         let mut load_set = |src: &TenantSources, prev: Option<&TenantData>| -> TenantData {
             let directory = src.contacts.as_ref().and_then(|c| {
                 match files::load_directory(&c.path, &c.names, c.region) {
-                    Ok(d) => Some(Arc::new(d)),
+                    Ok((d, warnings)) => {
+                        errors.extend(warnings);
+                        Some(Arc::new(d))
+                    }
                     Err(e) => {
                         errors.push(e);
                         prev.and_then(|p| p.directory.clone())

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use phonenumber::country;
-
 use super::*;
 use crate::replay::replay_str;
 
@@ -40,7 +38,7 @@ fn outbound_call_is_located_matched_and_rated() {
             contact("c1", "(415) 555-0199"),
             contact("c2", "+14155550100"),
         ],
-        country::Id::US,
+        Region::US,
     );
     let deck = RateDeck::new(vec![
         Rate {
@@ -95,7 +93,7 @@ fn a_deck_without_a_matching_rate_leaves_the_call_unrated() {
 fn internal_calls_get_no_location_or_matches() {
     let mut s = session(include_str!("../../fixtures/internal_call.jsonl"));
     assert_eq!(s.cdr.dir, 1);
-    let dir = Directory::new("d", "D", vec![contact("c", "1005")], country::Id::US);
+    let dir = Directory::new("d", "D", vec![contact("c", "1005")], Region::US);
     let before = s.cdr.clone();
     Enricher::location_only(true)
         .with_shared(Some(dir), None, true)
@@ -125,7 +123,7 @@ fn tenant_files_come_first_and_reload_keeps_last_good_data() {
         &p("plugin.toml"),
     )
     .unwrap();
-    let sources = cfg.enrich_sources().unwrap().unwrap();
+    let sources = cfg.enrich_sources().unwrap();
     let (shared, errors) = SharedEnricher::load(sources);
     assert!(errors.is_empty(), "{errors:?}");
     let enrich = |shared: &SharedEnricher| {
@@ -184,7 +182,7 @@ fn tenant_files_come_first_and_reload_keeps_last_good_data() {
     )
     .unwrap();
     std::fs::write(p("deck2.csv"), "prefix,rate_cost,rate_name\n1,0.01,US2\n").unwrap();
-    let (shared, errors) = SharedEnricher::load(cfg.enrich_sources().unwrap().unwrap());
+    let (shared, errors) = SharedEnricher::load(cfg.enrich_sources().unwrap());
     assert!(
         matches!(errors.as_slice(), [FileError::Read { .. }]),
         "{errors:?}"

@@ -25,7 +25,7 @@ use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
 use crate::config::PluginConfig;
 use crate::delivery::{Engine, Job, Outbox};
-use crate::enrich::SharedEnricher;
+use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
 use crate::net::{tls, HttpClient};
 use crate::session::driver::{drive, DriverCounters, DriverOptions};
@@ -76,16 +76,14 @@ pub struct RunReport {
 /// Writes a session's deliveries to the outbox: enrichment, then every matching trigger.
 struct Sink {
     triggers: SharedTriggers,
-    enricher: Option<Arc<SharedEnricher>>,
+    enricher: Arc<SharedEnricher>,
     engine: Arc<Engine>,
     counters: Arc<RunCounters>,
 }
 
 impl Sink {
     fn jobs(&self, session: &mut ClosedSession) -> Vec<Job> {
-        if let Some(e) = &self.enricher {
-            e.enrich_session(session);
-        }
+        self.enricher.enrich_session(session);
         let set = self.triggers.load();
         let cdr = match serde_json::value::to_raw_value(&session.cdr) {
             Ok(c) => c,
@@ -218,20 +216,15 @@ pub async fn run(
             }
         }));
     }
-    let enricher = match cfg.enrich_sources()? {
-        Some(sources) => {
-            let (e, errors) = SharedEnricher::load(sources);
-            for err in &errors {
-                tracing::error!(error = %err, "reference file skipped");
-            }
-            let e = Arc::new(e);
-            tasks.push(tokio::spawn(reload_enrichment_on_hangup(
-                e.clone(),
-                shutdown.clone(),
-            )));
-            Some(e)
-        }
-        None => None,
+    let enricher = {
+        let (e, errors) = SharedEnricher::load(cfg.enrich_sources()?);
+        log_reference_file_problems(&errors);
+        let e = Arc::new(e);
+        tasks.push(tokio::spawn(reload_enrichment_on_hangup(
+            e.clone(),
+            shutdown.clone(),
+        )));
+        e
     };
 
     // What the previous run left.
@@ -337,6 +330,18 @@ pub async fn run(
 }
 
 /// Reloads contact directories and rate decks on SIGHUP (triggers reload themselves).
+/// Logs what loading the reference files found: a file that failed keeps its last good data
+/// (none on the first load); a warning leaves the file in use.
+fn log_reference_file_problems(errors: &[FileError]) {
+    for err in errors {
+        if err.is_warning() {
+            tracing::warn!(problem = %err, "reference file used with a warning");
+        } else {
+            tracing::error!(error = %err, "reference file skipped; its last good data stays");
+        }
+    }
+}
+
 async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, mut shutdown: watch::Receiver<bool>) {
     #[cfg(unix)]
     {
@@ -347,9 +352,7 @@ async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, mut shutdown: watch
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    for err in e.reload() {
-                        tracing::error!(error = %err, "reference file skipped on reload; the last good data stays");
-                    }
+                    log_reference_file_problems(&e.reload());
                     tracing::info!("reference data reloaded");
                 }
                 _ = shutdown.changed() => return,

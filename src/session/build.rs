@@ -378,7 +378,7 @@ fn billable_legs(
     legs: &[Leg],
     trunk: &[bool],
     origin: usize,
-    region: phonenumber::country::Id,
+    region: numbers::Region,
     ddi: Option<&str>,
 ) -> Vec<BillableLeg> {
     let mut out: Vec<BillableLeg> = (0..legs.len())

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use super::numbers::Region;
 use chrono_tz::Tz;
-use phonenumber::country;
 
 use super::names::PbxDirectory;
 
@@ -16,7 +16,7 @@ pub struct TenantSettings {
     /// Time zone of the CDR's timestamps.
     pub tz: Tz,
     /// Region used to read numbers that are not in international form.
-    pub region: country::Id,
+    pub region: Region,
     /// An unanswered external call that rang at most this many whole seconds is `aban`,
     /// else `lost`.
     pub short_ring_secs: u64,
@@ -28,7 +28,7 @@ impl Default for TenantSettings {
     fn default() -> Self {
         Self {
             tz: Tz::UTC,
-            region: country::Id::US,
+            region: Region::US,
             short_ring_secs: 6,
             short_call_secs: 20,
         }

@@ -74,6 +74,51 @@ fn replay_with_config_uses_tenant_time_zone_and_pbx() {
     assert_eq!(cdr["pbxName"], "Acme PBX");
 }
 
+/// Location is on by default: a London caller replayed without any configuration gets the
+/// country, area code and place libphonenumber gives for `+44 20 7183 8750` (GB, 20, London),
+/// and `[enrich] location = false` turns it off.
+#[test]
+fn replay_without_config_locates_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = crate::support::fixtures_dir().join("pstn_answered.jsonl");
+    let london = std::fs::read_to_string(fixture)
+        .unwrap()
+        .replace("+14155550123", "+442071838750");
+    let frames = dir.path().join("london.jsonl");
+    std::fs::write(&frames, london).unwrap();
+    let out = postcall(&["replay", frames.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cdr["cliNum"], "+442071838750");
+    assert_eq!(cdr["cliCtry"], "GB");
+    assert_eq!(cdr["cliArea"], "20");
+    assert_eq!(cdr["cliLoc"], "London");
+    assert!(cdr.get("cliState").is_none());
+
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(&cfg, "[enrich]\nlocation = false\n").unwrap();
+    let out = postcall(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        frames.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cdr["cliNum"], "+442071838750");
+    for field in ["cliCtry", "cliArea", "cliLoc"] {
+        assert!(cdr.get(field).is_none(), "{field} with location = false");
+    }
+}
+
 #[test]
 fn check_reports_file_and_field() {
     let dir = tempfile::tempdir().unwrap();

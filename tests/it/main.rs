@@ -6,6 +6,7 @@ mod enrich;
 mod faults;
 mod live;
 mod net;
+mod numbers;
 mod properties;
 mod robustness;
 mod run;
