@@ -132,28 +132,17 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         destination: destination.clone(),
         start,
         end,
+        anchor_far_end: dir == 3,
     });
 
     // Answering parties are the device legs connected to the anchor, in order of connection.
     // The anchor is the origin, except on outgoing calls where it is the far end (so the
     // calling device answers, and a device it transfers the call to answers last).
-    let anchor = if dir == 3 {
-        (0..legs.len())
-            .filter(|&i| trunk[i] && i != origin)
-            .filter_map(|i| {
-                tl.first_together(origin, i)
-                    .map(|t| (t, &legs[i].call_id, i))
-            })
-            .min()
-            .map_or(origin, |x| x.2)
-    } else {
-        origin
-    };
+    let anchor = tl.anchor;
     let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
         .filter(|&i| i != anchor && kinds[i] == LegKind::Device && person[i])
         .filter_map(|i| {
-            tl.first_together(anchor, i)
-                .map(|t| (t, &*legs[i].call_id, i))
+            tl.with_anchor(i).map(|t| (t, &*legs[i].call_id, i))
         })
         .collect();
     answering.sort_unstable();
@@ -244,7 +233,7 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         && o.answered_us
             .is_some_and(|ta| rang.iter().any(|&(created, _, _)| created < ta));
     let distinct_answered = (0..legs.len())
-        .filter(|&i| i != anchor && person[i] && tl.first_together(anchor, i).is_some())
+        .filter(|&i| i != anchor && person[i] && tl.with_anchor(i).is_some())
         .count();
     let system = [
         ("voicemail", voicemail),

@@ -7,6 +7,12 @@
 //! order park > hold > talk > ring, so the four totals can never exceed the duration. Two legs
 //! are *person-connected* in a segment when both are answered, alive, not loopback, and
 //! joined through active edges.
+//!
+//! **Cost.** The sweep visits the segments in order, keeping the active edges and the hold,
+//! park and alerting depths as running counts, so one segment costs O(legs + active edges)
+//! and no legs × legs table exists: first-connection times are kept for two legs only (the
+//! origin, and the anchor that answering parties are measured against). The assembler caps
+//! legs and events per session, which bounds the whole computation.
 
 use std::collections::HashMap;
 
@@ -28,6 +34,9 @@ pub struct Roles<'a> {
     pub start: i64,
     /// See `start`.
     pub end: i64,
+    /// Answering parties are measured against the far end (the first trunk leg connected to
+    /// the origin) rather than the origin: outgoing calls.
+    pub anchor_far_end: bool,
 }
 
 /// What the timeline found.
@@ -47,15 +56,17 @@ pub struct Timeline {
     pub t2t: bool,
     /// A parked leg hung up (or was abandoned) before retrieval.
     pub lost_in_park: bool,
-    /// Number of legs; `together` is an n × n matrix of first-connection times.
-    n: usize,
-    together: Vec<Option<i64>>,
+    /// The leg answering parties are measured against: the origin, or on outgoing calls the
+    /// first trunk leg person-connected to it (ties by call id).
+    pub anchor: usize,
+    /// First moment each leg was person-connected to the anchor.
+    with_anchor: Vec<Option<i64>>,
 }
 
 impl Timeline {
-    /// First moment legs `i` and `j` were person-connected.
-    pub fn first_together(&self, i: usize, j: usize) -> Option<i64> {
-        self.together.get(i * self.n + j).copied().flatten()
+    /// First moment leg `i` was person-connected to the anchor.
+    pub fn with_anchor(&self, i: usize) -> Option<i64> {
+        self.with_anchor.get(i).copied().flatten()
     }
 }
 
@@ -231,72 +242,216 @@ pub fn compute(r: &Roles<'_>) -> Timeline {
         })
         .collect();
 
-    // Elementary segments.
-    let mut bounds = vec![r.start, r.end];
-    bounds.extend(created.iter().chain(&destroyed).copied());
-    bounds.extend(answered.iter().flatten().copied());
-    bounds.extend(edges.iter().flat_map(|e| [e.span.from, e.span.to]));
-    bounds.extend(holds.iter().flatten().flat_map(|s| [s.from, s.to]));
-    bounds.extend(parks.iter().chain(&alerting).flat_map(|s| [s.from, s.to]));
-    bounds.retain(|t| (r.start..=r.end).contains(t));
-    bounds.sort_unstable();
-    bounds.dedup();
-
-    let mut tl = Timeline {
-        n,
-        together: vec![None; n * n],
-        lost_in_park,
-        ..Timeline::default()
+    let plan = Plan {
+        r,
+        created,
+        destroyed,
+        answered,
+        edges,
+        holds,
+        parks,
+        alerting,
     };
-    let mut parent: Vec<usize> = Vec::with_capacity(n);
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for w in bounds.windows(2) {
-        let (s, e) = (w[0], w[1]);
-        parent.clear();
-        parent.extend(0..n);
-        for edge in edges.iter().filter(|e| e.span.covers(s)) {
-            let (ra, rb) = (find(&mut parent, edge.a), find(&mut parent, edge.b));
-            if ra != rb {
-                parent[ra.max(rb)] = ra.min(rb);
+    let first = plan.sweep(r.origin);
+    let anchor = if r.anchor_far_end {
+        (0..n)
+            .filter(|&i| r.trunk[i] && i != r.origin)
+            .filter_map(|i| first.row[i].map(|t| (t, &*legs[i].call_id, i)))
+            .min()
+            .map_or(r.origin, |x| x.2)
+    } else {
+        r.origin
+    };
+    let with_anchor = if anchor == r.origin {
+        first.row
+    } else {
+        plan.sweep(anchor).row
+    };
+    Timeline {
+        answer_us: first.answer_us,
+        ring_us: first.ring_us,
+        talk_us: first.talk_us,
+        hold_us: first.hold_us,
+        park_us: first.park_us,
+        t2t: first.t2t,
+        lost_in_park,
+        anchor,
+        with_anchor,
+    }
+}
+
+/// Everything the sweep needs, prepared once per session.
+struct Plan<'a> {
+    r: &'a Roles<'a>,
+    created: Vec<i64>,
+    destroyed: Vec<i64>,
+    answered: Vec<Option<i64>>,
+    edges: Vec<Edge>,
+    holds: Vec<Vec<Span>>,
+    parks: Vec<Span>,
+    alerting: Vec<Span>,
+}
+
+/// What one sweep found: the totals, and when each leg was first connected to the tracked one.
+struct Sweep {
+    answer_us: Option<i64>,
+    ring_us: i64,
+    talk_us: i64,
+    hold_us: i64,
+    park_us: i64,
+    t2t: bool,
+    row: Vec<Option<i64>>,
+}
+
+/// Where a running count changes: at `t`, `delta` for `what`.
+#[derive(Clone, Copy)]
+struct Change {
+    t: i64,
+    delta: i32,
+    what: Depth,
+}
+
+#[derive(Clone, Copy)]
+enum Depth {
+    Hold(usize),
+    Park,
+    Alerting,
+}
+
+impl Plan<'_> {
+    /// The segment boundaries: every moment anything changes, within the session.
+    fn bounds(&self) -> Vec<i64> {
+        let r = self.r;
+        let mut b = vec![r.start, r.end];
+        b.extend(self.created.iter().chain(&self.destroyed).copied());
+        b.extend(self.answered.iter().flatten().copied());
+        b.extend(self.edges.iter().flat_map(|e| [e.span.from, e.span.to]));
+        b.extend(self.holds.iter().flatten().flat_map(|s| [s.from, s.to]));
+        b.extend(self.parks.iter().chain(&self.alerting).flat_map(|s| [s.from, s.to]));
+        b.retain(|t| (r.start..=r.end).contains(t));
+        b.sort_unstable();
+        b.dedup();
+        b
+    }
+
+    /// Start and end of every non-empty hold, park and alerting span, in time order.
+    fn changes(&self) -> Vec<Change> {
+        let spans = self
+            .holds
+            .iter()
+            .enumerate()
+            .flat_map(|(i, h)| h.iter().map(move |s| (*s, Depth::Hold(i))))
+            .chain(self.parks.iter().map(|s| (*s, Depth::Park)))
+            .chain(self.alerting.iter().map(|s| (*s, Depth::Alerting)));
+        let mut out: Vec<Change> = spans
+            .filter(|(s, _)| s.to > s.from)
+            .flat_map(|(s, what)| {
+                [
+                    Change {
+                        t: s.from,
+                        delta: 1,
+                        what,
+                    },
+                    Change {
+                        t: s.to,
+                        delta: -1,
+                        what,
+                    },
+                ]
+            })
+            .collect();
+        out.sort_by_key(|c| c.t);
+        out
+    }
+
+    /// Classifies every elementary segment (park > hold > talk > ring) and records when each
+    /// leg was first person-connected to `tracked`.
+    fn sweep(&self, tracked: usize) -> Sweep {
+        let r = self.r;
+        let n = r.legs.len();
+        let mut out = Sweep {
+            answer_us: None,
+            ring_us: 0,
+            talk_us: 0,
+            hold_us: 0,
+            park_us: 0,
+            t2t: false,
+            row: vec![None; n],
+        };
+        let mut by_start: Vec<usize> = (0..self.edges.len()).collect();
+        by_start.sort_by_key(|&k| self.edges[k].span.from);
+        let mut next_edge = by_start.iter().peekable();
+        let mut active: Vec<usize> = Vec::new();
+        let changes = self.changes();
+        let mut next_change = changes.iter().peekable();
+        let (mut hold_depth, mut park_depth, mut alert_depth) = (vec![0i32; n], 0i32, 0i32);
+        let mut parent: Vec<usize> = Vec::with_capacity(n);
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut roots: Vec<usize> = Vec::new();
+        for w in self.bounds().windows(2) {
+            let (s, e) = (w[0], w[1]);
+            while let Some(&&k) = next_edge.peek().filter(|&&&k| self.edges[k].span.from <= s) {
+                active.push(k);
+                next_edge.next();
             }
-        }
-        members.iter_mut().for_each(Vec::clear);
-        for i in 0..n {
-            let alive = created[i] <= s && s < destroyed[i];
-            if r.person[i] && alive && answered[i].is_some_and(|a| a <= s) {
-                let root = find(&mut parent, i);
-                members[root].push(i);
-            }
-        }
-        let (mut connected, mut held) = (false, false);
-        for group in members.iter().filter(|g| g.len() >= 2) {
-            connected = true;
-            held |= group.iter().any(|&i| holds[i].iter().any(|h| h.covers(s)));
-            tl.t2t |= group.iter().filter(|&&i| r.trunk[i]).count() >= 2;
-            for &i in group {
-                for &j in group {
-                    tl.together[i * n + j].get_or_insert(s);
+            active.retain(|&k| self.edges[k].span.covers(s));
+            while let Some(c) = next_change.next_if(|c| c.t <= s) {
+                match c.what {
+                    Depth::Hold(i) => hold_depth[i] += c.delta,
+                    Depth::Park => park_depth += c.delta,
+                    Depth::Alerting => alert_depth += c.delta,
                 }
             }
-            if tl.answer_us.is_none() && group.contains(&r.origin) {
-                tl.answer_us = Some(s);
+            parent.clear();
+            parent.extend(0..n);
+            for edge in active.iter().map(|&k| &self.edges[k]) {
+                let (ra, rb) = (find(&mut parent, edge.a), find(&mut parent, edge.b));
+                if ra != rb {
+                    parent[ra.max(rb)] = ra.min(rb);
+                }
+            }
+            roots.drain(..).for_each(|root| members[root].clear());
+            for i in 0..n {
+                let alive = self.created[i] <= s && s < self.destroyed[i];
+                if r.person[i] && alive && self.answered[i].is_some_and(|a| a <= s) {
+                    let root = find(&mut parent, i);
+                    if members[root].is_empty() {
+                        roots.push(root);
+                    }
+                    members[root].push(i);
+                }
+            }
+            let (mut connected, mut held) = (false, false);
+            for group in roots.iter().map(|&root| &members[root]).filter(|g| g.len() >= 2) {
+                connected = true;
+                held |= group.iter().any(|&i| hold_depth[i] > 0);
+                out.t2t |= group.iter().filter(|&&i| r.trunk[i]).count() >= 2;
+                if group.contains(&tracked) {
+                    for &i in group {
+                        out.row[i].get_or_insert(s);
+                    }
+                }
+                if out.answer_us.is_none() && group.contains(&r.origin) {
+                    out.answer_us = Some(s);
+                }
+            }
+            let d = e - s;
+            // Talk and hold start with the session's answer: parties connected among
+            // themselves while the caller is not (possible only with events missing) are not
+            // the call's talk.
+            let answered = out.answer_us.is_some();
+            if park_depth > 0 {
+                out.park_us += d;
+            } else if answered && held {
+                out.hold_us += d;
+            } else if answered && connected {
+                out.talk_us += d;
+            } else if !answered && alert_depth > 0 {
+                out.ring_us += d;
             }
         }
-        let d = e - s;
-        // Talk and hold start with the session's answer: parties connected among themselves
-        // while the caller is not (possible only with events missing) are not the call's talk.
-        let answered = tl.answer_us.is_some();
-        if parks.iter().any(|p| p.covers(s)) {
-            tl.park_us += d;
-        } else if answered && held {
-            tl.hold_us += d;
-        } else if answered && connected {
-            tl.talk_us += d;
-        } else if !answered && alerting.iter().any(|a| a.covers(s)) {
-            tl.ring_us += d;
-        }
+        out
     }
-    tl
 }
 
 fn find(parent: &mut [usize], mut i: usize) -> usize {
