@@ -3,12 +3,13 @@
 //! Pure: legs, a few facts about how the session closed, and the settings in; a
 //! [`ClosedSession`] out. Every decision the spec leaves open is documented where it is made.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{SecondsFormat, TimeZone};
 use uuid::Uuid;
 
-use super::leg::{DirectionKey, Leg, LegKind};
+use super::leg::{DirectionKey, Leg, LegKind, MarkKind};
 use super::numbers;
 use super::settings::{Settings, TenantSettings};
 use super::timeline::{self, Roles};
@@ -72,11 +73,24 @@ pub struct ClosedSession {
 }
 
 /// Builds the CDR of a closed session.
-pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> ClosedSession {
+///
+/// A billed leg bridged to a leg the stream never delivered gets that peer as a party of
+/// unknown kind (see [`unseen_peers`]); such a peer never starts, ends or originates the
+/// session.
+pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> ClosedSession {
     let tenant = settings.tenant(facts.tenant);
+    let peers = unseen_peers(seen);
+    let unseen_peer = !peers.is_empty();
+    let all: Cow<'_, [Leg]> = if unseen_peer {
+        Cow::Owned(seen.iter().cloned().chain(peers).collect())
+    } else {
+        Cow::Borrowed(seen)
+    };
+    let legs: &[Leg] = &all;
+    let n_seen = seen.len();
     let person: Vec<bool> = legs.iter().map(|l| !l.loopback).collect();
-    let any_person = person.iter().any(|p| *p);
-    let counts = |i: usize| person[i] || !any_person;
+    let any_person = person[..n_seen].iter().any(|p| *p);
+    let counts = |i: usize| i < n_seen && (person[i] || !any_person);
     let origin = (0..legs.len())
         .filter(|&i| counts(i))
         .min_by_key(|&i| {
@@ -120,7 +134,7 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         LegKind::Trunk if outbound_trunk => (4, 2),
         LegKind::Trunk => (2, 2),
         LegKind::Device if outbound_trunk => (3, 2),
-        LegKind::Device if !any_trunk => (1, 1),
+        LegKind::Device if !any_trunk && !unseen_peer => (1, 1),
         _ => (0, if any_trunk { 2 } else { 0 }),
     };
 
@@ -241,7 +255,7 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     // rung (Kazoo's no-answer fall-through). A PBX answer before any ringing is an IVR or a
     // queue, not voicemail.
     let voicemail = !ans
-        && o.answered_us
+        && o.answer_us()
             .is_some_and(|ta| rang.iter().any(|&(created, _, _)| created < ta));
     let distinct_answered = (0..legs.len())
         .filter(|&i| i != anchor && person[i] && tl.first_together(anchor, i).is_some())
@@ -261,13 +275,12 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         (
             "parked",
             legs.iter().any(|l| {
-                l.marks
-                    .iter()
-                    .any(|m| m.kind == super::leg::MarkKind::Parked)
+                l.marks.iter().any(|m| m.kind == MarkKind::Parked)
             }),
         ),
         ("withheld", withheld),
-        ("partial", partial(legs, &person)),
+        ("partial", partial(seen, &person[..n_seen])),
+        ("unseen_peer", unseen_peer),
         ("forced_close", facts.forced),
         ("gap", facts.gap),
     ];
@@ -385,7 +398,7 @@ fn billable_legs(
         .filter(|&i| trunk[i])
         .filter_map(|i| {
             let l = &legs[i];
-            let answered = l.answered_us?;
+            let answered = l.answer_us()?;
             let outbound = i != origin && l.direction() == Some(DirectionKey::Outbound);
             let number = if outbound {
                 l.e164_destination
@@ -532,4 +545,47 @@ fn partial(legs: &[Leg], person: &[bool]) -> bool {
     legs.iter()
         .zip(person)
         .any(|(l, &p)| p && (!l.saw_create || l.destroyed_us.is_none()))
+}
+
+/// Peers that billed legs were bridged to but that the session never saw (frames lost in a
+/// gap, a peer in an account that is not subscribed, one side not delivered), as stand-in
+/// legs of unknown kind, connected from the bridge on.
+///
+/// Evidence needed: the leg is not a loopback half, Kazoo billed it (`billing_seconds` > 0
+/// on its DESTROY: it was answered), and it was bridged to the peer (`CHANNEL_BRIDGE`, or
+/// without one, `other_leg_call_id`, from the leg's answer on). A bridge joins two channels,
+/// so a person or carrier was on the other side: counting the peer lets the call be answered
+/// with talk time as Kazoo billed it, and the CDR is tagged `unseen_peer` so no one mistakes
+/// the unknown party for a known one.
+fn unseen_peers(legs: &[Leg]) -> Vec<Leg> {
+    let seen = |id: &str| legs.iter().any(|l| *l.call_id == *id);
+    let mut peers: Vec<(i64, &str)> = Vec::new();
+    for l in legs.iter().filter(|l| !l.loopback && l.billed()) {
+        let bridges: Vec<(i64, &str)> = l
+            .marks
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MarkKind::Bridge(p) => Some((m.t, &**p)),
+                _ => None,
+            })
+            .collect();
+        let originated = match (bridges.is_empty(), l.originator.str(), l.answer_us()) {
+            (true, Some(p), Some(t)) => Some((t, p)),
+            _ => None,
+        };
+        for (t, peer) in bridges.into_iter().chain(originated) {
+            if seen(peer) {
+                continue;
+            }
+            match peers.iter_mut().find(|(_, p)| *p == peer) {
+                Some(held) => held.0 = held.0.min(t),
+                None => peers.push((t, peer)),
+            }
+        }
+    }
+    peers.sort_unstable();
+    peers
+        .into_iter()
+        .map(|(t, peer)| Leg::stand_in(peer, t))
+        .collect()
 }
