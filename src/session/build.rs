@@ -439,9 +439,19 @@ fn rfc3339(us: i64, tenant: &TenantSettings) -> String {
     }
 }
 
-/// Device, user and agent of a device leg: the PBX directory first, then the caller-id
-/// fields the leg's events carry (the callee id on legs the switch created towards the
-/// device, the caller id on legs the device placed).
+/// Device, user and agent of a device leg: the PBX directory first, then what the leg's
+/// events carry.
+///
+/// | field | from |
+/// |---|---|
+/// | device number | `username` channel variable, else the directory device's username |
+/// | device name | directory device name, else the leg's own caller-id name |
+/// | user / agent number | directory extension, else the `presence_id` user when it is not the SIP username (Kazoo's presence id is the configured extension), else the leg's own caller-id number, else the `presence_id` user |
+/// | user / agent name | directory name, else the leg's own caller-id name |
+///
+/// The leg's own caller id is the callee id on legs the switch created towards the device and
+/// the caller id on legs the device placed, each from the event latest in the leg's life
+/// ([`Latest`](super::leg::Latest)): the routed value, not what the phone sent at CREATE.
 fn party_of(leg: &Leg, settings: &Settings) -> Party {
     let dir = &settings.directory;
     let own_cid = if leg.direction() == Some(DirectionKey::Outbound) {
@@ -449,6 +459,13 @@ fn party_of(leg: &Leg, settings: &Settings) -> Party {
     } else {
         (leg.caller_number.str(), leg.caller_name.str())
     };
+    // Kazoo's `presence_id` is the device's (or its owner's) configured presence id, the
+    // extension, else the SIP username (`kz_attributes:presence_id/2`): only the former says
+    // which extension the user has.
+    let presence_extension = leg
+        .presence_user
+        .str()
+        .filter(|p| Some(*p) != leg.username.str());
     let device = leg.authorizing_id.str().and_then(|d| dir.devices.get(d));
     let own = |s: Option<&str>| s.map(str::to_owned);
     let dev_num = own(leg.username.str()).or_else(|| device.and_then(|d| d.username.clone()));
@@ -462,6 +479,7 @@ fn party_of(leg: &Leg, settings: &Settings) -> Party {
         let u = dir.users.get(uid);
         let num = u
             .and_then(|u| u.extension.clone())
+            .or_else(|| own(presence_extension))
             .or_else(|| own(own_cid.0))
             .or_else(|| own(leg.presence_user.str()));
         let name = u.and_then(|u| u.name.clone()).or_else(|| own(own_cid.1));
