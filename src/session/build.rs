@@ -274,9 +274,8 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         ),
         (
             "parked",
-            legs.iter().any(|l| {
-                l.marks.iter().any(|m| m.kind == MarkKind::Parked)
-            }),
+            legs.iter()
+                .any(|l| l.marks.iter().any(|m| m.kind == MarkKind::Parked)),
         ),
         ("withheld", withheld),
         ("partial", partial(seen, &person[..n_seen])),
@@ -606,4 +605,189 @@ fn unseen_peers(legs: &[Leg]) -> Vec<Leg> {
         .into_iter()
         .map(|(t, peer)| Leg::stand_in(peer, t))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{decode_frame, Frame};
+
+    /// A leg folded from `(event, second, data fields)`.
+    fn leg(events: &[(&str, i64, &str)]) -> Leg {
+        let mut leg = Leg::new("leg-1");
+        for (kind, t, fields) in events {
+            let text = format!(
+                r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"leg-1","msg_id":"{}",{fields}}}}}"#,
+                (1_715_700_000 + t) * 1_000_000
+            );
+            let Ok(Frame::Event(ev)) = decode_frame(&text) else {
+                panic!("{text}")
+            };
+            leg.apply(&ev, ev.time_us.unwrap());
+        }
+        leg
+    }
+
+    /// Party fields with no directory: which event's value ends up where.
+    #[test]
+    fn party_fields_follow_the_routed_caller_id_and_the_presence_extension() {
+        let ccv = r#""custom_channel_vars":{"authorizing_type":"device","username":"user_wpxnx7am9w","owner_id":"u1"}"#;
+        // (case, events, expected (devNum, devName, usrNum, usrName))
+        type Case<'a> = (&'a str, Vec<(&'a str, i64, String)>, [Option<&'a str>; 4]);
+        let cases: Vec<Case> = vec![
+            (
+                "the *97 capture: phone's own id at CREATE, routed id after, presence = extension",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"inbound","caller_id_number":"user_wpxnx7am9w","caller_id_name":"user_wpxnx7am9w","presence_id":"356@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_ANSWER",
+                        1,
+                        format!(
+                            r#""caller_id_number":"356","caller_id_name":"web phone","presence_id":"356@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_DESTROY",
+                        31,
+                        format!(
+                            r#""caller_id_number":"356","caller_id_name":"web phone","presence_id":"356@r",{ccv}"#
+                        ),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("web phone"),
+                    Some("356"),
+                    Some("web phone"),
+                ],
+            ),
+            (
+                "presence is the extension even when routing presents another number",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"inbound","caller_id_number":"user_wpxnx7am9w","presence_id":"1001@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_DESTROY",
+                        9,
+                        format!(
+                            r#""caller_id_number":"+15125550100","caller_id_name":"Acme",{ccv}"#
+                        ),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("Acme"),
+                    Some("1001"),
+                    Some("Acme"),
+                ],
+            ),
+            (
+                "presence is only the SIP username: the routed caller id is the best number",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"inbound","caller_id_number":"user_wpxnx7am9w","presence_id":"user_wpxnx7am9w@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_ANSWER",
+                        2,
+                        format!(r#""caller_id_number":"2002","caller_id_name":"Annex",{ccv}"#),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("Annex"),
+                    Some("2002"),
+                    Some("Annex"),
+                ],
+            ),
+            (
+                "a leg the switch created towards the device: its callee id, latest",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"outbound","caller_id_number":"+14155550123","callee_id_number":"user_wpxnx7am9w","callee_id_name":"user_wpxnx7am9w",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_ANSWER",
+                        3,
+                        format!(
+                            r#""caller_id_number":"+14155550123","callee_id_number":"1003","callee_id_name":"Front Desk",{ccv}"#
+                        ),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("Front Desk"),
+                    Some("1003"),
+                    Some("Front Desk"),
+                ],
+            ),
+        ];
+        let settings = Settings::default();
+        for (case, events, want) in cases {
+            let events: Vec<(&str, i64, &str)> = events
+                .iter()
+                .map(|(k, t, f)| (*k, *t, f.as_str()))
+                .collect();
+            for order in [events.clone(), events.iter().rev().copied().collect()] {
+                let p = party_of(&leg(&order), &settings);
+                let got = [
+                    p.dev_num.as_deref(),
+                    p.dev_name.as_deref(),
+                    p.usr_num.as_deref(),
+                    p.usr_name.as_deref(),
+                ];
+                assert_eq!(got, want, "{case}");
+                assert_eq!((p.agt_num, p.agt_name), (p.usr_num, p.usr_name), "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unbilled_or_seen_peer_is_no_stand_in() {
+        let bridged = |billing: i64, peer: &str| {
+            leg(&[
+                ("CHANNEL_CREATE", 0, r#""call_direction":"inbound""#),
+                ("CHANNEL_ANSWER", 1, r#""call_direction":"inbound""#),
+                (
+                    "CHANNEL_BRIDGE",
+                    2,
+                    &format!(r#""other_leg_call_id":"{peer}""#),
+                ),
+                (
+                    "CHANNEL_DESTROY",
+                    9,
+                    &format!(r#""billing_seconds":{billing}"#),
+                ),
+            ])
+        };
+        assert_eq!(unseen_peers(&[bridged(8, "far")]).len(), 1);
+        assert!(unseen_peers(&[bridged(0, "far")]).is_empty());
+        let mut peer = Leg::new("far");
+        peer.created_us = Some(0);
+        assert!(unseen_peers(&[bridged(8, "far"), peer]).is_empty());
+        let stand_in = &unseen_peers(&[bridged(8, "far")])[0];
+        assert_eq!(
+            (&*stand_in.call_id, stand_in.answered_us),
+            ("far", Some((1_715_700_000 + 2) * 1_000_000))
+        );
+    }
 }

@@ -472,3 +472,259 @@ mod tests {
         assert_eq!(fwd, rev);
     }
 }
+
+#[cfg(test)]
+mod rule_tests {
+    //! Which event's value wins, field by field (the table in the module docs).
+
+    use super::*;
+    use crate::source::{decode_frame, Frame};
+
+    /// Unix second 0 of these tests (2024-05-14).
+    const BASE: i64 = 1_715_700_000;
+
+    /// A Blackhole frame of `kind` at second `t` after [`BASE`] with the given `data` fields.
+    fn frame(kind: &str, t: i64, fields: &str) -> String {
+        let sep = if fields.is_empty() { "" } else { "," };
+        format!(
+            r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"leg-1","msg_id":"{}"{sep}{fields}}}}}"#,
+            (BASE + t) * 1_000_000
+        )
+    }
+
+    fn fold(frames: &[String]) -> Leg {
+        let mut leg = Leg::new("leg-1");
+        for f in frames {
+            let Ok(Frame::Event(ev)) = decode_frame(f) else {
+                panic!("{f}")
+            };
+            leg.apply(&ev, ev.time_us.unwrap());
+        }
+        leg
+    }
+
+    /// Every order of `frames` folds to the same leg, which `check` accepts.
+    fn in_every_order(frames: &[String], check: impl Fn(&Leg)) {
+        let n = frames.len();
+        let mut idx: Vec<usize> = (0..n).collect();
+        // Heap's algorithm over the indexes.
+        let mut c = vec![0; n];
+        let mut i = 0;
+        let first = fold(frames);
+        check(&first);
+        while i < n {
+            if c[i] < i {
+                idx.swap(if i % 2 == 0 { 0 } else { c[i] }, i);
+                let shuffled: Vec<String> = idx.iter().map(|&k| frames[k].clone()).collect();
+                let leg = fold(&shuffled);
+                check(&leg);
+                assert_eq!(leg.caller_number, first.caller_number);
+                assert_eq!(leg.start_us(), first.start_us());
+                assert_eq!(leg.answer_us(), first.answer_us());
+                c[i] += 1;
+                i = 0;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn caller_and_callee_ids_and_presence_come_from_the_latest_event_in_the_legs_life() {
+        // (field in the frame, accessor)
+        let fields: [(&str, fn(&Leg) -> Option<&str>); 5] = [
+            ("caller_id_number", |l| l.caller_number.str()),
+            ("caller_id_name", |l| l.caller_name.str()),
+            ("callee_id_number", |l| l.callee_number.str()),
+            ("callee_id_name", |l| l.callee_name.str()),
+            ("presence_id", |l| l.presence_user.str()),
+        ];
+        // (events as (kind, second, value or none), expected winner)
+        type Case = (
+            &'static [(&'static str, i64, Option<&'static str>)],
+            &'static str,
+        );
+        let cases: [Case; 6] = [
+            (
+                &[
+                    ("CHANNEL_CREATE", 1, Some("phone")),
+                    ("CHANNEL_ANSWER", 2, Some("routed")),
+                    ("CHANNEL_DESTROY", 30, Some("final")),
+                ],
+                "final",
+            ),
+            (
+                &[
+                    ("CHANNEL_CREATE", 1, Some("phone")),
+                    ("CHANNEL_ANSWER", 2, Some("routed")),
+                    ("CHANNEL_DESTROY", 30, None),
+                ],
+                "routed",
+            ),
+            (
+                &[
+                    ("CHANNEL_CREATE", 1, Some("phone")),
+                    ("CHANNEL_ANSWER", 2, None),
+                ],
+                "phone",
+            ),
+            // Rank before time: a DESTROY stamped (wrongly) before the ANSWER still wins.
+            (
+                &[
+                    ("CHANNEL_ANSWER", 9, Some("routed")),
+                    ("CHANNEL_DESTROY", 8, Some("final")),
+                ],
+                "final",
+            ),
+            // Same rank: the later event.
+            (
+                &[
+                    ("CHANNEL_HOLD", 5, Some("held")),
+                    ("CHANNEL_BRIDGE", 3, Some("bridged")),
+                    ("CHANNEL_CREATE", 1, Some("phone")),
+                ],
+                "held",
+            ),
+            // Same rank and time: the larger value (any fixed tie-break keeps order out of it).
+            (
+                &[
+                    ("CHANNEL_ANSWER", 4, Some("a")),
+                    ("CHANNEL_BRIDGE", 4, Some("b")),
+                ],
+                "b",
+            ),
+        ];
+        for (field, get) in fields {
+            for (events, want) in cases {
+                let frames: Vec<String> = events
+                    .iter()
+                    .map(|(k, t, v)| {
+                        let v = v.map(|v| {
+                            let v = if field == "presence_id" {
+                                format!("{v}@realm")
+                            } else {
+                                v.to_owned()
+                            };
+                            format!(r#""{field}":"{v}""#)
+                        });
+                        frame(k, *t, v.as_deref().unwrap_or(""))
+                    })
+                    .collect();
+                in_every_order(&frames, |leg| {
+                    assert_eq!(get(leg), Some(want), "{field} {events:?}")
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn request_direction_and_channel_variables_come_from_the_earliest_event() {
+        let frames = [
+            frame(
+                "CHANNEL_CREATE",
+                1,
+                r#""request":"1001@r","call_direction":"inbound","custom_channel_vars":{"owner_id":"u1"}"#,
+            ),
+            frame(
+                "CHANNEL_ANSWER",
+                2,
+                r#""request":"2002@r","call_direction":"outbound","custom_channel_vars":{"owner_id":"u2"}"#,
+            ),
+            frame(
+                "CHANNEL_DESTROY",
+                3,
+                r#""request":"3003@r","custom_channel_vars":{"owner_id":"u3","username":"dev"}"#,
+            ),
+        ];
+        in_every_order(&frames, |leg| {
+            assert_eq!(leg.request_user.str(), Some("1001"));
+            assert_eq!(leg.direction(), Some(DirectionKey::Inbound));
+            assert_eq!(leg.owner_id.str(), Some("u1"));
+            assert_eq!(
+                leg.username.str(),
+                Some("dev"),
+                "a variable set late is still kept"
+            );
+        });
+    }
+
+    #[test]
+    fn start_and_answer_without_create_or_answer_come_from_the_destroys_seconds() {
+        let destroy = |fields: &str| frame("CHANNEL_DESTROY", 100, fields);
+        // (other frames, destroy fields, expected start s, expected answer s)
+        type Case = (Vec<String>, &'static str, i64, Option<i64>);
+        let cases: Vec<Case> = vec![
+            // DESTROY alone: start = end − duration; answer = end − billing.
+            (
+                vec![],
+                r#""duration_seconds":9,"billing_seconds":"4""#,
+                91,
+                Some(96),
+            ),
+            // Not billed: never answered.
+            (
+                vec![],
+                r#""duration_seconds":"9","billing_seconds":0"#,
+                91,
+                None,
+            ),
+            // A CREATE seen: it wins over the estimate.
+            (
+                vec![frame("CHANNEL_CREATE", 93, "")],
+                r#""duration_seconds":9,"billing_seconds":4"#,
+                93,
+                Some(96),
+            ),
+            // channel_created_time wins too.
+            (
+                vec![],
+                r#""duration_seconds":9,"channel_created_time":1715700092500000"#,
+                92,
+                None,
+            ),
+            // An ANSWER seen: it wins over billing; an event before the estimate bounds start.
+            (
+                vec![frame("CHANNEL_ANSWER", 90, "")],
+                r#""duration_seconds":9,"billing_seconds":4"#,
+                90,
+                Some(90),
+            ),
+            // Billing longer than the duration (bad data): the answer is not before the start.
+            (
+                vec![],
+                r#""duration_seconds":3,"billing_seconds":50"#,
+                97,
+                Some(97),
+            ),
+            // No seconds at all: start at the DESTROY, as before.
+            (vec![], "", 100, None),
+        ];
+        for (mut frames, fields, start, answer) in cases {
+            frames.push(destroy(fields));
+            in_every_order(&frames, |leg| {
+                let secs = |us: i64| us.div_euclid(1_000_000) - BASE;
+                assert_eq!(secs(leg.start_us()), start, "{fields}");
+                assert_eq!(leg.answer_us().map(secs), answer, "{fields}");
+            });
+        }
+    }
+
+    #[test]
+    fn saved_legs_of_the_previous_shape_still_load() {
+        let old = r#"[1715700600000000,"user_wpxnx7am9w"]"#;
+        let l: Latest = serde_json::from_str(old).unwrap();
+        assert_eq!(l.str(), Some("user_wpxnx7am9w"));
+        let mut l2 = l.clone();
+        l2.offer_str(lifecycle_rank(EventKind::Answer), 1, Some("356"));
+        assert_eq!(
+            l2.str(),
+            Some("356"),
+            "an old value counts as a CREATE value"
+        );
+        let back: Latest = serde_json::from_str(&serde_json::to_string(&l2).unwrap()).unwrap();
+        assert_eq!(back, l2);
+        let none: Latest = serde_json::from_str("null").unwrap();
+        assert_eq!(none.str(), None);
+    }
+}
