@@ -228,13 +228,20 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     let (rte_id, rte_name) = routing_prefixes(legs, o, external_in, &rang);
 
     // Outcome.
+    // Ring, hold and park are floored from microseconds. Connected time (talk + hold) is
+    // rounded up to whole seconds as Kazoo rounds `billing_seconds` (`ceil(billmsec / 1000)`),
+    // so it agrees with what Kazoo bills the connected legs; it is capped so that ring + talk +
+    // hold + park never exceed `dur`. Talk is the connected time less hold.
     let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
-    let (ring, talk, hold, park) = (
-        secs(tl.ring_us),
-        secs(tl.talk_us),
-        secs(tl.hold_us),
-        secs(tl.park_us),
-    );
+    let dur = u64::try_from(end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).unwrap_or(0);
+    let (ring, hold, park) = (secs(tl.ring_us), secs(tl.hold_us), secs(tl.park_us));
+    let connected_us = tl.talk_us.max(0) + tl.hold_us.max(0);
+    let connected = u64::try_from(connected_us)
+        .unwrap_or(0)
+        .div_ceil(1_000_000)
+        .min(dur.saturating_sub(ring + park))
+        .max(hold);
+    let talk = connected - hold;
     let ans = tl.answer_us.is_some();
     let unanswered_external = external_in && !ans;
     let aban = unanswered_external && ring <= tenant.short_ring_secs;
@@ -322,8 +329,6 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         .as_bytes(),
     );
     let time = |us: i64| rfc3339(us, tenant);
-    let start_s = start.div_euclid(1_000_000);
-    let end_s = end.div_euclid(1_000_000);
     let cdr = Cdr {
         id: id.to_string(),
         d_type: CDR_TYPE.to_owned(),
@@ -334,7 +339,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         start: time(start),
         answer: tl.answer_us.map(time),
         end: time(end),
-        dur: u64::try_from(end_s - start_s).unwrap_or(0),
+        dur,
         ring,
         talk,
         hold,
