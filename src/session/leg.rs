@@ -533,7 +533,8 @@ mod rule_tests {
     #[test]
     fn caller_and_callee_ids_and_presence_come_from_the_latest_event_in_the_legs_life() {
         // (field in the frame, accessor)
-        let fields: [(&str, fn(&Leg) -> Option<&str>); 5] = [
+        type Getter = fn(&Leg) -> Option<&str>;
+        let fields: [(&str, Getter); 5] = [
             ("caller_id_number", |l| l.caller_number.str()),
             ("caller_id_name", |l| l.caller_name.str()),
             ("callee_id_number", |l| l.callee_number.str()),
