@@ -3,12 +3,13 @@
 //! Pure: legs, a few facts about how the session closed, and the settings in; a
 //! [`ClosedSession`] out. Every decision the spec leaves open is documented where it is made.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{SecondsFormat, TimeZone};
 use uuid::Uuid;
 
-use super::leg::{DirectionKey, Leg, LegKind};
+use super::leg::{DirectionKey, Leg, LegKind, MarkKind};
 use super::numbers;
 use super::settings::{Settings, TenantSettings};
 use super::timeline::{self, Roles};
@@ -72,11 +73,24 @@ pub struct ClosedSession {
 }
 
 /// Builds the CDR of a closed session.
-pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> ClosedSession {
+///
+/// A billed leg bridged to a leg the stream never delivered gets that peer as a party of
+/// unknown kind (see [`unseen_peers`]); such a peer never starts, ends or originates the
+/// session.
+pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> ClosedSession {
     let tenant = settings.tenant(facts.tenant);
+    let peers = unseen_peers(seen);
+    let unseen_peer = !peers.is_empty();
+    let all: Cow<'_, [Leg]> = if unseen_peer {
+        Cow::Owned(seen.iter().cloned().chain(peers).collect())
+    } else {
+        Cow::Borrowed(seen)
+    };
+    let legs: &[Leg] = &all;
+    let n_seen = seen.len();
     let person: Vec<bool> = legs.iter().map(|l| !l.loopback).collect();
-    let any_person = person.iter().any(|p| *p);
-    let counts = |i: usize| person[i] || !any_person;
+    let any_person = person[..n_seen].iter().any(|p| *p);
+    let counts = |i: usize| i < n_seen && (person[i] || !any_person);
     let origin = (0..legs.len())
         .filter(|&i| counts(i))
         .min_by_key(|&i| {
@@ -120,7 +134,7 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         LegKind::Trunk if outbound_trunk => (4, 2),
         LegKind::Trunk => (2, 2),
         LegKind::Device if outbound_trunk => (3, 2),
-        LegKind::Device if !any_trunk => (1, 1),
+        LegKind::Device if !any_trunk && !unseen_peer => (1, 1),
         _ => (0, if any_trunk { 2 } else { 0 }),
     };
 
@@ -203,13 +217,20 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     let (rte_id, rte_name) = routing_prefixes(legs, o, external_in, &rang);
 
     // Outcome.
+    // Ring, hold and park are floored from microseconds. Connected time (talk + hold) is
+    // rounded up to whole seconds as Kazoo rounds `billing_seconds` (`ceil(billmsec / 1000)`),
+    // so it agrees with what Kazoo bills the connected legs; it is capped so that ring + talk +
+    // hold + park never exceed `dur`. Talk is the connected time less hold.
     let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
-    let (ring, talk, hold, park) = (
-        secs(tl.ring_us),
-        secs(tl.talk_us),
-        secs(tl.hold_us),
-        secs(tl.park_us),
-    );
+    let dur = u64::try_from(end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).unwrap_or(0);
+    let (ring, hold, park) = (secs(tl.ring_us), secs(tl.hold_us), secs(tl.park_us));
+    let connected_us = tl.talk_us.max(0) + tl.hold_us.max(0);
+    let connected = u64::try_from(connected_us)
+        .unwrap_or(0)
+        .div_ceil(1_000_000)
+        .min(dur.saturating_sub(ring + park))
+        .max(hold);
+    let talk = connected - hold;
     let ans = tl.answer_us.is_some();
     let unanswered_external = external_in && !ans;
     let aban = unanswered_external && ring <= tenant.short_ring_secs;
@@ -230,7 +251,7 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     // rung (Kazoo's no-answer fall-through). A PBX answer before any ringing is an IVR or a
     // queue, not voicemail.
     let voicemail = !ans
-        && o.answered_us
+        && o.answer_us()
             .is_some_and(|ta| rang.iter().any(|&(created, _, _)| created < ta));
     let distinct_answered = (0..legs.len())
         .filter(|&i| i != anchor && person[i] && tl.with_anchor(i).is_some())
@@ -249,14 +270,12 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         ),
         (
             "parked",
-            legs.iter().any(|l| {
-                l.marks
-                    .iter()
-                    .any(|m| m.kind == super::leg::MarkKind::Parked)
-            }),
+            legs.iter()
+                .any(|l| l.marks.iter().any(|m| m.kind == MarkKind::Parked)),
         ),
         ("withheld", withheld),
-        ("partial", partial(legs, &person)),
+        ("partial", partial(seen, &person[..n_seen])),
+        ("unseen_peer", unseen_peer),
         ("forced_close", facts.forced),
         ("gap", facts.gap),
     ];
@@ -299,8 +318,6 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         .as_bytes(),
     );
     let time = |us: i64| rfc3339(us, tenant);
-    let start_s = start.div_euclid(1_000_000);
-    let end_s = end.div_euclid(1_000_000);
     let cdr = Cdr {
         id: id.to_string(),
         d_type: CDR_TYPE.to_owned(),
@@ -311,7 +328,7 @@ pub fn build(legs: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         start: time(start),
         answer: tl.answer_us.map(time),
         end: time(end),
-        dur: u64::try_from(end_s - start_s).unwrap_or(0),
+        dur,
         ring,
         talk,
         hold,
@@ -374,7 +391,7 @@ fn billable_legs(
         .filter(|&i| trunk[i])
         .filter_map(|i| {
             let l = &legs[i];
-            let answered = l.answered_us?;
+            let answered = l.answer_us()?;
             let outbound = i != origin && l.direction() == Some(DirectionKey::Outbound);
             let number = if outbound {
                 l.e164_destination
@@ -415,9 +432,19 @@ fn rfc3339(us: i64, tenant: &TenantSettings) -> String {
     }
 }
 
-/// Device, user and agent of a device leg: the PBX directory first, then the caller-id
-/// fields the leg's events carry (the callee id on legs the switch created towards the
-/// device, the caller id on legs the device placed).
+/// Device, user and agent of a device leg: the PBX directory first, then what the leg's
+/// events carry.
+///
+/// | field | from |
+/// |---|---|
+/// | device number | `username` channel variable, else the directory device's username |
+/// | device name | directory device name, else the leg's own caller-id name |
+/// | user / agent number | directory extension, else the `presence_id` user when it is not the SIP username (Kazoo's presence id is the configured extension), else the leg's own caller-id number, else the `presence_id` user |
+/// | user / agent name | directory name, else the leg's own caller-id name |
+///
+/// The leg's own caller id is the callee id on legs the switch created towards the device and
+/// the caller id on legs the device placed, each from the event latest in the leg's life
+/// ([`Latest`](super::leg::Latest)): the routed value, not what the phone sent at CREATE.
 fn party_of(leg: &Leg, settings: &Settings) -> Party {
     let dir = &settings.directory;
     let own_cid = if leg.direction() == Some(DirectionKey::Outbound) {
@@ -425,6 +452,13 @@ fn party_of(leg: &Leg, settings: &Settings) -> Party {
     } else {
         (leg.caller_number.str(), leg.caller_name.str())
     };
+    // Kazoo's `presence_id` is the device's (or its owner's) configured presence id, the
+    // extension, else the SIP username (`kz_attributes:presence_id/2`): only the former says
+    // which extension the user has.
+    let presence_extension = leg
+        .presence_user
+        .str()
+        .filter(|p| Some(*p) != leg.username.str());
     let device = leg.authorizing_id.str().and_then(|d| dir.devices.get(d));
     let own = |s: Option<&str>| s.map(str::to_owned);
     let dev_num = own(leg.username.str()).or_else(|| device.and_then(|d| d.username.clone()));
@@ -438,6 +472,7 @@ fn party_of(leg: &Leg, settings: &Settings) -> Party {
         let u = dir.users.get(uid);
         let num = u
             .and_then(|u| u.extension.clone())
+            .or_else(|| own(presence_extension))
             .or_else(|| own(own_cid.0))
             .or_else(|| own(leg.presence_user.str()));
         let name = u.and_then(|u| u.name.clone()).or_else(|| own(own_cid.1));
@@ -521,4 +556,232 @@ fn partial(legs: &[Leg], person: &[bool]) -> bool {
     legs.iter()
         .zip(person)
         .any(|(l, &p)| p && (!l.saw_create || l.destroyed_us.is_none()))
+}
+
+/// Peers that billed legs were bridged to but that the session never saw (frames lost in a
+/// gap, a peer in an account that is not subscribed, one side not delivered), as stand-in
+/// legs of unknown kind, connected from the bridge on.
+///
+/// Evidence needed: the leg is not a loopback half, Kazoo billed it (`billing_seconds` > 0
+/// on its DESTROY: it was answered), and it was bridged to the peer (`CHANNEL_BRIDGE`, or
+/// without one, `other_leg_call_id`, from the leg's answer on). A bridge joins two channels,
+/// so a person or carrier was on the other side: counting the peer lets the call be answered
+/// with talk time as Kazoo billed it, and the CDR is tagged `unseen_peer` so no one mistakes
+/// the unknown party for a known one.
+fn unseen_peers(legs: &[Leg]) -> Vec<Leg> {
+    let seen = |id: &str| legs.iter().any(|l| *l.call_id == *id);
+    let mut peers: Vec<(i64, &str)> = Vec::new();
+    for l in legs.iter().filter(|l| !l.loopback && l.billed()) {
+        let bridges: Vec<(i64, &str)> = l
+            .marks
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MarkKind::Bridge(p) => Some((m.t, &**p)),
+                _ => None,
+            })
+            .collect();
+        let originated = match (bridges.is_empty(), l.originator.str(), l.answer_us()) {
+            (true, Some(p), Some(t)) => Some((t, p)),
+            _ => None,
+        };
+        for (t, peer) in bridges.into_iter().chain(originated) {
+            if seen(peer) {
+                continue;
+            }
+            match peers.iter_mut().find(|(_, p)| *p == peer) {
+                Some(held) => held.0 = held.0.min(t),
+                None => peers.push((t, peer)),
+            }
+        }
+    }
+    peers.sort_unstable();
+    peers
+        .into_iter()
+        .map(|(t, peer)| Leg::stand_in(peer, t))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{decode_frame, Frame};
+
+    /// A leg folded from `(event, second, data fields)`.
+    fn leg(events: &[(&str, i64, &str)]) -> Leg {
+        let mut leg = Leg::new("leg-1");
+        for (kind, t, fields) in events {
+            let text = format!(
+                r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"leg-1","msg_id":"{}",{fields}}}}}"#,
+                (1_715_700_000 + t) * 1_000_000
+            );
+            let Ok(Frame::Event(ev)) = decode_frame(&text) else {
+                panic!("{text}")
+            };
+            leg.apply(&ev, ev.time_us.unwrap());
+        }
+        leg
+    }
+
+    /// Party fields with no directory: which event's value ends up where.
+    #[test]
+    fn party_fields_follow_the_routed_caller_id_and_the_presence_extension() {
+        let ccv = r#""custom_channel_vars":{"authorizing_type":"device","username":"user_wpxnx7am9w","owner_id":"u1"}"#;
+        // (case, events, expected (devNum, devName, usrNum, usrName))
+        type Case<'a> = (&'a str, Vec<(&'a str, i64, String)>, [Option<&'a str>; 4]);
+        let cases: Vec<Case> = vec![
+            (
+                "the *97 capture: phone's own id at CREATE, routed id after, presence = extension",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"inbound","caller_id_number":"user_wpxnx7am9w","caller_id_name":"user_wpxnx7am9w","presence_id":"356@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_ANSWER",
+                        1,
+                        format!(
+                            r#""caller_id_number":"356","caller_id_name":"web phone","presence_id":"356@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_DESTROY",
+                        31,
+                        format!(
+                            r#""caller_id_number":"356","caller_id_name":"web phone","presence_id":"356@r",{ccv}"#
+                        ),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("web phone"),
+                    Some("356"),
+                    Some("web phone"),
+                ],
+            ),
+            (
+                "presence is the extension even when routing presents another number",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"inbound","caller_id_number":"user_wpxnx7am9w","presence_id":"1001@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_DESTROY",
+                        9,
+                        format!(
+                            r#""caller_id_number":"+15125550100","caller_id_name":"Acme",{ccv}"#
+                        ),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("Acme"),
+                    Some("1001"),
+                    Some("Acme"),
+                ],
+            ),
+            (
+                "presence is only the SIP username: the routed caller id is the best number",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"inbound","caller_id_number":"user_wpxnx7am9w","presence_id":"user_wpxnx7am9w@r",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_ANSWER",
+                        2,
+                        format!(r#""caller_id_number":"2002","caller_id_name":"Annex",{ccv}"#),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("Annex"),
+                    Some("2002"),
+                    Some("Annex"),
+                ],
+            ),
+            (
+                "a leg the switch created towards the device: its callee id, latest",
+                vec![
+                    (
+                        "CHANNEL_CREATE",
+                        0,
+                        format!(
+                            r#""call_direction":"outbound","caller_id_number":"+14155550123","callee_id_number":"user_wpxnx7am9w","callee_id_name":"user_wpxnx7am9w",{ccv}"#
+                        ),
+                    ),
+                    (
+                        "CHANNEL_ANSWER",
+                        3,
+                        format!(
+                            r#""caller_id_number":"+14155550123","callee_id_number":"1003","callee_id_name":"Front Desk",{ccv}"#
+                        ),
+                    ),
+                ],
+                [
+                    Some("user_wpxnx7am9w"),
+                    Some("Front Desk"),
+                    Some("1003"),
+                    Some("Front Desk"),
+                ],
+            ),
+        ];
+        let settings = Settings::default();
+        for (case, events, want) in cases {
+            let events: Vec<(&str, i64, &str)> = events
+                .iter()
+                .map(|(k, t, f)| (*k, *t, f.as_str()))
+                .collect();
+            for order in [events.clone(), events.iter().rev().copied().collect()] {
+                let p = party_of(&leg(&order), &settings);
+                let got = [
+                    p.dev_num.as_deref(),
+                    p.dev_name.as_deref(),
+                    p.usr_num.as_deref(),
+                    p.usr_name.as_deref(),
+                ];
+                assert_eq!(got, want, "{case}");
+                assert_eq!((p.agt_num, p.agt_name), (p.usr_num, p.usr_name), "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unbilled_or_seen_peer_is_no_stand_in() {
+        let bridged = |billing: i64, peer: &str| {
+            leg(&[
+                ("CHANNEL_CREATE", 0, r#""call_direction":"inbound""#),
+                ("CHANNEL_ANSWER", 1, r#""call_direction":"inbound""#),
+                (
+                    "CHANNEL_BRIDGE",
+                    2,
+                    &format!(r#""other_leg_call_id":"{peer}""#),
+                ),
+                (
+                    "CHANNEL_DESTROY",
+                    9,
+                    &format!(r#""billing_seconds":{billing}"#),
+                ),
+            ])
+        };
+        assert_eq!(unseen_peers(&[bridged(8, "far")]).len(), 1);
+        assert!(unseen_peers(&[bridged(0, "far")]).is_empty());
+        let mut peer = Leg::new("far");
+        peer.created_us = Some(0);
+        assert!(unseen_peers(&[bridged(8, "far"), peer]).is_empty());
+        let stand_in = &unseen_peers(&[bridged(8, "far")])[0];
+        assert_eq!(
+            (&*stand_in.call_id, stand_in.answered_us),
+            ("far", Some((1_715_700_000 + 2) * 1_000_000))
+        );
+    }
 }

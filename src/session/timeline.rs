@@ -123,7 +123,7 @@ pub fn compute(r: &Roles<'_>) -> Timeline {
     let answered: Vec<Option<i64>> = legs
         .iter()
         .enumerate()
-        .map(|(i, l)| l.answered_us.or(involved[i].first().map(|x| x.0)))
+        .map(|(i, l)| l.answer_us().or(involved[i].first().map(|x| x.0)))
         .collect();
     let first_mark = |i: usize, after: i64, pred: &dyn Fn(&MarkKind) -> bool| {
         legs[i]
@@ -159,7 +159,7 @@ pub fn compute(r: &Roles<'_>) -> Timeline {
         let Some(&j) = leg.originator.str().and_then(|o| index.get(o)) else {
             continue;
         };
-        if let (true, Some(from)) = (involved[i].is_empty() && !leg.loopback, leg.answered_us) {
+        if let (true, Some(from)) = (involved[i].is_empty() && !leg.loopback, leg.answer_us()) {
             let to = destroyed[i].min(destroyed[j]);
             if to > from {
                 edges.push(Edge {

@@ -1,5 +1,6 @@
 //! Integration tests, one binary with a module per area.
 
+mod captures;
 mod cli;
 mod delivery;
 mod enrich;

@@ -38,9 +38,10 @@ fn assert_core(c: &Value) {
 fn reference_call() {
     let c = one_cdr(&notes_frames());
     assert_core(&c);
+    // talk + hold = 74 + 15 = the call's `billing_seconds` 89 (kazoo-events.md §4.6).
     assert_eq!(
         (c["dur"].as_u64(), c["ring"].as_u64(), c["talk"].as_u64()),
-        (Some(95), Some(5), Some(73))
+        (Some(95), Some(5), Some(74))
     );
     assert_eq!(c["tags"], serde_json::json!({}));
 }
@@ -53,7 +54,7 @@ fn without_the_bridge_event() {
         .collect();
     let c = one_cdr(&frames);
     assert_core(&c);
-    assert_eq!(c["talk"], 73);
+    assert_eq!(c["talk"], 74);
 }
 
 #[test]
