@@ -8,6 +8,14 @@
 //! and timeouts elapse exactly as they did live, and the same input always gives the same
 //! CDRs. At the end of input every open session is closed: sessions whose legs were all
 //! destroyed close normally, the others are force-closed (tag `forced_close`).
+//!
+//! **Clock jumps.** A frame stamped more than the allowed clock skew ahead of the clock is
+//! either the stream moving on (a quiet night in a recording) or one node with a wrong clock.
+//! Such frames are held (at most [`HOLD_MAX`]) until the stream tells which: an equally late
+//! frame of another call confirms the jump, and the held frames are applied at their own
+//! times; a frame back at the clock's time shows they were outliers, and they are applied at
+//! the clock's time (counted as clamped) without moving it, so one bad frame cannot age every
+//! call in progress.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -29,15 +37,24 @@ pub struct ReplayStats {
     pub late: u64,
     /// Reply frames (ignored).
     pub replies: u64,
+    /// Events refused at a session's leg or event limit.
+    pub refused: u64,
+    /// Events stamped too far ahead of the clock, taken at the clock's time.
+    pub clamped: u64,
     /// Frames skipped, by reason.
     pub skipped: BTreeMap<&'static str, u64>,
 }
+
+/// Frames held while a clock jump is unconfirmed.
+pub const HOLD_MAX: usize = 16;
 
 /// Runs a replay, one input after the other as a single stream.
 pub struct Replay {
     assembler: Assembler,
     closed: Vec<ClosedSession>,
     stats: ReplayStats,
+    /// Frames ahead of the clock, with their call ids, in arrival order.
+    held: Vec<(String, String)>,
 }
 
 impl Replay {
@@ -47,6 +64,7 @@ impl Replay {
             assembler: Assembler::new(settings),
             closed: Vec::new(),
             stats: ReplayStats::default(),
+            held: Vec::new(),
         }
     }
 
@@ -59,16 +77,22 @@ impl Replay {
         self.stats.frames += 1;
         match decode_frame(line) {
             Ok(Frame::Event(ev)) => {
-                let now = ev
-                    .time_us
-                    .or(self.assembler.stream_time())
-                    .unwrap_or_default();
-                match self.assembler.apply(&ev, now) {
-                    Applied::Accepted => self.stats.events += 1,
-                    Applied::Duplicate => self.stats.duplicates += 1,
-                    Applied::Late => self.stats.late += 1,
+                let skew = self.assembler.settings().max_clock_skew_us;
+                let clock = self.assembler.stream_time();
+                let ahead =
+                    matches!((ev.time_us, clock), (Some(t), Some(c)) if t > c.saturating_add(skew));
+                let undecided = !self.held.is_empty() && ev.time_us.is_none();
+                let confirms = ahead && self.held.iter().any(|(call, _)| *call != *ev.call_id);
+                if (ahead && !confirms) || undecided {
+                    self.held.push((ev.call_id.to_string(), line.to_owned()));
+                    if self.held.len() >= HOLD_MAX {
+                        // A long run of late frames: the stream itself moved on.
+                        self.release(true);
+                    }
+                    return;
                 }
-                self.assembler.poll(now, &mut self.closed);
+                self.release(confirms);
+                self.apply(&ev, ev.time_us.or(clock).unwrap_or_default());
             }
             Ok(Frame::Reply(_)) => self.stats.replies += 1,
             Err(e) => *self.stats.skipped.entry(e.reason()).or_default() += 1,
@@ -96,9 +120,37 @@ impl Replay {
         }
     }
 
+    /// Applies the held frames: at their own times when the jump was real, else at the
+    /// clock's time (the assembler clamps them).
+    fn release(&mut self, real: bool) {
+        for (_, line) in std::mem::take(&mut self.held) {
+            if let Ok(Frame::Event(ev)) = decode_frame(&line) {
+                let clock = self.assembler.stream_time();
+                let now = if real { ev.time_us.or(clock) } else { clock };
+                self.apply(&ev, now.unwrap_or_default());
+            }
+        }
+    }
+
+    fn apply(&mut self, ev: &crate::source::CallEvent<'_>, now: i64) {
+        match self.assembler.apply(ev, now) {
+            Applied::Accepted => self.stats.events += 1,
+            Applied::Clamped => {
+                self.stats.events += 1;
+                self.stats.clamped += 1;
+            }
+            Applied::Duplicate => self.stats.duplicates += 1,
+            Applied::Late => self.stats.late += 1,
+            Applied::OverLimit { .. } => self.stats.refused += 1,
+        }
+        self.assembler.poll(now, &mut self.closed);
+    }
+
     /// Ends the input: closes every open session and returns all CDRs ordered by `end`, then
     /// `id`.
     pub fn finish(mut self) -> (Vec<ClosedSession>, ReplayStats) {
+        // Held frames at the end of input: nothing is left for them to disturb.
+        self.release(true);
         self.assembler.flush(&mut self.closed);
         let mut closed = self.closed;
         closed.sort_by(|a, b| {

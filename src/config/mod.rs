@@ -82,6 +82,15 @@ pub struct CdrSection {
     /// Seconds during which events for a closed session's legs are dropped as late
     /// (default 300).
     pub late_window_secs: u64,
+    /// Legs one session may hold; events of further legs are refused and counted, and the
+    /// CDR is tagged `truncated` (default 1000).
+    pub max_legs_per_session: u64,
+    /// Events one session may take; further events are refused and counted, and the CDR is
+    /// tagged `truncated` (default 20000).
+    pub max_events_per_session: u64,
+    /// An event whose time is more than this many seconds ahead of the processing clock is
+    /// clamped to the clock and counted (default 300).
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for CdrSection {
@@ -95,6 +104,9 @@ impl Default for CdrSection {
             idle_timeout_secs: 4 * 3600,
             max_session_secs: 24 * 3600,
             late_window_secs: 300,
+            max_legs_per_session: 1000,
+            max_events_per_session: 20_000,
+            max_clock_skew_secs: 300,
         }
     }
 }
@@ -224,6 +236,13 @@ impl PluginConfig {
                 Ok(i64::try_from(v).unwrap_or(i64::MAX) * 1_000_000)
             }
         };
+        let limit = |path: &str, v: u64, max: u64| {
+            if v == 0 || v > max {
+                Err(self.invalid(path, format!("{v} is out of range (1 to {max})")))
+            } else {
+                Ok(v)
+            }
+        };
         let default_tenant = TenantSettings {
             tz: tz("cdr.timezone", &c.timezone)?,
             region: region("cdr.region", &c.region)?,
@@ -256,6 +275,19 @@ impl PluginConfig {
             idle_timeout_us: positive("cdr.idle_timeout_secs", c.idle_timeout_secs)?,
             max_session_us: positive("cdr.max_session_secs", c.max_session_secs)?,
             late_window_us: positive("cdr.late_window_secs", c.late_window_secs)?,
+            max_legs_per_session: usize::try_from(limit(
+                "cdr.max_legs_per_session",
+                c.max_legs_per_session,
+                100_000,
+            )?)
+            .unwrap_or(usize::MAX),
+            max_events_per_session: u32::try_from(limit(
+                "cdr.max_events_per_session",
+                c.max_events_per_session,
+                1_000_000,
+            )?)
+            .unwrap_or(u32::MAX),
+            max_clock_skew_us: positive("cdr.max_clock_skew_secs", c.max_clock_skew_secs)?,
             directory: Default::default(),
         })
     }

@@ -163,6 +163,20 @@ impl Registry {
             );
             metric(
                 &mut o,
+                "postcall_events_refused_total",
+                "counter",
+                "Events refused at a session's leg or event limit (CDR tagged truncated).",
+                &[("", a.refused)],
+            );
+            metric(
+                &mut o,
+                "postcall_events_clamped_total",
+                "counter",
+                "Events stamped too far ahead of the clock, taken at the clock's time.",
+                &[("", a.clamped)],
+            );
+            metric(
+                &mut o,
                 "postcall_sessions_closed_total",
                 "counter",
                 "Sessions closed.",

@@ -14,6 +14,13 @@
 //! grace period; one with a leg still up is force-closed after the idle timeout or at the
 //! maximum age (tag `forced_close`). Events for a closed session's legs that arrive within the
 //! late window are dropped and counted, never turned into phantom sessions.
+//!
+//! **Bounds.** No input makes one session cost more than its limits: a session holds at most
+//! `max_legs_per_session` legs and takes at most `max_events_per_session` events; events
+//! beyond either are refused, counted, and the CDR is tagged `truncated`. A session indexes at
+//! most [`KEYS_PER_LEG`] keys per allowed leg. An event stamped more than `max_clock_skew_us`
+//! ahead of the processing clock is taken at the clock's time (counted), so a node with a
+//! wrong clock cannot move time on for every other call.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -34,7 +41,20 @@ pub enum Applied {
     Duplicate,
     /// For a leg of a session that has already closed; dropped.
     Late,
+    /// Refused: the session is at its leg or event limit. `first` is true for the session's
+    /// first refusal (the shell logs that one).
+    OverLimit {
+        /// The session's first refused event.
+        first: bool,
+    },
+    /// Folded into a session at the processing clock's time: the event's own time was
+    /// further ahead than the allowed clock skew.
+    Clamped,
 }
+
+/// Grouping keys a session may index per allowed leg (a leg names its call id, the
+/// interaction, its peer, bridge and transfer partners).
+pub const KEYS_PER_LEG: usize = 8;
 
 /// Counters the shell exports as metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +69,10 @@ pub struct AssemblerStats {
     pub closed: u64,
     /// Sessions force-closed (idle timeout, maximum age, or end of input with legs up).
     pub forced: u64,
+    /// Events refused because their session was at its leg or event limit.
+    pub refused: u64,
+    /// Events whose time was too far ahead of the processing clock and was clamped.
+    pub clamped: u64,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -66,6 +90,12 @@ struct Session {
     #[serde(skip)]
     queued: i64,
     gap: bool,
+    /// Events taken.
+    #[serde(default)]
+    events: u32,
+    /// Events were refused at a limit.
+    #[serde(default)]
+    truncated: bool,
 }
 
 /// The open state of an [`Assembler`], for keeping open sessions across a restart.
@@ -268,10 +298,14 @@ impl Assembler {
     pub fn apply(&mut self, ev: &CallEvent, now: i64) -> Applied {
         self.now = self.now.max(now);
         let now = self.now;
-        if let Some(t) = ev.time_us {
+        let ahead = ev
+            .time_us
+            .is_some_and(|t| t > now.saturating_add(self.settings.max_clock_skew_us));
+        let time = if ahead { Some(now) } else { ev.time_us };
+        if let Some(t) = time {
             self.stream_us = Some(self.stream_us.map_or(t, |s| s.max(t)));
         }
-        let t = ev.time_us.or(self.stream_us).unwrap_or(now);
+        let t = time.or(self.stream_us).unwrap_or(now);
         let tenant = ev.account_id.as_deref().unwrap_or("");
         let mut keys = std::mem::take(&mut self.scratch);
         keys.clear();
@@ -295,8 +329,19 @@ impl Assembler {
 
         let sid = self.session_for(&mut keys, tenant, now);
         self.scratch = keys;
+        let (max_legs, max_events) = (
+            self.settings.max_legs_per_session,
+            self.settings.max_events_per_session,
+        );
         let session = self.sessions.get_mut(&sid).expect("session exists");
-        let leg = match session.legs.iter().position(|l| *l.call_id == *ev.call_id) {
+        let position = session.legs.iter().position(|l| *l.call_id == *ev.call_id);
+        if session.events >= max_events || (position.is_none() && session.legs.len() >= max_legs) {
+            let first = !session.truncated;
+            session.truncated = true;
+            self.stats.refused += 1;
+            return Applied::OverLimit { first };
+        }
+        let leg = match position {
             Some(i) => &mut session.legs[i],
             None => {
                 session.legs.push(Leg::new(&ev.call_id));
@@ -308,9 +353,14 @@ impl Assembler {
             self.stats.duplicates += 1;
             return Applied::Duplicate;
         }
+        session.events += 1;
         self.stats.events += 1;
         session.last_activity = now;
         self.reschedule(sid);
+        if ahead {
+            self.stats.clamped += 1;
+            return Applied::Clamped;
+        }
         Applied::Accepted
     }
 
@@ -341,6 +391,8 @@ impl Assembler {
                         deadline: i64::MAX,
                         queued: i64::MAX,
                         gap: false,
+                        events: 0,
+                        truncated: false,
                     },
                 );
                 sid
@@ -358,7 +410,17 @@ impl Assembler {
             return sid;
         }
         let session = self.sessions.get_mut(&sid).expect("session exists");
+        let max_keys = self
+            .settings
+            .max_legs_per_session
+            .saturating_mul(KEYS_PER_LEG);
         for k in keys.iter() {
+            // Past its key budget a session indexes nothing new: a flood of legs cannot grow
+            // the index (such events reach the session through keys it already has, or form
+            // sessions of their own, which have their own limits).
+            if session.keys.len() >= max_keys {
+                break;
+            }
             if !self.index.contains_key(k) {
                 let k: Box<str> = k.into();
                 self.index.insert(k.clone(), sid);
@@ -382,6 +444,8 @@ impl Assembler {
         t.first_activity = t.first_activity.min(o.first_activity);
         t.last_activity = t.last_activity.max(o.last_activity);
         t.gap |= o.gap;
+        t.events = t.events.saturating_add(o.events);
+        t.truncated |= o.truncated;
     }
 
     fn reschedule(&mut self, sid: u64) {
@@ -512,6 +576,7 @@ impl Assembler {
             tenant: (!s.tenant.is_empty()).then_some(&*s.tenant),
             forced,
             gap: s.gap,
+            truncated: s.truncated,
         };
         out.push(build(&s.legs, &facts, &self.settings));
     }

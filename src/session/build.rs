@@ -38,6 +38,8 @@ pub struct SessionFacts<'a> {
     pub forced: bool,
     /// The event stream had a gap while the session was open.
     pub gap: bool,
+    /// Events were refused at the session's leg or event limit.
+    pub truncated: bool,
 }
 
 /// An answered trunk leg, for rating.
@@ -155,9 +157,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     let anchor = tl.anchor;
     let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
         .filter(|&i| i != anchor && kinds[i] == LegKind::Device && person[i])
-        .filter_map(|i| {
-            tl.with_anchor(i).map(|t| (t, &*legs[i].call_id, i))
-        })
+        .filter_map(|i| tl.with_anchor(i).map(|t| (t, &*legs[i].call_id, i)))
         .collect();
     answering.sort_unstable();
     let mut rang: Vec<(i64, &str, usize)> = (0..legs.len())
@@ -278,6 +278,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         ("unseen_peer", unseen_peer),
         ("forced_close", facts.forced),
         ("gap", facts.gap),
+        ("truncated", facts.truncated),
     ];
     for (name, on) in system {
         if on {

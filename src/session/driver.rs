@@ -129,11 +129,29 @@ pub async fn drive(
             msg = source.recv() => match msg {
                 None => break,
                 Some(SourceMsg::Frame { text, at_us }) => match decode_frame(&text) {
-                    Ok(Frame::Event(ev)) => {
-                        if asm.apply(&ev, at_us) == Applied::Late {
+                    Ok(Frame::Event(ev)) => match asm.apply(&ev, at_us) {
+                        Applied::Late => {
                             tracing::debug!(call_id = %ev.call_id, "late event for a closed session dropped");
                         }
-                    }
+                        Applied::OverLimit { first: true } => {
+                            let s = asm.settings();
+                            tracing::warn!(
+                                call_id = %ev.call_id,
+                                max_legs = s.max_legs_per_session,
+                                max_events = s.max_events_per_session,
+                                "session at its limit: further events of it are refused (counted in postcall_events_refused_total), its CDR is tagged truncated"
+                            );
+                        }
+                        Applied::Clamped if asm.stats().clamped.is_power_of_two() => {
+                            tracing::warn!(
+                                call_id = %ev.call_id,
+                                event_time_us = ev.time_us,
+                                clamped_so_far = asm.stats().clamped,
+                                "event stamped too far ahead of this host's clock: taken at the clock's time (is a PBX node's clock wrong?)"
+                            );
+                        }
+                        _ => {}
+                    },
                     Ok(Frame::Reply(_)) => {}
                     Err(e) => {
                         let reason = e.reason();

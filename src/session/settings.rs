@@ -54,6 +54,12 @@ pub struct Settings {
     pub max_session_us: i64,
     /// Events for a closed session's legs arriving within this window are dropped as late (µs).
     pub late_window_us: i64,
+    /// Legs one session may hold; events of further legs are refused (tag `truncated`).
+    pub max_legs_per_session: usize,
+    /// Events one session may take; further events are refused (tag `truncated`).
+    pub max_events_per_session: u32,
+    /// An event time further than this ahead of the processing clock is clamped to it (µs).
+    pub max_clock_skew_us: i64,
     /// Names of devices, users, queues and numbers (empty until a directory is loaded).
     pub directory: PbxDirectory,
 }
@@ -69,6 +75,9 @@ impl Default for Settings {
             idle_timeout_us: 4 * 3600 * 1_000_000,
             max_session_us: 24 * 3600 * 1_000_000,
             late_window_us: 300 * 1_000_000,
+            max_legs_per_session: 1000,
+            max_events_per_session: 20_000,
+            max_clock_skew_us: 300 * 1_000_000,
             directory: PbxDirectory::default(),
         }
     }

@@ -327,7 +327,12 @@ impl Plan<'_> {
         b.extend(self.answered.iter().flatten().copied());
         b.extend(self.edges.iter().flat_map(|e| [e.span.from, e.span.to]));
         b.extend(self.holds.iter().flatten().flat_map(|s| [s.from, s.to]));
-        b.extend(self.parks.iter().chain(&self.alerting).flat_map(|s| [s.from, s.to]));
+        b.extend(
+            self.parks
+                .iter()
+                .chain(&self.alerting)
+                .flat_map(|s| [s.from, s.to]),
+        );
         b.retain(|t| (r.start..=r.end).contains(t));
         b.sort_unstable();
         b.dedup();
@@ -422,7 +427,11 @@ impl Plan<'_> {
                 }
             }
             let (mut connected, mut held) = (false, false);
-            for group in roots.iter().map(|&root| &members[root]).filter(|g| g.len() >= 2) {
+            for group in roots
+                .iter()
+                .map(|&root| &members[root])
+                .filter(|g| g.len() >= 2)
+            {
                 connected = true;
                 held |= group.iter().any(|&i| hold_depth[i] > 0);
                 out.t2t |= group.iter().filter(|&&i| r.trunk[i]).count() >= 2;
