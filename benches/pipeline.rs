@@ -138,4 +138,32 @@ fn main() {
         (after.saturating_sub(before)) as f64 / 1e6,
         after.saturating_sub(before) as f64 / legs.max(1) as f64
     );
+
+    // 4. Stop and start with those sessions open: snapshot + save (what SIGTERM does), then
+    // load + restore (what the next start does), through the real state file.
+    let dir = std::env::temp_dir().join(format!("postcall-bench-{}", std::process::id()));
+    let path = postcall::run::state::state_path(&dir);
+    let sessions = asm.open_sessions();
+    let t = Instant::now();
+    let saved = postcall::run::state::SavedState {
+        open: asm.snapshot(),
+        closed: Vec::new(),
+    };
+    postcall::run::state::save(&path, &saved).expect("state saved");
+    let save_s = t.elapsed().as_secs_f64();
+    drop(saved);
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let t = Instant::now();
+    let loaded = postcall::run::state::load(&path)
+        .expect("state read")
+        .expect("state present");
+    let restored = Assembler::restore(settings, loaded.open);
+    let load_s = t.elapsed().as_secs_f64();
+    assert_eq!(restored.open_sessions(), sessions);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "stop/start with {sessions} open sessions ({legs} legs): save {save_s:.2} s, \
+         load + restore {load_s:.2} s, {:.1} MB on disk",
+        size as f64 / 1e6
+    );
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 use super::admin;
 use super::metrics::{Registry, RunCounters};
@@ -177,7 +178,9 @@ pub async fn run(
         .parent()
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
 
-    // Delivery first: nothing is accepted before the outbox is open.
+    // Every fallible step comes first, before any saved state is touched: the outbox (nothing
+    // is accepted before it is open), TLS, triggers, reference data, the source, the admin
+    // listener. A failure here leaves sessions.json exactly as the last stop wrote it.
     let outbox = Arc::new(
         Outbox::open_with_reserve(&outbox_path, cfg.delivery.disk_reserve_kib * 1024)
             .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?,
@@ -185,66 +188,58 @@ pub async fn run(
     let receivers_tls = tls::client_config(cfg.delivery.ca_file.as_deref())?;
     let http = HttpClient::with_guard(receivers_tls, &HttpOptions::default(), guard);
     let engine = Engine::new(outbox, http, dopts)?;
-    let (stop_engine, engine_stop) = watch::channel(false);
-    let engine_task = tokio::spawn(engine.clone().run(engine_stop));
-
-    // Triggers and reference data.
     let tcfg = cfg.trigger_config()?;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let fetcher = match &tcfg.remote {
         Some(r) => Some(r.fetcher()?),
         None => None,
     };
-    let (_reload_requests, reload_rx) = mpsc::channel(1);
-    let counters = Arc::new(RunCounters::default());
-    let mut tasks = vec![tokio::spawn(reloader.clone().run(
-        fetcher,
-        reload_rx,
-        shutdown.clone(),
-    ))];
-    {
-        let (mut status, counters) = (reloader.status(), counters.clone());
-        tasks.push(tokio::spawn(async move {
-            while status.changed().await.is_ok() {
-                let s = status.borrow().clone();
-                counters
-                    .trigger_reloads
-                    .store(s.generation.saturating_sub(1), Ordering::Relaxed);
-                counters
-                    .trigger_reload_errors
-                    .store(s.rejected, Ordering::Relaxed);
-            }
-        }));
-    }
     let enricher = {
         let (e, errors) = SharedEnricher::load(cfg.enrich_sources()?);
         log_reference_file_problems(&errors);
-        let e = Arc::new(e);
-        tasks.push(tokio::spawn(reload_enrichment_on_hangup(
-            e.clone(),
-            shutdown.clone(),
-        )));
-        e
+        Arc::new(e)
     };
+    let src = live::start(kazoo, base, shutdown.clone()).await?;
+    let counters = Arc::new(RunCounters::default());
+    let driver_counters = Arc::new(DriverCounters::default());
+    let registry = Registry {
+        source: Some(src.counters.clone()),
+        driver: Some(driver_counters.clone()),
+        engine: Some(engine.clone()),
+        run: Some(counters.clone()),
+    };
+    let (admin_addr, admin_task) = admin::serve(opts.admin, registry.clone(), shutdown.clone())
+        .await
+        .with_context(|| format!("admin listener {}", opts.admin))?;
 
-    // What the previous run left.
-    let saved = match state::take(&state::state_path(&data_dir)) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "saved sessions unreadable; starting without them");
-            None
-        }
+    // What the previous run left: read now, removed once the driver holds it.
+    let state_path = state::state_path(&data_dir);
+    let saved = {
+        let path = state_path.clone();
+        tokio::task::spawn_blocking(move || timed_load(&path)).await?
     };
-    let (restored, mut carried): (Option<Snapshot>, Vec<ClosedSession>) = match saved {
+    let (restored, carried): (Option<Snapshot>, Vec<ClosedSession>) = match saved {
         Some(s) => (Some(s.open), s.closed),
         None => (None, Vec::new()),
     };
 
-    // Source and assembler.
-    let src = live::start(kazoo, base, shutdown.clone()).await?;
-    let driver_counters = Arc::new(DriverCounters::default());
+    // Tasks, all tracked and joined when stopping.
+    let tracker = TaskTracker::new();
+    let (stop_engine, engine_stop) = watch::channel(false);
+    let engine_task = tokio::spawn(engine.clone().run(engine_stop));
+    let (_reload_requests, reload_rx) = mpsc::channel(1);
+    tracker.spawn(reloader.clone().run(fetcher, reload_rx, shutdown.clone()));
+    tracker.spawn(watch_reload_status(
+        reloader.status(),
+        counters.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(reload_enrichment_on_hangup(
+        enricher.clone(),
+        shutdown.clone(),
+    ));
     let (closed_tx, mut closed_rx) = mpsc::channel::<ClosedSession>(1024);
-    let dopts = DriverOptions {
+    let driver_opts = DriverOptions {
         tick: Duration::from_millis(250),
         tenants: src.accounts.iter().cloned().collect::<HashSet<_>>(),
         channels: src.channels.clone(),
@@ -254,20 +249,13 @@ pub async fn run(
         src.settings,
         src.messages,
         closed_tx,
-        dopts,
-        driver_counters.clone(),
+        driver_opts,
+        driver_counters,
         shutdown.clone(),
     ));
-
-    let registry = Registry {
-        source: Some(src.counters.clone()),
-        driver: Some(driver_counters),
-        engine: Some(engine.clone()),
-        run: Some(counters.clone()),
-    };
-    let (admin_addr, admin_task) = admin::serve(opts.admin, registry.clone(), shutdown.clone())
-        .await
-        .with_context(|| format!("admin listener {}", opts.admin))?;
+    if let Err(e) = tokio::task::spawn_blocking(move || state::remove(&state_path)).await? {
+        tracing::error!(error = %e, "saved sessions restored but their file cannot be removed");
+    }
     tracing::info!(admin = %admin_addr, outbox = %outbox_path.display(), "postcall running");
     if let Some(tx) = started {
         let _ = tx.send(Started {
@@ -276,15 +264,15 @@ pub async fn run(
         });
     }
 
-    // The sink: until the driver is done (it stops on shutdown after emitting what is
-    // complete), every closed session goes to the outbox.
+    // The sink: until the driver is done (it stops once the source has closed its channel and
+    // every frame already received is folded in), every closed session goes to the outbox.
     let sink = Sink {
         triggers: reloader.shared(),
         enricher,
         engine: engine.clone(),
         counters,
     };
-    let mut unsent = sink.put(std::mem::take(&mut carried), &shutdown).await;
+    let mut unsent = sink.put(carried, &shutdown).await;
     while let Some(first) = closed_rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -301,18 +289,12 @@ pub async fn run(
         saved_closed: unsent.len(),
     };
     if report.saved_open + report.saved_closed > 0 {
-        let path = state::state_path(&data_dir);
         let saved = SavedState {
             open: asm.snapshot(),
             closed: unsent,
         };
-        state::save(&path, &saved)
-            .with_context(|| format!("{}: cannot save open sessions", path.display()))?;
-        tracing::info!(
-            open = report.saved_open,
-            closed = report.saved_closed,
-            "sessions saved for the next start"
-        );
+        let path = state::state_path(&data_dir);
+        tokio::task::spawn_blocking(move || timed_save(&path, &saved)).await??;
     }
     // Attempts in flight get a deadline; anything not delivered stays in the outbox.
     let _ = stop_engine.send(true);
@@ -322,14 +304,86 @@ pub async fn run(
     {
         tracing::warn!("attempts still in flight at the stop deadline; they stay in the outbox");
     }
-    for t in src.tasks.into_iter().chain(tasks) {
-        t.abort();
+    tracker.close();
+    let joined = async {
+        tracker.wait().await;
+        for t in src.tasks {
+            let _ = t.await;
+        }
+        let _ = admin_task.await;
+    };
+    if tokio::time::timeout(TASK_JOIN_DEADLINE, joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not finish within the stop deadline");
     }
-    let _ = admin_task.await;
     Ok(report)
 }
 
-/// Reloads contact directories and rate decks on SIGHUP (triggers reload themselves).
+/// How long stopping waits for the remaining tasks (reloaders, source, admin) to return.
+const TASK_JOIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// [`state::load`], logging what it found and how long it took.
+fn timed_load(path: &std::path::Path) -> Option<SavedState> {
+    let t = std::time::Instant::now();
+    match state::load(path) {
+        Ok(Some(s)) => {
+            tracing::info!(
+                open = s.open.sessions(),
+                closed = s.closed.len(),
+                ms = t.elapsed().as_millis(),
+                "saved sessions read"
+            );
+            Some(s)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "saved sessions unreadable; starting without them");
+            None
+        }
+    }
+}
+
+/// [`state::save`], logging before and after (a large save takes a moment).
+fn timed_save(path: &std::path::Path, saved: &SavedState) -> anyhow::Result<()> {
+    let t = std::time::Instant::now();
+    tracing::info!(
+        open = saved.open.sessions(),
+        closed = saved.closed.len(),
+        "saving sessions for the next start"
+    );
+    state::save(path, saved)
+        .with_context(|| format!("{}: cannot save open sessions", path.display()))?;
+    tracing::info!(ms = t.elapsed().as_millis(), "sessions saved");
+    Ok(())
+}
+
+/// Keeps the reload counters current until stopping.
+async fn watch_reload_status(
+    mut status: watch::Receiver<crate::trigger::reload::ReloadStatus>,
+    counters: Arc<RunCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let s = status.borrow().clone();
+                counters
+                    .trigger_reloads
+                    .store(s.generation.saturating_sub(1), Ordering::Relaxed);
+                counters
+                    .trigger_reload_errors
+                    .store(s.rejected, Ordering::Relaxed);
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
 /// Logs what loading the reference files found: a file that failed keeps its last good data
 /// (none on the first load); a warning leaves the file in use.
 fn log_reference_file_problems(errors: &[FileError]) {
@@ -342,6 +396,7 @@ fn log_reference_file_problems(errors: &[FileError]) {
     }
 }
 
+/// Reloads contact directories and rate decks on SIGHUP (triggers reload themselves).
 async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, mut shutdown: watch::Receiver<bool>) {
     #[cfg(unix)]
     {

@@ -1,8 +1,10 @@
 //! What a stopping sidecar keeps for the next start besides the outbox: the assembler's open
 //! sessions, and closed sessions that had not reached the outbox yet. One JSON file in the data
-//! directory, written atomically (temporary file, fsync, rename) and removed once loaded.
+//! directory, written atomically (temporary file, fsync, rename) through a large buffer, and
+//! removed only once the next run's assembler holds it. Both directions are blocking file
+//! work: the sidecar runs them on the blocking pool.
 
-use std::io::Write;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,29 +34,29 @@ pub fn save(path: &Path, state: &SavedState) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
     serde_json::to_writer(&mut f, state).map_err(std::io::Error::other)?;
-    f.flush()?;
+    let f = f
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
 
-/// Loads and removes the state file (`None` when there is none).
+/// Loads the state file (`None` when there is none), leaving it in place: [`remove`] it once
+/// the running assembler holds the sessions.
 ///
 /// # Errors
 /// The file exists but cannot be read or parsed; it is then kept (renamed with a `.bad`
 /// suffix) for inspection.
-pub fn take(path: &Path) -> std::io::Result<Option<SavedState>> {
+pub fn load(path: &Path) -> std::io::Result<Option<SavedState>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     match serde_json::from_slice(&bytes) {
-        Ok(s) => {
-            std::fs::remove_file(path)?;
-            Ok(Some(s))
-        }
+        Ok(s) => Ok(Some(s)),
         Err(e) => {
             let _ = std::fs::rename(path, path.with_extension("json.bad"));
             Err(std::io::Error::other(format!(
@@ -62,5 +64,16 @@ pub fn take(path: &Path) -> std::io::Result<Option<SavedState>> {
                 path.display()
             )))
         }
+    }
+}
+
+/// Removes the state file once its sessions are held again (absent is fine).
+///
+/// # Errors
+/// An I/O error other than "not found".
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }

@@ -65,8 +65,16 @@ pub struct DriverOptions {
     pub channels: Option<ChannelFetch>,
 }
 
-/// Runs until the source channel closes or `shutdown` turns true; then emits what is
-/// complete and returns the assembler with its open sessions (the caller persists them).
+/// How long a stopping driver keeps draining frames already received before it gives up on a
+/// source that does not close its channel.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs until the source channel closes; then emits what is complete and returns the
+/// assembler with its open sessions (the caller persists them).
+///
+/// Stopping cascades through the channel: when `shutdown` turns true the source stops reading
+/// and drops its sender, and the driver goes on folding every frame already in the channel
+/// until it is closed and empty ([`DRAIN_DEADLINE`] at most, should a source not close it).
 ///
 /// `restored` carries the open sessions of a previous run: the first connection is then
 /// treated as a reconnect (resync, tag `gap`), since events were missed while stopped.
@@ -96,9 +104,26 @@ pub async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (resync_tx, mut resync_rx) = mpsc::channel::<(i64, Result<HashSet<String>, String>)>(4);
     let mut settings_open = true;
+    let drain_deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(drain_deadline);
+    let mut draining = false;
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            changed = shutdown.changed(), if !draining => {
+                if changed.is_err() || *shutdown.borrow() {
+                    draining = true;
+                    drain_deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_DEADLINE);
+                    tracing::info!(queued = source.len(), "stopping: folding the frames already received");
+                }
+            }
+            () = &mut drain_deadline, if draining => {
+                let left = source.len() as u64;
+                if let Ok(mut m) = counters.skipped.lock() {
+                    *m.entry("dropped_at_stop").or_default() += left;
+                }
+                tracing::warn!(left, reason = "dropped_at_stop", "the source did not close its channel in time; frames still queued are dropped");
+                break;
+            }
             _ = tick.tick() => {
                 if let Ok(mut s) = counters.assembler.lock() {
                     *s = asm.stats();

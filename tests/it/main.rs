@@ -5,6 +5,7 @@ mod cli;
 mod delivery;
 mod enrich;
 mod faults;
+mod lifecycle;
 mod limits;
 mod live;
 mod net;

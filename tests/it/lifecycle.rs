@@ -1,0 +1,113 @@
+//! Stopping and starting: nothing received is dropped, nothing saved is lost to a failed start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use postcall::run::state;
+use postcall::session::driver::{drive, DriverCounters, DriverOptions};
+use postcall::session::Settings;
+use postcall::sim;
+use postcall::source::blackhole::SourceMsg;
+use tokio::sync::{mpsc, watch};
+
+use crate::run::{opts, write_config_with};
+use crate::servers::blackhole::Blackhole;
+
+/// Frames already in the driver's channel when the stop comes are folded in, not left behind:
+/// the stopped driver holds the whole call (before, it stopped at once, mid-call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_driver_folds_every_frame_already_received() {
+    let frames: Vec<String> = sim::scenario("pstn_answered")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.text)
+        .collect();
+    let expected = postcall::replay::replay_str(&frames.join("\n"), Arc::new(Settings::default()));
+    for _ in 0..20 {
+        let (tx, rx) = mpsc::channel(frames.len());
+        for text in &frames {
+            tx.try_send(SourceMsg::Frame {
+                text: text.clone(),
+                at_us: postcall::source::blackhole::now_us(),
+            })
+            .unwrap();
+        }
+        // The source has stopped: the stop is signalled and its sender is gone.
+        drop(tx);
+        let (stop, shutdown) = watch::channel(false);
+        stop.send(true).unwrap();
+        let (_settings_tx, settings) = watch::channel(Arc::new(Settings::default()));
+        let (out_tx, mut out) = mpsc::channel(16);
+        let mut asm = drive(
+            None,
+            settings,
+            rx,
+            out_tx,
+            DriverOptions {
+                tick: Duration::from_millis(20),
+                tenants: Default::default(),
+                channels: None,
+            },
+            Arc::new(DriverCounters::default()),
+            shutdown,
+        )
+        .await;
+        let mut cdrs = Vec::new();
+        while let Ok(c) = out.try_recv() {
+            cdrs.push(c);
+        }
+        asm.flush(&mut cdrs);
+        assert_eq!(cdrs.len(), 1);
+        assert_eq!(
+            serde_json::to_value(&cdrs[0].cdr).unwrap(),
+            serde_json::to_value(&expected[0].cdr).unwrap()
+        );
+    }
+}
+
+/// A start that fails after the saved sessions were found (here: the admin port is taken)
+/// leaves them on disk for the next start (before, they were read and deleted first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_keeps_the_saved_sessions() {
+    let accts = crate::run::accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let bh = Blackhole::start(&[crate::run::TOKEN], &refs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config_with(dir.path(), &bh.url(), &["http://127.0.0.1:9/calls"], "");
+
+    // A previous run's saved state: one call in progress.
+    let frames: Vec<String> = sim::scenario("pstn_answered")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.text)
+        .collect();
+    let mut asm = postcall::session::Assembler::new(Arc::new(Settings::default()));
+    for f in &frames[..frames.len() / 2] {
+        if let Ok(postcall::source::Frame::Event(ev)) = postcall::source::decode_frame(f) {
+            asm.apply(&ev, ev.time_us.unwrap_or_default());
+        }
+    }
+    let data = dir.path().join("data");
+    let path = state::state_path(&data);
+    let saved = state::SavedState {
+        open: asm.snapshot(),
+        closed: Vec::new(),
+    };
+    assert_eq!(saved.open.sessions(), 1);
+    state::save(&path, &saved).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut o = opts();
+    o.admin = taken.local_addr().unwrap();
+    let (_stop, shutdown) = watch::channel(false);
+    let err = postcall::run::sidecar::run(cfg, o, shutdown, None)
+        .await
+        .expect_err("the admin port is taken");
+    assert!(format!("{err:#}").contains("admin listener"), "{err:#}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "saved sessions kept as they were"
+    );
+}
