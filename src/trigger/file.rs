@@ -277,6 +277,14 @@ fn validate_trigger(
         }
     }
     let tenant = cx.string("tenant", &raw.tenant);
+    if let Some(t) = &tenant {
+        if !crate::config::is_account_id(t) {
+            cx.err(
+                "tenant",
+                format!("{t:?} is not a Kazoo account id (32 lowercase hex digits)"),
+            );
+        }
+    }
     let user = raw.user.as_ref().and_then(|u| cx.string("user", u));
     let enabled = cx.bool("enabled", raw.enabled.as_ref(), true);
     let mut filters = Vec::with_capacity(raw.filter.len());
