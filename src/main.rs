@@ -410,7 +410,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(v) => v,
                 Err(problems) => {
                     let errors = print_problems(&problems, false);
-                    eprintln!("postcall: run cannot start: {errors} problem(s) in the configuration");
+                    eprintln!(
+                        "postcall: run cannot start: {errors} problem(s) in the configuration"
+                    );
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -534,8 +536,14 @@ fn record(
             }
         };
         let limits = RecordLimits { frames, attempts };
-        let r = source::record::record(&mut live.messages, &live.counters, &mut w, limits, stop_asked)
-            .await?;
+        let r = source::record::record(
+            &mut live.messages,
+            &live.counters,
+            &mut w,
+            limits,
+            stop_asked,
+        )
+        .await?;
         let _ = stop.send(true);
         // Let the client close the socket; the runtime drops whatever is left.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -608,6 +616,7 @@ fn init_logs(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -86,10 +86,7 @@ impl DeliverySection {
             );
         }
         if !(1..=120).contains(&self.attempt_timeout_secs) {
-            invalid(
-                "attempt_timeout_secs",
-                "must be 1 to 120 seconds".into(),
-            );
+            invalid("attempt_timeout_secs", "must be 1 to 120 seconds".into());
         }
         let mut allow = Vec::new();
         for (i, c) in self.allow_private.iter().enumerate() {

@@ -59,13 +59,7 @@ impl std::fmt::Debug for KazooSection {
     }
 }
 
-fn secs(
-    path: &str,
-    v: Option<u64>,
-    default: u64,
-    file: &Path,
-    out: &mut Vec<Problem>,
-) -> Duration {
+fn secs(path: &str, v: Option<u64>, default: u64, file: &Path, out: &mut Vec<Problem>) -> Duration {
     let v = v.unwrap_or(default);
     if v == 0 || v > 86_400 {
         out.push(Problem::Config(ConfigError::Invalid {
@@ -144,27 +138,26 @@ impl KazooSection {
             }
         }
         // `Ok(None)`: not configured; `Err(())`: configured but unusable (reported).
-        let mut from = |inline: &Option<String>, var: &Option<String>, name: &str| match (
-            inline, var,
-        ) {
-            (Some(_), Some(_)) => {
-                invalid(out, name, format!("give {name} or {name}_env, not both"));
-                Err(())
-            }
-            (Some(v), None) => Ok(Some(Secret::new(v.clone()))),
-            (None, Some(var)) => match env(var).filter(|v| !v.is_empty()) {
-                Some(v) => Ok(Some(Secret::new(v))),
-                None => {
-                    out.push(Problem::MissingSecret {
-                        file: file.to_owned(),
-                        path: format!("kazoo.{name}_env"),
-                        var: var.clone(),
-                    });
+        let mut from =
+            |inline: &Option<String>, var: &Option<String>, name: &str| match (inline, var) {
+                (Some(_), Some(_)) => {
+                    invalid(out, name, format!("give {name} or {name}_env, not both"));
                     Err(())
                 }
-            },
-            (None, None) => Ok(None),
-        };
+                (Some(v), None) => Ok(Some(Secret::new(v.clone()))),
+                (None, Some(var)) => match env(var).filter(|v| !v.is_empty()) {
+                    Some(v) => Ok(Some(Secret::new(v))),
+                    None => {
+                        out.push(Problem::MissingSecret {
+                            file: file.to_owned(),
+                            path: format!("kazoo.{name}_env"),
+                            var: var.clone(),
+                        });
+                        Err(())
+                    }
+                },
+                (None, None) => Ok(None),
+            };
         let token = from(&self.auth_token, &self.auth_token_env, "auth_token");
         let key = from(&self.api_key, &self.api_key_env, "api_key");
         let has_token = self.auth_token.is_some() || self.auth_token_env.is_some();
@@ -203,7 +196,13 @@ impl KazooSection {
             file,
             out,
         );
-        let max_backoff = secs("kazoo.max_backoff_secs", self.max_backoff_secs, 60, file, out);
+        let max_backoff = secs(
+            "kazoo.max_backoff_secs",
+            self.max_backoff_secs,
+            60,
+            file,
+            out,
+        );
         if out.len() > before {
             return None;
         }

@@ -20,8 +20,8 @@ pub use kazoo::{is_account_id, KazooSection};
 mod triggers;
 // One validation for `check` and `run` (issue 13).
 mod validate;
-pub use validate::{validate, validate_source, Problem, Validated};
 pub use triggers::{RemoteConfig, TriggerConfig, TriggersSection};
+pub use validate::{validate, validate_source, Problem, Validated};
 
 /// A configuration problem, with where it is.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -330,6 +330,11 @@ pub(crate) fn resolve(file: &Path, path: &Path) -> PathBuf {
 fn first_error(problems: Vec<Problem>) -> ConfigError {
     match problems.into_iter().next() {
         Some(Problem::Config(e)) => e,
+        Some(Problem::MissingSecret { file, path, var }) => ConfigError::Invalid {
+            file,
+            path,
+            message: format!("environment variable {var} is not set"),
+        },
         Some(other) => ConfigError::Invalid {
             file: PathBuf::new(),
             path: String::new(),

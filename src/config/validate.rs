@@ -140,7 +140,10 @@ pub fn validate(
     }
     if let Some(e) = &cfg.enrich {
         for id in e.tenants.keys().filter(|id| !is_account_id(id)) {
-            out.push(invalid(&format!("enrich.tenants.{id}"), not_an_account_id(id)));
+            out.push(invalid(
+                &format!("enrich.tenants.{id}"),
+                not_an_account_id(id),
+            ));
         }
     }
 
@@ -298,7 +301,13 @@ fn check_data_dir(dir: &Path, reserve_bytes: u64) -> Result<(), String> {
     let shown = dir.display();
     let existing = dir
         .ancestors()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .find(|p| p.exists())
         .unwrap_or(Path::new("."));
     let meta = std::fs::metadata(existing).map_err(|e| format!("{shown}: {e}"))?;
@@ -393,7 +402,10 @@ mod tests {
         let e = check_data_dir(&file, 0).unwrap_err();
         assert!(e.ends_with("f is not a directory"), "{e}");
         let e = check_data_dir(&file.join("sub"), 0).unwrap_err();
-        assert!(e.contains("cannot be created") && e.contains("is not a directory"), "{e}");
+        assert!(
+            e.contains("cannot be created") && e.contains("is not a directory"),
+            "{e}"
+        );
         let e = check_data_dir(tmp.path(), u64::MAX / 2).unwrap_err();
         assert!(e.contains("does not fit"), "{e}");
     }
