@@ -226,7 +226,8 @@ impl KazooSection {
         Some(o)
     }
 
-    /// [`Self::checked`] with the first problem as the error.
+    /// Validates the section and builds the source options, reading secrets with `env`;
+    /// relative paths are resolved against `file`'s directory.
     ///
     /// # Errors
     /// The first invalid field, with its path.

@@ -2,7 +2,9 @@
 //!
 //! Parsing is strict (`deny_unknown_fields`, so a misspelt key is an error, not a silent
 //! default) and every error names the file and the field path. [`PluginConfig::settings`]
-//! checks values (time zones, regions, thresholds) and builds the assembler's settings.
+//! checks values (time zones, regions, thresholds) and builds the assembler's settings;
+//! [`validate`] checks everything `run` needs (files, directories, secrets, triggers) and
+//! reports every problem: `postcall check` and `postcall run` both call it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
