@@ -392,6 +392,46 @@ mod tests {
         assert!(!is_localhost("notlocalhost"));
     }
 
+    fn trigger(url: &str) -> Trigger {
+        let doc = format!(
+            "[[trigger]]\nid = \"t\"\ntenant = \"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c\"\n\
+             [trigger.action]\nurl = \"{url}\"\nallow_http = true\n"
+        );
+        let opts = crate::trigger::BuildOptions::default();
+        crate::trigger::file::parse_document(&doc, "t.toml", crate::trigger::DocFormat::Toml, opts)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn destinations_the_guard_refuses_without_dns() {
+        let strict = AddressGuard::strict(Vec::new());
+        for url in [
+            "https://127.0.0.1/h",
+            "https://[::1]:8443/h",
+            "https://169.254.169.254/latest",
+            "https://[::ffff:10.0.0.1]/h",
+            "http://localhost:8080/h",
+            "https://api.localhost/h",
+        ] {
+            let m = refused_destination(&trigger(url), &strict);
+            assert!(m.is_some_and(|m| m.contains("not public")), "{url}");
+        }
+        for url in [
+            "https://8.8.8.8/h",
+            "https://hooks.example.com/h",
+            "https://[2606:4700::1111]/",
+        ] {
+            assert_eq!(refused_destination(&trigger(url), &strict), None, "{url}");
+        }
+        let lo = AddressGuard::strict(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert_eq!(
+            refused_destination(&trigger("http://localhost:9/h"), &lo),
+            None
+        );
+        assert!(refused_destination(&trigger("https://[::1]/h"), &lo).is_some());
+    }
+
     #[test]
     fn data_dir_rules() {
         let tmp = tempfile::tempdir().unwrap();
