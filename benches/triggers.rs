@@ -72,7 +72,7 @@ fn trigger_set(tenants: usize, distinct: bool) -> TriggerSet {
             filters.push(&own);
         }
         doc.push_str(&format!(
-            "[[trigger]]\nid = \"t{i}\"\ntenant = \"tenant-{tenant}\"\n{}filter = [{}]\n[trigger.action]\nurl = \"https://hooks.example/{i}\"\n",
+            "[[trigger]]\nid = \"t{i}\"\ntenant = \"{tenant:032x}\"\n{}filter = [{}]\n[trigger.action]\nurl = \"https://hooks.example/{i}\"\n",
             if i % 10 == 0 { format!("user = \"user-{}\"\n", i % 7) } else { String::new() },
             filters.join(", ")
         ));
@@ -151,7 +151,7 @@ fn main() {
         .enumerate()
         .map(|(i, s)| {
             let mut s = s.clone();
-            s.tenant_id = Some(format!("tenant-{}", i % tenants));
+            s.tenant_id = Some(format!("{:032x}", i % tenants));
             s.user_ids = vec![format!("user-{}", i % 7)];
             s
         })
@@ -183,7 +183,7 @@ fn main() {
         .iter()
         .map(|s| {
             let mut s = s.clone();
-            s.tenant_id = Some("tenant-0".into());
+            s.tenant_id = Some(format!("{:032x}", 0));
             s
         })
         .collect();

@@ -36,7 +36,9 @@
 //! - [`replay`] runs recorded frames through the assembler.
 //!
 //! Embedding: build a [`config::PluginConfig`] (or load `plugin.toml`) and call
-//! [`run::sidecar::run`] with a shutdown channel; or use the pure parts directly —
+//! [`run::sidecar::run`] with a shutdown channel (it validates first; or call
+//! [`config::validate`] yourself, report every problem, and pass the result to
+//! [`run::sidecar::run_validated`]); or use the pure parts directly —
 //! [`source::decode_frame`], [`session::Assembler`], [`trigger::TriggerSet::matches`],
 //! [`delivery::payload::encode`].
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use postcall::config::PluginConfig;
+use postcall::config::{PluginConfig, Problem};
 use postcall::delivery::Outbox;
 use postcall::replay::{Replay, ReplayStats};
 use postcall::run::demo::{self, DemoOptions};
@@ -26,6 +26,9 @@ use postcall::source;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format (logs go to stderr; the level comes from `RUST_LOG`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -61,9 +64,6 @@ enum Command {
         /// Admin listener (`/metrics`, `/healthz`, `/readyz`, dead letters).
         #[arg(long, default_value = "127.0.0.1:9646")]
         admin: std::net::SocketAddr,
-        /// Log format.
-        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-        log_format: LogFormat,
     },
     /// Everything on one machine, no PBX needed: a simulated Blackhole streaming realistic
     /// calls, the sidecar connected to it, and a receiver printing every webhook.
@@ -98,6 +98,12 @@ enum Command {
         /// Stop after this many frames (default: until Ctrl-C).
         #[arg(long)]
         frames: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Give up after this many connection attempts in a row that did not subscribe.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        attempts: u64,
     },
     /// List, inspect, re-send and purge dead letters (with the sidecar stopped: the outbox
     /// is opened exclusively).
@@ -110,11 +116,16 @@ enum Command {
     },
     /// Print the JSON Schema of the webhook payload (for Azure Logic Apps and receivers).
     Schema,
-    /// Validate the configuration and report every problem with its file and field.
+    /// Validate the configuration as `run` will and report every problem with its file and
+    /// field.
     Check {
         /// Configuration file.
         #[arg(long, default_value = "plugin.toml")]
         config: PathBuf,
+        /// Secret variables that are not set are warnings, not errors (validating on a
+        /// machine without the secrets; `run` still needs them).
+        #[arg(long)]
+        without_secrets: bool,
     },
 }
 
@@ -269,32 +280,80 @@ fn enrich(config: Option<&PathBuf>, closed: &mut [ClosedSession]) -> anyhow::Res
     Ok(())
 }
 
-/// `check`: loads the enrichment files and prints every problem and warning; returns how many
-/// problems (not warnings) there were.
-fn enrich_file_errors(config: &std::path::Path) -> anyhow::Result<usize> {
-    let sources = PluginConfig::load(config)?.enrich_sources()?;
-    let (_, errors) = postcall::enrich::SharedEnricher::load(sources);
-    errors.iter().for_each(|e| eprintln!("{e}"));
-    Ok(errors.iter().filter(|e| !e.is_warning()).count())
-}
 // --- end enrichment ---
 
-// Triggers (issue 4): `check` validates every trigger file the configuration names.
-/// `Ok(", N triggers")`, or every problem, each naming its file, trigger id and field path.
-fn check_triggers(config: &std::path::Path) -> Result<String, Vec<String>> {
-    let cfg = PluginConfig::load(config).map_err(|e| vec![e.to_string()])?;
-    let tc = cfg.trigger_config().map_err(|e| vec![e.to_string()])?;
-    if tc.sources.files.is_empty() && tc.remote.is_none() {
-        return Ok(String::new());
+/// The process environment, where secret variables are read.
+fn process_env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+/// Prints problems on stderr, one per line; warnings (and unset secret variables when
+/// `secrets_optional`) prefixed with `warning: `. Returns how many were errors.
+fn print_problems(problems: &[Problem], secrets_optional: bool) -> usize {
+    let mut errors = 0;
+    for p in problems {
+        if p.is_warning() || (secrets_optional && p.is_missing_secret()) {
+            eprintln!("warning: {p}");
+        } else {
+            errors += 1;
+            eprintln!("{p}");
+        }
     }
-    let set = postcall::trigger::reload::build_from_files(&tc.sources)
-        .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let remote = match &tc.remote {
+    errors
+}
+
+/// `check`: the validation `run` does, every problem printed. Exit 0 when `run` would start.
+fn check(config: &Path, without_secrets: bool) -> ExitCode {
+    let cfg = match PluginConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (valid, unset) = match postcall::config::validate(&cfg, &process_env) {
+        Ok(v) => (v, Vec::new()),
+        Err(problems) => {
+            if print_problems(&problems, without_secrets) > 0 {
+                return ExitCode::FAILURE;
+            }
+            // Only unset secrets, and they may be: validate the rest with stand-ins.
+            let unset: Vec<String> = problems
+                .iter()
+                .filter_map(|p| match p {
+                    Problem::MissingSecret { var, .. } => Some(var.clone()),
+                    _ => None,
+                })
+                .collect();
+            let stand_in = |var: &str| process_env(var).or_else(|| Some("unset".into()));
+            match postcall::config::validate(&cfg, &stand_in) {
+                Ok(v) => (v, unset),
+                Err(problems) => {
+                    print_problems(&problems, true);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    if unset.is_empty() {
+        print_problems(&valid.warnings, false);
+    }
+    let remote = match &valid.triggers.remote {
         // `check` stays offline: the remote document is validated when it is fetched.
         Some(_) => " (remote source not fetched)",
         None => "",
     };
-    Ok(format!(", {} triggers{remote}", set.len()))
+    let secrets = if unset.is_empty() {
+        String::new()
+    } else {
+        format!(" (without secrets: {} not set)", unset.join(", "))
+    };
+    println!(
+        "{}: ok, {} triggers{remote}{secrets}",
+        config.display(),
+        valid.trigger_count
+    );
+    ExitCode::SUCCESS
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -344,13 +403,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            config,
-            admin,
-            log_format,
-        } => {
-            init_logs(log_format, "info");
+        Command::Run { config, admin } => {
+            // Every problem first, before anything is opened or started.
             let cfg = PluginConfig::load(&config)?;
+            let valid = match postcall::config::validate(&cfg, &process_env) {
+                Ok(v) => v,
+                Err(problems) => {
+                    let errors = print_problems(&problems, false);
+                    eprintln!(
+                        "postcall: run cannot start: {errors} problem(s) in the configuration"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(async move {
                 let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -359,7 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     admin,
                     ..RunOptions::default()
                 };
-                sidecar::run(cfg, opts, shutdown, None).await
+                sidecar::run_validated(valid, opts, shutdown, None).await
             })?;
             tracing::info!(
                 saved_open = report.saved_open,
@@ -374,9 +439,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             speed,
             gap_ms,
             admin,
-            verbose,
+            verbose: _,
         } => {
-            init_logs(LogFormat::Text, if verbose { "info" } else { "error" });
             let rt = tokio::runtime::Runtime::new()?;
             eprintln!(
                 "postcall demo: simulated PBX → websocket → postcall → webhooks (Ctrl-C to stop)"
@@ -412,27 +476,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             out,
             frames,
-        } => {
-            let cfg = PluginConfig::load(&config)?;
-            let base = Arc::new(cfg.settings()?);
-            let opts = cfg.kazoo_options()?;
-            let file = std::fs::File::create(&out)
-                .with_context(|| format!("{}: cannot create", out.display()))?;
-            let rt = tokio::runtime::Runtime::new()?;
-            let n = rt.block_on(async move {
-                let (stop, shutdown) = tokio::sync::watch::channel(false);
-                let mut live = source::live::start(opts, base, shutdown).await?;
-                let mut w = std::io::BufWriter::new(file);
-                let ctrl_c = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                let n = source::record::record(&mut live.messages, &mut w, frames, ctrl_c).await?;
-                let _ = stop.send(true);
-                anyhow::Ok(n)
-            })?;
-            eprintln!("postcall record: {n} frames written to {}", out.display());
-            Ok(ExitCode::SUCCESS)
-        }
+            timeout,
+            attempts,
+        } => record(&config, &out, frames, timeout, attempts),
         Command::Schema => {
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema())?;
@@ -443,35 +489,92 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dead_letters(&config, action)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => match settings(Some(&config)).and_then(|s| {
-            let cfg = PluginConfig::load(&config)?;
-            if cfg.kazoo.is_some() {
-                cfg.kazoo_options()?;
-            }
-            cfg.delivery.options(&config)?;
-            Ok(s)
-        }) {
-            Ok(_) => {
-                let enrich_problems = enrich_file_errors(&config)?;
-                match check_triggers(&config) {
-                    Ok(summary) if enrich_problems == 0 => {
-                        println!("{}: ok{summary}", config.display());
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Ok(_) => Ok(ExitCode::FAILURE),
-                    Err(problems) => {
-                        for p in problems {
-                            eprintln!("{p}");
-                        }
-                        Ok(ExitCode::FAILURE)
-                    }
+        Command::Check {
+            config,
+            without_secrets,
+        } => Ok(check(&config, without_secrets)),
+    }
+}
+
+/// `record`: frames from the PBX into `out`. Exit 0 when it stopped as asked (`--frames`,
+/// `--timeout`, Ctrl-C) with at least one frame written; 1 when nothing was written or it gave
+/// up after `attempts` failed connection attempts in a row (each failure is logged with its
+/// cause: refused connection, refused token, refused subscription).
+fn record(
+    config: &Path,
+    out: &Path,
+    frames: Option<u64>,
+    timeout: Option<u64>,
+    attempts: u64,
+) -> anyhow::Result<ExitCode> {
+    use source::record::{RecordEnd, RecordLimits};
+    let cfg = PluginConfig::load(config)?;
+    let (settings, opts) = match postcall::config::validate_source(&cfg, &process_env) {
+        Ok(v) => v,
+        Err(problems) => {
+            print_problems(&problems, false);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let file =
+        std::fs::File::create(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let recorded = rt.block_on(async move {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut live = source::live::start(opts, Arc::new(settings), shutdown).await?;
+        let mut w = std::io::BufWriter::new(file);
+        let stop_asked = async {
+            let deadline = async {
+                match timeout {
+                    Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+                    None => std::future::pending().await,
                 }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = deadline => {}
             }
-            Err(e) => {
-                eprintln!("{e}");
-                Ok(ExitCode::FAILURE)
+        };
+        let limits = RecordLimits { frames, attempts };
+        let r = source::record::record(
+            &mut live.messages,
+            &live.counters,
+            &mut w,
+            limits,
+            stop_asked,
+        )
+        .await?;
+        let _ = stop.send(true);
+        // Let the client close the socket; the runtime drops whatever is left.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+            for t in live.tasks {
+                let _ = t.await;
             }
-        },
+        })
+        .await;
+        anyhow::Ok(r)
+    })?;
+    let n = recorded.frames;
+    eprintln!("postcall record: {n} frames written to {}", out.display());
+    let why = match recorded.end {
+        RecordEnd::GaveUp { attempts } => Some(format!(
+            "gave up after {attempts} connection attempts in a row without a subscription \
+             (the cause of each is logged above)"
+        )),
+        _ if n > 0 => None,
+        _ if recorded.connections == 0 => Some(
+            "never subscribed: no connection to Blackhole succeeded (the causes are logged above)"
+                .to_owned(),
+        ),
+        RecordEnd::SourceClosed => Some("the source stopped before any event arrived".to_owned()),
+        _ => Some("subscribed, but no event arrived before the stop".to_owned()),
+    };
+    match why {
+        None => Ok(ExitCode::SUCCESS),
+        Some(why) => {
+            eprintln!("postcall record: {why}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
@@ -481,12 +584,39 @@ enum LogFormat {
     Json,
 }
 
+/// The log level of a command unless `RUST_LOG` says otherwise: `info` for the long-running
+/// commands that talk to a PBX, `warn` for the others (their output is on stdout), `error`
+/// for a quiet demo.
+fn default_log_level(command: &Command) -> &'static str {
+    match command {
+        Command::Run { .. } | Command::Record { .. } => "info",
+        Command::Demo { verbose: true, .. } => "info",
+        Command::Demo { .. } => "error",
+        _ => "warn",
+    }
+}
+
+/// An error and its causes, each cause left out when the text before already says it (an
+/// error that prints its source would otherwise repeat it: "…(os error 2): …(os error 2)").
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// Structured logs on stderr; `RUST_LOG` overrides the level.
 fn init_logs(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -519,7 +649,9 @@ async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, default_log_level(&cli.command));
+    match run(cli) {
         Ok(code) => code,
         // `postcall sim … | head` closing the pipe early is not an error.
         Err(e)
@@ -529,7 +661,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("postcall: {e:#}");
+            eprintln!("postcall: {}", error_chain(&e));
             ExitCode::from(2)
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, Problem};
 use crate::delivery::DeliveryOptions;
 use crate::net::guard::AddressGuard;
 
@@ -45,58 +45,66 @@ impl Default for DeliverySection {
 }
 
 impl DeliverySection {
-    /// The outbox file, resolved against the configuration file's directory.
-    pub fn outbox_path(&self, config_file: &Path) -> PathBuf {
-        let dir = if self.data_dir.is_absolute() {
-            self.data_dir.clone()
-        } else {
-            config_file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(&self.data_dir)
-        };
-        dir.join("outbox.redb")
+    /// The outbox's directory, resolved against the configuration file's directory.
+    pub fn data_dir(&self, config_file: &Path) -> PathBuf {
+        super::resolve(config_file, &self.data_dir)
     }
 
-    /// Validated engine options and SSRF guard.
-    ///
-    /// # Errors
-    /// An out-of-range value or a CIDR that does not parse, with its path.
-    pub fn options(&self, file: &Path) -> Result<(DeliveryOptions, AddressGuard), ConfigError> {
-        let invalid = |path: &str, message: String| ConfigError::Invalid {
-            file: file.to_owned(),
-            path: format!("delivery.{path}"),
-            message,
+    /// The outbox file, resolved against the configuration file's directory.
+    pub fn outbox_path(&self, config_file: &Path) -> PathBuf {
+        self.data_dir(config_file).join("outbox.redb")
+    }
+
+    /// The receivers' extra CA file, resolved against the configuration file's directory.
+    pub fn ca_path(&self, config_file: &Path) -> Option<PathBuf> {
+        self.ca_file
+            .as_deref()
+            .map(|p| super::resolve(config_file, p))
+    }
+
+    /// Validated engine options and SSRF guard; every problem is added to `out`.
+    pub(crate) fn checked(
+        &self,
+        file: &Path,
+        out: &mut Vec<Problem>,
+    ) -> Option<(DeliveryOptions, AddressGuard)> {
+        let before = out.len();
+        let mut invalid = |path: &str, message: String| {
+            out.push(Problem::Config(ConfigError::Invalid {
+                file: file.to_owned(),
+                path: format!("delivery.{path}"),
+                message,
+            }));
         };
         if !(1..=10_000).contains(&self.max_in_flight) {
-            return Err(invalid("max_in_flight", "must be 1 to 10000".into()));
+            invalid("max_in_flight", "must be 1 to 10000".into());
         }
         if !(1..=self.max_in_flight).contains(&self.max_in_flight_per_endpoint) {
-            return Err(invalid(
+            invalid(
                 "max_in_flight_per_endpoint",
                 "must be 1 to max_in_flight".into(),
-            ));
+            );
         }
         if !(1..=120).contains(&self.attempt_timeout_secs) {
-            return Err(invalid(
-                "attempt_timeout_secs",
-                "must be 1 to 120 seconds".into(),
-            ));
+            invalid("attempt_timeout_secs", "must be 1 to 120 seconds".into());
         }
         let mut allow = Vec::new();
         for (i, c) in self.allow_private.iter().enumerate() {
-            let net = c
+            match c
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    invalid(
-                        &format!("allow_private[{i}]"),
-                        format!("{c:?} is not a CIDR"),
-                    )
-                })?;
-            allow.push(net);
+            {
+                Ok(net) => allow.push(net),
+                Err(_) => invalid(
+                    &format!("allow_private[{i}]"),
+                    format!("{c:?} is not a CIDR"),
+                ),
+            }
         }
-        Ok((
+        if out.len() > before {
+            return None;
+        }
+        Some((
             DeliveryOptions {
                 attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
                 max_in_flight: self.max_in_flight,
@@ -105,6 +113,16 @@ impl DeliverySection {
             },
             AddressGuard::strict(allow),
         ))
+    }
+
+    /// Validated engine options and SSRF guard.
+    ///
+    /// # Errors
+    /// The first out-of-range value or CIDR that does not parse, with its path.
+    pub fn options(&self, file: &Path) -> Result<(DeliveryOptions, AddressGuard), ConfigError> {
+        let mut out = Vec::new();
+        self.checked(file, &mut out)
+            .ok_or_else(|| super::first_error(out))
     }
 }
 

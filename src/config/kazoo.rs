@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, Problem};
 use crate::net::Secret;
 use crate::source::auth::Credentials;
 use crate::source::backoff::Backoff;
@@ -59,57 +59,69 @@ impl std::fmt::Debug for KazooSection {
     }
 }
 
-fn secs(path: &str, v: Option<u64>, default: u64, file: &Path) -> Result<Duration, ConfigError> {
+fn secs(path: &str, v: Option<u64>, default: u64, file: &Path, out: &mut Vec<Problem>) -> Duration {
     let v = v.unwrap_or(default);
     if v == 0 || v > 86_400 {
-        return Err(ConfigError::Invalid {
+        out.push(Problem::Config(ConfigError::Invalid {
             file: file.to_owned(),
             path: path.into(),
             message: format!("{v} is out of range (1 to 86400 seconds)"),
-        });
+        }));
     }
-    Ok(Duration::from_secs(v))
+    Duration::from_secs(v)
+}
+
+/// Whether `id` has the form of a Kazoo account id: 32 lowercase hex digits (Kazoo makes ids
+/// with `kz_binary:rand_hex/1`, whose hex digits are lowercase).
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl KazooSection {
-    /// Validates the section and builds the source options, reading secrets with `env`.
-    ///
-    /// # Errors
-    /// The first invalid field, with its path.
-    pub fn options(
+    /// Validates the section and builds the source options, reading secrets with `env`;
+    /// relative paths are resolved against `file`'s directory. Every problem is added to `out`
+    /// (a secret variable that is not set as [`Problem::MissingSecret`]).
+    pub(crate) fn checked(
         &self,
         file: &Path,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<KazooOptions, ConfigError> {
-        let invalid = |path: &str, message: String| ConfigError::Invalid {
-            file: file.to_owned(),
-            path: format!("kazoo.{path}"),
-            message,
+        env: &dyn Fn(&str) -> Option<String>,
+        out: &mut Vec<Problem>,
+    ) -> Option<KazooOptions> {
+        let before = out.len();
+        let invalid = |out: &mut Vec<Problem>, path: &str, message: String| {
+            out.push(Problem::Config(ConfigError::Invalid {
+                file: file.to_owned(),
+                path: format!("kazoo.{path}"),
+                message,
+            }));
         };
         let url = self.websocket_url.trim();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(invalid(
+            invalid(
+                out,
                 "websocket_url",
                 "must start with ws:// or wss://".into(),
-            ));
+            );
         }
         if let Some(cb) = &self.crossbar_url {
             if !(cb.starts_with("http://") || cb.starts_with("https://")) {
-                return Err(invalid(
+                invalid(
+                    out,
                     "crossbar_url",
                     "must start with http:// or https://".into(),
-                ));
+                );
             }
         }
         if self.accounts.is_empty() {
-            return Err(invalid("accounts", "list at least one account id".into()));
+            invalid(out, "accounts", "list at least one account id".into());
         }
         for (i, a) in self.accounts.iter().enumerate() {
-            if a.len() != 32 || !a.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid(
+            if !is_account_id(a) {
+                invalid(
+                    out,
                     &format!("accounts[{i}]"),
-                    format!("{a:?} is not a 32-hex Kazoo account id"),
-                ));
+                    format!("{a:?} is not a Kazoo account id (32 lowercase hex digits)"),
+                );
             }
         }
         let bindings = self
@@ -118,71 +130,115 @@ impl KazooSection {
             .unwrap_or_else(|| vec!["call.*.*".into()]);
         for (i, b) in bindings.iter().enumerate() {
             if b.split('.').count() != 3 || !b.starts_with("call.") {
-                return Err(invalid(
+                invalid(
+                    out,
                     &format!("bindings[{i}]"),
                     format!("{b:?} is not a call binding (call.EVENT.CALL_ID)"),
-                ));
+                );
             }
         }
-        let from = |inline: &Option<String>, var: &Option<String>, name: &str| match (inline, var) {
-            (Some(_), Some(_)) => Err(invalid(
-                name,
-                format!("give {name} or {name}_env, not both"),
-            )),
-            (Some(v), None) => Ok(Some(Secret::new(v.clone()))),
-            (None, Some(var)) => env(var)
-                .filter(|v| !v.is_empty())
-                .map(|v| Some(Secret::new(v)))
-                .ok_or_else(|| {
-                    invalid(
-                        &format!("{name}_env"),
-                        format!("environment variable {var} is not set"),
-                    )
-                }),
-            (None, None) => Ok(None),
-        };
-        let token = from(&self.auth_token, &self.auth_token_env, "auth_token")?;
-        let key = from(&self.api_key, &self.api_key_env, "api_key")?;
-        let credentials = match (token, key) {
-            (Some(t), None) => Credentials::Token(t),
-            (None, Some(k)) => {
-                if self.crossbar_url.is_none() {
-                    return Err(invalid(
-                        "api_key",
-                        "an api key is exchanged at Crossbar: set kazoo.crossbar_url".into(),
-                    ));
+        // `Ok(None)`: not configured; `Err(())`: configured but unusable (reported).
+        let mut from =
+            |inline: &Option<String>, var: &Option<String>, name: &str| match (inline, var) {
+                (Some(_), Some(_)) => {
+                    invalid(out, name, format!("give {name} or {name}_env, not both"));
+                    Err(())
                 }
-                Credentials::ApiKey(k)
-            }
-            _ => {
-                return Err(invalid(
-                    "auth_token",
-                    "give exactly one of auth_token(_env) and api_key(_env)".into(),
-                ))
-            }
-        };
+                (Some(v), None) => Ok(Some(Secret::new(v.clone()))),
+                (None, Some(var)) => match env(var).filter(|v| !v.is_empty()) {
+                    Some(v) => Ok(Some(Secret::new(v))),
+                    None => {
+                        out.push(Problem::MissingSecret {
+                            file: file.to_owned(),
+                            path: format!("kazoo.{name}_env"),
+                            var: var.clone(),
+                        });
+                        Err(())
+                    }
+                },
+                (None, None) => Ok(None),
+            };
+        let token = from(&self.auth_token, &self.auth_token_env, "auth_token");
+        let key = from(&self.api_key, &self.api_key_env, "api_key");
+        let has_token = self.auth_token.is_some() || self.auth_token_env.is_some();
+        let has_key = self.api_key.is_some() || self.api_key_env.is_some();
+        if has_token == has_key {
+            invalid(
+                out,
+                "auth_token",
+                "give exactly one of auth_token(_env) and api_key(_env)".into(),
+            );
+        }
+        if has_key && self.crossbar_url.is_none() {
+            invalid(
+                out,
+                "api_key",
+                "an api key is exchanged at Crossbar: set kazoo.crossbar_url".into(),
+            );
+        }
         if self.discover_descendants && self.crossbar_url.is_none() {
-            return Err(invalid(
+            invalid(
+                out,
                 "discover_descendants",
                 "needs kazoo.crossbar_url".into(),
-            ));
+            );
         }
+        let ca_file = self.ca_file.as_deref().map(|p| super::resolve(file, p));
+        let directory_refresh = match self.directory_refresh_secs {
+            Some(0) => None,
+            v => Some(secs("kazoo.directory_refresh_secs", v, 900, file, out)),
+        };
+        let ping_interval = secs("kazoo.ping_secs", self.ping_secs, 30, file, out);
+        let pong_timeout = secs(
+            "kazoo.pong_timeout_secs",
+            self.pong_timeout_secs,
+            10,
+            file,
+            out,
+        );
+        let max_backoff = secs(
+            "kazoo.max_backoff_secs",
+            self.max_backoff_secs,
+            60,
+            file,
+            out,
+        );
+        if out.len() > before {
+            return None;
+        }
+        let credentials = match (token, key) {
+            (Ok(Some(t)), Ok(None)) => Credentials::Token(t),
+            (Ok(None), Ok(Some(k))) => Credentials::ApiKey(k),
+            _ => return None,
+        };
         let mut o = KazooOptions::new(url, credentials, self.accounts.clone());
         o.crossbar_url = self.crossbar_url.clone();
         o.discover_descendants = self.discover_descendants;
         o.bindings = bindings;
-        o.ca_file = self.ca_file.clone();
-        o.directory_refresh = match self.directory_refresh_secs {
-            Some(0) => None,
-            v => Some(secs("kazoo.directory_refresh_secs", v, 900, file)?),
-        };
-        o.ping_interval = secs("kazoo.ping_secs", self.ping_secs, 30, file)?;
-        o.pong_timeout = secs("kazoo.pong_timeout_secs", self.pong_timeout_secs, 10, file)?;
+        o.ca_file = ca_file;
+        o.directory_refresh = directory_refresh;
+        o.ping_interval = ping_interval;
+        o.pong_timeout = pong_timeout;
         o.backoff = Backoff {
-            max: secs("kazoo.max_backoff_secs", self.max_backoff_secs, 60, file)?,
+            max: max_backoff,
             ..Backoff::default()
         };
-        Ok(o)
+        Some(o)
+    }
+
+    /// Validates the section and builds the source options, reading secrets with `env`;
+    /// relative paths are resolved against `file`'s directory.
+    ///
+    /// # Errors
+    /// The first invalid field, with its path.
+    pub fn options(
+        &self,
+        file: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<KazooOptions, ConfigError> {
+        let mut out = Vec::new();
+        self.checked(file, &env, &mut out)
+            .ok_or_else(|| super::first_error(out))
     }
 }
 

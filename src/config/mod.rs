@@ -2,7 +2,9 @@
 //!
 //! Parsing is strict (`deny_unknown_fields`, so a misspelt key is an error, not a silent
 //! default) and every error names the file and the field path. [`PluginConfig::settings`]
-//! checks values (time zones, regions, thresholds) and builds the assembler's settings.
+//! checks values (time zones, regions, thresholds) and builds the assembler's settings;
+//! [`validate`] checks everything `run` needs (files, directories, secrets, triggers) and
+//! reports every problem: `postcall check` and `postcall run` both call it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,14 +16,17 @@ use crate::session::{Settings, TenantSettings};
 mod delivery;
 mod kazoo;
 pub use delivery::DeliverySection;
-pub use kazoo::KazooSection;
+pub use kazoo::{is_account_id, KazooSection};
 
 // Triggers (issue 4).
 mod triggers;
+// One validation for `check` and `run` (issue 13).
+mod validate;
 pub use triggers::{RemoteConfig, TriggerConfig, TriggersSection};
+pub use validate::{validate, validate_source, Problem, Validated};
 
 /// A configuration problem, with where it is.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("{file}: cannot read: {message}")]
@@ -188,25 +193,53 @@ impl PluginConfig {
         }
     }
 
+    /// The directory relative paths in this file are resolved against (`""` for a file named
+    /// without a directory, i.e. the working directory).
+    pub fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new(""))
+    }
+
     /// The live source options from `[kazoo]`, secrets read from the environment.
     ///
     /// # Errors
-    /// No `[kazoo]` section, or an invalid value in it.
+    /// No `[kazoo]` section, or the first invalid value in it (a secret variable that is not
+    /// set included). [`validate`] reports every problem.
     pub fn kazoo_options(&self) -> Result<crate::source::live::KazooOptions, ConfigError> {
-        self.kazoo
-            .as_ref()
-            .ok_or_else(|| {
-                self.invalid("kazoo", "missing: the live source needs a [kazoo] section")
-            })?
-            .options(&self.file, |var| std::env::var(var).ok())
+        let mut problems = Vec::new();
+        let env = |var: &str| std::env::var(var).ok();
+        match self.kazoo_checked(&env, &mut problems) {
+            Some(o) => Ok(o),
+            None => Err(first_error(problems)),
+        }
+    }
+
+    /// `[kazoo]` checked, every problem added to `out`.
+    pub(crate) fn kazoo_checked(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        out: &mut Vec<Problem>,
+    ) -> Option<crate::source::live::KazooOptions> {
+        match &self.kazoo {
+            Some(k) => k.checked(&self.file, env, out),
+            None => {
+                out.push(Problem::Config(self.invalid(
+                    "kazoo",
+                    "missing: run needs a [kazoo] section (the Blackhole websocket to listen to)",
+                )));
+                None
+            }
+        }
     }
 
     /// The trigger sources from `[triggers]`, paths resolved against this file's directory.
     ///
     /// # Errors
-    /// An invalid value in `[triggers]`.
+    /// The first invalid value in `[triggers]`.
     pub fn trigger_config(&self) -> Result<TriggerConfig, ConfigError> {
-        self.triggers.options(&self.file)
+        let mut problems = Vec::new();
+        self.triggers
+            .checked(&self.file, &mut problems)
+            .ok_or_else(|| first_error(problems))
     }
 
     /// Validates the values and builds the assembler's settings.
@@ -214,82 +247,141 @@ impl PluginConfig {
     /// # Errors
     /// The first invalid value, as [`ConfigError::Invalid`] with its field path.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        self.settings_checked(&mut problems)
+            .ok_or_else(|| first_error(problems))
+    }
+
+    /// The assembler's settings, every invalid value added to `out`.
+    pub(crate) fn settings_checked(&self, out: &mut Vec<Problem>) -> Option<Settings> {
+        let before = out.len();
         let c = &self.cdr;
-        let tz = |path: &str, name: &str| {
+        let mut err = |e: ConfigError| out.push(Problem::Config(e));
+        let tz = |path: &str, name: &str, err: &mut dyn FnMut(ConfigError)| {
             name.parse::<chrono_tz::Tz>()
-                .map_err(|_| self.invalid(path, format!("unknown time zone {name:?}")))
+                .map_err(|_| err(self.invalid(path, format!("unknown time zone {name:?}"))))
+                .ok()
         };
-        let region = |path: &str, code: &str| {
-            crate::session::numbers::region(code).ok_or_else(|| {
-                self.invalid(
+        let region = |path: &str, code: &str, err: &mut dyn FnMut(ConfigError)| {
+            let r = crate::session::numbers::region(code);
+            if r.is_none() {
+                err(self.invalid(
                     path,
                     format!(
                         "unknown region {code:?} (an ISO 3166 alpha-2 code libphonenumber knows)"
                     ),
-                )
-            })
+                ));
+            }
+            r
         };
-        let positive = |path: &str, v: u64| {
+        let positive = |path: &str, v: u64, err: &mut dyn FnMut(ConfigError)| {
             if v == 0 || v > 366 * 86_400 {
-                Err(self.invalid(path, format!("{v} is out of range (1 s to 366 days)")))
+                err(self.invalid(path, format!("{v} is out of range (1 s to 366 days)")));
+                0
             } else {
-                Ok(i64::try_from(v).unwrap_or(i64::MAX) * 1_000_000)
+                i64::try_from(v).unwrap_or(i64::MAX) * 1_000_000
             }
         };
-        let limit = |path: &str, v: u64, max: u64| {
+        let limit = |path: &str, v: u64, max: u64, err: &mut dyn FnMut(ConfigError)| {
             if v == 0 || v > max {
-                Err(self.invalid(path, format!("{v} is out of range (1 to {max})")))
-            } else {
-                Ok(v)
+                err(self.invalid(path, format!("{v} is out of range (1 to {max})")));
             }
+            v
         };
-        let default_tenant = TenantSettings {
-            tz: tz("cdr.timezone", &c.timezone)?,
-            region: region("cdr.region", &c.region)?,
-            short_ring_secs: c.short_ring_secs,
-            short_call_secs: c.short_call_secs,
-        };
+        let default_tz = tz("cdr.timezone", &c.timezone, &mut err);
+        let default_region = region("cdr.region", &c.region, &mut err);
         let mut tenants = std::collections::HashMap::new();
         for (id, t) in &self.tenants {
             let path = |f: &str| format!("tenants.{id}.{f}");
-            let settings = TenantSettings {
-                tz: match &t.timezone {
-                    Some(name) => tz(&path("timezone"), name)?,
-                    None => default_tenant.tz,
-                },
-                region: match &t.region {
-                    Some(code) => region(&path("region"), code)?,
-                    None => default_tenant.region,
-                },
-                short_ring_secs: t.short_ring_secs.unwrap_or(c.short_ring_secs),
-                short_call_secs: t.short_call_secs.unwrap_or(c.short_call_secs),
+            let tz = match &t.timezone {
+                Some(name) => tz(&path("timezone"), name, &mut err),
+                None => default_tz,
             };
-            tenants.insert(id.clone(), settings);
+            let region = match &t.region {
+                Some(code) => region(&path("region"), code, &mut err),
+                None => default_region,
+            };
+            if let (Some(tz), Some(region)) = (tz, region) {
+                let settings = TenantSettings {
+                    tz,
+                    region,
+                    short_ring_secs: t.short_ring_secs.unwrap_or(c.short_ring_secs),
+                    short_call_secs: t.short_call_secs.unwrap_or(c.short_call_secs),
+                };
+                tenants.insert(id.clone(), settings);
+            }
         }
-        Ok(Settings {
+        let grace_us = positive("cdr.grace_secs", c.grace_secs, &mut err);
+        let idle_timeout_us = positive("cdr.idle_timeout_secs", c.idle_timeout_secs, &mut err);
+        let max_session_us = positive("cdr.max_session_secs", c.max_session_secs, &mut err);
+        let late_window_us = positive("cdr.late_window_secs", c.late_window_secs, &mut err);
+        let max_legs = limit(
+            "cdr.max_legs_per_session",
+            c.max_legs_per_session,
+            100_000,
+            &mut err,
+        );
+        let max_events = limit(
+            "cdr.max_events_per_session",
+            c.max_events_per_session,
+            1_000_000,
+            &mut err,
+        );
+        let max_clock_skew_us =
+            positive("cdr.max_clock_skew_secs", c.max_clock_skew_secs, &mut err);
+        if out.len() > before {
+            return None;
+        }
+        Some(Settings {
             pbx_id: self.pbx.id.clone(),
             pbx_name: self.pbx.name.clone(),
-            default_tenant,
+            default_tenant: TenantSettings {
+                tz: default_tz?,
+                region: default_region?,
+                short_ring_secs: c.short_ring_secs,
+                short_call_secs: c.short_call_secs,
+            },
             tenants,
-            grace_us: positive("cdr.grace_secs", c.grace_secs)?,
-            idle_timeout_us: positive("cdr.idle_timeout_secs", c.idle_timeout_secs)?,
-            max_session_us: positive("cdr.max_session_secs", c.max_session_secs)?,
-            late_window_us: positive("cdr.late_window_secs", c.late_window_secs)?,
-            max_legs_per_session: usize::try_from(limit(
-                "cdr.max_legs_per_session",
-                c.max_legs_per_session,
-                100_000,
-            )?)
-            .unwrap_or(usize::MAX),
-            max_events_per_session: u32::try_from(limit(
-                "cdr.max_events_per_session",
-                c.max_events_per_session,
-                1_000_000,
-            )?)
-            .unwrap_or(u32::MAX),
-            max_clock_skew_us: positive("cdr.max_clock_skew_secs", c.max_clock_skew_secs)?,
+            grace_us,
+            idle_timeout_us,
+            max_session_us,
+            late_window_us,
+            max_legs_per_session: usize::try_from(max_legs).unwrap_or(usize::MAX),
+            max_events_per_session: u32::try_from(max_events).unwrap_or(u32::MAX),
+            max_clock_skew_us,
             directory: Default::default(),
         })
+    }
+}
+
+/// Resolves `path` against the directory of the configuration file `file`.
+pub(crate) fn resolve(file: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        file.parent().unwrap_or(Path::new("")).join(path)
+    }
+}
+
+/// The first problem of a non-empty list, as a [`ConfigError`] (for the single-error APIs).
+fn first_error(problems: Vec<Problem>) -> ConfigError {
+    match problems.into_iter().next() {
+        Some(Problem::Config(e)) => e,
+        Some(Problem::MissingSecret { file, path, var }) => ConfigError::Invalid {
+            file,
+            path,
+            message: format!("environment variable {var} is not set"),
+        },
+        Some(other) => ConfigError::Invalid {
+            file: PathBuf::new(),
+            path: String::new(),
+            message: other.to_string(),
+        },
+        None => ConfigError::Invalid {
+            file: PathBuf::new(),
+            path: String::new(),
+            message: "invalid".into(),
+        },
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, Problem};
 use crate::net::{HttpClient, TlsError};
 use crate::trigger::reload::{TriggerSources, DEFAULT_REFRESH, DEFAULT_RETRY, DEFAULT_WATCH};
 use crate::trigger::remote::HttpFetcher;
@@ -106,51 +106,53 @@ pub struct TriggerConfig {
 }
 
 impl TriggersSection {
-    /// Validates the section; relative paths are taken from `file`'s directory.
-    ///
-    /// # Errors
-    /// The first invalid field, with its path.
-    pub fn options(&self, file: &Path) -> Result<TriggerConfig, ConfigError> {
-        let invalid = |path: &str, message: String| ConfigError::Invalid {
-            file: file.to_owned(),
-            path: format!("triggers.{path}"),
-            message,
+    /// Validates the section; relative paths are taken from `file`'s directory. Every problem
+    /// is added to `out`.
+    pub(crate) fn checked(&self, file: &Path, out: &mut Vec<Problem>) -> Option<TriggerConfig> {
+        let before = out.len();
+        let mut invalid = |path: &str, message: String| {
+            out.push(Problem::Config(ConfigError::Invalid {
+                file: file.to_owned(),
+                path: format!("triggers.{path}"),
+                message,
+            }));
         };
-        let base = file.parent().unwrap_or(Path::new(""));
-        let resolve = |p: &PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        };
+        let resolve = |p: &PathBuf| super::resolve(file, p);
         if !(1..=86_400).contains(&self.refresh_secs) {
-            return Err(invalid(
+            invalid(
                 "refresh_secs",
                 format!("{} is out of range (1 to 86400 seconds)", self.refresh_secs),
-            ));
+            );
         }
         if !(1..=86_400).contains(&self.retry_secs) {
-            return Err(invalid(
+            invalid(
                 "retry_secs",
                 format!("{} is out of range (1 to 86400 seconds)", self.retry_secs),
-            ));
+            );
         }
         if self.watch_ms > 3_600_000 {
-            return Err(invalid(
+            invalid(
                 "watch_ms",
                 format!("{} is out of range (0 to 3600000 ms)", self.watch_ms),
-            ));
+            );
         }
         let remote = match &self.remote_url {
             None => None,
-            Some(u) => Some(RemoteConfig {
-                url: crate::trigger::file::parse_url(u, self.allow_http)
-                    .map_err(|m| invalid("remote_url", m))?,
-                ca_file: self.ca_file.as_ref().map(resolve),
-            }),
+            Some(u) => match crate::trigger::file::parse_url(u, self.allow_http) {
+                Ok(url) => Some(RemoteConfig {
+                    url,
+                    ca_file: self.ca_file.as_ref().map(resolve),
+                }),
+                Err(m) => {
+                    invalid("remote_url", m);
+                    None
+                }
+            },
         };
-        Ok(TriggerConfig {
+        if out.len() > before {
+            return None;
+        }
+        Some(TriggerConfig {
             sources: TriggerSources {
                 files: self.files.iter().map(resolve).collect(),
                 build: BuildOptions {
@@ -163,6 +165,16 @@ impl TriggersSection {
             },
             remote,
         })
+    }
+
+    /// Validates the section; relative paths are taken from `file`'s directory.
+    ///
+    /// # Errors
+    /// The first invalid field, with its path.
+    pub fn options(&self, file: &Path) -> Result<TriggerConfig, ConfigError> {
+        let mut out = Vec::new();
+        self.checked(file, &mut out)
+            .ok_or_else(|| super::first_error(out))
     }
 }
 

@@ -11,13 +11,14 @@ use rustls_pki_types::CertificateDer;
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// The extra CA file could not be read.
-    #[error("{file}: cannot read CA file: {source}")]
+    /// The extra CA file could not be read. The I/O error is part of the message, not a
+    /// `source()`: a report walking the chain would print it twice.
+    #[error("{file}: cannot read CA file: {error}")]
     Read {
         /// The file.
         file: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The extra CA file holds no usable certificate.
     #[error("{file}: no valid PEM certificate: {message}")]
@@ -39,9 +40,9 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca {
         let file = path.display().to_string();
-        let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        let pem = std::fs::read(path).map_err(|error| TlsError::Read {
             file: file.clone(),
-            source,
+            error,
         })?;
         add_pem(&mut roots, &pem).map_err(|message| TlsError::Invalid { file, message })?;
     }
@@ -96,6 +97,13 @@ mod tests {
         assert!(e.contains("ca.pem") && e.contains("no valid PEM"), "{e}");
         let missing = client_config(Some(&dir.path().join("nope.pem"))).unwrap_err();
         assert!(matches!(missing, TlsError::Read { .. }));
+        // The OS error is said once, whether the error is displayed or its chain walked.
+        assert!(std::error::Error::source(&missing).is_none());
+        assert_eq!(
+            missing.to_string().matches("os error 2").count(),
+            1,
+            "{missing}"
+        );
         assert!(client_config(None).is_ok());
     }
 }

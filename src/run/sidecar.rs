@@ -24,11 +24,11 @@ use tokio_util::task::TaskTracker;
 use super::admin;
 use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
-use crate::config::PluginConfig;
+use crate::config::{PluginConfig, Validated};
 use crate::delivery::{Engine, Job, Outbox};
 use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
-use crate::net::{tls, HttpClient};
+use crate::net::HttpClient;
 use crate::session::driver::{drive, DriverCounters, DriverOptions};
 use crate::session::{ClosedSession, Snapshot};
 use crate::source::blackhole::now_us;
@@ -156,49 +156,77 @@ impl Sink {
     }
 }
 
-/// Runs the sidecar until `shutdown` turns true.
+/// The problems that keep a configuration from running, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct InvalidConfig(pub Vec<crate::config::Problem>);
+
+/// Runs the sidecar until `shutdown` turns true: [`crate::config::validate`] (secrets from the
+/// process environment), then [`run_validated`].
 ///
 /// # Errors
-/// A configuration problem, an outbox that cannot be opened, or an admin address in use.
-#[allow(clippy::too_many_lines)]
+/// Every configuration problem ([`InvalidConfig`]), an outbox that cannot be opened, or an
+/// admin address in use.
 pub async fn run(
     cfg: PluginConfig,
     opts: RunOptions,
     shutdown: watch::Receiver<bool>,
     started: Option<tokio::sync::oneshot::Sender<Started>>,
 ) -> anyhow::Result<RunReport> {
-    let base = Arc::new(cfg.settings()?);
-    let kazoo = cfg.kazoo_options()?;
-    let (mut dopts, guard) = cfg.delivery.options(&cfg.file)?;
+    let valid = tokio::task::spawn_blocking(move || {
+        crate::config::validate(&cfg, &|var: &str| std::env::var(var).ok())
+    })
+    .await
+    .context("configuration check")?
+    .map_err(InvalidConfig)?;
+    run_validated(valid, opts, shutdown, started).await
+}
+
+/// Runs the sidecar with a configuration [`crate::config::validate`] accepted, until
+/// `shutdown` turns true.
+///
+/// # Errors
+/// An outbox that cannot be opened, a remote trigger source whose client cannot be built, or
+/// an admin address in use.
+#[allow(clippy::too_many_lines)]
+pub async fn run_validated(
+    cfg: Validated,
+    opts: RunOptions,
+    shutdown: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> anyhow::Result<RunReport> {
+    for w in &cfg.warnings {
+        tracing::warn!(problem = %w, "configuration warning");
+    }
+    let base = Arc::new(cfg.settings);
+    let kazoo = cfg.kazoo;
+    let (mut dopts, guard) = (cfg.delivery, cfg.guard);
     if let Some(u) = opts.retry_unit {
         dopts.retry_unit = u;
     }
-    let outbox_path = cfg.delivery.outbox_path(&cfg.file);
-    let data_dir: PathBuf = outbox_path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let outbox_path = cfg.outbox_path;
+    let data_dir: PathBuf = cfg.data_dir;
 
     // Every fallible step comes first, before any saved state is touched: the outbox (nothing
-    // is accepted before it is open), TLS, triggers, reference data, the source, the admin
-    // listener. A failure here leaves sessions.json exactly as the last stop wrote it.
-    let outbox = Arc::new(
-        Outbox::open_with_reserve(&outbox_path, cfg.delivery.disk_reserve_kib * 1024)
-            .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?,
-    );
-    let receivers_tls = tls::client_config(cfg.delivery.ca_file.as_deref())?;
-    let http = HttpClient::with_guard(receivers_tls, &HttpOptions::default(), guard);
+    // is accepted before it is open), triggers, the source, the admin listener (the rest was
+    // checked by the validation). A failure here leaves sessions.json as the last stop wrote it.
+    let outbox = {
+        let (path, reserve) = (outbox_path.clone(), cfg.disk_reserve_bytes);
+        tokio::task::spawn_blocking(move || Outbox::open_with_reserve(&path, reserve))
+            .await
+            .context("opening the outbox")?
+            .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?
+    };
+    let outbox = Arc::new(outbox);
+    let http = HttpClient::with_guard(cfg.receivers_tls, &HttpOptions::default(), guard);
     let engine = Engine::new(outbox, http, dopts)?;
-    let tcfg = cfg.trigger_config()?;
+    let tcfg = cfg.triggers;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let fetcher = match &tcfg.remote {
         Some(r) => Some(r.fetcher()?),
         None => None,
     };
-    let enricher = {
-        let (e, errors) = SharedEnricher::load(cfg.enrich_sources()?);
-        log_reference_file_problems(&errors);
-        Arc::new(e)
-    };
+    let enricher = { Arc::new(cfg.enricher) };
     let src = live::start(kazoo, base, shutdown.clone()).await?;
     let counters = Arc::new(RunCounters::default());
     let driver_counters = Arc::new(DriverCounters::default());

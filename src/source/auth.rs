@@ -12,9 +12,16 @@ use crate::net::Secret;
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// The API key exchange failed.
+    /// The API key exchange failed (Crossbar's error is in the message, not a `source()`, so
+    /// it is said once).
     #[error("token exchange: {0}")]
-    Exchange(#[from] CrossbarError),
+    Exchange(CrossbarError),
+}
+
+impl From<CrossbarError> for AuthError {
+    fn from(e: CrossbarError) -> Self {
+        Self::Exchange(e)
+    }
 }
 
 /// What the operator configured.

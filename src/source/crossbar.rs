@@ -18,12 +18,12 @@ use crate::net::{HttpClient, HttpError, Secret};
 #[derive(Debug, thiserror::Error)]
 pub enum CrossbarError {
     /// No response.
-    #[error("crossbar {path}: {source}")]
+    #[error("crossbar {path}: {error}")]
     Http {
         /// Request path.
         path: String,
-        /// Transport error.
-        source: HttpError,
+        /// Transport error (in the message, not a `source()`, so it is said once).
+        error: HttpError,
     },
     /// The token was refused (401): get a new one.
     #[error("crossbar {path}: unauthorized: {message}")]
@@ -198,9 +198,9 @@ impl Crossbar {
             self.http
                 .send(req, self.timeout)
                 .await
-                .map_err(|source| CrossbarError::Http {
+                .map_err(|error| CrossbarError::Http {
                     path: path.into(),
-                    source,
+                    error,
                 })?;
         let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
         let status = resp.status.as_u16();

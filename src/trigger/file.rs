@@ -277,6 +277,14 @@ fn validate_trigger(
         }
     }
     let tenant = cx.string("tenant", &raw.tenant);
+    if let Some(t) = &tenant {
+        if !crate::config::is_account_id(t) {
+            cx.err(
+                "tenant",
+                format!("{t:?} is not a Kazoo account id (32 lowercase hex digits)"),
+            );
+        }
+    }
     let user = raw.user.as_ref().and_then(|u| cx.string("user", u));
     let enabled = cx.bool("enabled", raw.enabled.as_ref(), true);
     let mut filters = Vec::with_capacity(raw.filter.len());
@@ -495,7 +503,7 @@ mod tests {
     const OK: &str = r#"
 [[trigger]]
 id = "t1"
-tenant = "acme"
+tenant = "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c"
 filter = [{ field = "type", op = "eq", value = "External" }]
 [trigger.action]
 url = "https://example.com/hook?sig=abc"
@@ -504,7 +512,7 @@ hook = "post call"
 
 [[trigger]]
 id = "t2"
-tenant = "acme"
+tenant = "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c"
 user = "u1"
 enabled = false
 [trigger.action]
@@ -528,7 +536,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     }
 
     fn with_action(action: &str) -> String {
-        format!("[[trigger]]\nid = \"x\"\ntenant = \"a\"\n[trigger.action]\n{action}\n")
+        format!("[[trigger]]\nid = \"x\"\ntenant = \"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c\"\n[trigger.action]\n{action}\n")
     }
 
     #[test]
@@ -578,7 +586,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
                 "directoryMatches": [], "tags": {}
             }))
             .unwrap(),
-            tenant_id: Some("acme".into()),
+            tenant_id: Some("3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c".into()),
             user_ids: vec!["u9".into()],
             start_us: 0,
             end_us: 9_000_000,
@@ -594,8 +602,8 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         assert_eq!(j.trigger_id, "t1");
         assert_eq!(j.webhook_id, crate::delivery::webhook_id("s1", "t1"));
         let payload: serde_json::Value = serde_json::from_str(j.payload.get()).unwrap();
-        assert_eq!(payload["id"], "acme");
-        assert_eq!(payload["tenantId"], "acme");
+        assert_eq!(payload["id"], "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c");
+        assert_eq!(payload["tenantId"], "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c");
         assert_eq!(payload["customData"]["hook"], "post call");
         assert_eq!(payload["cdr"]["id"], "s1");
         assert_eq!((j.attempts, j.next_attempt_us, j.created_us), (0, 42, 42));
@@ -605,7 +613,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
     #[test]
     fn json_documents_share_the_structure() {
-        let json = r#"{"trigger":[{"id":"j","tenant":"a","filter":[{"field":"dir","op":"in","value":["Incoming","Both"]}],
+        let json = r#"{"trigger":[{"id":"j","tenant":"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c","filter":[{"field":"dir","op":"in","value":["Incoming","Both"]}],
             "action":{"url":"https://x.example/h","method":"PUT","format":"form"}}]}"#;
         let ts = parse_document(json, "remote", DocFormat::Json, BuildOptions::default()).unwrap();
         assert_eq!(ts[0].action.format, Format::Form);
@@ -701,6 +709,27 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         assert!(!all.contains("TOPSECRET"), "{all}");
     }
 
+    /// A tenant that is not a Kazoo account id would never match a session: an error.
+    #[test]
+    fn tenants_are_kazoo_account_ids() {
+        for bad in [
+            "acme",
+            "3B1F0A9C6E2D4F8A9B7C5D3E1F2A4B6C",
+            "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6",
+        ] {
+            let text = format!(
+                "[[trigger]]\nid = \"x\"\ntenant = \"{bad}\"\n[trigger.action]\nurl = \"https://x.example/\"\n"
+            );
+            let errs = errors(&text);
+            assert_eq!(
+                errs,
+                [format!(
+                    "t.toml: trigger \"x\": trigger[0].tenant: \"{bad}\" is not a Kazoo account id (32 lowercase hex digits)"
+                )]
+            );
+        }
+    }
+
     #[test]
     fn every_problem_is_reported_with_its_path() {
         let text = r#"
@@ -716,19 +745,19 @@ filter = [
 url = "https://x.example/"
 
 [[trigger]]
-tenant = "a"
+tenant = "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c"
 [trigger.action]
 url = "https://x.example/"
 
 [[trigger]]
 id = "dup"
-tenant = "a"
+tenant = "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c"
 [trigger.action]
 url = "https://x.example/"
 
 [[trigger]]
 id = "dup"
-tenant = "b"
+tenant = "9ed5a7c3b1f04e2d8c6a5b3f1e0d2c4a"
 [trigger.action]
 url = "https://x.example/"
 "#;

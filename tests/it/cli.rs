@@ -142,11 +142,46 @@ fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
         postcall::session::Settings::default()
     );
     assert_eq!(cfg.delivery, postcall::config::DeliverySection::default());
+    // `check` validates for `run`: the shipped file leaves `[kazoo]` commented out, and that is
+    // its one problem.
     let out = postcall(&["check", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [format!(
+            "{}: kazoo: missing: run needs a [kazoo] section (the Blackhole websocket to listen to)",
+            path.display()
+        )],
+        "{err}"
+    );
+    // With the commented example's `[kazoo]` (an API key from the environment) it passes
+    // `check --without-secrets`, the unset variable named.
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    let kazoo: String = shipped
+        .lines()
+        .skip_while(|l| !l.starts_with("# [kazoo]"))
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with("auth_token_env") && !l.starts_with("ca_file"))
+        .filter(|l| !l.starts_with("Exactly one"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(kazoo.contains("api_key_env"), "{kazoo}");
+    let dir = tempfile::tempdir().unwrap();
+    let with_kazoo = dir.path().join("plugin.toml");
+    std::fs::write(&with_kazoo, format!("{shipped}\n{kazoo}")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
+        .args(["check", "--without-secrets", "--config"])
+        .arg(&with_kazoo)
+        .env_remove("KAZOO_API_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{kazoo}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("warning:") && err.contains("KAZOO_API_KEY is not set"),
+        "{err}"
     );
 }
 

@@ -109,7 +109,8 @@ fn replay_cli_prints_enriched_cdrs_and_check_reports_bad_files() {
     let cfg = dir.path().join("plugin.toml");
     std::fs::write(
         &cfg,
-        "[enrich]\ncontacts = \"global.json\"\nrate_deck = \"rates.csv\"\n",
+        // `check` validates for `run`, which needs a `[kazoo]` section.
+        "[enrich]\ncontacts = \"global.json\"\nrate_deck = \"rates.csv\"\n[kazoo]\nwebsocket_url = \"ws://127.0.0.1:9/\"\naccounts = [\"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c\"]\nauth_token = \"t\"\n",
     )
     .unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/outbound_answered.jsonl");

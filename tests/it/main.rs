@@ -11,6 +11,7 @@ mod live;
 mod net;
 mod numbers;
 mod properties;
+mod record;
 mod robustness;
 mod run;
 mod servers;
@@ -18,3 +19,5 @@ mod snapshots;
 mod support;
 // Triggers (issue 4).
 mod triggers;
+// One validation for check and run (issue 13).
+mod validate;

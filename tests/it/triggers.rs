@@ -49,7 +49,12 @@ const FILTERS: [&str; 10] = [
     r#"{ field = "dir", op = "eq", value = "Outgoing" }"#,
 ];
 
-const TENANTS: [&str; 3] = ["tenant-a", "tenant-b", "tenant-c"];
+// Kazoo account ids (32 lowercase hex digits): anything else is refused as a tenant.
+const TENANTS: [&str; 3] = [
+    "3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c",
+    "9ed5a7c3b1f04e2d8c6a5b3f1e0d2c4a",
+    "c0ffee00c0ffee00c0ffee00c0ffee00",
+];
 const USERS: [&str; 4] = ["user-1", "user-2", "user-3", "user-4"];
 
 /// (tenant, optional user, filter indexes, enabled)
@@ -164,7 +169,8 @@ fn fixtures_cover_both_outcomes_of_every_filter() {
     // Otherwise the property above could pass with filters that never (or always) hold.
     for f in FILTERS {
         let doc = format!(
-            "[[trigger]]\nid = \"x\"\ntenant = \"a\"\nfilter = [{f}]\n[trigger.action]\nurl = \"https://h.example/\"\n"
+            "[[trigger]]\nid = \"x\"\ntenant = \"{}\"\nfilter = [{f}]\n[trigger.action]\nurl = \"https://h.example/\"\n",
+            TENANTS[0]
         );
         let t = parse_document(&doc, "f", DocFormat::Toml, BuildOptions::default()).unwrap();
         let hits = sessions()
@@ -212,11 +218,11 @@ fn reload_under_concurrent_readers() {
     const RELOADS: u64 = 60;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.toml");
-    std::fs::write(&file, doc(0, PER_SET, "tenant-a")).unwrap();
+    std::fs::write(&file, doc(0, PER_SET, TENANTS[0])).unwrap();
     let reloader = Reloader::new(quiet_sources(vec![file.clone()])).unwrap();
     let shared = reloader.shared();
     let mut session = sessions()[0].clone();
-    session.tenant_id = Some("tenant-a".into());
+    session.tenant_id = Some(TENANTS[0].into());
     let session = Arc::new(session);
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..3)
@@ -252,7 +258,7 @@ fn reload_under_concurrent_readers() {
             replace(&file, &doc(g, PER_SET, ""));
             assert!(reloader.reload().is_err());
         }
-        replace(&file, &doc(g, PER_SET, "tenant-a"));
+        replace(&file, &doc(g, PER_SET, TENANTS[0]));
         reloader.reload().unwrap();
     }
     stop.store(true, Ordering::Relaxed);
@@ -284,7 +290,7 @@ fn ids(set: &TriggerSet) -> Vec<String> {
 async fn watched_file_changes_are_picked_up_and_bad_ones_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.toml");
-    std::fs::write(&file, doc(1, 1, "a")).unwrap();
+    std::fs::write(&file, doc(1, 1, TENANTS[0])).unwrap();
     let sources = TriggerSources {
         watch: Some(Duration::from_millis(20)),
         ..quiet_sources(vec![file.clone()])
@@ -296,11 +302,11 @@ async fn watched_file_changes_are_picked_up_and_bad_ones_rejected() {
     let mut status = reloader.status();
     wait(&mut status, "the loop", |s| s.running).await;
 
-    replace(&file, &doc(2, 2, "a"));
+    replace(&file, &doc(2, 2, TENANTS[0]));
     wait(&mut status, "generation 2", |s| s.generation == 2).await;
     assert_eq!(ids(&reloader.current()), ["g2-0", "g2-1"]);
 
-    replace(&file, &doc(3, 1, "a").replace("https://", "ftp://"));
+    replace(&file, &doc(3, 1, TENANTS[0]).replace("https://", "ftp://"));
     wait(&mut status, "a rejection", |s| s.rejected == 1).await;
     let err = status.borrow().last_error.clone().unwrap().to_string();
     assert!(
@@ -309,7 +315,7 @@ async fn watched_file_changes_are_picked_up_and_bad_ones_rejected() {
     );
     assert_eq!(ids(&reloader.current()), ["g2-0", "g2-1"]);
 
-    replace(&file, &doc(4, 1, "a"));
+    replace(&file, &doc(4, 1, TENANTS[0]));
     wait(&mut status, "generation 3", |s| s.generation == 3).await;
     assert_eq!(ids(&reloader.current()), ["g4-0"]);
     let _ = stop.send(true);
@@ -321,7 +327,7 @@ async fn watched_file_changes_are_picked_up_and_bad_ones_rejected() {
 async fn sighup_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.toml");
-    std::fs::write(&file, doc(1, 1, "a")).unwrap();
+    std::fs::write(&file, doc(1, 1, TENANTS[0])).unwrap();
     let sources = TriggerSources {
         sighup: true,
         ..quiet_sources(vec![file.clone()])
@@ -334,7 +340,7 @@ async fn sighup_reloads() {
     // `running` is published after the SIGHUP handler is installed, so the signal cannot
     // hit the default action (terminate).
     wait(&mut status, "the loop", |s| s.running).await;
-    std::fs::write(&file, doc(2, 1, "a")).unwrap();
+    std::fs::write(&file, doc(2, 1, TENANTS[0])).unwrap();
     let kill = std::process::Command::new("kill")
         .args(["-HUP", &std::process::id().to_string()])
         .status()
@@ -351,8 +357,11 @@ async fn sighup_reloads() {
 #[tokio::test]
 async fn remote_source_over_https_with_etags() {
     let ca = TestCa::new();
-    let current: Arc<Mutex<(String, &'static str, &'static str)>> =
-        Arc::new(Mutex::new((doc(1, 1, "a"), "\"v1\"", "application/toml")));
+    let current: Arc<Mutex<(String, &'static str, &'static str)>> = Arc::new(Mutex::new((
+        doc(1, 1, TENANTS[0]),
+        "\"v1\"",
+        "application/toml",
+    )));
     let served = current.clone();
     let mut server = HttpServer::start(Some(&ca), move |r| {
         let (body, etag, ctype) = served.lock().unwrap().clone();
@@ -369,7 +378,7 @@ async fn remote_source_over_https_with_etags() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("local.toml");
-    std::fs::write(&file, doc(0, 1, "a").replace("g0-0", "local")).unwrap();
+    std::fs::write(&file, doc(0, 1, TENANTS[0]).replace("g0-0", "local")).unwrap();
     let sources = TriggerSources {
         refresh: Duration::from_millis(50),
         retry: Duration::from_millis(50),
@@ -396,8 +405,7 @@ async fn remote_source_over_https_with_etags() {
     wait(&mut status, "a 304", |s| s.remote_polls >= 2).await;
     assert_eq!(status.borrow().generation, 2, "304 does not rebuild");
 
-    let json =
-        r#"{"trigger":[{"id":"json-1","tenant":"a","action":{"url":"https://h.example/j"}}]}"#;
+    let json = r#"{"trigger":[{"id":"json-1","tenant":"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c","action":{"url":"https://h.example/j"}}]}"#;
     *current.lock().unwrap() = (json.to_owned(), "\"v2\"", "application/json; charset=utf-8");
     wait(&mut status, "the second document", |s| s.generation == 3).await;
     assert_eq!(ids(&reloader.current()), ["local", "json-1"]);
@@ -430,9 +438,14 @@ fn postcall(args: &[&str]) -> std::process::Output {
 fn check_validates_trigger_files() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("plugin.toml");
-    std::fs::write(&cfg, "[triggers]\nfiles = [\"t.toml\", \"u.toml\"]\n").unwrap();
-    std::fs::write(dir.path().join("t.toml"), doc(1, 2, "a")).unwrap();
-    std::fs::write(dir.path().join("u.toml"), doc(2, 1, "b")).unwrap();
+    // `check` validates for `run`, which needs a `[kazoo]` section.
+    std::fs::write(
+        &cfg,
+        "[triggers]\nfiles = [\"t.toml\", \"u.toml\"]\n[kazoo]\nwebsocket_url = \"ws://127.0.0.1:9/\"\naccounts = [\"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c\"]\nauth_token = \"t\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.toml"), doc(1, 2, TENANTS[0])).unwrap();
+    std::fs::write(dir.path().join("u.toml"), doc(2, 1, TENANTS[1])).unwrap();
     let out = postcall(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -441,7 +454,7 @@ fn check_validates_trigger_files() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok, 3 triggers"));
 
-    let bad = doc(2, 1, "b").replace("https://h.example/0", "http://h.example/0?sig=SECRET")
+    let bad = doc(2, 1, TENANTS[1]).replace("https://h.example/0", "http://h.example/0?sig=SECRET")
         + "[trigger.action.data]\nn = 1\n";
     std::fs::write(dir.path().join("u.toml"), bad).unwrap();
     let out = postcall(&["check", "--config", cfg.to_str().unwrap()]);

@@ -11,7 +11,7 @@ fn doc(ids: &[&str]) -> String {
     ids.iter()
         .map(|id| {
             format!(
-                "[[trigger]]\nid = \"{id}\"\ntenant = \"acme\"\n[trigger.action]\nurl = \"https://h.example/{id}\"\n"
+                "[[trigger]]\nid = \"{id}\"\ntenant = \"3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c\"\n[trigger.action]\nurl = \"https://h.example/{id}\"\n"
             )
         })
         .collect()
@@ -151,7 +151,10 @@ async fn remote_poll_is_conditional_retries_and_keeps_the_last_good_set() {
         new_doc(doc(&["r1"]), "\"a\""),
         Ok(Fetched::NotModified),
         Err(FetchError::Status(hyper::StatusCode::SERVICE_UNAVAILABLE)),
-        new_doc(doc(&["r2"]).replace("acme", ""), "\"b\""),
+        new_doc(
+            doc(&["r2"]).replace("3b1f0a9c6e2d4f8a9b7c5d3e1f2a4b6c", ""),
+            "\"b\"",
+        ),
         new_doc(doc(&["r3"]), "\"c\""),
     ]);
     let (stop, shutdown) = watch::channel(false);
