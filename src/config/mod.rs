@@ -11,8 +11,10 @@ use serde::Deserialize;
 
 use crate::session::{Settings, TenantSettings};
 
+mod admin;
 mod delivery;
 mod kazoo;
+pub use admin::AdminSection;
 pub use delivery::DeliverySection;
 pub use kazoo::KazooSection;
 
@@ -134,6 +136,9 @@ pub struct PluginConfig {
     /// `[delivery]`: outbox and delivery limits.
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[admin]`: the admin listener's token, allowed host names and limits.
+    #[serde(default)]
+    pub admin: AdminSection,
     /// `[enrich]`: location, contact directories, rate decks. No enrichment when absent.
     #[serde(default)]
     pub enrich: Option<crate::enrich::EnrichSection>,

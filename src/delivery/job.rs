@@ -63,19 +63,10 @@ pub struct Job {
 }
 
 impl Job {
-    /// The job as an operator may see it: the signing secret and the URL's query (Logic Apps
-    /// carry a `sig` there) are redacted.
+    /// The job as an operator may see it: the signing secret, the URL's user name and
+    /// password and its query (Logic Apps carry a `sig` there) are left out.
     pub fn redacted(&self) -> Value {
-        let url = match url::Url::parse(&self.endpoint.url) {
-            Ok(mut u) => {
-                if u.query().is_some() {
-                    u.set_query(Some("[redacted]"));
-                }
-                let _ = u.set_password(None);
-                u.to_string()
-            }
-            Err(_) => "[invalid url]".into(),
-        };
+        let url = crate::net::redact_url(&self.endpoint.url);
         serde_json::json!({
             "webhookId": self.webhook_id,
             "triggerId": self.trigger_id,

@@ -34,6 +34,8 @@ pub struct Registry {
     pub engine: Option<Arc<Engine>>,
     /// The run shell.
     pub run: Option<Arc<RunCounters>>,
+    /// The admin listener (set by [`super::admin::serve`]).
+    pub admin: Option<Arc<super::admin::AdminCounters>>,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
@@ -69,6 +71,29 @@ impl Registry {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut o = String::new();
+        if let Some(a) = &self.admin {
+            metric(
+                &mut o,
+                "postcall_admin_open_connections",
+                "gauge",
+                "Admin connections being served.",
+                &[("", get(&a.open_connections))],
+            );
+            metric(
+                &mut o,
+                "postcall_admin_accept_errors_total",
+                "counter",
+                "Failed accepts on the admin listener (each followed by a pause).",
+                &[("", get(&a.accept_errors))],
+            );
+            metric(
+                &mut o,
+                "postcall_admin_refused_total",
+                "counter",
+                "Admin requests refused: Host not allowed, token missing or wrong, cross-origin.",
+                &[("", get(&a.refused))],
+            );
+        }
         if let Some(s) = &self.source {
             let up = u64::from(*s.status.borrow() == SourceStatus::Subscribed);
             metric(

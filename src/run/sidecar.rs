@@ -170,6 +170,9 @@ pub async fn run(
 ) -> anyhow::Result<RunReport> {
     let base = Arc::new(cfg.settings()?);
     let kazoo = cfg.kazoo_options()?;
+    let admin_opts = cfg
+        .admin
+        .options(&cfg.file, opts.admin, |var| std::env::var(var).ok())?;
     let (mut dopts, guard) = cfg.delivery.options(&cfg.file)?;
     if let Some(u) = opts.retry_unit {
         dopts.retry_unit = u;
@@ -271,8 +274,9 @@ pub async fn run(
         driver: Some(driver_counters),
         engine: Some(engine.clone()),
         run: Some(counters.clone()),
+        admin: Some(Arc::default()),
     };
-    let (admin_addr, admin_task) = admin::serve(opts.admin, registry.clone(), shutdown.clone())
+    let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), shutdown.clone())
         .await
         .with_context(|| format!("admin listener {}", opts.admin))?;
     tracing::info!(admin = %admin_addr, outbox = %outbox_path.display(), "postcall running");

@@ -1,5 +1,6 @@
 //! Integration tests, one binary with a module per area.
 
+mod admin;
 mod cli;
 mod delivery;
 mod enrich;
