@@ -14,6 +14,7 @@ use crate::session::{Settings, TenantSettings};
 mod admin;
 mod delivery;
 mod kazoo;
+pub mod parse_error;
 pub use admin::AdminSection;
 pub use delivery::DeliverySection;
 pub use kazoo::KazooSection;
@@ -38,7 +39,7 @@ pub enum ConfigError {
     Parse {
         /// The file.
         file: PathBuf,
-        /// The parser's message (with line and column).
+        /// Line, column, key and the parser's message, without any value.
         message: String,
     },
     /// A value is not acceptable.
@@ -155,7 +156,7 @@ impl PluginConfig {
     pub fn from_toml_str(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let mut cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: file.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: parse_error::toml_message(text, &e),
         })?;
         cfg.file = file.to_owned();
         Ok(cfg)

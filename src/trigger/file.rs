@@ -196,9 +196,9 @@ impl Ctx<'_> {
     }
 }
 
-/// A serde message without the TOML/JSON parser's source excerpt.
+/// A serde message on one line, without the values it quotes.
 fn one_line(e: impl fmt::Display) -> String {
-    e.to_string().trim_end().replace('\n', " ")
+    crate::config::parse_error::without_values(&e.to_string())
 }
 
 /// Parses and validates one document; `origin` names it in errors.
@@ -221,8 +221,10 @@ pub fn parse_document(
         }])
     };
     let doc: RawDoc = match format {
-        DocFormat::Toml => toml::from_str(text).map_err(|e| doc_err(one_line(e)))?,
-        DocFormat::Json => serde_json::from_str(text).map_err(|e| doc_err(one_line(e)))?,
+        DocFormat::Toml => toml::from_str(text)
+            .map_err(|e| doc_err(crate::config::parse_error::toml_message(text, &e)))?,
+        DocFormat::Json => serde_json::from_str(text)
+            .map_err(|e| doc_err(crate::config::parse_error::json_message(&e)))?,
     };
     let mut errors = Vec::new();
     let mut triggers = Vec::new();
