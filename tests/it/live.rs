@@ -190,6 +190,7 @@ async fn refused_subscriptions_are_reported_and_the_rest_kept() {
         subscribe_timeout: Duration::from_secs(5),
         backoff: Backoff::default(),
         tls: postcall::net::tls::client_config(None).unwrap(),
+        max_frame_bytes: 1 << 20,
     };
     let auth = Auth::new(
         Credentials::Token(Secret::new(TOKEN)),
@@ -479,6 +480,7 @@ async fn shutdown_during_backoff_is_prompt() {
             max: Duration::from_secs(600),
         },
         tls: postcall::net::tls::client_config(None).unwrap(),
+        max_frame_bytes: 1 << 20,
     };
     let auth = Auth::new(
         Credentials::Token(Secret::new(TOKEN)),

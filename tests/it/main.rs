@@ -15,3 +15,4 @@ mod snapshots;
 mod support;
 // Triggers (issue 4).
 mod triggers;
+mod websocket;
