@@ -3,8 +3,10 @@
 //!
 //! Every attempt's outcome is written back to the outbox before the job's slot is freed, so
 //! the outbox is always the truth: a restart resumes exactly the jobs not known delivered.
-//! A slow or dead endpoint fills only its own lane; other lanes keep their slots, and ingest
-//! never waits on delivery (enqueueing is one local write).
+//! A slow or dead endpoint fills only its own lane, and a quarter of the global slots is held
+//! for lanes with nothing in flight, so stalled endpoints together never take every slot;
+//! lanes are served in turn. Only the status and the first KiB of a response are read.
+//! Ingest never waits on delivery (enqueueing is one local write).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,27 @@ pub struct DeliveryOptions {
     pub max_in_flight: usize,
     /// Attempts in flight per endpoint lane.
     pub max_in_flight_per_endpoint: usize,
+}
+
+/// Bytes of a response body read (for the log); the rest is never read.
+const KEEP_BODY_BYTES: usize = 1024;
+
+/// How many attempts a lane may start now. A quarter of the global slots is kept for lanes
+/// with nothing in flight, so endpoints that stall (each holding its slots for the whole
+/// attempt deadline) can never take every slot: another endpoint always gets its first
+/// attempt at once.
+fn lane_room(opts: &DeliveryOptions, global_busy: usize, lane_busy: usize) -> usize {
+    let global_free = opts.max_in_flight.saturating_sub(global_busy);
+    let reserve = opts.max_in_flight / 4;
+    let shared = global_free.saturating_sub(reserve);
+    let allowed = if lane_busy == 0 {
+        shared.max(global_free.min(1))
+    } else {
+        shared
+    };
+    opts.max_in_flight_per_endpoint
+        .saturating_sub(lane_busy)
+        .min(allowed)
 }
 
 impl Default for DeliveryOptions {
@@ -116,6 +139,21 @@ pub struct DeliveryCounters {
     pub store_errors: AtomicU64,
 }
 
+/// The start of a receiver's answer for the log: at most 200 characters, control
+/// characters escaped (no forged log lines).
+fn body_excerpt(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
 /// A finished attempt, waiting to be recorded.
 struct Done {
     job: Job,
@@ -127,6 +165,7 @@ struct Done {
 
 #[derive(Default)]
 struct Lanes {
+    rotate: usize,
     busy: BTreeSet<String>,
     per_lane: BTreeMap<String, usize>,
     known: BTreeSet<String>,
@@ -257,7 +296,14 @@ impl Engine {
         let now = now_us();
         let mut next: Option<i64> = None;
         let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
-            Ok(l) => (l.known.iter().cloned().collect(), l.busy.clone()),
+            Ok(mut l) => {
+                // Start after the lane served first last time, so scarce slots go round.
+                let start = l.rotate % l.known.len().max(1);
+                l.rotate = l.rotate.wrapping_add(1);
+                let mut v: Vec<String> = l.known.iter().cloned().collect();
+                v.rotate_left(start);
+                (v, l.busy.clone())
+            }
             Err(_) => return None,
         };
         for lane in lanes {
@@ -265,11 +311,7 @@ impl Engine {
                 Ok(l) => (l.busy.len(), l.per_lane.get(&lane).copied().unwrap_or(0)),
                 Err(_) => return None,
             };
-            let room = self
-                .opts
-                .max_in_flight_per_endpoint
-                .saturating_sub(here)
-                .min(self.opts.max_in_flight.saturating_sub(global));
+            let room = lane_room(&self.opts, global, here);
             if room == 0 {
                 continue;
             }
@@ -316,7 +358,14 @@ impl Engine {
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
         let (outcome, detail) = match self.send(&job).await {
-            Ok(status) => (Outcome::Status(status), format!("HTTP {status}")),
+            Ok((status, head)) => {
+                let detail = if (200..300).contains(&status) || head.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    format!("HTTP {status}: {}", body_excerpt(&head))
+                };
+                (Outcome::Status(status), detail)
+            }
             Err(HttpError::Timeout(d)) => (Outcome::Timeout, format!("timed out after {d:?}")),
             Err(HttpError::Forbidden(m)) => {
                 // Neither retrying nor waiting can make a forbidden address allowed.
@@ -406,8 +455,9 @@ impl Engine {
         }
     }
 
-    /// Builds, signs and sends the request; returns the status.
-    async fn send(&self, job: &Job) -> Result<u16, HttpError> {
+    /// Builds, signs and sends the request; returns the status and the first bytes of the
+    /// body.
+    async fn send(&self, job: &Job) -> Result<(u16, Bytes), HttpError> {
         let ep = &job.endpoint;
         let enc = encode(&ep.url, ep.method, ep.format, &job.payload)
             .map_err(|e| HttpError::Forbidden(e.to_string()))?;
@@ -446,8 +496,38 @@ impl Engine {
             .body(Full::new(Bytes::from(enc.body)))
             .map_err(|_| HttpError::Forbidden("the URL is not a valid request target".into()))?;
         self.http
-            .send(req, self.opts.attempt_timeout)
+            .send_for_status(req, self.opts.attempt_timeout, KEEP_BODY_BYTES)
             .await
-            .map(|r| r.status.as_u16())
+            .map(|(status, head)| (status.as_u16(), head))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_lanes_leave_room_for_others() {
+        let o = DeliveryOptions::default(); // 64 overall, 4 per endpoint
+                                            // Endpoints that already have attempts stop growing at 48 busy slots...
+        assert_eq!(lane_room(&o, 47, 3), 1);
+        assert_eq!(lane_room(&o, 48, 3), 0);
+        assert_eq!(lane_room(&o, 48, 1), 0);
+        // ...while an endpoint with nothing in flight still gets a first attempt.
+        assert_eq!(lane_room(&o, 48, 0), 1);
+        assert_eq!(lane_room(&o, 63, 0), 1);
+        assert_eq!(lane_room(&o, 64, 0), 0);
+        assert_eq!(lane_room(&o, 0, 0), 4);
+        assert_eq!(lane_room(&o, 0, 4), 0);
+        let one = DeliveryOptions {
+            max_in_flight: 1,
+            max_in_flight_per_endpoint: 1,
+            ..o
+        };
+        assert_eq!(lane_room(&one, 0, 0), 1);
+        assert_eq!(
+            body_excerpt(b"line\nforged=1 \x1b[31m"),
+            "line\\nforged=1 \\u{1b}[31m"
+        );
     }
 }

@@ -536,3 +536,138 @@ async fn private_destinations_are_refused_unless_allow_listed() {
         .is_none());
     run.stop().await;
 }
+
+/// A receiver that reads each request and never answers; counts the requests it holds.
+async fn stalled_receiver(held: Arc<tokio::sync::watch::Sender<usize>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let held = held.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                held.send_modify(|n| *n += 1);
+                // Hold the connection until the client gives up.
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp.read_to_end(&mut Vec::new()).await;
+            });
+        }
+    });
+    format!("http://{addr}/stalled")
+}
+
+/// Sixteen endpoints that never answer cannot take every delivery slot: with the defaults
+/// (64 overall, 4 per endpoint) they used to fill all 64, and a healthy endpoint waited for
+/// the 10 s attempt deadline. Now it is delivered while every stalled attempt is still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_endpoints_leave_slots_for_a_healthy_one() {
+    let (held_tx, mut held) = tokio::sync::watch::channel(0usize);
+    let held_tx = Arc::new(held_tx);
+    let opts = DeliveryOptions {
+        attempt_timeout: Duration::from_secs(120),
+        ..DeliveryOptions::default()
+    };
+    let run = Running::temp(None, loopback_guard(), opts).await;
+    let mut jobs = Vec::new();
+    for e in 0..16u32 {
+        let url = stalled_receiver(held_tx.clone()).await;
+        for k in 0..8 {
+            jobs.push(job(100 * e + k, &url, Method::Post, Format::Json, 1, false));
+        }
+    }
+    run.engine.enqueue(&jobs).unwrap();
+    // The stalled endpoints hold every slot they are given.
+    tokio::time::timeout(Duration::from_secs(30), held.wait_for(|n| *n >= 48))
+        .await
+        .expect("stalled endpoints took their slots")
+        .unwrap();
+    let mut healthy = HttpServer::start(None, |_| Reply::status(204)).await;
+    let j = job(
+        9_999,
+        &format!("{}/ok", healthy.url()),
+        Method::Post,
+        Format::Json,
+        1,
+        false,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    let got = healthy
+        .next_request_within(Duration::from_secs(60))
+        .await
+        .expect("the healthy endpoint is served while the others stall");
+    assert_eq!(got.header("webhook-id"), Some(j.webhook_id.as_str()));
+    let c = &run.engine.counters;
+    assert_eq!(
+        c.retried.load(Ordering::Relaxed) + c.dead.load(Ordering::Relaxed),
+        0,
+        "no stalled attempt had finished"
+    );
+    // At most 48 of the 64 slots in shared use plus one first attempt per stalled endpoint
+    // from the reserve; never all 64.
+    let in_flight = *held.borrow();
+    assert!(in_flight < 64, "{in_flight} stalled attempts in flight");
+    run.stop.send(true).unwrap();
+}
+
+/// A receiver answering 200 with an endless body: the attempt counts as delivered after the
+/// headers and the first KiB; the body is not read further (it used to be read up to 32 MiB,
+/// then the attempt failed and was retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_response_body_is_not_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sent_tx, mut sent) = tokio::sync::watch::channel(None::<u64>);
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        tcp.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = format!("10000\r\n{}\r\n", "x".repeat(65536));
+        let mut total = 0u64;
+        // Until the client closes, or 64 MiB: far more than postcall may read.
+        while total < 64 << 20 {
+            if tcp.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            total += 65536;
+        }
+        sent_tx.send(Some(total)).unwrap();
+    });
+    let run = Running::temp(None, loopback_guard(), fast()).await;
+    let j = job(
+        1,
+        &format!("http://{addr}/big"),
+        Method::Post,
+        Format::Json,
+        0,
+        false,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.settle(0).await;
+    assert_eq!(run.engine.counters.delivered.load(Ordering::Relaxed), 1);
+    let total = tokio::time::timeout(Duration::from_secs(30), sent.wait_for(Option::is_some))
+        .await
+        .expect("the receiver learns the client is gone")
+        .unwrap()
+        .unwrap();
+    assert!(
+        total < 16 << 20,
+        "the receiver wrote {total} bytes before postcall hung up"
+    );
+    run.stop().await;
+}
