@@ -154,6 +154,58 @@ fn body_excerpt(head: &[u8]) -> String {
     out
 }
 
+/// The URL without user name and password, and those as a `Basic` authorization value.
+fn split_userinfo(url: &str) -> (String, Option<String>) {
+    use base64::Engine as _;
+    let Ok(mut u) = url::Url::parse(url) else {
+        return (url.to_owned(), None);
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return (url.to_owned(), None);
+    }
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let pair = format!(
+        "{}:{}",
+        decode(u.username()),
+        decode(u.password().unwrap_or(""))
+    );
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+    (u.to_string(), Some(format!("Basic {basic}")))
+}
+
+/// `text` without the URL's query values, user name and password (a receiver may echo the
+/// request it got).
+fn scrub_url_secrets(text: &str, url: &str) -> String {
+    let Ok(u) = url::Url::parse(url) else {
+        return text.to_owned();
+    };
+    let mut parts: Vec<String> = u.query_pairs().map(|(_, v)| v.into_owned()).collect();
+    parts.extend(u.query().map(str::to_owned));
+    parts.extend(
+        u.query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_owned()),
+    );
+    parts.push(u.username().to_owned());
+    parts.extend(u.password().map(str::to_owned));
+    // Longest first, so a value inside another is not left half-replaced.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = text.to_owned();
+    for p in parts.iter().filter(|p| p.len() >= 4) {
+        out = out.replace(p.as_str(), "[redacted]");
+    }
+    out
+}
+
 /// A finished attempt, waiting to be recorded.
 struct Done {
     job: Job,
@@ -362,7 +414,8 @@ impl Engine {
                 let detail = if (200..300).contains(&status) || head.is_empty() {
                     format!("HTTP {status}")
                 } else {
-                    format!("HTTP {status}: {}", body_excerpt(&head))
+                    let excerpt = scrub_url_secrets(&body_excerpt(&head), &job.endpoint.url);
+                    format!("HTTP {status}: {excerpt}")
                 };
                 (Outcome::Status(status), detail)
             }
@@ -467,9 +520,12 @@ impl Engine {
             Method::Put => hyper::Method::PUT,
         };
         let ts = now_us() / 1_000_000;
+        // Credentials in the URL become an Authorization header: the request line and
+        // everything hyper logs (its pool keys print the authority) never carry them.
+        let (target, basic) = split_userinfo(&enc.url);
         let mut req = hyper::Request::builder()
             .method(method)
-            .uri(&enc.url)
+            .uri(&target)
             .header(
                 "user-agent",
                 concat!("postcall/", env!("CARGO_PKG_VERSION")),
@@ -477,6 +533,9 @@ impl Engine {
             .header("webhook-id", &job.webhook_id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-attempt", job.attempts.to_string());
+        if let Some(b) = basic {
+            req = req.header("authorization", b);
+        }
         if let Some(ct) = enc.content_type {
             req = req.header("content-type", ct);
         }
@@ -519,6 +578,18 @@ mod tests {
         assert_eq!(lane_room(&o, 64, 0), 0);
         assert_eq!(lane_room(&o, 0, 0), 4);
         assert_eq!(lane_room(&o, 0, 4), 0);
+        let (url, basic) = split_userinfo("https://al%40x:p+w%3A@h.example/p?sig=1");
+        assert_eq!(url, "https://h.example/p?sig=1");
+        // base64("al@x:p+w:")
+        assert_eq!(basic.as_deref(), Some("Basic YWxAeDpwK3c6"));
+        assert_eq!(split_userinfo("https://h.example/").1, None);
+        assert_eq!(
+            scrub_url_secrets(
+                "echo /h?sig=Ab%2Bcd&api=2 Ab+cd user1 pass1",
+                "https://user1:pass1@h/h?sig=Ab%2Bcd&api=2"
+            ),
+            "echo /h?[redacted] [redacted] [redacted] [redacted]"
+        );
         let one = DeliveryOptions {
             max_in_flight: 1,
             max_in_flight_per_endpoint: 1,
