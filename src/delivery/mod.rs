@@ -13,6 +13,7 @@
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
 
 pub mod engine;
+pub mod files;
 pub mod job;
 pub mod outbox;
 pub mod payload;

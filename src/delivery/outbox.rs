@@ -85,7 +85,7 @@ impl Reserve {
         if self.bytes == 0 || self.exists() {
             return;
         }
-        let made = std::fs::File::create(&self.path).and_then(|f| {
+        let made = super::files::private_file(&self.path, true).and_then(|f| {
             use std::io::Write;
             let mut w = std::io::BufWriter::new(f);
             let block = vec![0u8; 64 * 1024];
@@ -169,9 +169,11 @@ impl Outbox {
     /// # Errors
     /// The file cannot be created or is not a redb database.
     pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(store)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            super::files::private_dir(dir).map_err(store)?;
         }
+        // Created 0600 before redb opens it (redb would create it with the umask's mode).
+        drop(super::files::private_file(path, false).map_err(store)?);
         let db = Database::create(path).map_err(store)?;
         let tx = db.begin_write().map_err(store)?;
         tx.open_table(PENDING).map_err(store)?;

@@ -671,3 +671,42 @@ async fn an_endless_response_body_is_not_read() {
     );
     run.stop().await;
 }
+
+/// The data directory is 0700 and its files 0600 (they hold call records and receiver URLs
+/// with their `sig`); looser modes left by an older version are tightened.
+#[cfg(unix)]
+#[test]
+fn data_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let old = root.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let outbox = Outbox::open_with_reserve(&dir.join("outbox.redb"), 4096).unwrap();
+    drop(outbox);
+    let state = postcall::run::state::SavedState {
+        open: postcall::session::Assembler::new(Arc::default()).snapshot(),
+        closed: Vec::new(),
+    };
+    postcall::run::state::save(&dir.join("sessions.json"), &state).unwrap();
+    let reopened = Outbox::open(&old.join("outbox.redb")).unwrap();
+    drop(reopened);
+    std::fs::set_permissions(
+        old.join("outbox.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    drop(Outbox::open(&old.join("outbox.redb")).unwrap());
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&old), 0o700);
+    for f in [
+        dir.join("outbox.redb"),
+        dir.join("outbox.redb.reserve"),
+        dir.join("sessions.json"),
+        old.join("outbox.redb"),
+    ] {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
