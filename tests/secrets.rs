@@ -302,6 +302,10 @@ async fn delivery(dir: &std::path::Path, seen: &mut Seen) {
         AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
     );
     let engine = Engine::new(outbox.clone(), http, DeliveryOptions::default()).unwrap();
+    let key = postcall::delivery::sign::SigningKey::parse(&Secret::new(whsec())).unwrap();
+    engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
+        [("t1".to_owned(), key)].into(),
+    )));
     let (stop, shutdown) = watch::channel(false);
     let task = tokio::spawn(engine.clone().run(shutdown));
     let cdr = serde_json::json!({"id": "s1"});
@@ -313,7 +317,7 @@ async fn delivery(dir: &std::path::Path, seen: &mut Seen) {
             method: postcall::delivery::Method::Post,
             format: postcall::delivery::Format::Json,
             retries: 0,
-            secret: Some(Secret::new(whsec())),
+            signed: true,
         },
         payload: postcall::delivery::payload::payload(
             "t1",

@@ -226,6 +226,7 @@ struct Lanes {
 /// The engine. Cheap to share.
 pub struct Engine {
     outbox: Arc<Outbox>,
+    keys: std::sync::OnceLock<Arc<dyn super::keys::KeySource>>,
     http: HttpClient,
     opts: DeliveryOptions,
     lanes: Mutex<Lanes>,
@@ -253,6 +254,7 @@ impl Engine {
         let known = outbox.lanes()?;
         Ok(Arc::new(Self {
             outbox,
+            keys: std::sync::OnceLock::new(),
             http,
             opts,
             lanes: Mutex::new(Lanes {
@@ -262,6 +264,22 @@ impl Engine {
             wake: Notify::new(),
             counters: DeliveryCounters::default(),
         }))
+    }
+
+    /// Where signed jobs find their trigger's current key (set once, before [`Engine::run`]).
+    /// Without it, signed jobs are dead-lettered as having no trigger.
+    pub fn use_keys(&self, keys: Arc<dyn super::keys::KeySource>) {
+        let _ = self.keys.set(keys);
+    }
+
+    fn lookup(&self, job: &Job) -> super::keys::KeyLookup {
+        use super::keys::KeyLookup;
+        if !job.endpoint.signed {
+            return KeyLookup::Unsigned;
+        }
+        self.keys
+            .get()
+            .map_or(KeyLookup::Removed, |k| k.key(&job.trigger_id))
     }
 
     /// The outbox.
@@ -400,6 +418,38 @@ impl Engine {
 
     /// One attempt; its outcome is recorded by [`Engine::record`].
     async fn attempt(&self, mut job: Job, lane: String) -> Done {
+        use super::keys::KeyLookup;
+        let key = match self.lookup(&job) {
+            KeyLookup::Key(k) => Some(k),
+            KeyLookup::Unsigned => None,
+            KeyLookup::Removed => {
+                let why = format!(
+                    "trigger {} was removed: the delivery cannot be signed",
+                    job.trigger_id
+                );
+                tracing::warn!(webhook_id = %job.webhook_id, trigger_id = %job.trigger_id, "signed delivery whose trigger was removed; moved to the dead letters");
+                return Done {
+                    completion: Completion::Dead(why.clone()),
+                    detail: why,
+                    job,
+                    lane,
+                    elapsed: Duration::ZERO,
+                };
+            }
+            KeyLookup::NotReady => {
+                // Not an attempt: the trigger set is still loading.
+                let at =
+                    now_us() + i64::try_from(self.opts.retry_unit.as_micros()).unwrap_or(i64::MAX);
+                let why = "waiting for the trigger set to load".to_owned();
+                return Done {
+                    completion: Completion::RetryAt(at, why.clone()),
+                    detail: why,
+                    job,
+                    lane,
+                    elapsed: Duration::ZERO,
+                };
+            }
+        };
         if job.attempts == 0 {
             let waited = now_us().saturating_sub(job.created_us);
             self.counters
@@ -409,7 +459,7 @@ impl Engine {
         job.attempts += 1;
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let (outcome, detail) = match self.send(&job).await {
+        let (outcome, detail) = match self.send(&job, key.as_ref()).await {
             Ok((status, head)) => {
                 let detail = if (200..300).contains(&status) || head.is_empty() {
                     format!("HTTP {status}")
@@ -510,7 +560,7 @@ impl Engine {
 
     /// Builds, signs and sends the request; returns the status and the first bytes of the
     /// body.
-    async fn send(&self, job: &Job) -> Result<(u16, Bytes), HttpError> {
+    async fn send(&self, job: &Job, key: Option<&SigningKey>) -> Result<(u16, Bytes), HttpError> {
         let ep = &job.endpoint;
         let enc = encode(&ep.url, ep.method, ep.format, &job.payload)
             .map_err(|e| HttpError::Forbidden(e.to_string()))?;
@@ -539,8 +589,7 @@ impl Engine {
         if let Some(ct) = enc.content_type {
             req = req.header("content-type", ct);
         }
-        if let Some(secret) = &ep.secret {
-            let key = SigningKey::parse(secret).map_err(|e| HttpError::Forbidden(e.to_string()))?;
+        if let Some(key) = key {
             // For GET the signed content is the query string the payload became.
             let signed: &[u8] = if enc.body.is_empty() {
                 enc.url

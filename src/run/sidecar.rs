@@ -196,6 +196,11 @@ pub async fn run(
     // Triggers and reference data.
     let tcfg = cfg.trigger_config()?;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    engine.use_keys(Arc::new(TriggerKeys {
+        shared: reloader.shared(),
+        status: reloader.status(),
+        remote: tcfg.remote.is_some(),
+    }));
     let fetcher = match &tcfg.remote {
         Some(r) => Some(r.fetcher()?),
         None => None,
@@ -338,6 +343,28 @@ pub async fn run(
     }
     let _ = admin_task.await;
     Ok(report)
+}
+
+/// Signing keys from the running trigger set: a signed job is signed with its trigger's
+/// current key; a trigger that is gone dead-letters its signed jobs, except while a remote
+/// trigger source has not been fetched yet (its triggers may still come).
+struct TriggerKeys {
+    shared: SharedTriggers,
+    status: watch::Receiver<crate::trigger::ReloadStatus>,
+    remote: bool,
+}
+
+impl crate::delivery::KeySource for TriggerKeys {
+    fn key(&self, trigger_id: &str) -> crate::delivery::KeyLookup {
+        use crate::delivery::KeyLookup;
+        match self.shared.load().get(trigger_id) {
+            Some(t) => t.action.secret.as_ref().map_or(KeyLookup::Unsigned, |s| {
+                KeyLookup::Key(s.signing_key().clone())
+            }),
+            None if self.remote && self.status.borrow().remote_polls == 0 => KeyLookup::NotReady,
+            None => KeyLookup::Removed,
+        }
+    }
 }
 
 /// Reloads contact directories and rate decks on SIGHUP (triggers reload themselves).

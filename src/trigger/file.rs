@@ -557,7 +557,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     }
 
     #[test]
-    fn a_match_becomes_a_self_contained_delivery_job() {
+    fn a_match_becomes_a_delivery_job_without_the_secret() {
         let set = build_set(vec![parse(OK).unwrap()]).unwrap();
         let t = set.get("t2").unwrap();
         let e = t.action.endpoint();
@@ -566,10 +566,9 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             (Method::Get, Format::Form, 10)
         );
         assert_eq!(e.url, "https://example.com/get");
-        assert_eq!(
-            e.secret.unwrap().expose(),
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-        );
+        // Signed, but the secret stays with the trigger (signed at send time).
+        assert!(e.signed);
+        assert!(!serde_json::to_string(&e).unwrap().contains("MfKQ9"));
         let mut session = crate::session::ClosedSession {
             cdr: serde_json::from_value(serde_json::json!({
                 "id": "s1", "dType": "CloudSessionCdr", "sVer": 1, "tz": "UTC",

@@ -116,7 +116,7 @@ fn dead_job(n: u32) -> Job {
             method: postcall::delivery::Method::Post,
             format: postcall::delivery::Format::Json,
             retries: 0,
-            secret: None,
+            signed: false,
         },
         payload: postcall::delivery::payload::payload("trig", "u", "a", &cdr, &Default::default()),
         attempts: 1,

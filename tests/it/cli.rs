@@ -167,9 +167,7 @@ fn deliveries_lists_shows_resends_and_purges_dead_letters() {
             method: Method::Post,
             format: Format::Json,
             retries: 1,
-            secret: Some(postcall::net::Secret::new(
-                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-            )),
+            signed: true,
         },
         payload: serde_json::value::to_raw_value(&serde_json::json!({"n": n})).unwrap(),
         attempts: 2,

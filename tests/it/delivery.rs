@@ -53,6 +53,10 @@ impl Running {
         };
         let http = HttpClient::with_guard(tls, &HttpOptions::default(), guard);
         let engine = Engine::new(outbox, http, opts).unwrap();
+        let key = postcall::delivery::sign::SigningKey::parse(&Secret::new(SECRET)).unwrap();
+        engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
+            [("trig".to_owned(), key)].into(),
+        )));
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(engine.clone().run(rx));
         Self {
@@ -104,7 +108,7 @@ fn job(n: u32, url: &str, method: Method, format: Format, retries: u32, secret: 
             method,
             format,
             retries,
-            secret: secret.then(|| Secret::new(SECRET)),
+            signed: secret,
         },
         payload: postcall::delivery::payload::payload("trig", "user-1", "acct-1", &cdr, &custom),
         attempts: 0,
@@ -174,7 +178,7 @@ async fn each_method_and_format_over_https_signed() {
             }
             _ => unreachable!(),
         }
-        if j.endpoint.secret.is_some() {
+        if j.endpoint.signed {
             let signed: Vec<u8> = if r.method == hyper::Method::GET {
                 r.uri.split_once('?').unwrap().1.as_bytes().to_vec()
             } else {
@@ -709,4 +713,122 @@ fn data_files_are_private() {
     ] {
         assert_eq!(mode(&f), 0o600, "{}", f.display());
     }
+}
+
+/// A key source whose answer the test changes.
+struct SwitchKeys(std::sync::Mutex<postcall::delivery::KeyLookup>);
+
+impl postcall::delivery::KeySource for SwitchKeys {
+    fn key(&self, _trigger_id: &str) -> postcall::delivery::KeyLookup {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+const ROTATED: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn key(secret: &str) -> postcall::delivery::KeyLookup {
+    postcall::delivery::KeyLookup::Key(
+        postcall::delivery::sign::SigningKey::parse(&Secret::new(secret)).unwrap(),
+    )
+}
+
+async fn engine_with(keys: Arc<SwitchKeys>) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
+    let http = HttpClient::with_guard(
+        postcall::net::tls::client_config(None).unwrap(),
+        &HttpOptions::default(),
+        loopback_guard(),
+    );
+    let engine = Engine::new(outbox, http, fast()).unwrap();
+    engine.use_keys(keys);
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(engine.clone().run(rx));
+    Running {
+        engine,
+        stop,
+        task,
+        _dir: Some(dir),
+    }
+}
+
+/// Jobs hold no secret: each attempt is signed with the trigger's key of the moment, so after
+/// a rotation the retry carries the new signature (Standard Webhooks semantics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_signed_with_the_current_key() {
+    let keys = Arc::new(SwitchKeys(std::sync::Mutex::new(key(SECRET))));
+    let k = keys.clone();
+    let mut rx = HttpServer::start(None, move |_| {
+        // Rotate as soon as the first attempt arrives; that attempt fails.
+        let mut cur = k.0.lock().unwrap();
+        let first = *cur == key(SECRET);
+        *cur = key(ROTATED);
+        Reply::status(if first { 503 } else { 200 })
+    })
+    .await;
+    let run = engine_with(keys).await;
+    let j = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        true,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    let (a, b) = (rx.next_request().await, rx.next_request().await);
+    verify(&a, &a.body);
+    let new = standardwebhooks::Webhook::new(ROTATED).unwrap();
+    new.verify(&b.body, &b.headers)
+        .expect("the retry is signed with the new key");
+    assert!(standardwebhooks::Webhook::new(SECRET)
+        .unwrap()
+        .verify(&b.body, &b.headers)
+        .is_err());
+    run.settle(0).await;
+    run.stop().await;
+}
+
+/// A signed job whose trigger is gone cannot be signed: it becomes a dead letter saying so,
+/// without a request; unsigned jobs are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_job_of_a_removed_trigger_is_dead_lettered() {
+    let keys = Arc::new(SwitchKeys(std::sync::Mutex::new(
+        postcall::delivery::KeyLookup::Removed,
+    )));
+    let mut rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let run = engine_with(keys).await;
+    let signed = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        true,
+    );
+    let unsigned = job(
+        2,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        false,
+    );
+    run.engine
+        .enqueue(&[signed.clone(), unsigned.clone()])
+        .unwrap();
+    let got = rx.next_request().await;
+    assert_eq!(got.header("webhook-id"), Some(unsigned.webhook_id.as_str()));
+    run.settle(1).await;
+    let dead = run.engine.outbox().dead_one(&signed.webhook_id).unwrap();
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("trigger trig was removed: the delivery cannot be signed")
+    );
+    assert_eq!(dead.attempts, 0);
+    assert!(rx
+        .next_request_within(Duration::from_millis(300))
+        .await
+        .is_none());
+    run.stop().await;
 }
