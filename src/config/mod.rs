@@ -14,10 +14,12 @@ use crate::session::{Settings, TenantSettings};
 mod admin;
 mod delivery;
 mod kazoo;
+mod limits;
 pub mod parse_error;
 pub use admin::AdminSection;
 pub use delivery::DeliverySection;
 pub use kazoo::KazooSection;
+pub use limits::LimitsSection;
 
 // Triggers (issue 4).
 mod triggers;
@@ -137,6 +139,9 @@ pub struct PluginConfig {
     /// `[delivery]`: outbox and delivery limits.
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[limits]`: what the PBX may make postcall hold.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[admin]`: the admin listener's token, allowed host names and limits.
     #[serde(default)]
     pub admin: AdminSection,
@@ -193,6 +198,10 @@ impl PluginConfig {
                 self.invalid("kazoo", "missing: the live source needs a [kazoo] section")
             })?
             .options(&self.file, |var| std::env::var(var).ok())
+            .map(|mut o| {
+                o.max_frame_bytes = self.limits.max_frame_bytes();
+                o
+            })
     }
 
     /// The trigger sources from `[triggers]`, paths resolved against this file's directory.

@@ -221,6 +221,27 @@ impl Registry {
                 "Resyncs whose channel list was unavailable.",
                 &[("", get(&d.resync_failures))],
             );
+            metric(
+                &mut o,
+                "postcall_ingest_truncated_total",
+                "counter",
+                "Event text fields and variables cut to the [limits] lengths.",
+                &[("", get(&d.truncated_fields))],
+            );
+            metric(
+                &mut o,
+                "postcall_ingest_dropped_values_total",
+                "counter",
+                "Custom variables and list items dropped over the [limits] counts.",
+                &[("", get(&d.dropped_values))],
+            );
+            metric(
+                &mut o,
+                "postcall_ingest_refused_events_total",
+                "counter",
+                "Events refused because their tenant held max_open_legs_per_tenant open legs.",
+                &[("", get(&d.refused_events))],
+            );
         }
         if let Some(r) = &self.run {
             metric(

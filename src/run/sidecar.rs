@@ -263,6 +263,7 @@ pub async fn run(
         tick: Duration::from_millis(250),
         tenants: src.accounts.iter().cloned().collect::<HashSet<_>>(),
         channels: src.channels.clone(),
+        limits: cfg.limits.ingest(),
     };
     let driver = tokio::spawn(drive(
         restored,

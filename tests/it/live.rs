@@ -87,6 +87,7 @@ impl Pipeline {
             tick: Duration::from_millis(20),
             tenants: src.accounts.iter().cloned().collect(),
             channels: src.channels.clone(),
+            limits: Default::default(),
         };
         let settings = src.settings.clone();
         tokio::spawn(drive(

@@ -126,3 +126,60 @@ async fn an_oversize_message_ends_the_connection() {
     assert_eq!(client.counters.oversize_frames.load(Ordering::Relaxed), 1);
     assert_eq!(client.counters.frames.load(Ordering::Relaxed), 1);
 }
+
+fn create(call: &str, extra: &str) -> String {
+    format!(
+        r#"{{"action":"event","name":"CHANNEL_CREATE","routing_key":"call.{ACCOUNT}.CHANNEL_CREATE.{call}","data":{{"event_name":"CHANNEL_CREATE","call_id":"{call}","account_id":"{ACCOUNT}","msg_id":"1700000000000000","call_direction":"inbound"{extra}}}}}"#
+    )
+}
+
+/// Through the driver (the path `run` uses): a tenant cannot open legs beyond its limit, and a
+/// caller name of 1 MB or 10 000 custom variables are cut, each counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_enforces_the_ingest_limits() {
+    use postcall::session::driver::{drive, DriverCounters, DriverOptions};
+    use postcall::source::limits::IngestLimits;
+    let (tx, rx) = mpsc::channel(64);
+    let (out_tx, _out) = mpsc::channel(64);
+    let (_stop, shutdown) = watch::channel(false);
+    let (_settings_tx, settings) = watch::channel(Arc::new(postcall::session::Settings::default()));
+    let counters = Arc::new(DriverCounters::default());
+    let opts = DriverOptions {
+        tick: Duration::from_millis(10),
+        tenants: Default::default(),
+        channels: None,
+        limits: IngestLimits {
+            max_open_legs_per_tenant: 3,
+            ..IngestLimits::default()
+        },
+    };
+    let driver = tokio::spawn(drive(
+        None,
+        settings,
+        rx,
+        out_tx,
+        opts,
+        counters.clone(),
+        shutdown,
+    ));
+    let now = postcall::source::blackhole::now_us();
+    let vars: Vec<String> = (0..10_000).map(|i| format!(r#""k{i}":"v""#)).collect();
+    let big = format!(
+        r#","caller_id_name":"{}","custom_application_vars":{{{}}}"#,
+        "N".repeat(1 << 20),
+        vars.join(",")
+    );
+    for (n, extra) in ["", &big, "", "", ""].iter().enumerate() {
+        let text = create(&format!("leg-{n}"), extra);
+        tx.send(blackhole::SourceMsg::Frame { text, at_us: now })
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let asm = driver.await.unwrap();
+    assert_eq!(asm.open_legs(), 3);
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    assert_eq!(get(&counters.refused_events), 2, "legs 4 and 5 refused");
+    assert_eq!(get(&counters.truncated_fields), 1, "the caller name");
+    assert_eq!(get(&counters.dropped_values), 10_000 - 64);
+}

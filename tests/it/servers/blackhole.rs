@@ -26,6 +26,7 @@ enum Cmd {
     Drop,
     Mute,
     Wedge,
+    #[allow(dead_code)] // tests/secrets.rs
     Close(String),
 }
 
@@ -118,6 +119,7 @@ impl Blackhole {
     }
 
     /// Every open socket is closed with a close frame carrying `reason`.
+    #[allow(dead_code)] // tests/secrets.rs
     pub fn close_all(&self, reason: &str) {
         let _ = self.cmds.send(Cmd::Close(reason.to_owned()));
     }
