@@ -58,18 +58,19 @@ fn parse_schedule_key(k: &[u8]) -> Option<(&str, i64, &str)> {
 
 /// Rewrites jobs stored by versions that kept the signing secret inside each job: the row is
 /// read (as `signed`) and written back without it. Returns how many were rewritten.
-fn drop_stored_secrets(db: &Database) -> Result<usize, redb::Error> {
+fn drop_stored_secrets(db: &Database) -> Result<usize, Box<redb::Error>> {
     let holds_secret = |bytes: &[u8]| {
         serde_json::from_slice::<serde_json::Value>(bytes)
             .is_ok_and(|v| v.pointer("/endpoint/secret").is_some())
     };
-    let tx = db.begin_write()?;
+    let boxed = |e: redb::Error| Box::new(e);
+    let tx = db.begin_write().map_err(|e| boxed(e.into()))?;
     let mut n = 0;
     for table in [PENDING, DEAD] {
-        let mut t = tx.open_table(table)?;
+        let mut t = tx.open_table(table).map_err(|e| boxed(e.into()))?;
         let mut old = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
+        for row in t.iter().map_err(|e| boxed(e.into()))? {
+            let (k, v) = row.map_err(|e| boxed(e.into()))?;
             if holds_secret(v.value()) {
                 old.push((k.value().to_owned(), v.value().to_vec()));
             }
@@ -78,13 +79,14 @@ fn drop_stored_secrets(db: &Database) -> Result<usize, redb::Error> {
             // Unreadable rows are left for the normal error paths to report.
             if let Ok(job) = serde_json::from_slice::<Job>(&bytes) {
                 if let Ok(clean) = serde_json::to_vec(&job) {
-                    t.insert(id.as_str(), clean.as_slice())?;
+                    t.insert(id.as_str(), clean.as_slice())
+                        .map_err(|e| boxed(e.into()))?;
                     n += 1;
                 }
             }
         }
     }
-    tx.commit()?;
+    tx.commit().map_err(|e| boxed(e.into()))?;
     Ok(n)
 }
 

@@ -142,7 +142,7 @@ impl Guard {
         }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         (name == "localhost" && (wildcard || self.bound.ip().is_loopback()))
-            || self.names.iter().any(|n| *n == name)
+            || self.names.contains(&name)
     }
 
     /// Whether the request carries the token (compared as digests, so timing tells nothing

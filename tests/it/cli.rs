@@ -97,6 +97,8 @@ fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
         postcall::session::Settings::default()
     );
     assert_eq!(cfg.delivery, postcall::config::DeliverySection::default());
+    assert_eq!(cfg.limits, postcall::config::LimitsSection::default());
+    assert_eq!(cfg.admin, postcall::config::AdminSection::default());
     let out = postcall(&["check", "--config", path.to_str().unwrap()]);
     assert!(
         out.status.success(),
