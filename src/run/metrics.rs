@@ -145,6 +145,20 @@ impl Registry {
                 "Connections dropped for a missing pong.",
                 &[("", get(&s.keepalive_timeouts))],
             );
+            metric(
+                &mut o,
+                "postcall_source_oversize_frames_total",
+                "counter",
+                "Connections dropped for a message over [limits] max_frame_kib.",
+                &[("", get(&s.oversize_frames))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_pings_skipped_total",
+                "counter",
+                "Pings not sent because the socket was not taking writes.",
+                &[("", get(&s.pings_skipped))],
+            );
         }
         if let Some(d) = &self.driver {
             let skipped: Vec<(String, u64)> = d
