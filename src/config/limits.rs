@@ -21,6 +21,8 @@ pub struct LimitsSection {
     /// Open legs per tenant; events that would open more are refused (default 20000). This
     /// bounds the tenant's open sessions too.
     pub max_open_legs_per_tenant: usize,
+    /// Open legs over all tenants (default 200000).
+    pub max_open_legs: usize,
 }
 
 impl Default for LimitsSection {
@@ -32,6 +34,7 @@ impl Default for LimitsSection {
             max_tags: d.max_vars,
             max_tag_chars: d.max_var_chars,
             max_open_legs_per_tenant: d.max_open_legs_per_tenant,
+            max_open_legs: d.max_open_legs,
         }
     }
 }
@@ -44,6 +47,7 @@ impl LimitsSection {
             max_vars: self.max_tags,
             max_var_chars: self.max_tag_chars.max(1),
             max_open_legs_per_tenant: self.max_open_legs_per_tenant.max(1),
+            max_open_legs: self.max_open_legs.max(1),
             ..IngestLimits::default()
         }
     }

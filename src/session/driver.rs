@@ -102,16 +102,16 @@ fn admit(
             tracing::warn!(call_id = %ev.call_id, dropped = c.dropped, total = n + u64::from(c.dropped), limit = limits.max_vars, "event variables or ids over the count limit dropped");
         }
     }
-    match budget.admit(ev, t, limits.max_open_legs_per_tenant) {
-        Admit::Yes => true,
-        Admit::TenantFull => {
-            let n = counters.refused_events.fetch_add(1, Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(tenant = ev.account_id.as_deref().unwrap_or(""), call_id = %ev.call_id, limit = limits.max_open_legs_per_tenant, refused = n, "tenant at its open-leg limit: event refused");
-            }
-            false
-        }
+    let why = match budget.admit(ev, t, limits) {
+        Admit::Yes => return true,
+        Admit::TenantFull => "tenant at max_open_legs_per_tenant",
+        Admit::Full => "max_open_legs reached",
+    };
+    let n = counters.refused_events.fetch_add(1, Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(tenant = ev.account_id.as_deref().unwrap_or(""), call_id = %ev.call_id, reason = why, refused = n, "open-leg limit: event refused");
     }
+    false
 }
 
 /// Runs until the source channel closes or `shutdown` turns true; then emits what is

@@ -21,6 +21,8 @@ pub struct IngestLimits {
     pub max_list: usize,
     /// Open legs held per tenant; events opening more are refused (20 000).
     pub max_open_legs_per_tenant: usize,
+    /// Open legs held over all tenants, so invented account ids cannot add up (200 000).
+    pub max_open_legs: usize,
 }
 
 impl Default for IngestLimits {
@@ -31,6 +33,7 @@ impl Default for IngestLimits {
             max_var_chars: 256,
             max_list: 32,
             max_open_legs_per_tenant: 20_000,
+            max_open_legs: 200_000,
         }
     }
 }
@@ -120,6 +123,7 @@ pub fn clamp(ev: &mut CallEvent<'_>, limits: &IngestLimits) -> Clamped {
 #[derive(Debug, Default)]
 pub struct LegBudget {
     tenants: HashMap<Box<str>, HashMap<Box<str>, i64>>,
+    total: usize,
 }
 
 /// Whether an event may go in.
@@ -129,39 +133,52 @@ pub enum Admit {
     Yes,
     /// No: its tenant already holds the maximum of open legs.
     TenantFull,
+    /// No: all tenants together hold the maximum of open legs.
+    Full,
 }
 
 impl LegBudget {
-    /// Admits `ev` at stream time `t` (µs) unless it would open a leg beyond the limit.
-    pub fn admit(&mut self, ev: &CallEvent<'_>, t: i64, max_per_tenant: usize) -> Admit {
+    /// Admits `ev` at stream time `t` (µs) unless it would open a leg beyond the limits.
+    pub fn admit(&mut self, ev: &CallEvent<'_>, t: i64, limits: &IngestLimits) -> Admit {
         let tenant = ev.account_id.as_deref().unwrap_or("");
-        let legs = match self.tenants.get_mut(tenant) {
-            Some(l) => l,
-            None => self.tenants.entry(tenant.into()).or_default(),
-        };
-        let known = legs.contains_key(&*ev.call_id);
-        if ev.kind == EventKind::Destroy {
-            legs.remove(&*ev.call_id);
-            return Admit::Yes;
-        }
-        if !known && legs.len() >= max_per_tenant {
-            return Admit::TenantFull;
-        }
-        match legs.get_mut(&*ev.call_id) {
-            Some(seen) => *seen = (*seen).max(t),
-            None => {
-                legs.insert((*ev.call_id).into(), t);
+        if let Some(legs) = self.tenants.get_mut(tenant) {
+            if let Some(seen) = legs.get_mut(&*ev.call_id) {
+                if ev.kind == EventKind::Destroy {
+                    legs.remove(&*ev.call_id);
+                    self.total -= 1;
+                } else {
+                    *seen = (*seen).max(t);
+                }
+                return Admit::Yes;
+            }
+            if legs.len() >= limits.max_open_legs_per_tenant {
+                return Admit::TenantFull;
             }
         }
+        if ev.kind == EventKind::Destroy {
+            // The last event of a leg not held: nothing to count.
+            return Admit::Yes;
+        }
+        if self.total >= limits.max_open_legs {
+            return Admit::Full;
+        }
+        self.tenants
+            .entry(tenant.into())
+            .or_default()
+            .insert((*ev.call_id).into(), t);
+        self.total += 1;
         Admit::Yes
     }
 
     /// Forgets legs quiet since before `cutoff` (µs) and tenants with none left.
     pub fn expire(&mut self, cutoff: i64) {
+        let mut total = 0;
         self.tenants.retain(|_, legs| {
             legs.retain(|_, seen| *seen >= cutoff);
+            total += legs.len();
             !legs.is_empty()
         });
+        self.total = total;
     }
 
     /// Open legs counted for `tenant`.
@@ -228,21 +245,32 @@ mod tests {
     #[test]
     fn a_tenant_cannot_open_more_legs_than_its_budget() {
         let mut b = LegBudget::default();
+        let l = IngestLimits {
+            max_open_legs_per_tenant: 3,
+            max_open_legs: 4,
+            ..IngestLimits::default()
+        };
         for n in 0..3 {
             let ev = event(&frame("CHANNEL_CREATE", &format!("c{n}"), ""));
-            assert_eq!(b.admit(&ev, n, 3), Admit::Yes);
+            assert_eq!(b.admit(&ev, n, &l), Admit::Yes);
         }
         let fourth = event(&frame("CHANNEL_CREATE", "c9", ""));
-        assert_eq!(b.admit(&fourth, 10, 3), Admit::TenantFull);
+        assert_eq!(b.admit(&fourth, 10, &l), Admit::TenantFull);
         // Legs already open keep their events; a DESTROY frees a place.
         let answer = event(&frame("CHANNEL_ANSWER", "c1", ""));
-        assert_eq!(b.admit(&answer, 11, 3), Admit::Yes);
+        assert_eq!(b.admit(&answer, 11, &l), Admit::Yes);
         let destroy = event(&frame("CHANNEL_DESTROY", "c0", ""));
-        assert_eq!(b.admit(&destroy, 12, 3), Admit::Yes);
-        assert_eq!(b.admit(&fourth, 13, 3), Admit::Yes);
+        assert_eq!(b.admit(&destroy, 12, &l), Admit::Yes);
+        assert_eq!(b.admit(&fourth, 13, &l), Admit::Yes);
+        // Another tenant: one more leg fits in the overall limit, then none.
+        let other =
+            |c: &str| event(&frame("CHANNEL_CREATE", c, "").replace("call.acct1.", "call.acct2."));
+        assert_eq!(b.admit(&other("d1"), 14, &l), Admit::Yes);
+        assert_eq!(b.admit(&other("d2"), 15, &l), Admit::Full);
         assert_eq!(b.open("acct1"), 3);
         // Quiet legs expire with the idle timeout.
         b.expire(12);
         assert_eq!(b.open("acct1"), 1);
+        assert_eq!(b.admit(&other("d2"), 16, &l), Admit::Yes);
     }
 }
