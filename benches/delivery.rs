@@ -81,7 +81,7 @@ fn job(n: u64, url: &str, cdr: &serde_json::Value, probe: Option<i64>) -> Job {
             method: Method::Post,
             format: Format::Json,
             retries: 1,
-            secret: None,
+            signed: false,
         },
         payload: postcall::delivery::payload::payload("bench", "u", "t", cdr, &custom),
         attempts: 0,

@@ -43,7 +43,7 @@ pub struct KazooSection {
     pub directory_refresh_secs: Option<u64>,
     /// Websocket ping interval in seconds (default 30).
     pub ping_secs: Option<u64>,
-    /// Seconds to wait for any frame after a ping (default 10).
+    /// Seconds to wait for the pong after a ping (default 10).
     pub pong_timeout_secs: Option<u64>,
     /// Largest reconnect delay in seconds (default 60).
     pub max_backoff_secs: Option<u64>,

@@ -13,10 +13,15 @@ use serde::Deserialize;
 
 use crate::session::{Settings, TenantSettings};
 
+mod admin;
 mod delivery;
 mod kazoo;
+mod limits;
+pub mod parse_error;
+pub use admin::AdminSection;
 pub use delivery::DeliverySection;
 pub use kazoo::{is_account_id, KazooSection};
+pub use limits::LimitsSection;
 
 // Triggers (issue 4).
 mod triggers;
@@ -41,7 +46,7 @@ pub enum ConfigError {
     Parse {
         /// The file.
         file: PathBuf,
-        /// The parser's message (with line and column).
+        /// Line, column, key and the parser's message, without any value.
         message: String,
     },
     /// A value is not acceptable.
@@ -151,6 +156,12 @@ pub struct PluginConfig {
     /// `[delivery]`: outbox and delivery limits.
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[limits]`: what the PBX may make postcall hold.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// `[admin]`: the admin listener's token, allowed host names and limits.
+    #[serde(default)]
+    pub admin: AdminSection,
     /// `[enrich]`: location, contact directories, rate decks. Location alone when absent.
     #[serde(default)]
     pub enrich: Option<crate::enrich::EnrichSection>,
@@ -167,7 +178,7 @@ impl PluginConfig {
     pub fn from_toml_str(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let mut cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: file.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: parse_error::toml_message(text, &e),
         })?;
         cfg.file = file.to_owned();
         Ok(cfg)
@@ -220,7 +231,10 @@ impl PluginConfig {
         out: &mut Vec<Problem>,
     ) -> Option<crate::source::live::KazooOptions> {
         match &self.kazoo {
-            Some(k) => k.checked(&self.file, env, out),
+            Some(k) => k.checked(&self.file, env, out).map(|mut o| {
+                o.max_frame_bytes = self.limits.max_frame_bytes();
+                o
+            }),
             None => {
                 out.push(Problem::Config(self.invalid(
                     "kazoo",

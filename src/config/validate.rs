@@ -101,6 +101,10 @@ pub struct Validated {
     pub trigger_count: usize,
     /// Reference data, loaded.
     pub enricher: SharedEnricher,
+    /// `[admin]`, turned into listener options by `run` once it knows the address.
+    pub admin: crate::config::AdminSection,
+    /// `[limits]`: what the PBX may make postcall hold.
+    pub limits: crate::config::LimitsSection,
     /// Problems that do not stop `run` (logged by `run`, printed by `check`).
     pub warnings: Vec<Problem>,
 }
@@ -234,6 +238,8 @@ pub fn validate(
             triggers,
             trigger_count,
             enricher,
+            admin: cfg.admin.clone(),
+            limits: cfg.limits.clone(),
             warnings: out,
         }),
         // Every `None` above pushed a problem; this is not reached.

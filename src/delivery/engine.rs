@@ -3,8 +3,10 @@
 //!
 //! Every attempt's outcome is written back to the outbox before the job's slot is freed, so
 //! the outbox is always the truth: a restart resumes exactly the jobs not known delivered.
-//! A slow or dead endpoint fills only its own lane; other lanes keep their slots, and ingest
-//! never waits on delivery (enqueueing is one local write).
+//! A slow or dead endpoint fills only its own lane, and a quarter of the global slots is held
+//! for lanes with nothing in flight, so stalled endpoints together never take every slot;
+//! lanes are served in turn. Only the status and the first KiB of a response are read.
+//! Ingest never waits on delivery (enqueueing is one local write).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +36,27 @@ pub struct DeliveryOptions {
     pub max_in_flight: usize,
     /// Attempts in flight per endpoint lane.
     pub max_in_flight_per_endpoint: usize,
+}
+
+/// Bytes of a response body read (for the log); the rest is never read.
+const KEEP_BODY_BYTES: usize = 1024;
+
+/// How many attempts a lane may start now. A quarter of the global slots is kept for lanes
+/// with nothing in flight, so endpoints that stall (each holding its slots for the whole
+/// attempt deadline) can never take every slot: another endpoint always gets its first
+/// attempt at once.
+fn lane_room(opts: &DeliveryOptions, global_busy: usize, lane_busy: usize) -> usize {
+    let global_free = opts.max_in_flight.saturating_sub(global_busy);
+    let reserve = opts.max_in_flight / 4;
+    let shared = global_free.saturating_sub(reserve);
+    let allowed = if lane_busy == 0 {
+        shared.max(global_free.min(1))
+    } else {
+        shared
+    };
+    opts.max_in_flight_per_endpoint
+        .saturating_sub(lane_busy)
+        .min(allowed)
 }
 
 impl Default for DeliveryOptions {
@@ -116,6 +139,73 @@ pub struct DeliveryCounters {
     pub store_errors: AtomicU64,
 }
 
+/// The start of a receiver's answer for the log: at most 200 characters, control
+/// characters escaped (no forged log lines).
+fn body_excerpt(head: &[u8]) -> String {
+    let text = String::from_utf8_lossy(head);
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// The URL without user name and password, and those as a `Basic` authorization value.
+fn split_userinfo(url: &str) -> (String, Option<String>) {
+    use base64::Engine as _;
+    let Ok(mut u) = url::Url::parse(url) else {
+        return (url.to_owned(), None);
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return (url.to_owned(), None);
+    }
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let pair = format!(
+        "{}:{}",
+        decode(u.username()),
+        decode(u.password().unwrap_or(""))
+    );
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+    (u.to_string(), Some(format!("Basic {basic}")))
+}
+
+/// `text` without the URL's query values, user name and password (a receiver may echo the
+/// request it got).
+fn scrub_url_secrets(text: &str, url: &str) -> String {
+    let Ok(u) = url::Url::parse(url) else {
+        return text.to_owned();
+    };
+    let mut parts: Vec<String> = u.query_pairs().map(|(_, v)| v.into_owned()).collect();
+    parts.extend(u.query().map(str::to_owned));
+    parts.extend(
+        u.query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_owned()),
+    );
+    parts.push(u.username().to_owned());
+    parts.extend(u.password().map(str::to_owned));
+    // Longest first, so a value inside another is not left half-replaced.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = text.to_owned();
+    for p in parts.iter().filter(|p| p.len() >= 4) {
+        out = out.replace(p.as_str(), "[redacted]");
+    }
+    out
+}
+
 /// A finished attempt, waiting to be recorded.
 struct Done {
     job: Job,
@@ -127,6 +217,7 @@ struct Done {
 
 #[derive(Default)]
 struct Lanes {
+    rotate: usize,
     busy: BTreeSet<String>,
     per_lane: BTreeMap<String, usize>,
     known: BTreeSet<String>,
@@ -135,6 +226,7 @@ struct Lanes {
 /// The engine. Cheap to share.
 pub struct Engine {
     outbox: Arc<Outbox>,
+    keys: std::sync::OnceLock<Arc<dyn super::keys::KeySource>>,
     http: HttpClient,
     opts: DeliveryOptions,
     lanes: Mutex<Lanes>,
@@ -162,6 +254,7 @@ impl Engine {
         let known = outbox.lanes()?;
         Ok(Arc::new(Self {
             outbox,
+            keys: std::sync::OnceLock::new(),
             http,
             opts,
             lanes: Mutex::new(Lanes {
@@ -171,6 +264,22 @@ impl Engine {
             wake: Notify::new(),
             counters: DeliveryCounters::default(),
         }))
+    }
+
+    /// Where signed jobs find their trigger's current key (set once, before [`Engine::run`]).
+    /// Without it, signed jobs are dead-lettered as having no trigger.
+    pub fn use_keys(&self, keys: Arc<dyn super::keys::KeySource>) {
+        let _ = self.keys.set(keys);
+    }
+
+    fn lookup(&self, job: &Job) -> super::keys::KeyLookup {
+        use super::keys::KeyLookup;
+        if !job.endpoint.signed {
+            return KeyLookup::Unsigned;
+        }
+        self.keys
+            .get()
+            .map_or(KeyLookup::Removed, |k| k.key(&job.trigger_id))
     }
 
     /// The outbox.
@@ -257,7 +366,14 @@ impl Engine {
         let now = now_us();
         let mut next: Option<i64> = None;
         let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
-            Ok(l) => (l.known.iter().cloned().collect(), l.busy.clone()),
+            Ok(mut l) => {
+                // Start after the lane served first last time, so scarce slots go round.
+                let start = l.rotate % l.known.len().max(1);
+                l.rotate = l.rotate.wrapping_add(1);
+                let mut v: Vec<String> = l.known.iter().cloned().collect();
+                v.rotate_left(start);
+                (v, l.busy.clone())
+            }
             Err(_) => return None,
         };
         for lane in lanes {
@@ -265,11 +381,7 @@ impl Engine {
                 Ok(l) => (l.busy.len(), l.per_lane.get(&lane).copied().unwrap_or(0)),
                 Err(_) => return None,
             };
-            let room = self
-                .opts
-                .max_in_flight_per_endpoint
-                .saturating_sub(here)
-                .min(self.opts.max_in_flight.saturating_sub(global));
+            let room = lane_room(&self.opts, global, here);
             if room == 0 {
                 continue;
             }
@@ -306,6 +418,38 @@ impl Engine {
 
     /// One attempt; its outcome is recorded by [`Engine::record`].
     async fn attempt(&self, mut job: Job, lane: String) -> Done {
+        use super::keys::KeyLookup;
+        let key = match self.lookup(&job) {
+            KeyLookup::Key(k) => Some(k),
+            KeyLookup::Unsigned => None,
+            KeyLookup::Removed => {
+                let why = format!(
+                    "trigger {} was removed: the delivery cannot be signed",
+                    job.trigger_id
+                );
+                tracing::warn!(webhook_id = %job.webhook_id, trigger_id = %job.trigger_id, "signed delivery whose trigger was removed; moved to the dead letters");
+                return Done {
+                    completion: Completion::Dead(why.clone()),
+                    detail: why,
+                    job,
+                    lane,
+                    elapsed: Duration::ZERO,
+                };
+            }
+            KeyLookup::NotReady => {
+                // Not an attempt: the trigger set is still loading.
+                let at =
+                    now_us() + i64::try_from(self.opts.retry_unit.as_micros()).unwrap_or(i64::MAX);
+                let why = "waiting for the trigger set to load".to_owned();
+                return Done {
+                    completion: Completion::RetryAt(at, why.clone()),
+                    detail: why,
+                    job,
+                    lane,
+                    elapsed: Duration::ZERO,
+                };
+            }
+        };
         if job.attempts == 0 {
             let waited = now_us().saturating_sub(job.created_us);
             self.counters
@@ -315,8 +459,16 @@ impl Engine {
         job.attempts += 1;
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let (outcome, detail) = match self.send(&job).await {
-            Ok(status) => (Outcome::Status(status), format!("HTTP {status}")),
+        let (outcome, detail) = match self.send(&job, key.as_ref()).await {
+            Ok((status, head)) => {
+                let detail = if (200..300).contains(&status) || head.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    let excerpt = scrub_url_secrets(&body_excerpt(&head), &job.endpoint.url);
+                    format!("HTTP {status}: {excerpt}")
+                };
+                (Outcome::Status(status), detail)
+            }
             Err(HttpError::Timeout(d)) => (Outcome::Timeout, format!("timed out after {d:?}")),
             Err(HttpError::Forbidden(m)) => {
                 // Neither retrying nor waiting can make a forbidden address allowed.
@@ -406,8 +558,9 @@ impl Engine {
         }
     }
 
-    /// Builds, signs and sends the request; returns the status.
-    async fn send(&self, job: &Job) -> Result<u16, HttpError> {
+    /// Builds, signs and sends the request; returns the status and the first bytes of the
+    /// body.
+    async fn send(&self, job: &Job, key: Option<&SigningKey>) -> Result<(u16, Bytes), HttpError> {
         let ep = &job.endpoint;
         let enc = encode(&ep.url, ep.method, ep.format, &job.payload)
             .map_err(|e| HttpError::Forbidden(e.to_string()))?;
@@ -417,9 +570,12 @@ impl Engine {
             Method::Put => hyper::Method::PUT,
         };
         let ts = now_us() / 1_000_000;
+        // Credentials in the URL become an Authorization header: the request line and
+        // everything hyper logs (its pool keys print the authority) never carry them.
+        let (target, basic) = split_userinfo(&enc.url);
         let mut req = hyper::Request::builder()
             .method(method)
-            .uri(&enc.url)
+            .uri(&target)
             .header(
                 "user-agent",
                 concat!("postcall/", env!("CARGO_PKG_VERSION")),
@@ -427,11 +583,13 @@ impl Engine {
             .header("webhook-id", &job.webhook_id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-attempt", job.attempts.to_string());
+        if let Some(b) = basic {
+            req = req.header("authorization", b);
+        }
         if let Some(ct) = enc.content_type {
             req = req.header("content-type", ct);
         }
-        if let Some(secret) = &ep.secret {
-            let key = SigningKey::parse(secret).map_err(|e| HttpError::Forbidden(e.to_string()))?;
+        if let Some(key) = key {
             // For GET the signed content is the query string the payload became.
             let signed: &[u8] = if enc.body.is_empty() {
                 enc.url
@@ -446,8 +604,50 @@ impl Engine {
             .body(Full::new(Bytes::from(enc.body)))
             .map_err(|_| HttpError::Forbidden("the URL is not a valid request target".into()))?;
         self.http
-            .send(req, self.opts.attempt_timeout)
+            .send_for_status(req, self.opts.attempt_timeout, KEEP_BODY_BYTES)
             .await
-            .map(|r| r.status.as_u16())
+            .map(|(status, head)| (status.as_u16(), head))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_lanes_leave_room_for_others() {
+        let o = DeliveryOptions::default(); // 64 overall, 4 per endpoint
+                                            // Endpoints that already have attempts stop growing at 48 busy slots...
+        assert_eq!(lane_room(&o, 47, 3), 1);
+        assert_eq!(lane_room(&o, 48, 3), 0);
+        assert_eq!(lane_room(&o, 48, 1), 0);
+        // ...while an endpoint with nothing in flight still gets a first attempt.
+        assert_eq!(lane_room(&o, 48, 0), 1);
+        assert_eq!(lane_room(&o, 63, 0), 1);
+        assert_eq!(lane_room(&o, 64, 0), 0);
+        assert_eq!(lane_room(&o, 0, 0), 4);
+        assert_eq!(lane_room(&o, 0, 4), 0);
+        let (url, basic) = split_userinfo("https://al%40x:p+w%3A@h.example/p?sig=1");
+        assert_eq!(url, "https://h.example/p?sig=1");
+        // base64("al@x:p+w:")
+        assert_eq!(basic.as_deref(), Some("Basic YWxAeDpwK3c6"));
+        assert_eq!(split_userinfo("https://h.example/").1, None);
+        assert_eq!(
+            scrub_url_secrets(
+                "echo /h?sig=Ab%2Bcd&api=2 Ab+cd user1 pass1",
+                "https://user1:pass1@h/h?sig=Ab%2Bcd&api=2"
+            ),
+            "echo /h?[redacted] [redacted] [redacted] [redacted]"
+        );
+        let one = DeliveryOptions {
+            max_in_flight: 1,
+            max_in_flight_per_endpoint: 1,
+            ..o
+        };
+        assert_eq!(lane_room(&one, 0, 0), 1);
+        assert_eq!(
+            body_excerpt(b"line\nforged=1 \x1b[31m"),
+            "line\\nforged=1 \\u{1b}[31m"
+        );
     }
 }

@@ -1,6 +1,8 @@
-//! One delivery: a CDR payload for one trigger's endpoint, with its attempt state. Jobs are
-//! self-contained (the endpoint is copied in), so a trigger edited or removed while a
-//! delivery is pending does not change what is sent.
+//! One delivery: a CDR payload for one trigger's endpoint, with its attempt state. The
+//! endpoint is copied in, so a trigger edited while a delivery is pending does not change
+//! where it goes — but the signing secret is not: a signed job names its trigger and is
+//! signed with that trigger's key at send time (see [`super::keys`]), so no secret is
+//! stored in the outbox.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,6 +12,7 @@ use crate::net::Secret;
 
 /// Where and how to deliver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredEndpoint")]
 pub struct Endpoint {
     /// Target URL.
     pub url: String,
@@ -19,9 +22,36 @@ pub struct Endpoint {
     pub format: Format,
     /// Retries after the first attempt (0–10).
     pub retries: u32,
-    /// Standard Webhooks signing secret (`whsec_…`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<Secret>,
+    /// Signed (Standard Webhooks) with the trigger's key current at send time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
+}
+
+/// An endpoint as stored, old rows included: versions before 0.1 stored the signing secret
+/// itself (`secret`). Such a row reads as `signed` (the secret is dropped; the outbox rewrites
+/// the row when it opens).
+#[derive(Deserialize)]
+struct StoredEndpoint {
+    url: String,
+    method: Method,
+    format: Format,
+    retries: u32,
+    #[serde(default)]
+    signed: bool,
+    #[serde(default)]
+    secret: Option<Secret>,
+}
+
+impl From<StoredEndpoint> for Endpoint {
+    fn from(e: StoredEndpoint) -> Self {
+        Self {
+            url: e.url,
+            method: e.method,
+            format: e.format,
+            retries: e.retries,
+            signed: e.signed || e.secret.is_some(),
+        }
+    }
 }
 
 impl Endpoint {
@@ -63,19 +93,10 @@ pub struct Job {
 }
 
 impl Job {
-    /// The job as an operator may see it: the signing secret and the URL's query (Logic Apps
-    /// carry a `sig` there) are redacted.
+    /// The job as an operator may see it: the signing secret, the URL's user name and
+    /// password and its query (Logic Apps carry a `sig` there) are left out.
     pub fn redacted(&self) -> Value {
-        let url = match url::Url::parse(&self.endpoint.url) {
-            Ok(mut u) => {
-                if u.query().is_some() {
-                    u.set_query(Some("[redacted]"));
-                }
-                let _ = u.set_password(None);
-                u.to_string()
-            }
-            Err(_) => "[invalid url]".into(),
-        };
+        let url = crate::net::redact_url(&self.endpoint.url);
         serde_json::json!({
             "webhookId": self.webhook_id,
             "triggerId": self.trigger_id,
@@ -83,7 +104,7 @@ impl Job {
             "method": self.endpoint.method,
             "format": self.endpoint.format,
             "retries": self.endpoint.retries,
-            "signed": self.endpoint.secret.is_some(),
+            "signed": self.endpoint.signed,
             "attempts": self.attempts,
             "createdUs": self.created_us,
             "lastError": self.last_error,

@@ -13,7 +13,9 @@
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
 
 pub mod engine;
+pub mod files;
 pub mod job;
+pub mod keys;
 pub mod outbox;
 pub mod payload;
 pub mod retry;
@@ -21,5 +23,6 @@ pub mod sign;
 
 pub use engine::{DeliveryCounters, DeliveryOptions, Engine};
 pub use job::{webhook_id, Endpoint, Job};
+pub use keys::{KeyLookup, KeySource, StaticKeys};
 pub use outbox::{Completion, Outbox, OutboxError};
 pub use payload::{Format, Method};

@@ -56,6 +56,40 @@ fn parse_schedule_key(k: &[u8]) -> Option<(&str, i64, &str)> {
     Some((lane, due, id))
 }
 
+/// Rewrites jobs stored by versions that kept the signing secret inside each job: the row is
+/// read (as `signed`) and written back without it. Returns how many were rewritten.
+fn drop_stored_secrets(db: &Database) -> Result<usize, Box<redb::Error>> {
+    let holds_secret = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.pointer("/endpoint/secret").is_some())
+    };
+    let boxed = |e: redb::Error| Box::new(e);
+    let tx = db.begin_write().map_err(|e| boxed(e.into()))?;
+    let mut n = 0;
+    for table in [PENDING, DEAD] {
+        let mut t = tx.open_table(table).map_err(|e| boxed(e.into()))?;
+        let mut old = Vec::new();
+        for row in t.iter().map_err(|e| boxed(e.into()))? {
+            let (k, v) = row.map_err(|e| boxed(e.into()))?;
+            if holds_secret(v.value()) {
+                old.push((k.value().to_owned(), v.value().to_vec()));
+            }
+        }
+        for (id, bytes) in old {
+            // Unreadable rows are left for the normal error paths to report.
+            if let Ok(job) = serde_json::from_slice::<Job>(&bytes) {
+                if let Ok(clean) = serde_json::to_vec(&job) {
+                    t.insert(id.as_str(), clean.as_slice())
+                        .map_err(|e| boxed(e.into()))?;
+                    n += 1;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(|e| boxed(e.into()))?;
+    Ok(n)
+}
+
 /// The embedded store.
 pub struct Outbox {
     /// `None` only while being reopened (or if reopening failed).
@@ -85,7 +119,7 @@ impl Reserve {
         if self.bytes == 0 || self.exists() {
             return;
         }
-        let made = std::fs::File::create(&self.path).and_then(|f| {
+        let made = super::files::private_file(&self.path, true).and_then(|f| {
             use std::io::Write;
             let mut w = std::io::BufWriter::new(f);
             let block = vec![0u8; 64 * 1024];
@@ -169,15 +203,23 @@ impl Outbox {
     /// # Errors
     /// The file cannot be created or is not a redb database.
     pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(store)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            super::files::private_dir(dir).map_err(store)?;
         }
-        let db = Database::create(path).map_err(store)?;
+        // Created 0600 before redb opens it (redb would create it with the umask's mode).
+        drop(super::files::private_file(path, false).map_err(store)?);
+        let mut db = Database::create(path).map_err(store)?;
         let tx = db.begin_write().map_err(store)?;
         tx.open_table(PENDING).map_err(store)?;
         tx.open_table(SCHEDULE).map_err(store)?;
         tx.open_table(DEAD).map_err(store)?;
         tx.commit().map_err(store)?;
+        let migrated = drop_stored_secrets(&db).map_err(store)?;
+        if migrated > 0 {
+            // The old rows' pages are freed; compaction returns them to the file system.
+            let _ = db.compact();
+            tracing::info!(jobs = migrated, "outbox: signing secrets removed from stored jobs (they are signed with their trigger's current key)");
+        }
         let reserve = Reserve {
             path: path.with_extension("redb.reserve"),
             bytes: reserve_bytes,
@@ -675,7 +717,7 @@ mod tests {
                 method: Method::Post,
                 format: Format::Json,
                 retries: 1,
-                secret: None,
+                signed: false,
             },
             payload: serde_json::value::to_raw_value(&serde_json::json!({"id": id})).unwrap(),
             attempts: 0,
@@ -683,6 +725,59 @@ mod tests {
             created_us: due,
             last_error: None,
         }
+    }
+
+    /// Jobs written by earlier versions held the signing secret; opening the outbox rewrites
+    /// them as `signed` without it, and the file no longer contains it.
+    #[test]
+    fn stored_secrets_are_migrated_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+        let old = |id: &str| {
+            serde_json::json!({
+                "webhook_id": id, "trigger_id": "t",
+                "endpoint": {"url": "https://h.example/x", "method": "POST", "format": "json",
+                             "retries": 1, "secret": secret},
+                "payload": {"id": id}, "attempts": 0, "next_attempt_us": 0, "created_us": 0
+            })
+            .to_string()
+        };
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut p = tx.open_table(PENDING).unwrap();
+                p.insert("a", old("a").as_bytes()).unwrap();
+                let mut s = tx.open_table(SCHEDULE).unwrap();
+                s.insert(schedule_key("https://h.example:443", 0, "a").as_slice(), ())
+                    .unwrap();
+                let mut d = tx.open_table(DEAD).unwrap();
+                d.insert("b", old("b").as_bytes()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let o = Outbox::open(&path).unwrap();
+        let (due, _) = o
+            .due("https://h.example:443", 1, 10, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(due[0].endpoint.signed);
+        assert!(o.dead_one("b").unwrap().endpoint.signed);
+        let raw = {
+            let db = o.live().unwrap();
+            let tx = db.begin_read().unwrap();
+            let t = tx.open_table(PENDING).unwrap();
+            let v = t.get("a").unwrap().unwrap().value().to_vec();
+            v
+        };
+        assert!(!String::from_utf8_lossy(&raw).contains("whsec_"));
+        drop(o);
+        let file = std::fs::read(&path).unwrap();
+        assert!(
+            !file.windows(20).any(|w| w == &secret.as_bytes()[6..26]),
+            "the secret is gone from the file"
+        );
     }
 
     #[test]

@@ -60,6 +60,64 @@ impl AddressGuard {
     }
 }
 
+/// Non-public IPv4 space: every row of IANA's IPv4 Special-Purpose Address Registry that is
+/// not globally reachable (`tests/data/iana/`, checked by the `iana_registries` test), plus
+/// multicast (224.0.0.0/4, its own registry). Whole blocks are refused even where the registry
+/// lists a globally reachable anycast address inside them (192.0.0.9, 192.0.0.10): no webhook
+/// receiver lives there.
+const V4_NON_PUBLIC: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// Non-public IPv6 space: every row of IANA's IPv6 Special-Purpose Address Registry that is not
+/// globally reachable (False, N/A or terminated), plus multicast and the deprecated
+/// site-local and IPv4-compatible blocks. `::ffff:0:0/96` (IPv4-mapped) and `::ffff:0:0:0/96`
+/// (IPv4-translated) are refused whole, as the registry says, and so are Teredo (inside
+/// `2001::/23`) and 6to4 (`2002::/16`, reachability N/A): an IPv4 destination is written as
+/// IPv4. `64:ff9b::/96` (globally reachable NAT64) is judged by the IPv4 address it embeds.
+const V6_NON_PUBLIC: &[&str] = &[
+    "::/96",
+    "::ffff:0:0/96",
+    "::ffff:0:0:0/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "100:0:0:1::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+fn table(rows: &[&str]) -> Vec<IpNet> {
+    rows.iter()
+        .map(|r| r.parse().expect("the guard's own CIDR table parses"))
+        .collect()
+}
+
+static V4_TABLE: std::sync::LazyLock<Vec<IpNet>> =
+    std::sync::LazyLock::new(|| table(V4_NON_PUBLIC));
+static V6_TABLE: std::sync::LazyLock<Vec<IpNet>> =
+    std::sync::LazyLock::new(|| table(V6_NON_PUBLIC));
+
 /// Whether an address is outside the public unicast internet.
 pub fn is_non_public(ip: IpAddr) -> bool {
     match ip {
@@ -69,50 +127,20 @@ pub fn is_non_public(ip: IpAddr) -> bool {
 }
 
 fn v4_non_public(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || o[0] == 0
-        || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT 100.64/10
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF 192.0.0/24
-        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
-        || o[0] >= 240 // reserved 240/4
+    let ip = IpAddr::V4(ip);
+    V4_TABLE.iter().any(|n| n.contains(&ip))
 }
 
 fn v6_non_public(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_non_public(v4);
-    }
-    // NAT64 64:ff9b::/96 and 6to4 2002::/16 carry an IPv4 address.
+    // Globally reachable NAT64 64:ff9b::/96 carries an IPv4 address: that address decides.
     if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        return v4_non_public(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+        let [a, b] = s[6].to_be_bytes();
+        let [c, d] = s[7].to_be_bytes();
+        return v4_non_public(Ipv4Addr::new(a, b, c, d));
     }
-    if s[0] == 0x2002 {
-        return v4_non_public(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        ));
-    }
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible ::/96
+    let ip = IpAddr::V6(ip);
+    V6_TABLE.iter().any(|n| n.contains(&ip))
 }
 
 /// A resolver for hyper's connector that drops forbidden addresses (and fails when none is
@@ -196,6 +224,17 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
             "2002:c0a8:101::1",
+            "2002:808:808::1",
+            "::ffff:8.8.8.8",
+            "::ffff:0:808:808",
+            "64:ff9b:1::808:808",
+            "100::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "3fff::1",
+            "5f00::1",
+            "fec0::1",
+            "ff02::1",
+            "192.88.99.1",
         ] {
             assert!(is_non_public(a.parse().unwrap()), "{a}");
         }
@@ -204,10 +243,76 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "64:ff9b::808:808",
-            "::ffff:8.8.8.8",
+            "2620:4f:8000::1",
+            "2a00:1450:4001::1",
+            "192.0.1.1",
         ] {
             assert!(!is_non_public(a.parse().unwrap()), "{a}");
         }
+    }
+
+    /// Addresses of `net`: first, last and a spread between them.
+    fn samples(net: IpNet) -> Vec<IpAddr> {
+        let (first, last) = (net.network(), net.broadcast());
+        let (lo, hi) = match (first, last) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b))),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
+            _ => unreachable!("one family per net"),
+        };
+        let span = hi - lo;
+        [
+            0,
+            1,
+            span / 7,
+            span / 3,
+            span / 2,
+            span - span / 5,
+            span.saturating_sub(1),
+            span,
+        ]
+        .into_iter()
+        .map(|off| lo + off.min(span))
+        .map(|n| match first {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(u32::try_from(n).unwrap())),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
+        })
+        .collect()
+    }
+
+    /// Every block of IANA's IPv4 and IPv6 Special-Purpose Address Registries that is not
+    /// globally reachable (`False`, `N/A`, or blank for a terminated row) is refused, read
+    /// from the registries' own CSV downloads (`tests/data/iana/SOURCE.md`).
+    #[test]
+    fn iana_registries() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iana");
+        let mut checked = 0;
+        for file in [
+            "iana-ipv4-special-registry.csv",
+            "iana-ipv6-special-registry.csv",
+        ] {
+            let mut rdr = csv::Reader::from_path(dir.join(file)).unwrap();
+            let headers = rdr.headers().unwrap().clone();
+            let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+            let (block, reachable) = (col("Address Block"), col("Globally Reachable"));
+            for row in rdr.records() {
+                let row = row.unwrap();
+                if row[reachable].trim() == "True" {
+                    continue;
+                }
+                for cidr in row[block].split(',') {
+                    // Footnote markers: "192.0.0.0/24 [2]".
+                    let cidr = cidr.split_whitespace().next().unwrap();
+                    let net: IpNet = cidr.parse().unwrap_or_else(|e| panic!("{cidr}: {e}"));
+                    for ip in samples(net) {
+                        assert!(is_non_public(ip), "{file}: {cidr}: {ip} is allowed");
+                        assert!(AddressGuard::strict(vec![]).check(ip).is_err());
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        // 16 + 16 non-global blocks in the committed registries.
+        assert!(checked >= 30, "only {checked} blocks read");
     }
 
     #[test]

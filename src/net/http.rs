@@ -126,14 +126,7 @@ impl HttpClient {
         req: Request<Full<Bytes>>,
         deadline: Duration,
     ) -> Result<HttpResponse, HttpError> {
-        if let Some(host) = req.uri().host() {
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-                self.guard
-                    .check(ip)
-                    .map_err(|e| HttpError::Forbidden(e.to_string()))?;
-            }
-        }
+        self.check_literal(&req)?;
         let work = async {
             let resp = self
                 .inner
@@ -158,6 +151,64 @@ impl HttpClient {
         tokio::time::timeout(deadline, work)
             .await
             .map_err(|_| HttpError::Timeout(deadline))?
+    }
+}
+
+impl HttpClient {
+    /// Sends `req` and returns the status and at most `keep` bytes of the body; the rest is
+    /// never read (the connection is closed instead of drained), so a receiver streaming a
+    /// huge body costs `keep` bytes. For webhooks, where only the status matters.
+    ///
+    /// # Errors
+    /// No connection or no response headers within `deadline`.
+    pub async fn send_for_status(
+        &self,
+        req: Request<Full<Bytes>>,
+        deadline: Duration,
+        keep: usize,
+    ) -> Result<(StatusCode, Bytes), HttpError> {
+        self.check_literal(&req)?;
+        let work = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| match forbidden_in(&e) {
+                    Some(f) => HttpError::Forbidden(f.to_string()),
+                    None => HttpError::Connect(error_chain(&e)),
+                })?;
+            let (parts, mut body) = resp.into_parts();
+            let mut head = Vec::new();
+            while head.len() < keep {
+                match body.frame().await {
+                    Some(Ok(f)) => {
+                        if let Ok(data) = f.into_data() {
+                            let n = data.len().min(keep - head.len());
+                            head.extend_from_slice(&data[..n]);
+                        }
+                    }
+                    // The status is what counts; a body that breaks off does not undo it.
+                    Some(Err(_)) | None => break,
+                }
+            }
+            Ok((parts.status, Bytes::from(head)))
+        };
+        tokio::time::timeout(deadline, work)
+            .await
+            .map_err(|_| HttpError::Timeout(deadline))?
+    }
+
+    /// Refuses an IP-literal host the guard does not allow, before any connection.
+    fn check_literal<B>(&self, req: &Request<B>) -> Result<(), HttpError> {
+        if let Some(host) = req.uri().host() {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+                self.guard
+                    .check(ip)
+                    .map_err(|e| HttpError::Forbidden(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 }
 

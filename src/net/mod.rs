@@ -8,5 +8,5 @@ pub mod secret;
 pub mod tls;
 
 pub use http::{HttpClient, HttpError, HttpResponse};
-pub use secret::Secret;
+pub use secret::{redact_url, Secret};
 pub use tls::{client_config, TlsError};

@@ -47,6 +47,23 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A URL as it may be shown or logged: no user name or password, the query replaced by
+/// `[redacted]` (Logic Apps URLs carry their `sig` there), no fragment.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.query().is_some() {
+                u.set_query(Some("[redacted]"));
+            }
+            u.set_fragment(None);
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        Err(_) => "[invalid url]".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +77,11 @@ mod tests {
             "failed to authenticate token [redacted]"
         );
         assert_eq!(Secret::default().scrub("x"), "x");
+        assert_eq!(
+            redact_url("https://al:pw@h.example:8443/p/a?sig=S&x=1#frag"),
+            "https://h.example:8443/p/a?[redacted]"
+        );
+        assert_eq!(redact_url("https://al@h.example/"), "https://h.example/");
+        assert_eq!(redact_url("not a url al:pw@"), "[invalid url]");
     }
 }

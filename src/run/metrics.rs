@@ -34,6 +34,8 @@ pub struct Registry {
     pub engine: Option<Arc<Engine>>,
     /// The run shell.
     pub run: Option<Arc<RunCounters>>,
+    /// The admin listener (set by [`super::admin::serve`]).
+    pub admin: Option<Arc<super::admin::AdminCounters>>,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
@@ -69,6 +71,29 @@ impl Registry {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut o = String::new();
+        if let Some(a) = &self.admin {
+            metric(
+                &mut o,
+                "postcall_admin_open_connections",
+                "gauge",
+                "Admin connections being served.",
+                &[("", get(&a.open_connections))],
+            );
+            metric(
+                &mut o,
+                "postcall_admin_accept_errors_total",
+                "counter",
+                "Failed accepts on the admin listener (each followed by a pause).",
+                &[("", get(&a.accept_errors))],
+            );
+            metric(
+                &mut o,
+                "postcall_admin_refused_total",
+                "counter",
+                "Admin requests refused: Host not allowed, token missing or wrong, cross-origin.",
+                &[("", get(&a.refused))],
+            );
+        }
         if let Some(s) = &self.source {
             let up = u64::from(*s.status.borrow() == SourceStatus::Subscribed);
             metric(
@@ -119,6 +144,20 @@ impl Registry {
                 "counter",
                 "Connections dropped for a missing pong.",
                 &[("", get(&s.keepalive_timeouts))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_oversize_frames_total",
+                "counter",
+                "Connections dropped for a message over [limits] max_frame_kib.",
+                &[("", get(&s.oversize_frames))],
+            );
+            metric(
+                &mut o,
+                "postcall_source_pings_skipped_total",
+                "counter",
+                "Pings not sent because the socket was not taking writes.",
+                &[("", get(&s.pings_skipped))],
             );
         }
         if let Some(d) = &self.driver {
@@ -209,6 +248,27 @@ impl Registry {
                 "counter",
                 "Resyncs whose channel list was unavailable.",
                 &[("", get(&d.resync_failures))],
+            );
+            metric(
+                &mut o,
+                "postcall_ingest_truncated_total",
+                "counter",
+                "Event text fields and variables cut to the [limits] lengths.",
+                &[("", get(&d.truncated_fields))],
+            );
+            metric(
+                &mut o,
+                "postcall_ingest_dropped_values_total",
+                "counter",
+                "Custom variables and list items dropped over the [limits] counts.",
+                &[("", get(&d.dropped_values))],
+            );
+            metric(
+                &mut o,
+                "postcall_ingest_refused_events_total",
+                "counter",
+                "Events refused because their tenant held max_open_legs_per_tenant open legs.",
+                &[("", get(&d.refused_events))],
             );
         }
         if let Some(r) = &self.run {

@@ -198,6 +198,10 @@ pub async fn run_validated(
     for w in &cfg.warnings {
         tracing::warn!(problem = %w, "configuration warning");
     }
+    // A non-loopback listener without a token is refused before anything is opened.
+    let admin_opts = cfg
+        .admin
+        .options(&cfg.file, opts.admin, |var| std::env::var(var).ok())?;
     let base = Arc::new(cfg.settings);
     let kazoo = cfg.kazoo;
     let (mut dopts, guard) = (cfg.delivery, cfg.guard);
@@ -222,11 +226,16 @@ pub async fn run_validated(
     let engine = Engine::new(outbox, http, dopts)?;
     let tcfg = cfg.triggers;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    engine.use_keys(Arc::new(TriggerKeys {
+        shared: reloader.shared(),
+        status: reloader.status(),
+        remote: tcfg.remote.is_some(),
+    }));
     let fetcher = match &tcfg.remote {
         Some(r) => Some(r.fetcher()?),
         None => None,
     };
-    let enricher = { Arc::new(cfg.enricher) };
+    let enricher = Arc::new(cfg.enricher);
     let src = live::start(kazoo, base, shutdown.clone()).await?;
     let counters = Arc::new(RunCounters::default());
     let driver_counters = Arc::new(DriverCounters::default());
@@ -235,8 +244,9 @@ pub async fn run_validated(
         driver: Some(driver_counters.clone()),
         engine: Some(engine.clone()),
         run: Some(counters.clone()),
+        admin: Some(Arc::default()),
     };
-    let (admin_addr, admin_task) = admin::serve(opts.admin, registry.clone(), shutdown.clone())
+    let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), shutdown.clone())
         .await
         .with_context(|| format!("admin listener {}", opts.admin))?;
 
@@ -271,6 +281,7 @@ pub async fn run_validated(
         tick: Duration::from_millis(250),
         tenants: src.accounts.iter().cloned().collect::<HashSet<_>>(),
         channels: src.channels.clone(),
+        limits: cfg.limits.ingest(),
     };
     let driver = tokio::spawn(drive(
         restored,
@@ -420,6 +431,28 @@ fn log_reference_file_problems(errors: &[FileError]) {
             tracing::warn!(problem = %err, "reference file used with a warning");
         } else {
             tracing::error!(error = %err, "reference file skipped; its last good data stays");
+        }
+    }
+}
+
+/// Signing keys from the running trigger set: a signed job is signed with its trigger's
+/// current key; a trigger that is gone dead-letters its signed jobs, except while a remote
+/// trigger source has not been fetched yet (its triggers may still come).
+struct TriggerKeys {
+    shared: SharedTriggers,
+    status: watch::Receiver<crate::trigger::ReloadStatus>,
+    remote: bool,
+}
+
+impl crate::delivery::KeySource for TriggerKeys {
+    fn key(&self, trigger_id: &str) -> crate::delivery::KeyLookup {
+        use crate::delivery::KeyLookup;
+        match self.shared.load().get(trigger_id) {
+            Some(t) => t.action.secret.as_ref().map_or(KeyLookup::Unsigned, |s| {
+                KeyLookup::Key(s.signing_key().clone())
+            }),
+            None if self.remote && self.status.borrow().remote_polls == 0 => KeyLookup::NotReady,
+            None => KeyLookup::Removed,
         }
     }
 }

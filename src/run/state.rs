@@ -30,11 +30,12 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
 /// # Errors
 /// An I/O error (the previous file, if any, is left as it was).
 pub fn save(path: &Path, state: &SavedState) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::delivery::files::private_dir(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut f = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    let mut f =
+        BufWriter::with_capacity(1 << 20, crate::delivery::files::private_file(&tmp, true)?);
     serde_json::to_writer(&mut f, state).map_err(std::io::Error::other)?;
     let f = f
         .into_inner()

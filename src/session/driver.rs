@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Applied, Assembler, ClosedSession, Settings, Snapshot};
 use crate::source::blackhole::{now_us, SourceMsg};
+use crate::source::limits::{clamp, Admit, IngestLimits, LegBudget};
 use crate::source::{decode_frame, Frame};
 
 /// Fetches the call ids of the PBX's active channels for the resync after a reconnect.
@@ -42,6 +43,12 @@ pub struct DriverCounters {
     pub open_sessions: std::sync::atomic::AtomicU64,
     /// Open legs (updated every tick).
     pub open_legs: std::sync::atomic::AtomicU64,
+    /// Event text fields and variable names/values cut to the limits.
+    pub truncated_fields: std::sync::atomic::AtomicU64,
+    /// Variables and list items dropped over the limits.
+    pub dropped_values: std::sync::atomic::AtomicU64,
+    /// Events refused: their tenant held its maximum of open legs.
+    pub refused_events: std::sync::atomic::AtomicU64,
 }
 
 impl DriverCounters {
@@ -63,6 +70,48 @@ pub struct DriverOptions {
     pub tenants: HashSet<String>,
     /// Channel fetch for resyncs; `None` marks gaps without closing legs.
     pub channels: Option<ChannelFetch>,
+    /// What one event may make the assembler hold.
+    pub limits: IngestLimits,
+}
+
+/// Cuts an event to the limits and decides whether its tenant may open it; counts and logs
+/// what was cut or refused (logged at the first occurrence and then at every power of two,
+/// so a hostile stream cannot flood the log). Whether to apply it.
+fn admit(
+    ev: &mut crate::source::CallEvent<'_>,
+    t: i64,
+    limits: &IngestLimits,
+    budget: &mut LegBudget,
+    counters: &DriverCounters,
+) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = clamp(ev, limits);
+    if c.truncated > 0 {
+        let n = counters
+            .truncated_fields
+            .fetch_add(u64::from(c.truncated), Relaxed);
+        if (n + 1).is_power_of_two() || n == 0 {
+            tracing::warn!(call_id = %ev.call_id, truncated = c.truncated, total = n + u64::from(c.truncated), limit_chars = limits.max_field_chars, "event fields over the size limit truncated");
+        }
+    }
+    if c.dropped > 0 {
+        let n = counters
+            .dropped_values
+            .fetch_add(u64::from(c.dropped), Relaxed);
+        if (n + 1).is_power_of_two() || n == 0 {
+            tracing::warn!(call_id = %ev.call_id, dropped = c.dropped, total = n + u64::from(c.dropped), limit = limits.max_vars, "event variables or ids over the count limit dropped");
+        }
+    }
+    let why = match budget.admit(ev, t, limits) {
+        Admit::Yes => return true,
+        Admit::TenantFull => "tenant at max_open_legs_per_tenant",
+        Admit::Full => "max_open_legs reached",
+    };
+    let n = counters.refused_events.fetch_add(1, Relaxed) + 1;
+    if n.is_power_of_two() {
+        tracing::warn!(tenant = ev.account_id.as_deref().unwrap_or(""), call_id = %ev.call_id, reason = why, refused = n, "open-leg limit: event refused");
+    }
+    false
 }
 
 /// How long a stopping driver keeps draining frames already received before it gives up on a
@@ -107,6 +156,7 @@ pub async fn drive(
     let drain_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(drain_deadline);
     let mut draining = false;
+    let mut budget = LegBudget::default();
     loop {
         tokio::select! {
             changed = shutdown.changed(), if !draining => {
@@ -131,6 +181,9 @@ pub async fn drive(
                 let relaxed = std::sync::atomic::Ordering::Relaxed;
                 counters.open_sessions.store(asm.open_sessions() as u64, relaxed);
                 counters.open_legs.store(asm.open_legs() as u64, relaxed);
+                if let Some(t) = asm.stream_time() {
+                    budget.expire(t.saturating_sub(settings.borrow().idle_timeout_us));
+                }
             }
             changed = settings.changed(), if settings_open => {
                 // A closed channel means no more updates (no directory configured).
@@ -154,29 +207,13 @@ pub async fn drive(
             msg = source.recv() => match msg {
                 None => break,
                 Some(SourceMsg::Frame { text, at_us }) => match decode_frame(&text) {
-                    Ok(Frame::Event(ev)) => match asm.apply(&ev, at_us) {
-                        Applied::Late => {
-                            tracing::debug!(call_id = %ev.call_id, "late event for a closed session dropped");
+                    Ok(Frame::Event(mut ev)) => {
+                        let t = ev.time_us.or(asm.stream_time()).unwrap_or(at_us);
+                        if admit(&mut ev, t, &opts.limits, &mut budget, &counters) {
+                            let applied = asm.apply(&ev, at_us);
+                            log_applied(&asm, &ev, applied);
                         }
-                        Applied::OverLimit { first: true } => {
-                            let s = asm.settings();
-                            tracing::warn!(
-                                call_id = %ev.call_id,
-                                max_legs = s.max_legs_per_session,
-                                max_events = s.max_events_per_session,
-                                "session at its limit: further events of it are refused (counted in postcall_events_refused_total), its CDR is tagged truncated"
-                            );
-                        }
-                        Applied::Clamped if asm.stats().clamped.is_power_of_two() => {
-                            tracing::warn!(
-                                call_id = %ev.call_id,
-                                event_time_us = ev.time_us,
-                                clamped_so_far = asm.stats().clamped,
-                                "event stamped too far ahead of this host's clock: taken at the clock's time (is a PBX node's clock wrong?)"
-                            );
-                        }
-                        _ => {}
-                    },
+                    }
                     Ok(Frame::Reply(_)) => {}
                     Err(e) => {
                         let reason = e.reason();
@@ -215,6 +252,34 @@ pub async fn drive(
     // Stopping: what is complete goes out; the rest stays open for the caller to persist.
     emit(&mut asm, &mut closed, &out).await;
     asm
+}
+
+/// Logs what the assembler did with an event where something was left out: a late event
+/// (debug), a session's first refusal at its limit, clamped times (1st, 2nd, 4th, … time).
+fn log_applied(asm: &Assembler, ev: &crate::source::CallEvent<'_>, applied: Applied) {
+    match applied {
+        Applied::Late => {
+            tracing::debug!(call_id = %ev.call_id, "late event for a closed session dropped");
+        }
+        Applied::OverLimit { first: true } => {
+            let s = asm.settings();
+            tracing::warn!(
+                call_id = %ev.call_id,
+                max_legs = s.max_legs_per_session,
+                max_events = s.max_events_per_session,
+                "session at its limit: further events of it are refused (counted in postcall_events_refused_total), its CDR is tagged truncated"
+            );
+        }
+        Applied::Clamped if asm.stats().clamped.is_power_of_two() => {
+            tracing::warn!(
+                call_id = %ev.call_id,
+                event_time_us = ev.time_us,
+                clamped_so_far = asm.stats().clamped,
+                "event stamped too far ahead of this host's clock: taken at the clock's time (is a PBX node's clock wrong?)"
+            );
+        }
+        _ => {}
+    }
 }
 
 /// Closes what is due and hands it on; false when the receiver is gone.

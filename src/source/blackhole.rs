@@ -3,12 +3,12 @@
 //! One task owns the socket: connect (no subprotocol, `ws` or `wss` via rustls), subscribe
 //! every account × binding with the token inside each message (`data.account_id`,
 //! `data.binding`, as Kazoo 4.3 requires), match replies by `request_id`, forward every other
-//! text frame untouched, ping on a timer with a pong deadline, and on any failure reconnect
+//! text frame untouched, ping on a timer with a pong deadline (met only by a pong), and on any failure reconnect
 //! after a jittered, capped exponential backoff — re-fetching the token and re-subscribing
 //! every time, since Blackhole keeps no subscription across sockets.
 //!
 //! The reader only ever waits on the bounded channel into the assembler, never on anything
-//! behind it. Shutdown is observed everywhere, including during the backoff sleep.
+//! behind it, and never on a write: a writer task owns the socket's sending half. Shutdown is observed everywhere, including during the backoff sleep.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 
@@ -36,7 +37,7 @@ pub struct BlackholeOptions {
     pub bindings: Vec<String>,
     /// Websocket ping interval.
     pub ping_interval: Duration,
-    /// A ping unanswered (no frame at all) for this long drops the connection.
+    /// A ping without its pong for this long drops the connection (other frames do not count).
     pub pong_timeout: Duration,
     /// TCP + TLS + upgrade deadline.
     pub connect_timeout: Duration,
@@ -46,7 +47,18 @@ pub struct BlackholeOptions {
     pub backoff: Backoff,
     /// TLS for `wss://`.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Largest websocket message or frame accepted; a larger one ends the connection
+    /// (counted in `oversize_frames`, logged).
+    pub max_frame_bytes: usize,
 }
+
+/// Messages waiting for the writer task. Pings and subscribes only: a full queue means the
+/// socket is wedged, which the keep-alive deadline then reports.
+const WRITE_QUEUE: usize = 8;
+
+/// Bytes tungstenite may hold unsent (pongs it owes a server that stopped reading) before
+/// the connection is dropped.
+const MAX_UNSENT_BYTES: usize = 1 << 20;
 
 /// What the source tells the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +121,10 @@ pub struct SourceCounters {
     pub subscribe_errors: AtomicU64,
     /// Connections dropped for a missing pong.
     pub keepalive_timeouts: AtomicU64,
+    /// Pings not queued because the writer was still busy (the socket is not draining).
+    pub pings_skipped: AtomicU64,
+    /// Connections ended by a message over `max_frame_bytes`.
+    pub oversize_frames: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -132,6 +148,8 @@ enum Ended {
     SubscribeTimeout(Duration),
     #[error("no pong within {0:?}")]
     KeepaliveTimeout(Duration),
+    #[error("a message over the {0}-byte limit")]
+    Oversize(usize),
     #[error("connection closed: {0}")]
     Closed(String),
 }
@@ -200,6 +218,7 @@ async fn run_inner(
             Ended::Shutdown => return,
             Ended::TokenRefused(_) => auth.invalidate().await,
             Ended::KeepaliveTimeout(_) => bump(&counters.keepalive_timeouts),
+            Ended::Oversize(_) => bump(&counters.oversize_frames),
             _ => {}
         }
         let delay = opts.backoff.delay(attempt, jitter.next_u64());
@@ -218,8 +237,25 @@ fn is_auth_error(message: &str) -> bool {
     m.contains("authenticat") || m.contains("auth_account_id not set")
 }
 
+/// Sends what the reader queues, so the reader never waits on a write: a server that stops
+/// reading wedges this task, not the read loop. Returns why it stopped.
+async fn writer<S>(mut write: S, mut queue: mpsc::Receiver<Message>) -> String
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    while let Some(m) = queue.recv().await {
+        let closing = matches!(m, Message::Close(_));
+        if let Err(e) = write.send(m).await {
+            return e.to_string();
+        }
+        if closing {
+            break;
+        }
+    }
+    "writer stopped".into()
+}
+
 /// One connection from connect to its end.
-#[allow(clippy::too_many_lines)]
 async fn connection(
     opts: &BlackholeOptions,
     auth: &Auth,
@@ -233,9 +269,13 @@ async fn connection(
         Ok(t) => t,
         Err(e) => return Ended::Auth(e.to_string()),
     };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(opts.max_frame_bytes))
+        .max_frame_size(Some(opts.max_frame_bytes))
+        .max_write_buffer_size(MAX_UNSENT_BYTES);
     let connect = tokio_tungstenite::connect_async_tls_with_config(
         opts.url.as_str(),
-        None,
+        Some(config),
         true,
         Some(Connector::Rustls(opts.tls.clone())),
     );
@@ -247,8 +287,57 @@ async fn connection(
         },
         _ = shutdown.changed() => return Ended::Shutdown,
     };
-    let (mut write, mut read) = ws.split();
+    let (write, read) = ws.split();
+    let (queue, queued) = mpsc::channel(WRITE_QUEUE);
+    let mut writer = tokio::spawn(writer(write, queued));
+    let ended = read_loop(
+        opts,
+        &token,
+        read,
+        &queue,
+        &mut writer,
+        tx,
+        shutdown,
+        counters,
+        reconnect,
+        subscribed_flag,
+    )
+    .await;
+    // A close frame goes out if the socket takes it soon; a wedged writer is not waited for.
+    if matches!(ended, Ended::Shutdown) {
+        let _ = queue.try_send(Message::Close(None));
+    }
+    drop(queue);
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    ended
+}
 
+/// Reads until the connection ends. Never awaits a write: pings go through the writer's
+/// bounded queue (skipped and counted when it is full), pongs are written by tungstenite as
+/// the socket allows. The keep-alive deadline is met only by a pong, so a server that floods
+/// pings while not reading is dropped after `pong_timeout`.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+async fn read_loop<R>(
+    opts: &BlackholeOptions,
+    token: &Secret,
+    mut read: R,
+    queue: &mpsc::Sender<Message>,
+    writer: &mut tokio::task::JoinHandle<String>,
+    tx: &mpsc::Sender<SourceMsg>,
+    shutdown: &mut watch::Receiver<bool>,
+    counters: &SourceCounters,
+    reconnect: bool,
+    subscribed_flag: &mut bool,
+) -> Ended
+where
+    R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let subscribe_deadline = Instant::now() + opts.subscribe_timeout;
     let mut pending: Vec<(String, String, String)> = Vec::new();
     let pairs: Vec<(String, String)> = opts
         .accounts
@@ -258,30 +347,32 @@ async fn connection(
     let stamp = now_us();
     for (n, (account, binding)) in pairs.into_iter().enumerate() {
         let request_id = format!("postcall-{stamp}-{n}");
-        let msg = subscribe_message(&token, &request_id, &account, &binding);
-        if let Err(e) = write.send(Message::text(msg)).await {
-            return Ended::Closed(token.scrub(&e.to_string()));
+        let msg = subscribe_message(token, &request_id, &account, &binding);
+        match tokio::time::timeout_at(subscribe_deadline, queue.send(Message::text(msg))).await {
+            Err(_) => return Ended::SubscribeTimeout(opts.subscribe_timeout),
+            Ok(Err(_)) => return Ended::Closed("the socket stopped taking writes".into()),
+            Ok(Ok(())) => {}
         }
         pending.push((request_id, account, binding));
     }
     let (mut ok, mut refused) = (0usize, 0usize);
-    let subscribe_deadline = Instant::now() + opts.subscribe_timeout;
     let mut next_ping = Instant::now() + opts.ping_interval;
     let mut pong_deadline: Option<Instant> = None;
 
     loop {
         let waiting_pong = pong_deadline.unwrap_or(next_ping);
         tokio::select! {
-            _ = shutdown.changed() => {
-                let _ = write.send(Message::Close(None)).await;
-                return Ended::Shutdown;
+            _ = shutdown.changed() => return Ended::Shutdown,
+            why = &mut *writer => {
+                let why = why.unwrap_or_else(|e| e.to_string());
+                return Ended::Closed(token.scrub(&why));
             }
             () = tokio::time::sleep_until(subscribe_deadline), if !pending.is_empty() => {
                 return Ended::SubscribeTimeout(opts.subscribe_timeout);
             }
             () = tokio::time::sleep_until(next_ping), if pong_deadline.is_none() => {
-                if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
-                    return Ended::Closed(e.to_string());
+                if queue.try_send(Message::Ping(Vec::new().into())).is_err() {
+                    bump(&counters.pings_skipped);
                 }
                 pong_deadline = Some(Instant::now() + opts.pong_timeout);
             }
@@ -291,23 +382,26 @@ async fn connection(
             msg = read.next() => {
                 let msg = match msg {
                     None => return Ended::Closed("end of stream".into()),
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                        tracing::warn!(limit_bytes = opts.max_frame_bytes, "blackhole sent a message over the size limit; reconnecting");
+                        return Ended::Oversize(opts.max_frame_bytes);
+                    }
                     Some(Err(e)) => return Ended::Closed(token.scrub(&e.to_string())),
                     Some(Ok(m)) => m,
                 };
-                if pong_deadline.take().is_some() || Instant::now() >= next_ping {
-                    next_ping = Instant::now() + opts.ping_interval;
-                }
                 let text = match msg {
                     Message::Text(t) => t.as_str().to_owned(),
                     Message::Close(frame) => {
                         let why = frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default();
-                        return Ended::Closed(format!("closed by server {why}"));
+                        return Ended::Closed(token.scrub(&format!("closed by server {why}")));
                     }
-                    Message::Ping(_) => {
-                        // tungstenite queued the pong; push it out.
-                        let _ = write.flush().await;
+                    Message::Pong(_) => {
+                        if pong_deadline.take().is_some() {
+                            next_ping = Instant::now() + opts.ping_interval;
+                        }
                         continue;
                     }
+                    // tungstenite queues the pong and writes it as the socket allows.
                     _ => continue,
                 };
                 if !pending.is_empty() && text.contains("\"reply\"") {

@@ -51,6 +51,8 @@ pub struct KazooOptions {
     pub token_refresh_before: Duration,
     /// Size of the frame channel into the assembler.
     pub channel_capacity: usize,
+    /// Largest websocket message accepted (1 MiB).
+    pub max_frame_bytes: usize,
 }
 
 impl KazooOptions {
@@ -71,6 +73,7 @@ impl KazooOptions {
             ca_file: None,
             token_refresh_before: Duration::from_secs(300),
             channel_capacity: 8192,
+            max_frame_bytes: 1 << 20,
         }
     }
 }
@@ -181,6 +184,7 @@ pub async fn start(
         subscribe_timeout: opts.request_timeout,
         backoff: opts.backoff,
         tls,
+        max_frame_bytes: opts.max_frame_bytes,
     };
     tasks.push(tokio::spawn(blackhole::run(
         bh,

@@ -11,6 +11,7 @@ pub mod blackhole;
 pub mod crossbar;
 pub mod directory;
 mod event;
+pub mod limits;
 pub mod live;
 pub mod record;
 mod wire;

@@ -196,9 +196,9 @@ impl Ctx<'_> {
     }
 }
 
-/// A serde message without the TOML/JSON parser's source excerpt.
+/// A serde message on one line, without the values it quotes.
 fn one_line(e: impl fmt::Display) -> String {
-    e.to_string().trim_end().replace('\n', " ")
+    crate::config::parse_error::without_values(&e.to_string())
 }
 
 /// Parses and validates one document; `origin` names it in errors.
@@ -221,8 +221,10 @@ pub fn parse_document(
         }])
     };
     let doc: RawDoc = match format {
-        DocFormat::Toml => toml::from_str(text).map_err(|e| doc_err(one_line(e)))?,
-        DocFormat::Json => serde_json::from_str(text).map_err(|e| doc_err(one_line(e)))?,
+        DocFormat::Toml => toml::from_str(text)
+            .map_err(|e| doc_err(crate::config::parse_error::toml_message(text, &e)))?,
+        DocFormat::Json => serde_json::from_str(text)
+            .map_err(|e| doc_err(crate::config::parse_error::json_message(&e)))?,
     };
     let mut errors = Vec::new();
     let mut triggers = Vec::new();
@@ -303,7 +305,7 @@ fn validate_trigger(
                 let names: Vec<&str> = Op::ALL.iter().map(|(n, _)| *n).collect();
                 cx.err(
                     &format!("{path}.op"),
-                    format!("unknown operator {s:?}; one of {}", names.join(", ")),
+                    format!("unknown operator; one of {}", names.join(", ")),
                 );
                 None
             }),
@@ -361,7 +363,7 @@ fn validate_action(cx: &mut Ctx<'_>, raw: Value, opts: BuildOptions) -> Option<A
                     "POST" => Some(Method::Post),
                     "PUT" => Some(Method::Put),
                     _ => {
-                        cx.err("action.method", format!("{m:?}: one of GET, POST, PUT"));
+                        cx.err("action.method", "must be one of GET, POST, PUT");
                         None
                     }
                 })
@@ -383,7 +385,7 @@ fn validate_action(cx: &mut Ctx<'_>, raw: Value, opts: BuildOptions) -> Option<A
                     "json" => Some(Format::Json),
                     "form" => Some(Format::Form),
                     _ => {
-                        cx.err("action.format", format!("{f:?}: one of json, form"));
+                        cx.err("action.format", "must be json or form");
                         None
                     }
                 })
@@ -563,7 +565,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     }
 
     #[test]
-    fn a_match_becomes_a_self_contained_delivery_job() {
+    fn a_match_becomes_a_delivery_job_without_the_secret() {
         let set = build_set(vec![parse(OK).unwrap()]).unwrap();
         let t = set.get("t2").unwrap();
         let e = t.action.endpoint();
@@ -572,10 +574,9 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             (Method::Get, Format::Form, 10)
         );
         assert_eq!(e.url, "https://example.com/get");
-        assert_eq!(
-            e.secret.unwrap().expose(),
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-        );
+        // Signed, but the secret stays with the trigger (signed at send time).
+        assert!(e.signed);
+        assert!(!serde_json::to_string(&e).unwrap().contains("MfKQ9"));
         let mut session = crate::session::ClosedSession {
             cdr: serde_json::from_value(serde_json::json!({
                 "id": "s1", "dType": "CloudSessionCdr", "sVer": 1, "tz": "UTC",
@@ -635,7 +636,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             ("url = \"https:///nohost\"", "action.url: not a valid URL"),
             (
                 "url = \"https://x.example/\"\nmethod = \"DELETE\"",
-                "action.method: \"DELETE\": one of GET, POST, PUT",
+                "action.method: must be one of GET, POST, PUT",
             ),
             (
                 "url = \"https://x.example/\"\nmethod = \"GET\"\nformat = \"json\"",
@@ -643,7 +644,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             ),
             (
                 "url = \"https://x.example/\"\nformat = \"xml\"",
-                "action.format: \"xml\": one of json, form",
+                "action.format: must be json or form",
             ),
             (
                 "url = \"https://x.example/\"\nretries = 11",
@@ -765,7 +766,7 @@ url = "https://x.example/"
         let want = [
             "t.toml: trigger \"bad\": trigger[0].tenant: must not be empty",
             "t.toml: trigger \"bad\": trigger[0].filter[0].value: unknown name \"Inbound\"",
-            "t.toml: trigger \"bad\": trigger[0].filter[1].op: unknown operator \"like\"",
+            "t.toml: trigger \"bad\": trigger[0].filter[1].op: unknown operator;",
             "t.toml: trigger \"bad\": trigger[0].filter[2]: unknown field `extra`",
             "t.toml: trigger[1]: missing field `id`",
             "t.toml: trigger \"dup\": id: duplicate id (also defined in t.toml)",

@@ -40,6 +40,11 @@ impl SigningSecret {
         self.key.bytes()
     }
 
+    /// The decoded signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// The secret as configured (`whsec_…`).
     pub fn expose(&self) -> &str {
         self.text.expose()
@@ -150,15 +155,16 @@ struct Entry {
 }
 
 impl Action {
-    /// The delivery endpoint: a self-contained copy, so a pending delivery does not change
-    /// when the trigger is edited or removed.
+    /// The delivery endpoint: a copy, so a pending delivery goes where it was meant to when
+    /// the trigger is edited. The secret is not copied: a signed delivery is signed with the
+    /// trigger's current key when it is sent.
     pub fn endpoint(&self) -> Endpoint {
         Endpoint {
             url: self.url.to_string(),
             method: self.method,
             format: self.format,
             retries: u32::from(self.retries),
-            secret: self.secret.as_ref().map(|s| Secret::new(s.expose())),
+            signed: self.secret.is_some(),
         }
     }
 }

@@ -142,6 +142,8 @@ fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
         postcall::session::Settings::default()
     );
     assert_eq!(cfg.delivery, postcall::config::DeliverySection::default());
+    assert_eq!(cfg.limits, postcall::config::LimitsSection::default());
+    assert_eq!(cfg.admin, postcall::config::AdminSection::default());
     // `check` validates for `run`: the shipped file leaves `[kazoo]` commented out, and that is
     // its one problem.
     let out = postcall(&["check", "--config", path.to_str().unwrap()]);
@@ -247,9 +249,7 @@ fn deliveries_lists_shows_resends_and_purges_dead_letters() {
             method: Method::Post,
             format: Format::Json,
             retries: 1,
-            secret: Some(postcall::net::Secret::new(
-                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-            )),
+            signed: true,
         },
         payload: serde_json::value::to_raw_value(&serde_json::json!({"n": n})).unwrap(),
         attempts: 2,

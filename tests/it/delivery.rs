@@ -53,6 +53,10 @@ impl Running {
         };
         let http = HttpClient::with_guard(tls, &HttpOptions::default(), guard);
         let engine = Engine::new(outbox, http, opts).unwrap();
+        let key = postcall::delivery::sign::SigningKey::parse(&Secret::new(SECRET)).unwrap();
+        engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
+            [("trig".to_owned(), key)].into(),
+        )));
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(engine.clone().run(rx));
         Self {
@@ -104,7 +108,7 @@ fn job(n: u32, url: &str, method: Method, format: Format, retries: u32, secret: 
             method,
             format,
             retries,
-            secret: secret.then(|| Secret::new(SECRET)),
+            signed: secret,
         },
         payload: postcall::delivery::payload::payload("trig", "user-1", "acct-1", &cdr, &custom),
         attempts: 0,
@@ -174,7 +178,7 @@ async fn each_method_and_format_over_https_signed() {
             }
             _ => unreachable!(),
         }
-        if j.endpoint.secret.is_some() {
+        if j.endpoint.signed {
             let signed: Vec<u8> = if r.method == hyper::Method::GET {
                 r.uri.split_once('?').unwrap().1.as_bytes().to_vec()
             } else {
@@ -532,6 +536,298 @@ async fn private_destinations_are_refused_unless_allow_listed() {
     }
     assert!(rx
         .next_request_within(Duration::from_millis(200))
+        .await
+        .is_none());
+    run.stop().await;
+}
+
+/// A receiver that reads each request and never answers; counts the requests it holds.
+async fn stalled_receiver(held: Arc<tokio::sync::watch::Sender<usize>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let held = held.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 8192];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                held.send_modify(|n| *n += 1);
+                // Hold the connection until the client gives up.
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp.read_to_end(&mut Vec::new()).await;
+            });
+        }
+    });
+    format!("http://{addr}/stalled")
+}
+
+/// Sixteen endpoints that never answer cannot take every delivery slot: with the defaults
+/// (64 overall, 4 per endpoint) they used to fill all 64, and a healthy endpoint waited for
+/// the 10 s attempt deadline. Now it is delivered while every stalled attempt is still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_endpoints_leave_slots_for_a_healthy_one() {
+    let (held_tx, mut held) = tokio::sync::watch::channel(0usize);
+    let held_tx = Arc::new(held_tx);
+    let opts = DeliveryOptions {
+        attempt_timeout: Duration::from_secs(120),
+        ..DeliveryOptions::default()
+    };
+    let run = Running::temp(None, loopback_guard(), opts).await;
+    let mut jobs = Vec::new();
+    for e in 0..16u32 {
+        let url = stalled_receiver(held_tx.clone()).await;
+        for k in 0..8 {
+            jobs.push(job(100 * e + k, &url, Method::Post, Format::Json, 1, false));
+        }
+    }
+    run.engine.enqueue(&jobs).unwrap();
+    // The stalled endpoints hold every slot they are given.
+    tokio::time::timeout(Duration::from_secs(30), held.wait_for(|n| *n >= 48))
+        .await
+        .expect("stalled endpoints took their slots")
+        .unwrap();
+    let mut healthy = HttpServer::start(None, |_| Reply::status(204)).await;
+    let j = job(
+        9_999,
+        &format!("{}/ok", healthy.url()),
+        Method::Post,
+        Format::Json,
+        1,
+        false,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    let got = healthy
+        .next_request_within(Duration::from_secs(60))
+        .await
+        .expect("the healthy endpoint is served while the others stall");
+    assert_eq!(got.header("webhook-id"), Some(j.webhook_id.as_str()));
+    let c = &run.engine.counters;
+    assert_eq!(
+        c.retried.load(Ordering::Relaxed) + c.dead.load(Ordering::Relaxed),
+        0,
+        "no stalled attempt had finished"
+    );
+    // At most 48 of the 64 slots in shared use plus one first attempt per stalled endpoint
+    // from the reserve; never all 64.
+    let in_flight = *held.borrow();
+    assert!(in_flight < 64, "{in_flight} stalled attempts in flight");
+    run.stop.send(true).unwrap();
+}
+
+/// A receiver answering 200 with an endless body: the attempt counts as delivered after the
+/// headers and the first KiB; the body is not read further (it used to be read up to 32 MiB,
+/// then the attempt failed and was retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_response_body_is_not_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sent_tx, mut sent) = tokio::sync::watch::channel(None::<u64>);
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        tcp.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = format!("10000\r\n{}\r\n", "x".repeat(65536));
+        let mut total = 0u64;
+        // Until the client closes, or 64 MiB: far more than postcall may read.
+        while total < 64 << 20 {
+            if tcp.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            total += 65536;
+        }
+        sent_tx.send(Some(total)).unwrap();
+    });
+    let run = Running::temp(None, loopback_guard(), fast()).await;
+    let j = job(
+        1,
+        &format!("http://{addr}/big"),
+        Method::Post,
+        Format::Json,
+        0,
+        false,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.settle(0).await;
+    assert_eq!(run.engine.counters.delivered.load(Ordering::Relaxed), 1);
+    let total = tokio::time::timeout(Duration::from_secs(30), sent.wait_for(Option::is_some))
+        .await
+        .expect("the receiver learns the client is gone")
+        .unwrap()
+        .unwrap();
+    assert!(
+        total < 16 << 20,
+        "the receiver wrote {total} bytes before postcall hung up"
+    );
+    run.stop().await;
+}
+
+/// The data directory is 0700 and its files 0600 (they hold call records and receiver URLs
+/// with their `sig`); looser modes left by an older version are tightened.
+#[cfg(unix)]
+#[test]
+fn data_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let old = root.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let outbox = Outbox::open_with_reserve(&dir.join("outbox.redb"), 4096).unwrap();
+    drop(outbox);
+    let state = postcall::run::state::SavedState {
+        open: postcall::session::Assembler::new(Arc::default()).snapshot(),
+        closed: Vec::new(),
+    };
+    postcall::run::state::save(&dir.join("sessions.json"), &state).unwrap();
+    let reopened = Outbox::open(&old.join("outbox.redb")).unwrap();
+    drop(reopened);
+    std::fs::set_permissions(
+        old.join("outbox.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    drop(Outbox::open(&old.join("outbox.redb")).unwrap());
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&old), 0o700);
+    for f in [
+        dir.join("outbox.redb"),
+        dir.join("outbox.redb.reserve"),
+        dir.join("sessions.json"),
+        old.join("outbox.redb"),
+    ] {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
+
+/// A key source whose answer the test changes.
+struct SwitchKeys(std::sync::Mutex<postcall::delivery::KeyLookup>);
+
+impl postcall::delivery::KeySource for SwitchKeys {
+    fn key(&self, _trigger_id: &str) -> postcall::delivery::KeyLookup {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+const ROTATED: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn key(secret: &str) -> postcall::delivery::KeyLookup {
+    postcall::delivery::KeyLookup::Key(
+        postcall::delivery::sign::SigningKey::parse(&Secret::new(secret)).unwrap(),
+    )
+}
+
+async fn engine_with(keys: Arc<SwitchKeys>) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
+    let http = HttpClient::with_guard(
+        postcall::net::tls::client_config(None).unwrap(),
+        &HttpOptions::default(),
+        loopback_guard(),
+    );
+    let engine = Engine::new(outbox, http, fast()).unwrap();
+    engine.use_keys(keys);
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(engine.clone().run(rx));
+    Running {
+        engine,
+        stop,
+        task,
+        _dir: Some(dir),
+    }
+}
+
+/// Jobs hold no secret: each attempt is signed with the trigger's key of the moment, so after
+/// a rotation the retry carries the new signature (Standard Webhooks semantics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_signed_with_the_current_key() {
+    let keys = Arc::new(SwitchKeys(std::sync::Mutex::new(key(SECRET))));
+    let k = keys.clone();
+    let mut rx = HttpServer::start(None, move |_| {
+        // Rotate as soon as the first attempt arrives; that attempt fails.
+        let mut cur = k.0.lock().unwrap();
+        let first = *cur == key(SECRET);
+        *cur = key(ROTATED);
+        Reply::status(if first { 503 } else { 200 })
+    })
+    .await;
+    let run = engine_with(keys).await;
+    let j = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        true,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    let (a, b) = (rx.next_request().await, rx.next_request().await);
+    verify(&a, &a.body);
+    let new = standardwebhooks::Webhook::new(ROTATED).unwrap();
+    new.verify(&b.body, &b.headers)
+        .expect("the retry is signed with the new key");
+    assert!(standardwebhooks::Webhook::new(SECRET)
+        .unwrap()
+        .verify(&b.body, &b.headers)
+        .is_err());
+    run.settle(0).await;
+    run.stop().await;
+}
+
+/// A signed job whose trigger is gone cannot be signed: it becomes a dead letter saying so,
+/// without a request; unsigned jobs are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_job_of_a_removed_trigger_is_dead_lettered() {
+    let keys = Arc::new(SwitchKeys(std::sync::Mutex::new(
+        postcall::delivery::KeyLookup::Removed,
+    )));
+    let mut rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let run = engine_with(keys).await;
+    let signed = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        true,
+    );
+    let unsigned = job(
+        2,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        false,
+    );
+    run.engine
+        .enqueue(&[signed.clone(), unsigned.clone()])
+        .unwrap();
+    let got = rx.next_request().await;
+    assert_eq!(got.header("webhook-id"), Some(unsigned.webhook_id.as_str()));
+    run.settle(1).await;
+    let dead = run.engine.outbox().dead_one(&signed.webhook_id).unwrap();
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("trigger trig was removed: the delivery cannot be signed")
+    );
+    assert_eq!(dead.attempts, 0);
+    assert!(rx
+        .next_request_within(Duration::from_millis(300))
         .await
         .is_none());
     run.stop().await;

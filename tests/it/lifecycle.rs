@@ -47,6 +47,7 @@ async fn a_stopping_driver_folds_every_frame_already_received() {
                 tick: Duration::from_millis(20),
                 tenants: Default::default(),
                 channels: None,
+                limits: Default::default(),
             },
             Arc::new(DriverCounters::default()),
             shutdown,

@@ -87,6 +87,7 @@ impl Pipeline {
             tick: Duration::from_millis(20),
             tenants: src.accounts.iter().cloned().collect(),
             channels: src.channels.clone(),
+            limits: Default::default(),
         };
         let settings = src.settings.clone();
         tokio::spawn(drive(
@@ -190,6 +191,7 @@ async fn refused_subscriptions_are_reported_and_the_rest_kept() {
         subscribe_timeout: Duration::from_secs(5),
         backoff: Backoff::default(),
         tls: postcall::net::tls::client_config(None).unwrap(),
+        max_frame_bytes: 1 << 20,
     };
     let auth = Auth::new(
         Credentials::Token(Secret::new(TOKEN)),
@@ -479,6 +481,7 @@ async fn shutdown_during_backoff_is_prompt() {
             max: Duration::from_secs(600),
         },
         tls: postcall::net::tls::client_config(None).unwrap(),
+        max_frame_bytes: 1 << 20,
     };
     let auth = Auth::new(
         Credentials::Token(Secret::new(TOKEN)),

@@ -1,5 +1,6 @@
 //! Integration tests, one binary with a module per area.
 
+mod admin;
 mod captures;
 mod cli;
 mod delivery;
@@ -21,3 +22,4 @@ mod support;
 mod triggers;
 // One validation for check and run (issue 13).
 mod validate;
+mod websocket;

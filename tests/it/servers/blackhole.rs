@@ -25,6 +25,9 @@ enum Cmd {
     Push(String),
     Drop,
     Mute,
+    Wedge,
+    #[allow(dead_code)] // tests/secrets.rs
+    Close(String),
 }
 
 type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -107,6 +110,18 @@ impl Blackhole {
     /// Every open socket stops reading (pings go unanswered).
     pub fn mute_all(&self) {
         let _ = self.cmds.send(Cmd::Mute);
+    }
+
+    /// Every open socket stops reading and floods pings (the client's pongs pile up until its
+    /// socket cannot write any more).
+    pub fn wedge_all(&self) {
+        let _ = self.cmds.send(Cmd::Wedge);
+    }
+
+    /// Every open socket is closed with a close frame carrying `reason`.
+    #[allow(dead_code)] // tests/secrets.rs
+    pub fn close_all(&self, reason: &str) {
+        let _ = self.cmds.send(Cmd::Close(reason.to_owned()));
     }
 
     /// Also accepts the tokens `check` approves.
@@ -209,6 +224,23 @@ async fn session<S>(
                         _ => {}
                     }
                 },
+                Ok(Cmd::Wedge) => {
+                    let ping = Message::Ping(vec![0x5a; 125].into());
+                    loop {
+                        tokio::select! {
+                            r = write.send(ping.clone()) => if r.is_err() { return },
+                            c = cmds.recv() => if matches!(c, Ok(Cmd::Drop) | Err(broadcast::error::RecvError::Closed)) { return },
+                        }
+                    }
+                }
+                Ok(Cmd::Close(reason)) => {
+                    let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy,
+                        reason: reason.into(),
+                    };
+                    let _ = write.send(Message::Close(Some(frame))).await;
+                    return;
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
             },
             msg = read.next() => {
