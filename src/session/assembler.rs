@@ -98,6 +98,13 @@ struct Session {
     truncated: bool,
 }
 
+impl Session {
+    /// A leg is still up: events of this session may still come (and be missed).
+    fn live(&self) -> bool {
+        self.legs.iter().any(|l| l.destroyed_us.is_none())
+    }
+}
+
 /// The open state of an [`Assembler`], for keeping open sessions across a restart.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
@@ -467,17 +474,20 @@ impl Assembler {
         }
     }
 
-    /// Marks every open session as having spanned a gap in the event stream (the source
-    /// reconnected, so events may be missing): their CDRs carry tag `gap`.
+    /// Marks every open session that could have missed events as having spanned a gap in the
+    /// event stream (the source reconnected): their CDRs carry tag `gap`. A session whose legs
+    /// had all been destroyed before the drop, and that only waits out its grace period, has
+    /// nothing left to miss and is not marked.
     pub fn mark_gap(&mut self) {
         for s in self.sessions.values_mut() {
-            s.gap = true;
+            s.gap |= s.live();
         }
     }
 
     /// Reconciles open sessions with the PBX after the source reconnected.
     ///
-    /// Every open session of a resynced tenant (`tenants`) is marked `gap`. Its legs that are
+    /// Every open session of a resynced tenant (`tenants`) with a leg still up is marked `gap`
+    /// (a session whose legs were all destroyed has nothing left to miss). Its legs that are
     /// still up here but absent from `active` (the PBX's channel list) ended while the stream
     /// was down: they are ended at `lost_us` (when the stream was lost) so their sessions close
     /// after the grace period instead of waiting for the idle timeout. Returns how many legs
@@ -494,7 +504,7 @@ impl Assembler {
             if !tenants.contains(&*s.tenant) {
                 continue;
             }
-            s.gap = true;
+            s.gap |= s.live();
             for leg in &mut s.legs {
                 if leg.destroyed_us.is_none() && !active.contains(&*leg.call_id) {
                     leg.destroyed_us = Some(lost_us.max(leg.last_us));

@@ -244,12 +244,16 @@ where
     S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
 {
     while let Some(m) = queue.recv().await {
-        let closing = matches!(m, Message::Close(_));
+        if matches!(m, Message::Close(_)) {
+            // Closing the sink sends our close frame, or, when the server closed first,
+            // flushes the echo tungstenite queued for it (a Close message would be refused).
+            if let Err(e) = write.close().await {
+                return e.to_string();
+            }
+            break;
+        }
         if let Err(e) = write.send(m).await {
             return e.to_string();
-        }
-        if closing {
-            break;
         }
     }
     "writer stopped".into()
@@ -304,7 +308,9 @@ async fn connection(
     )
     .await;
     // A close frame goes out if the socket takes it soon; a wedged writer is not waited for.
-    if matches!(ended, Ended::Shutdown) {
+    // When the server closed, this sends the close reply the protocol owes it (RFC 6455
+    // §5.5.1).
+    if matches!(ended, Ended::Shutdown | Ended::Closed(_)) {
         let _ = queue.try_send(Message::Close(None));
     }
     drop(queue);

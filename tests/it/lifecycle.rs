@@ -112,3 +112,55 @@ async fn a_failed_start_keeps_the_saved_sessions() {
         "saved sessions kept as they were"
     );
 }
+
+/// After a reconnect only sessions that could have missed events carry `gap`: a call whose
+/// legs were all destroyed before the drop (only waiting out its grace period) does not.
+#[test]
+fn only_sessions_with_a_leg_up_get_gap() {
+    let events = |name: &str| -> Vec<String> {
+        sim::scenario(name)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.text)
+            .collect()
+    };
+    let finished = events("pstn_answered");
+    let in_progress = events("hold_resume");
+    for resync in [false, true] {
+        let mut asm = postcall::session::Assembler::new(Arc::new(Settings::default()));
+        let mut tenants = std::collections::HashSet::new();
+        for f in finished.iter().chain(&in_progress[..in_progress.len() / 2]) {
+            if let Ok(postcall::source::Frame::Event(ev)) = postcall::source::decode_frame(f) {
+                tenants.extend(ev.account_id.as_deref().map(str::to_owned));
+                // Processing time stays at the first event: nothing closes before the drop.
+                asm.apply(&ev, 0);
+            }
+        }
+        if resync {
+            let lost = asm.stream_time().unwrap();
+            asm.resync(&tenants, &Default::default(), lost);
+        } else {
+            asm.mark_gap();
+        }
+        let mut cdrs = Vec::new();
+        asm.flush(&mut cdrs);
+        assert_eq!(cdrs.len(), 2);
+        let gap: Vec<bool> = cdrs
+            .iter()
+            .map(|c| c.cdr.tags.contains_key("gap"))
+            .collect();
+        let finished_id =
+            postcall::replay::replay_str(&finished.join("\n"), Arc::new(Settings::default()))[0]
+                .cdr
+                .id
+                .clone();
+        let is_finished: Vec<bool> = cdrs.iter().map(|c| c.cdr.id == finished_id).collect();
+        // The finished call has no gap; the one cut short has.
+        assert_eq!(
+            gap,
+            is_finished.iter().map(|f| !f).collect::<Vec<_>>(),
+            "resync {resync}: {gap:?}"
+        );
+        assert_eq!(gap.iter().filter(|g| **g).count(), 1, "resync {resync}");
+    }
+}

@@ -457,6 +457,26 @@ async fn an_unanswered_ping_drops_and_reconnects() {
     );
 }
 
+/// A close from the server is answered with a close frame (RFC 6455 §5.5.1), then the client
+/// reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_close_is_answered_then_reconnected() {
+    let accts = accounts();
+    let mut bh = Blackhole::start(&[TOKEN], &account_refs(&accts)).await;
+    let o = opts(&bh.url(), Credentials::Token(Secret::new(TOKEN)));
+    let _p = Pipeline::start(o, fast_settings()).await;
+    bh.wait_subscribed(1).await;
+    bh.close_all("maintenance");
+    bh.wait_subscribed(2).await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while bh.close_replies() < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the server's close was answered with a close frame");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_backoff_is_prompt() {
     // A port with nothing listening.

@@ -26,7 +26,6 @@ enum Cmd {
     Drop,
     Mute,
     Wedge,
-    #[allow(dead_code)] // tests/secrets.rs
     Close(String),
 }
 
@@ -41,6 +40,8 @@ struct State {
     /// Every subscribe request received, as sent.
     requests: Vec<Value>,
     rejected_upgrades: u64,
+    /// Close frames clients sent back after the server closed (RFC 6455 §5.5.1).
+    close_replies: u64,
 }
 
 /// A running fake Blackhole.
@@ -137,6 +138,11 @@ impl Blackhole {
     /// Subscribe requests received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// How many clients answered a server close with a close frame of their own.
+    pub fn close_replies(&self) -> u64 {
+        self.state.lock().unwrap().close_replies
     }
 
     /// Upgrades refused for carrying a subprotocol.
@@ -239,6 +245,18 @@ async fn session<S>(
                         reason: reason.into(),
                     };
                     let _ = write.send(Message::Close(Some(frame))).await;
+                    // The client must answer with a close frame; wait a little for it.
+                    let answered = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+                        while let Some(m) = read.next().await {
+                            if matches!(m, Ok(Message::Close(_))) {
+                                return true;
+                            }
+                        }
+                        false
+                    });
+                    if answered.await == Ok(true) {
+                        state.lock().unwrap().close_replies += 1;
+                    }
                     return;
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
