@@ -7,6 +7,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The system allocator, counting bytes: memory per open leg is measured as what the program
+/// holds live, independent of how the allocator keeps freed pages.
+#[global_allocator]
+static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+fn live_bytes() -> i64 {
+    let s = ALLOCATOR.stats();
+    (s.bytes_allocated + s.bytes_reallocated.max(0) as usize) as i64 - s.bytes_deallocated as i64
+        + s.bytes_reallocated.min(0) as i64
+}
+
 use postcall::session::{Assembler, Settings};
 use postcall::sim::{self, MixSpec};
 use postcall::source::{decode_frame, Frame};
@@ -116,7 +127,10 @@ fn main() {
     .map(|f| f.text)
     .filter(|f| !f.contains("CHANNEL_DESTROY"))
     .collect();
+    let open_bytes: usize = open.iter().map(String::capacity).sum::<usize>()
+        + open.capacity() * std::mem::size_of::<String>();
     let before = rss_bytes();
+    let live_before = live_bytes();
     let mut asm = Assembler::new(settings.clone());
     let mut out = Vec::new();
     for f in &open {
@@ -131,12 +145,95 @@ fn main() {
     drop(open);
     asm.poll(i64::MIN, &mut out);
     let after = rss_bytes();
+    // The frames were allocated before `live_before` and are freed by now: add them back.
+    let live = live_bytes() - live_before + open_bytes as i64;
     let legs = asm.open_legs();
     println!(
-        "open legs {legs}, sessions {}: resident {:.1} MB → {:.0} bytes per leg (target <= 2048)",
+        "assembler alone: open legs {legs}, sessions {}: resident {:.1} MB → {:.0} bytes per leg, live {:.0} bytes per leg (target <= 2048)",
         asm.open_sessions(),
         (after.saturating_sub(before)) as f64 / 1e6,
-        after.saturating_sub(before) as f64 / legs.max(1) as f64
+        after.saturating_sub(before) as f64 / legs.max(1) as f64,
+        live as f64 / legs.max(1) as f64
+    );
+
+    drop(out);
+
+    // 5. The same through the driver, the path `run` uses: frames as the websocket client
+    // hands them over (owned text on a bounded channel), decoded, checked against the ingest
+    // limits and folded in by the driver task. Frames are generated while they are fed.
+    // Frames are made first (the simulator holds every call in flight while it generates);
+    // the bytes of the frames handed over are added back, since they are freed once folded.
+    let frames: Vec<String> = sim::mix(MixSpec {
+        calls: target_legs as u64,
+        seed: 7,
+        mean_gap_ms: 1,
+        ..MixSpec::default()
+    })
+    .map(|f| f.text)
+    .filter(|f| !f.contains("CHANNEL_DESTROY"))
+    .collect();
+    let before = live_bytes();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (driven_legs, driven_sessions, during) = runtime.block_on(async {
+        use postcall::session::driver::{drive, DriverCounters, DriverOptions};
+        use postcall::source::blackhole::SourceMsg;
+        use std::sync::atomic::Ordering::Relaxed;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let (_settings_tx, settings_rx) = tokio::sync::watch::channel(settings.clone());
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1024);
+        let counters = Arc::new(DriverCounters::default());
+        let driver = tokio::spawn(drive(
+            None,
+            settings_rx,
+            rx,
+            out_tx,
+            DriverOptions {
+                tick: std::time::Duration::from_millis(20),
+                tenants: Default::default(),
+                channels: None,
+                // Room for every leg of the measurement in each tenant.
+                limits: postcall::source::limits::IngestLimits {
+                    max_open_legs_per_tenant: target_legs,
+                    ..Default::default()
+                },
+            },
+            counters.clone(),
+            shutdown,
+        ));
+        tokio::spawn(async move { while out_rx.recv().await.is_some() {} });
+        let mut frames = frames.into_iter();
+        let mut handed_over = 0usize;
+        for text in frames.by_ref() {
+            let at_us = postcall::source::blackhole::now_us();
+            handed_over += text.capacity();
+            if tx.send(SourceMsg::Frame { text, at_us }).await.is_err() {
+                break;
+            }
+            if counters.open_legs.load(Relaxed) as usize >= target_legs {
+                break;
+            }
+        }
+        while tx.capacity() < tx.max_capacity() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let during = live_bytes() + handed_over as i64;
+        drop(frames);
+        let _ = stop.send(true);
+        drop(tx);
+        let asm = driver.await.expect("driver");
+        (asm.open_legs(), asm.open_sessions(), during)
+    });
+    drop(runtime);
+    println!(
+        "through the driver: open legs {driven_legs}, sessions {driven_sessions}: live {:.1} MB → {:.0} bytes per leg (target <= 2048)",
+        (during - before) as f64 / 1e6,
+        (during - before) as f64 / driven_legs.max(1) as f64
     );
 
     // 4. Stop and start with those sessions open: snapshot + save (what SIGTERM does), then

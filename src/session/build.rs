@@ -278,7 +278,10 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         ("unseen_peer", unseen_peer),
         ("forced_close", facts.forced),
         ("gap", facts.gap),
-        ("truncated", facts.truncated),
+        (
+            "truncated",
+            facts.truncated || legs.iter().any(|l| l.cavs_refused > 0),
+        ),
     ];
     for (name, on) in system {
         if on {

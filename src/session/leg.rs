@@ -157,6 +157,10 @@ pub enum LegKind {
     Unknown,
 }
 
+/// Distinct application variables one leg keeps: a PBX that sends new keys on every event
+/// cannot grow a leg without bound.
+pub const MAX_CAV_KEYS: usize = 64;
+
 /// One leg, folded from its events.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Leg {
@@ -235,8 +239,13 @@ pub struct Leg {
     pub privacy: bool,
     /// Recording ids with the time first seen.
     pub recordings: Vec<(i64, Box<str>)>,
-    /// Application variables: (time, key, value); the latest value of a key wins.
+    /// Application variables: (time, key, value), one entry per key holding its latest
+    /// value (ties: the larger value), at most [`MAX_CAV_KEYS`] keys.
     pub cavs: Vec<(i64, Box<str>, Box<str>)>,
+    /// Keys refused because the leg already held [`MAX_CAV_KEYS`] (the CDR is tagged
+    /// `truncated`).
+    #[serde(default)]
+    pub cavs_refused: u32,
     /// Timeline marks, sorted.
     pub marks: Vec<Mark>,
     /// (kind, fingerprint) of every event folded in, for dedupe.
@@ -345,7 +354,17 @@ impl Leg {
             }
         }
         for (k, v) in &ev.cavs {
-            self.cavs.push((t, (**k).into(), (**v).into()));
+            let held = self.cavs.len();
+            match self.cavs.iter_mut().find(|(_, key, _)| **key == **k) {
+                Some(entry) => {
+                    if (t, &**v) > (entry.0, &*entry.2) {
+                        entry.0 = t;
+                        entry.2 = (**v).into();
+                    }
+                }
+                None if held < MAX_CAV_KEYS => self.cavs.push((t, (**k).into(), (**v).into())),
+                None => self.cavs_refused = self.cavs_refused.saturating_add(1),
+            }
         }
         let mark = |kind| Mark { t, kind };
         match ev.kind {

@@ -139,3 +139,36 @@ fn calls_hours_apart_in_one_recording_keep_their_times() {
     assert_eq!(stats.clamped, 0);
     assert_eq!(both, [a, b].concat());
 }
+
+/// A leg keeps one value per application variable and at most `MAX_CAV_KEYS` of them: a PBX
+/// that sends new keys on every event cannot grow it without bound; the CDR says `truncated`.
+#[test]
+fn a_leg_keeps_a_bounded_set_of_application_variables() {
+    let mut asm = Assembler::new(Arc::new(Settings::default()));
+    let start = 1_715_703_300_000_000i64;
+    for n in 0..200i64 {
+        let cavs: serde_json::Map<String, Value> = [("same".to_owned(), json!(format!("{n:03}")))]
+            .into_iter()
+            .chain((0..63).map(|k| (format!("k{n}-{k}"), json!("v"))))
+            .collect();
+        let mut v: Value =
+            serde_json::from_str(&frame("CHANNEL_ANSWER", "tagged", start + n)).unwrap();
+        v["data"]["custom_application_vars"] = Value::Object(cavs);
+        let text = v.to_string();
+        let Ok(Frame::Event(ev)) = decode_frame(&text) else {
+            panic!("frame decodes");
+        };
+        asm.apply(&ev, start + n);
+    }
+    let mut cdrs = Vec::new();
+    asm.flush(&mut cdrs);
+    let tags = &cdrs[0].cdr.tags;
+    assert_eq!(tags.get("truncated").map(String::as_str), Some("1"));
+    // 64 keys held: "same", with its latest value, and the first event's 63 other keys.
+    assert_eq!(tags.get("same").map(String::as_str), Some("199"));
+    let app_keys = tags
+        .keys()
+        .filter(|k| k.starts_with('k') || *k == "same")
+        .count();
+    assert_eq!(app_keys, postcall::session::leg::MAX_CAV_KEYS);
+}
