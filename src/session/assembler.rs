@@ -351,6 +351,11 @@ impl Assembler {
         let leg = match position {
             Some(i) => &mut session.legs[i],
             None => {
+                // A leg is large and most sessions have a handful: grow the list one leg at a
+                // time while it is short (a first push would otherwise make room for four).
+                if session.legs.len() < 8 {
+                    session.legs.reserve_exact(1);
+                }
                 session.legs.push(Leg::new(&ev.call_id));
                 self.open_legs += 1;
                 session.legs.last_mut().expect("just pushed")
