@@ -13,7 +13,7 @@ use super::leg::{DirectionKey, Leg, LegKind, MarkKind};
 use super::numbers;
 use super::settings::{Settings, TenantSettings};
 use super::timeline::{self, Roles};
-use crate::cdr::{Cdr, Party, CDR_TYPE, CDR_VERSION};
+use crate::cdr::{CallType, Cdr, Direction, Party, CDR_TYPE, CDR_VERSION};
 
 /// Namespace of the deterministic session ids (UUID v5).
 const SESSION_NAMESPACE: Uuid = Uuid::from_u128(0x7a1c_52e0_93f4_4b8e_a1d2_5c0f_6e3b_9d47);
@@ -74,6 +74,71 @@ pub struct ClosedSession {
     pub billable: Vec<BillableLeg>,
 }
 
+/// The part one leg plays in the session (PRODUCT.md §3 "Parties" and "Direction"): where it
+/// stands (origin, destination, neither, or a loopback half that is never a party) and, for a
+/// party, its kind (trunk, device or unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegRole {
+    /// Half of a loopback: it groups legs but is never a party.
+    Loopback,
+    /// The leg the session started with.
+    Origin(LegKind),
+    /// A leg the switch created towards a party (outbound, not the origin): what rings.
+    Destination(LegKind),
+    /// Any other party leg (e.g. an inbound leg that joined by pickup or transfer).
+    Other(LegKind),
+}
+
+impl LegRole {
+    /// The role of each leg, given the origin. A loopback half stays a loopback even when
+    /// it is the origin (a session of loopback legs only).
+    fn of_legs(legs: &[Leg], origin: usize) -> Vec<LegRole> {
+        legs.iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let kind = l.kind();
+                if l.loopback {
+                    LegRole::Loopback
+                } else if i == origin {
+                    LegRole::Origin(kind)
+                } else if l.direction() == Some(DirectionKey::Outbound) {
+                    LegRole::Destination(kind)
+                } else {
+                    LegRole::Other(kind)
+                }
+            })
+            .collect()
+    }
+
+    /// The kind of a party leg; `None` for a loopback half.
+    fn kind(self) -> Option<LegKind> {
+        match self {
+            LegRole::Loopback => None,
+            LegRole::Origin(k) | LegRole::Destination(k) | LegRole::Other(k) => Some(k),
+        }
+    }
+
+    /// Can be a party (not a loopback half).
+    fn person(self) -> bool {
+        self != LegRole::Loopback
+    }
+
+    /// A party trunk leg.
+    fn trunk(self) -> bool {
+        self.kind() == Some(LegKind::Trunk)
+    }
+
+    /// A party device leg.
+    fn device(self) -> bool {
+        self.kind() == Some(LegKind::Device)
+    }
+
+    /// A destination leg (its alerting is ring).
+    fn destination(self) -> bool {
+        matches!(self, LegRole::Destination(_))
+    }
+}
+
 /// Builds the CDR of a closed session.
 ///
 /// A billed leg bridged to a leg the stream never delivered gets that peer as a party of
@@ -89,156 +154,43 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         Cow::Borrowed(seen)
     };
     let legs: &[Leg] = &all;
-    let n_seen = seen.len();
-    let person: Vec<bool> = legs.iter().map(|l| !l.loopback).collect();
-    let any_person = person[..n_seen].iter().any(|p| *p);
-    let counts = |i: usize| i < n_seen && (person[i] || !any_person);
-    let origin = (0..legs.len())
-        .filter(|&i| counts(i))
-        .min_by_key(|&i| {
-            let l = &legs[i];
-            (
-                l.start_us(),
-                l.direction() != Some(DirectionKey::Inbound),
-                &l.call_id,
-            )
-        })
-        .unwrap_or(0);
+    let (origin, start, end) = origin_and_span(legs, seen.len());
     let o = &legs[origin];
-    let start = (0..legs.len())
-        .filter(|&i| counts(i))
-        .map(|i| legs[i].start_us())
-        .min()
-        .unwrap_or(o.first_us);
-    let end = (0..legs.len())
-        .filter(|&i| counts(i))
-        .map(|i| {
-            legs[i]
-                .destroyed_us
-                .unwrap_or(legs[i].last_us)
-                .max(legs[i].last_us)
-        })
-        .max()
-        .unwrap_or(start)
-        .max(start);
-
-    let kinds: Vec<LegKind> = legs.iter().map(Leg::kind).collect();
-    let trunk: Vec<bool> = (0..legs.len())
-        .map(|i| person[i] && kinds[i] == LegKind::Trunk)
-        .collect();
-    let outbound = |i: usize| legs[i].direction() == Some(DirectionKey::Outbound);
-    let destination: Vec<bool> = (0..legs.len())
-        .map(|i| i != origin && person[i] && outbound(i))
-        .collect();
-    let outbound_trunk = (0..legs.len()).any(|i| trunk[i] && i != origin && outbound(i));
-    let any_trunk = trunk.iter().any(|t| *t);
-    let (dir, call_type) = match kinds[origin] {
-        LegKind::Trunk if outbound_trunk => (4, 2),
-        LegKind::Trunk => (2, 2),
-        LegKind::Device if outbound_trunk => (3, 2),
-        LegKind::Device if !any_trunk && !unseen_peer => (1, 1),
-        _ => (0, if any_trunk { 2 } else { 0 }),
-    };
+    let roles = LegRole::of_legs(legs, origin);
+    let (dir, call_type) = direction(DirectionFacts::of(legs, &roles, origin, unseen_peer));
 
     let tl = timeline::compute(&Roles {
         legs,
         origin,
-        person: person.clone(),
-        trunk: trunk.clone(),
-        destination: destination.clone(),
+        person: roles.iter().map(|r| r.person()).collect(),
+        trunk: roles.iter().map(|r| r.trunk()).collect(),
+        destination: roles.iter().map(|r| r.destination()).collect(),
         start,
         end,
-        anchor_far_end: dir == 3,
+        anchor_far_end: dir == Direction::Outgoing,
     });
-
-    // Answering parties are the device legs connected to the anchor, in order of connection.
-    // The anchor is the origin, except on outgoing calls where it is the far end (so the
-    // calling device answers, and a device it transfers the call to answers last).
     let anchor = tl.anchor;
-    let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
-        .filter(|&i| i != anchor && kinds[i] == LegKind::Device && person[i])
-        .filter_map(|i| tl.with_anchor(i).map(|t| (t, &*legs[i].call_id, i)))
-        .collect();
-    answering.sort_unstable();
-    let mut rang: Vec<(i64, &str, usize)> = (0..legs.len())
-        .filter(|&i| destination[i] && kinds[i] == LegKind::Device)
-        .map(|i| (legs[i].start_us(), &*legs[i].call_id, i))
-        .collect();
-    rang.sort_unstable();
-    let pick = |v: &[(i64, &str, usize)], last: bool| {
-        let x = if last { v.last() } else { v.first() };
-        x.map(|&(_, _, i)| i)
-    };
+    let parties = parties(legs, &roles, anchor, |i| tl.with_anchor(i));
     let party = |i: Option<usize>| i.map(|i| party_of(&legs[i], settings)).unwrap_or_default();
     let group = |i: Option<usize>| {
         i.and_then(|i| legs[i].queue_id.str())
             .and_then(|q| settings.directory.queues.get(q).cloned())
     };
 
-    // Numbers.
-    let external_in = dir == 2 || dir == 4;
     let region = tenant.region;
-    let mut tags: BTreeMap<String, String> = BTreeMap::new();
-    let withheld = external_in && (numbers::is_withheld(o.caller_number.str()) || o.privacy);
-    let first_out_trunk = (0..legs.len())
-        .filter(|&i| trunk[i] && i != origin && outbound(i))
-        .min_by_key(|&i| (legs[i].start_us(), &legs[i].call_id));
-    let (cli_raw, cli_name) = if withheld {
-        (None, None)
-    } else if dir == 3 {
-        let t = first_out_trunk.map(|i| &legs[i]);
-        let dialled = t
-            .and_then(|t| {
-                t.e164_destination
-                    .str()
-                    .or(t.request_user.str())
-                    .or(t.callee_number.str())
-            })
-            .or(o.request_user.str());
-        (dialled, None)
-    } else {
-        (o.caller_number.str(), o.caller_name.str())
-    };
-    let cli_num = cli_raw.and_then(|n| numbers::normalise(n, region));
-    let ddi_raw = match dir {
-        2 | 4 => o
-            .request_user
-            .str()
-            .filter(|u| numbers::to_e164(u, region).is_some())
-            .or_else(|| legs.iter().find_map(|l| l.inception.str()))
-            .map(|s| s.split('@').next().unwrap_or(s)),
-        3 => first_out_trunk.and_then(|i| legs[i].caller_number.str()),
-        _ => None,
-    };
-    let ddi_num = ddi_raw.and_then(|n| numbers::normalise(n, region));
-    let ddi_name = ddi_num
+    let num = numbers(legs, &roles, origin, dir, region);
+    let ddi_name = num
+        .ddi_num
         .as_ref()
         .and_then(|n| settings.directory.numbers.get(n).cloned());
-    let (rte_id, rte_name) = routing_prefixes(legs, o, external_in, &rang);
+    let first_rang = parties.rang.first().map(|&i| &legs[i]);
+    let (rte_id, rte_name) = routing_prefixes(legs, o, dir.is_external_incoming(), first_rang);
 
-    // Outcome.
-    // Ring, hold and park are floored from microseconds. Connected time (talk + hold) is
-    // rounded up to whole seconds as Kazoo rounds `billing_seconds` (`ceil(billmsec / 1000)`),
-    // so it agrees with what Kazoo bills the connected legs; it is capped so that ring + talk +
-    // hold + park never exceed `dur`. Talk is the connected time less hold.
-    let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
-    let dur = u64::try_from(end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).unwrap_or(0);
-    let (ring, hold, park) = (secs(tl.ring_us), secs(tl.hold_us), secs(tl.park_us));
-    let connected_us = tl.talk_us.max(0) + tl.hold_us.max(0);
-    let connected = u64::try_from(connected_us)
-        .unwrap_or(0)
-        .div_ceil(1_000_000)
-        .min(dur.saturating_sub(ring + park))
-        .max(hold);
-    let talk = connected - hold;
-    let ans = tl.answer_us.is_some();
-    let unanswered_external = external_in && !ans;
-    let aban = unanswered_external && ring <= tenant.short_ring_secs;
-    let lost = unanswered_external && !aban;
-    let short = ans && talk + hold < tenant.short_call_secs;
-    let cause = session_cause(legs, origin, &destination, &person, ans);
+    let out = outcome(&tl, start, end, dir, tenant);
+    let cause = session_cause(legs, &roles, origin, out.ans);
 
     // Tags: application variables (latest value per key wins), then system tags.
+    let mut tags: BTreeMap<String, String> = BTreeMap::new();
     let mut cavs: Vec<(i64, &str, &str, &str)> = legs
         .iter()
         .flat_map(|l| l.cav_pairs().map(move |(t, k, v)| (t, &*l.call_id, k, v)))
@@ -250,11 +202,11 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     // Voicemail: nobody answered, and the PBX answered the caller itself after a device had
     // rung (Kazoo's no-answer fall-through). A PBX answer before any ringing is an IVR or a
     // queue, not voicemail.
-    let voicemail = !ans
+    let voicemail = !out.ans
         && o.answer_us()
-            .is_some_and(|ta| rang.iter().any(|&(created, _, _)| created < ta));
+            .is_some_and(|ta| parties.rang.iter().any(|&i| legs[i].start_us() < ta));
     let distinct_answered = (0..legs.len())
-        .filter(|&i| i != anchor && person[i] && tl.with_anchor(i).is_some())
+        .filter(|&i| i != anchor && roles[i].person() && tl.with_anchor(i).is_some())
         .count();
     let system = [
         ("voicemail", voicemail),
@@ -262,7 +214,10 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
             "transferred",
             legs.iter().any(|l| l.transfer) || distinct_answered >= 2,
         ),
-        ("forwarded", dir == 4 || legs.iter().any(|l| l.call_forward)),
+        (
+            "forwarded",
+            dir == Direction::Both || legs.iter().any(|l| l.call_forward),
+        ),
         (
             "pickup",
             legs.iter()
@@ -273,8 +228,8 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
             legs.iter()
                 .any(|l| l.marks.iter().any(|m| m.kind == MarkKind::Parked)),
         ),
-        ("withheld", withheld),
-        ("partial", partial(seen, &person[..n_seen])),
+        ("withheld", num.withheld),
+        ("partial", partial(seen, &roles[..seen.len()])),
         ("unseen_peer", unseen_peer),
         ("forced_close", facts.forced),
         ("gap", facts.gap),
@@ -329,37 +284,37 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         start: time(start),
         answer: tl.answer_us.map(time),
         end: time(end),
-        dur,
-        ring,
-        talk,
-        hold,
-        park,
-        lost: lost.into(),
+        dur: out.dur,
+        ring: out.ring,
+        talk: out.talk,
+        hold: out.hold,
+        park: out.park,
+        lost: out.lost.into(),
         lostin_park: tl.lost_in_park.into(),
-        aban: aban.into(),
-        ans: ans.into(),
-        short: short.into(),
+        aban: out.aban.into(),
+        ans: out.ans.into(),
+        short: out.short.into(),
         cause,
         dir,
         call_type,
         t2t: tl.t2t.into(),
-        cli_num,
-        cli_name: cli_name.map(str::to_owned),
+        cli_num: num.cli_num,
+        cli_name: num.cli_name,
         cli_loc: None,
         cli_area: None,
         cli_state: None,
         cli_ctry: None,
-        ddi_num,
+        ddi_num: num.ddi_num,
         ddi_name,
-        first_rang: party(pick(&rang, false)).into(),
-        last_rang: party(pick(&rang, true)).into(),
-        answering: party(pick(&answering, false)).into(),
-        last_answering: party(pick(&answering, true)).into(),
+        first_rang: party(parties.rang.first().copied()).into(),
+        last_rang: party(parties.rang.last().copied()).into(),
+        answering: party(parties.answering.first().copied()).into(),
+        last_answering: party(parties.answering.last().copied()).into(),
         rte_id,
         rte_name,
-        f_rng_group_name: group(pick(&rang, false)),
-        l_rng_group_name: group(pick(&rang, true)),
-        ans_group_name: group(pick(&answering, false)),
+        f_rng_group_name: group(parties.rang.first().copied()),
+        l_rng_group_name: group(parties.rang.last().copied()),
+        ans_group_name: group(parties.answering.first().copied()),
         has_rec: (!recording_ids.is_empty()).into(),
         rate: 0,
         rate_cost: None,
@@ -369,7 +324,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         directory_matches: Vec::new(),
         tags,
     };
-    let billable = billable_legs(legs, &trunk, origin, region, cdr.ddi_num.as_deref());
+    let billable = billable_legs(legs, &roles, region, cdr.ddi_num.as_deref());
     ClosedSession {
         cdr,
         tenant_id: facts.tenant.map(str::to_owned),
@@ -380,20 +335,262 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     }
 }
 
+/// The origin leg and the session's start and end (µs), from the first `n_seen` legs (the
+/// ones the stream delivered; stand-ins for unseen peers follow them).
+///
+/// Only party legs count, unless the session has none (loopback legs only). The origin is
+/// the earliest created, an inbound leg first on a tie, then by call id. `end` is the last
+/// destroy (or last event of a leg never destroyed), never before `start`.
+fn origin_and_span(legs: &[Leg], n_seen: usize) -> (usize, i64, i64) {
+    let any_person = legs[..n_seen].iter().any(|l| !l.loopback);
+    let counts = |i: usize| i < n_seen && (!legs[i].loopback || !any_person);
+    let origin = (0..legs.len())
+        .filter(|&i| counts(i))
+        .min_by_key(|&i| {
+            let l = &legs[i];
+            (
+                l.start_us(),
+                l.direction() != Some(DirectionKey::Inbound),
+                &l.call_id,
+            )
+        })
+        .unwrap_or(0);
+    let start = (0..legs.len())
+        .filter(|&i| counts(i))
+        .map(|i| legs[i].start_us())
+        .min()
+        .unwrap_or(legs[origin].first_us);
+    let end = (0..legs.len())
+        .filter(|&i| counts(i))
+        .map(|i| {
+            legs[i]
+                .destroyed_us
+                .unwrap_or(legs[i].last_us)
+                .max(legs[i].last_us)
+        })
+        .max()
+        .unwrap_or(start)
+        .max(start);
+    (origin, start, end)
+}
+
+/// What decides `dir` and `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirectionFacts {
+    /// Kind of the origin leg.
+    origin: LegKind,
+    /// Some party leg is a trunk.
+    any_trunk: bool,
+    /// Some destination leg is a trunk (the switch called out to a carrier).
+    outbound_trunk: bool,
+    /// A billed leg was bridged to a peer the stream never delivered.
+    unseen_peer: bool,
+}
+
+impl DirectionFacts {
+    fn of(legs: &[Leg], roles: &[LegRole], origin: usize, unseen_peer: bool) -> Self {
+        DirectionFacts {
+            origin: legs[origin].kind(),
+            any_trunk: roles.iter().any(|r| r.trunk()),
+            outbound_trunk: roles.iter().any(|r| *r == LegRole::Destination(LegKind::Trunk)),
+            unseen_peer,
+        }
+    }
+}
+
+/// `dir` and `type` (PRODUCT.md §3 "Direction").
+///
+/// Where the spec is silent: a device origin with a trunk leg that is not a destination (a
+/// carrier call joined by pickup or transfer) is `dir` unknown; so is a device origin bridged
+/// to an unseen peer, which may be a carrier (its `type` is then unknown too, since whether a
+/// trunk took part is not known).
+fn direction(f: DirectionFacts) -> (Direction, CallType) {
+    let any_trunk = if f.any_trunk {
+        CallType::External
+    } else {
+        CallType::Unknown
+    };
+    match f.origin {
+        LegKind::Trunk if f.outbound_trunk => (Direction::Both, CallType::External),
+        LegKind::Trunk => (Direction::Incoming, CallType::External),
+        LegKind::Device if f.outbound_trunk => (Direction::Outgoing, CallType::External),
+        LegKind::Device if !f.any_trunk && !f.unseen_peer => {
+            (Direction::Internal, CallType::Internal)
+        }
+        _ => (Direction::Unknown, any_trunk),
+    }
+}
+
+/// Party legs in the order the CDR's party fields read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parties {
+    /// Destination device legs by creation (ties by call id): first and last rang.
+    rang: Vec<usize>,
+    /// Device legs connected to the anchor, by first connection (ties by call id): answering
+    /// and last answering.
+    answering: Vec<usize>,
+}
+
+/// Who rang and who answered (PRODUCT.md §3 "Parties").
+///
+/// Answering parties are the device legs connected to the anchor, in order of connection.
+/// The anchor is the origin, except on outgoing calls where it is the far end (so the calling
+/// device answers, and a device it transfers the call to answers last). `connected(i)` is
+/// when leg `i` was first connected to the anchor.
+fn parties(
+    legs: &[Leg],
+    roles: &[LegRole],
+    anchor: usize,
+    connected: impl Fn(usize) -> Option<i64>,
+) -> Parties {
+    let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
+        .filter(|&i| i != anchor && roles[i].device())
+        .filter_map(|i| connected(i).map(|t| (t, &*legs[i].call_id, i)))
+        .collect();
+    answering.sort_unstable();
+    let mut rang: Vec<(i64, &str, usize)> = (0..legs.len())
+        .filter(|&i| roles[i] == LegRole::Destination(LegKind::Device))
+        .map(|i| (legs[i].start_us(), &*legs[i].call_id, i))
+        .collect();
+    rang.sort_unstable();
+    let order = |v: Vec<(i64, &str, usize)>| v.into_iter().map(|x| x.2).collect();
+    Parties {
+        rang: order(rang),
+        answering: order(answering),
+    }
+}
+
+/// `cliNum`, `cliName`, `ddiNum` and whether the caller withheld their number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Numbers {
+    cli_num: Option<String>,
+    cli_name: Option<String>,
+    ddi_num: Option<String>,
+    withheld: bool,
+}
+
+/// The session's numbers (PRODUCT.md §3 "Numbers").
+///
+/// | `dir` | `cliNum` | `ddiNum` |
+/// |---|---|---|
+/// | incoming, both | the origin's caller id (none when withheld) | the origin's request user when it is a number, else the `inception` |
+/// | outgoing | the number dialled on the first outbound trunk leg, else the origin's request user | the caller id presented on that trunk leg |
+/// | internal, unknown | the origin's caller id | none |
+fn numbers(
+    legs: &[Leg],
+    roles: &[LegRole],
+    origin: usize,
+    dir: Direction,
+    region: numbers::Region,
+) -> Numbers {
+    let o = &legs[origin];
+    let external_in = dir.is_external_incoming();
+    let withheld = external_in && (numbers::is_withheld(o.caller_number.str()) || o.privacy);
+    let first_out_trunk = (0..legs.len())
+        .filter(|&i| roles[i] == LegRole::Destination(LegKind::Trunk))
+        .min_by_key(|&i| (legs[i].start_us(), &legs[i].call_id));
+    let (cli_raw, cli_name) = if withheld {
+        (None, None)
+    } else if dir == Direction::Outgoing {
+        let t = first_out_trunk.map(|i| &legs[i]);
+        let dialled = t
+            .and_then(|t| {
+                t.e164_destination
+                    .str()
+                    .or(t.request_user.str())
+                    .or(t.callee_number.str())
+            })
+            .or(o.request_user.str());
+        (dialled, None)
+    } else {
+        (o.caller_number.str(), o.caller_name.str())
+    };
+    let ddi_raw = match dir {
+        Direction::Incoming | Direction::Both => o
+            .request_user
+            .str()
+            .filter(|u| numbers::to_e164(u, region).is_some())
+            .or_else(|| legs.iter().find_map(|l| l.inception.str()))
+            .map(|s| s.split('@').next().unwrap_or(s)),
+        Direction::Outgoing => first_out_trunk.and_then(|i| legs[i].caller_number.str()),
+        Direction::Internal | Direction::Unknown => None,
+    };
+    Numbers {
+        cli_num: cli_raw.and_then(|n| numbers::normalise(n, region)),
+        cli_name: cli_name.map(str::to_owned),
+        ddi_num: ddi_raw.and_then(|n| numbers::normalise(n, region)),
+        withheld,
+    }
+}
+
+/// Timings in whole seconds and the outcome flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Outcome {
+    dur: u64,
+    ring: u64,
+    talk: u64,
+    hold: u64,
+    park: u64,
+    ans: bool,
+    lost: bool,
+    aban: bool,
+    short: bool,
+}
+
+/// `dur`, the four timings and the outcome flags (PRODUCT.md §3 "Times" and "Outcome").
+///
+/// `dur` is the difference of the whole seconds of `end` and `start` (the seconds the CDR's
+/// timestamps show). Ring, hold and park are floored from microseconds. Connected time
+/// (talk + hold) is rounded up to whole seconds as Kazoo rounds `billing_seconds`
+/// (`ceil(billmsec / 1000)`), so it agrees with what Kazoo bills the connected legs; it is
+/// capped so that ring + talk + hold + park never exceed `dur`. Talk is the connected time
+/// less hold.
+fn outcome(
+    tl: &timeline::Timeline,
+    start: i64,
+    end: i64,
+    dir: Direction,
+    tenant: &TenantSettings,
+) -> Outcome {
+    let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
+    let dur = u64::try_from(end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).unwrap_or(0);
+    let (ring, hold, park) = (secs(tl.ring_us), secs(tl.hold_us), secs(tl.park_us));
+    let connected_us = tl.talk_us.max(0) + tl.hold_us.max(0);
+    let connected = u64::try_from(connected_us)
+        .unwrap_or(0)
+        .div_ceil(1_000_000)
+        .min(dur.saturating_sub(ring + park))
+        .max(hold);
+    let talk = connected - hold;
+    let ans = tl.answer_us.is_some();
+    let unanswered_external = dir.is_external_incoming() && !ans;
+    let aban = unanswered_external && ring <= tenant.short_ring_secs;
+    Outcome {
+        dur,
+        ring,
+        talk,
+        hold,
+        park,
+        ans,
+        lost: unanswered_external && !aban,
+        aban,
+        short: ans && talk + hold < tenant.short_call_secs,
+    }
+}
+
 /// Answered trunk legs with the number and seconds a rate deck needs.
 fn billable_legs(
     legs: &[Leg],
-    trunk: &[bool],
-    origin: usize,
+    roles: &[LegRole],
     region: numbers::Region,
     ddi: Option<&str>,
 ) -> Vec<BillableLeg> {
     let mut out: Vec<BillableLeg> = (0..legs.len())
-        .filter(|&i| trunk[i])
+        .filter(|&i| roles[i].trunk())
         .filter_map(|i| {
             let l = &legs[i];
             let answered = l.answer_us()?;
-            let outbound = i != origin && l.direction() == Some(DirectionKey::Outbound);
+            let outbound = roles[i].destination();
             let number = if outbound {
                 l.e164_destination
                     .str()
@@ -500,13 +697,13 @@ fn routing_prefixes(
     legs: &[Leg],
     origin: &Leg,
     external_in: bool,
-    rang: &[(i64, &str, usize)],
+    first_rang: Option<&Leg>,
 ) -> (Option<String>, Option<String>) {
     let exported = |f: fn(&Leg) -> Option<&str>| legs.iter().find_map(f).map(str::to_owned);
     let mut number = exported(|l| l.cid_number_prefix.str());
     let mut name = exported(|l| l.cid_name_prefix.str());
     if external_in {
-        let device = rang.first().map(|&(_, _, i)| &legs[i]);
+        let device = first_rang;
         let derive = |orig: Option<&str>, seen: Option<&str>| -> Option<String> {
             let (orig, seen) = (orig?, seen?);
             let prefix = seen.strip_suffix(orig)?.trim_end();
@@ -524,21 +721,20 @@ fn routing_prefixes(
 /// the cause of the last destination attempt. Leg-only causes never describe the session.
 fn session_cause(
     legs: &[Leg],
+    roles: &[LegRole],
     origin: usize,
-    destination: &[bool],
-    person: &[bool],
     answered: bool,
 ) -> Option<String> {
     let usable = |i: usize| {
         legs[i]
             .hangup_cause
             .as_deref()
-            .filter(|c| person[i] && !NOT_A_SESSION_CAUSE.contains(c))
+            .filter(|c| roles[i].person() && !NOT_A_SESSION_CAUSE.contains(c))
     };
     let origin_cause = usable(origin);
     let last_attempt = || {
         (0..legs.len())
-            .filter(|&i| destination[i])
+            .filter(|&i| roles[i].destination())
             .filter_map(|i| usable(i).map(|c| ((legs[i].start_us(), &legs[i].call_id), c)))
             .max()
             .map(|x| x.1)
@@ -553,10 +749,10 @@ fn session_cause(
 }
 
 /// Events are missing: a party leg without its CREATE or its DESTROY.
-fn partial(legs: &[Leg], person: &[bool]) -> bool {
+fn partial(legs: &[Leg], roles: &[LegRole]) -> bool {
     legs.iter()
-        .zip(person)
-        .any(|(l, &p)| p && (!l.saw_create || l.destroyed_us.is_none()))
+        .zip(roles)
+        .any(|(l, r)| r.person() && (!l.saw_create || l.destroyed_us.is_none()))
 }
 
 /// Peers that billed legs were bridged to but that the session never saw (frames lost in a
