@@ -431,7 +431,10 @@ mod tests {
         for (d, code, name) in dirs {
             assert_eq!((d.code(), d.name()), (code, name));
             assert_eq!(serde_json::to_string(&d).unwrap(), code.to_string());
-            assert_eq!(serde_json::from_str::<Direction>(&code.to_string()).unwrap(), d);
+            assert_eq!(
+                serde_json::from_str::<Direction>(&code.to_string()).unwrap(),
+                d
+            );
         }
         assert_eq!(Direction::ALL.len(), dirs.len());
         let types = [
@@ -442,7 +445,10 @@ mod tests {
         for (t, code, name) in types {
             assert_eq!((t.code(), t.name()), (code, name));
             assert_eq!(serde_json::to_string(&t).unwrap(), code.to_string());
-            assert_eq!(serde_json::from_str::<CallType>(&code.to_string()).unwrap(), t);
+            assert_eq!(
+                serde_json::from_str::<CallType>(&code.to_string()).unwrap(),
+                t
+            );
         }
         assert_eq!(CallType::ALL.len(), types.len());
         assert!(serde_json::from_str::<Direction>("5").is_err());
@@ -453,6 +459,10 @@ mod tests {
             .filter(|d| d.is_external_incoming())
             .map(|d| d.code())
             .collect();
-        assert_eq!(external, [2, 4], "PRODUCT.md §3: external incoming calls are dir 2 or 4");
+        assert_eq!(
+            external,
+            [2, 4],
+            "PRODUCT.md §3: external incoming calls are dir 2 or 4"
+        );
     }
 }

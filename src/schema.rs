@@ -222,8 +222,12 @@ fn property(key: &str, sample: &Value) -> Value {
         .or_else(|| party_description(key))
         .unwrap_or_default();
     let mut p = match (key, sample) {
-        ("dir", _) => json!({"type": "integer", "enum": Direction::ALL.iter().map(|d| d.code()).collect::<Vec<_>>()}),
-        ("type", _) => json!({"type": "integer", "enum": CallType::ALL.iter().map(|t| t.code()).collect::<Vec<_>>()}),
+        ("dir", _) => {
+            json!({"type": "integer", "enum": Direction::ALL.iter().map(|d| d.code()).collect::<Vec<_>>()})
+        }
+        ("type", _) => {
+            json!({"type": "integer", "enum": CallType::ALL.iter().map(|t| t.code()).collect::<Vec<_>>()})
+        }
         ("lost" | "lostinPark" | "aban" | "ans" | "short" | "t2t" | "hasRec" | "rate", _) => {
             json!({"type": "integer", "enum": [0, 1]})
         }

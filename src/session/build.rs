@@ -392,7 +392,9 @@ impl DirectionFacts {
         DirectionFacts {
             origin: legs[origin].kind(),
             any_trunk: roles.iter().any(|r| r.trunk()),
-            outbound_trunk: roles.iter().any(|r| *r == LegRole::Destination(LegKind::Trunk)),
+            outbound_trunk: roles
+                .iter()
+                .any(|r| *r == LegRole::Destination(LegKind::Trunk)),
             unseen_peer,
         }
     }
@@ -719,12 +721,7 @@ fn routing_prefixes(
 
 /// The origin leg's hangup cause; for an unanswered session whose origin cause is generic,
 /// the cause of the last destination attempt. Leg-only causes never describe the session.
-fn session_cause(
-    legs: &[Leg],
-    roles: &[LegRole],
-    origin: usize,
-    answered: bool,
-) -> Option<String> {
+fn session_cause(legs: &[Leg], roles: &[LegRole], origin: usize, answered: bool) -> Option<String> {
     let usable = |i: usize| {
         legs[i]
             .hangup_cause
@@ -805,10 +802,15 @@ mod tests {
 
     /// A leg folded from `(event, second, data fields)`.
     fn leg(events: &[(&str, i64, &str)]) -> Leg {
-        let mut leg = Leg::new("leg-1");
+        named_leg("leg-1", events)
+    }
+
+    /// Like [`leg`], with its call id.
+    fn named_leg(id: &str, events: &[(&str, i64, &str)]) -> Leg {
+        let mut leg = Leg::new(id);
         for (kind, t, fields) in events {
             let text = format!(
-                r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"leg-1","msg_id":"{}",{fields}}}}}"#,
+                r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"{id}","msg_id":"{}",{fields}}}}}"#,
                 (1_715_700_000 + t) * 1_000_000
             );
             let Ok(Frame::Event(ev)) = decode_frame(&text) else {
@@ -980,5 +982,507 @@ mod tests {
             (&*stand_in.call_id, stand_in.answered_us),
             ("far", Some((1_715_700_000 + 2) * 1_000_000))
         );
+    }
+
+    /// A leg created at second `t` (and destroyed with `cause`, when given).
+    fn created(id: &str, t: i64, cause: Option<&str>) -> Leg {
+        let destroy = cause.map(|c| format!(r#""hangup_cause":"{c}""#));
+        let mut events = vec![("CHANNEL_CREATE", t, "\"x\":0")];
+        if let Some(d) = destroy.as_deref() {
+            events.push(("CHANNEL_DESTROY", t + 30, d));
+        }
+        named_leg(id, &events)
+    }
+
+    const S: i64 = 1_000_000;
+
+    /// PRODUCT.md §3 "Direction": `type` 2 with any trunk leg, 1 with none, 0 when the origin
+    /// cannot be classified; `dir` 1 internal, 2 incoming (trunk origin, no outbound trunk),
+    /// 3 outgoing (device origin, an outbound trunk), 4 both (trunk origin and an outbound
+    /// trunk), 0 unknown.
+    #[test]
+    fn direction_and_type_follow_the_origin_and_the_outbound_trunks() {
+        use Direction as D;
+        use LegKind::{Device, Trunk, Unknown};
+        // (case, origin kind, any trunk, outbound trunk, unseen peer, expected)
+        let cases = [
+            (
+                "carrier call to a device",
+                Trunk,
+                true,
+                false,
+                false,
+                (D::Incoming, CallType::External),
+            ),
+            (
+                "carrier call forwarded to a mobile",
+                Trunk,
+                true,
+                true,
+                false,
+                (D::Both, CallType::External),
+            ),
+            (
+                "device dials out",
+                Device,
+                true,
+                true,
+                false,
+                (D::Outgoing, CallType::External),
+            ),
+            (
+                "device calls device",
+                Device,
+                false,
+                false,
+                false,
+                (D::Internal, CallType::Internal),
+            ),
+            (
+                "unclassified origin, no trunk",
+                Unknown,
+                false,
+                false,
+                false,
+                (D::Unknown, CallType::Unknown),
+            ),
+            (
+                "unclassified origin, a trunk took part",
+                Unknown,
+                true,
+                true,
+                false,
+                (D::Unknown, CallType::External),
+            ),
+            // Decisions where the spec is silent (see `direction`).
+            (
+                "device origin, a trunk that is no destination",
+                Device,
+                true,
+                false,
+                false,
+                (D::Unknown, CallType::External),
+            ),
+            (
+                "device origin bridged to an unseen peer",
+                Device,
+                false,
+                false,
+                true,
+                (D::Unknown, CallType::Unknown),
+            ),
+        ];
+        for (case, origin, any_trunk, outbound_trunk, unseen_peer, want) in cases {
+            let got = direction(DirectionFacts {
+                origin,
+                any_trunk,
+                outbound_trunk,
+                unseen_peer,
+            });
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    /// The facts are read from the roles: only a trunk *destination* is an outbound trunk,
+    /// and a loopback half is no trunk.
+    #[test]
+    fn direction_facts_come_from_the_roles() {
+        let legs = [
+            created("o", 0, None),
+            created("a", 1, None),
+            created("b", 1, None),
+        ];
+        let facts = |roles: [LegRole; 3]| DirectionFacts::of(&legs, &roles, 0, false);
+        let dev = LegRole::Origin(LegKind::Device);
+        let f = facts([dev, LegRole::Other(LegKind::Trunk), LegRole::Loopback]);
+        assert!(f.any_trunk && !f.outbound_trunk);
+        let f = facts([dev, LegRole::Destination(LegKind::Trunk), LegRole::Loopback]);
+        assert!(f.any_trunk && f.outbound_trunk);
+        let f = facts([
+            dev,
+            LegRole::Destination(LegKind::Device),
+            LegRole::Loopback,
+        ]);
+        assert!(!f.any_trunk && !f.outbound_trunk);
+    }
+
+    /// PRODUCT.md §3 "Times" and "Outcome", with the default thresholds (short ring 6 s,
+    /// short call 20 s).
+    #[test]
+    fn outcome_flags_and_timings() {
+        use Direction as D;
+        // (case, dir, answered, ring, talk, hold, park µs, end µs (start 0)) →
+        // (dur, ring, talk, hold, park, ans, lost, aban, short)
+        type Want = (u64, u64, u64, u64, u64, bool, bool, bool, bool);
+        let cases: [(&str, D, bool, [i64; 4], i64, Want); 12] = [
+            (
+                "incoming, gave up after 5 s of ringing: aban",
+                D::Incoming,
+                false,
+                [5 * S, 0, 0, 0],
+                10 * S,
+                (10, 5, 0, 0, 0, false, false, true, false),
+            ),
+            (
+                "ring equal to the short-ring threshold is still aban",
+                D::Incoming,
+                false,
+                [6 * S, 0, 0, 0],
+                10 * S,
+                (10, 6, 0, 0, 0, false, false, true, false),
+            ),
+            (
+                "incoming, rang 7 s unanswered: lost",
+                D::Incoming,
+                false,
+                [7 * S, 0, 0, 0],
+                10 * S,
+                (10, 7, 0, 0, 0, false, true, false, false),
+            ),
+            (
+                "forwarded (both), unanswered: lost",
+                D::Both,
+                false,
+                [30 * S, 0, 0, 0],
+                40 * S,
+                (40, 30, 0, 0, 0, false, true, false, false),
+            ),
+            (
+                "outgoing, unanswered: neither lost nor aban",
+                D::Outgoing,
+                false,
+                [30 * S, 0, 0, 0],
+                40 * S,
+                (40, 30, 0, 0, 0, false, false, false, false),
+            ),
+            (
+                "internal, unanswered: neither",
+                D::Internal,
+                false,
+                [3 * S, 0, 0, 0],
+                5 * S,
+                (5, 3, 0, 0, 0, false, false, false, false),
+            ),
+            (
+                "answered, talk + hold 19 s: short",
+                D::Incoming,
+                true,
+                [2 * S, 10 * S, 9 * S, 0],
+                30 * S,
+                (30, 2, 10, 9, 0, true, false, false, true),
+            ),
+            (
+                "answered, talk + hold 20 s: not short",
+                D::Incoming,
+                true,
+                [2 * S, 11 * S, 9 * S, 0],
+                30 * S,
+                (30, 2, 11, 9, 0, true, false, false, false),
+            ),
+            (
+                "answered internal call of 5 s: short",
+                D::Internal,
+                true,
+                [S, 5 * S, 0, 0],
+                7 * S,
+                (7, 1, 5, 0, 0, true, false, false, true),
+            ),
+            (
+                "park counted on its own",
+                D::Incoming,
+                true,
+                [S, 30 * S, 0, 15 * S],
+                50 * S,
+                (50, 1, 30, 0, 15, true, false, false, false),
+            ),
+            // Decisions: ring floored, connected time rounded up as Kazoo rounds billing...
+            (
+                "connected 4.2 s bills as 5 s",
+                D::Incoming,
+                true,
+                [1_500_000, 4_200_000, 0, 0],
+                10 * S,
+                (10, 1, 5, 0, 0, true, false, false, true),
+            ),
+            // ...but ring + talk + hold + park never exceed dur.
+            (
+                "rounding never pushes the sum past dur",
+                D::Incoming,
+                true,
+                [5 * S, 5_200_000, 0, 0],
+                10 * S,
+                (10, 5, 5, 0, 0, true, false, false, true),
+            ),
+        ];
+        let tenant = TenantSettings::default();
+        for (case, dir, answered, [ring, talk, hold, park], end, want) in cases {
+            let mut tl = timeline::Timeline::default();
+            tl.answer_us = answered.then_some(ring);
+            (tl.ring_us, tl.talk_us, tl.hold_us, tl.park_us) = (ring, talk, hold, park);
+            let o = outcome(&tl, 0, end, dir, &tenant);
+            let got = (
+                o.dur, o.ring, o.talk, o.hold, o.park, o.ans, o.lost, o.aban, o.short,
+            );
+            assert_eq!(got, want, "{case}");
+            assert!(o.ring + o.talk + o.hold + o.park <= o.dur, "{case}");
+        }
+    }
+
+    /// `dur` = end − start as the CDR's whole-second timestamps show them.
+    #[test]
+    fn dur_is_the_difference_of_the_shown_seconds() {
+        let tl = timeline::Timeline::default();
+        let o = outcome(
+            &tl,
+            900_000,
+            10 * S + 100_000,
+            Direction::Internal,
+            &TenantSettings::default(),
+        );
+        assert_eq!(o.dur, 10);
+    }
+
+    /// PRODUCT.md §3 "Parties": destination device legs by creation are first and last
+    /// rang; device legs connected to the origin, by connection, are answering and last
+    /// answering; on outgoing calls the calling device is the answering one; loopback legs
+    /// and trunk legs are never parties of these fields.
+    #[test]
+    fn parties_rang_and_answering() {
+        use LegKind::{Device, Trunk};
+        use LegRole::{Destination, Loopback, Origin};
+        // (case, legs (id, created s, role, connected to the anchor at s), anchor,
+        //  expected rang ids, expected answering ids)
+        type Case<'a> = (
+            &'a str,
+            Vec<(&'a str, i64, LegRole, Option<i64>)>,
+            usize,
+            Vec<&'a str>,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "ring group: all rang by creation, answering by connection",
+                vec![
+                    ("o", 0, Origin(Trunk), None),
+                    ("d3", 2, Destination(Device), None),
+                    ("d1", 1, Destination(Device), Some(9)),
+                    ("d2", 2, Destination(Device), Some(4)),
+                    ("fwd", 1, Destination(Trunk), Some(3)),
+                    ("lb", 1, Loopback, Some(2)),
+                ],
+                0,
+                vec!["d1", "d2", "d3"],
+                vec!["d2", "d1"],
+            ),
+            (
+                "outgoing: the calling device answers, measured against the far end",
+                vec![
+                    ("o", 0, Origin(Device), Some(5)),
+                    ("far", 1, Destination(Trunk), None),
+                ],
+                1,
+                vec![],
+                vec!["o"],
+            ),
+            (
+                "nobody answered",
+                vec![
+                    ("o", 0, Origin(Trunk), None),
+                    ("d1", 1, Destination(Device), None),
+                ],
+                0,
+                vec!["d1"],
+                vec![],
+            ),
+        ];
+        for (case, spec, anchor, rang, answering) in cases {
+            let legs: Vec<Leg> = spec
+                .iter()
+                .map(|(id, t, _, _)| created(id, *t, None))
+                .collect();
+            let roles: Vec<LegRole> = spec.iter().map(|x| x.2).collect();
+            let p = parties(&legs, &roles, anchor, |i| spec[i].3.map(|t| t * S));
+            let ids = |v: &[usize]| v.iter().map(|&i| spec[i].0).collect::<Vec<_>>();
+            assert_eq!(ids(&p.rang), rang, "{case}");
+            assert_eq!(ids(&p.answering), answering, "{case}");
+        }
+    }
+
+    /// PRODUCT.md §3 "Numbers": `cliNum` is the caller on incoming and both, the dialled
+    /// number on outgoing, the calling extension on internal calls; `ddiNum` the DID dialled
+    /// on incoming calls, the presented caller id on outgoing ones; withheld numbers omitted.
+    #[test]
+    fn numbers_by_direction() {
+        use Direction as D;
+        use LegKind::{Device, Trunk};
+        use LegRole::{Destination, Origin};
+        let carrier_in = |caller: &str| {
+            named_leg(
+                "o",
+                &[(
+                    "CHANNEL_CREATE",
+                    0,
+                    &format!(
+                        r#""call_direction":"inbound","caller_id_number":"{caller}","caller_id_name":"Acme","request":"+16002012345@r""#
+                    ),
+                )],
+            )
+        };
+        let device = named_leg(
+            "o",
+            &[(
+                "CHANNEL_CREATE",
+                0,
+                r#""call_direction":"inbound","caller_id_number":"1001","caller_id_name":"Front","request":"6002012399@r""#,
+            )],
+        );
+        let out_trunk = named_leg(
+            "t",
+            &[(
+                "CHANNEL_CREATE",
+                1,
+                r#""call_direction":"outbound","caller_id_number":"+16002012345","request":"6002012399@r""#,
+            )],
+        );
+        let want = |cli: Option<&str>, name: Option<&str>, ddi: Option<&str>, withheld| Numbers {
+            cli_num: cli.map(str::to_owned),
+            cli_name: name.map(str::to_owned),
+            ddi_num: ddi.map(str::to_owned),
+            withheld,
+        };
+        let cases = [
+            (
+                "incoming: caller in E.164, the DID dialled",
+                vec![carrier_in("6002012399")],
+                vec![Origin(Trunk)],
+                D::Incoming,
+                want(
+                    Some("+16002012399"),
+                    Some("Acme"),
+                    Some("+16002012345"),
+                    false,
+                ),
+            ),
+            (
+                "both (forwarded): as incoming",
+                vec![carrier_in("+16002012399"), out_trunk.clone()],
+                vec![Origin(Trunk), Destination(Trunk)],
+                D::Both,
+                want(
+                    Some("+16002012399"),
+                    Some("Acme"),
+                    Some("+16002012345"),
+                    false,
+                ),
+            ),
+            (
+                "incoming, withheld: no caller number or name, the DID still known",
+                vec![carrier_in("anonymous")],
+                vec![Origin(Trunk)],
+                D::Incoming,
+                want(None, None, Some("+16002012345"), true),
+            ),
+            (
+                "outgoing: the dialled number, our presented caller id",
+                vec![device.clone(), out_trunk],
+                vec![Origin(Device), Destination(Trunk)],
+                D::Outgoing,
+                want(Some("+16002012399"), None, Some("+16002012345"), false),
+            ),
+            (
+                "internal: the calling extension, no DDI",
+                vec![device],
+                vec![Origin(Device)],
+                D::Internal,
+                want(Some("1001"), Some("Front"), None, false),
+            ),
+        ];
+        for (case, legs, roles, dir, want) in cases {
+            assert_eq!(
+                numbers(&legs, &roles, 0, dir, numbers::Region::US),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    /// PRODUCT.md §3: `cause` is the origin's hangup cause; for an unanswered session whose
+    /// origin cause is generic, the cause of the last destination attempt; never
+    /// `LOSE_RACE`, `PICKED_OFF` or a loopback's cause.
+    #[test]
+    fn session_cause_table() {
+        use LegKind::{Device, Trunk};
+        use LegRole::{Destination, Loopback, Origin};
+        // (case, answered, legs (id, created s, cause, role), expected)
+        type Case<'a> = (
+            &'a str,
+            bool,
+            Vec<(&'a str, i64, &'a str, LegRole)>,
+            Option<&'a str>,
+        );
+        let o = |cause| ("o", 0, cause, Origin(Trunk));
+        let cases: Vec<Case> = vec![
+            (
+                "answered: the origin's cause",
+                true,
+                vec![
+                    o("NORMAL_CLEARING"),
+                    ("d1", 1, "USER_BUSY", Destination(Device)),
+                ],
+                Some("NORMAL_CLEARING"),
+            ),
+            (
+                "unanswered, generic origin cause: the last attempt's",
+                false,
+                vec![
+                    o("NORMAL_CLEARING"),
+                    ("d1", 1, "NO_ANSWER", Destination(Device)),
+                    ("d2", 2, "USER_BUSY", Destination(Device)),
+                ],
+                Some("USER_BUSY"),
+            ),
+            (
+                "unanswered, specific origin cause: the origin's",
+                false,
+                vec![
+                    o("ORIGINATOR_CANCEL"),
+                    ("d1", 1, "NO_ANSWER", Destination(Device)),
+                ],
+                Some("ORIGINATOR_CANCEL"),
+            ),
+            (
+                "a leg that lost the race is no attempt's cause",
+                false,
+                vec![
+                    o("NORMAL_CLEARING"),
+                    ("d1", 1, "LOSE_RACE", Destination(Device)),
+                ],
+                Some("NORMAL_CLEARING"),
+            ),
+            (
+                "a picked-off leg neither",
+                false,
+                vec![
+                    o("NORMAL_UNSPECIFIED"),
+                    ("d1", 1, "PICKED_OFF", Destination(Device)),
+                ],
+                Some("NORMAL_UNSPECIFIED"),
+            ),
+            (
+                "a loopback's cause never",
+                false,
+                vec![o("NORMAL_CLEARING"), ("lb", 3, "USER_BUSY", Loopback)],
+                Some("NORMAL_CLEARING"),
+            ),
+        ];
+        for (case, answered, spec, want) in cases {
+            let legs: Vec<Leg> = spec
+                .iter()
+                .map(|(id, t, c, _)| created(id, *t, Some(c)))
+                .collect();
+            let roles: Vec<LegRole> = spec.iter().map(|x| x.3).collect();
+            let got = session_cause(&legs, &roles, 0, answered);
+            assert_eq!(got.as_deref(), want, "{case}");
+        }
     }
 }

@@ -145,7 +145,10 @@ num_fields! {
 /// 1 Internal, 2 External).
 fn code_names(kind: NumKind) -> Vec<(&'static str, u8)> {
     match kind {
-        NumKind::Dir => Direction::ALL.iter().map(|d| (d.name(), d.code())).collect(),
+        NumKind::Dir => Direction::ALL
+            .iter()
+            .map(|d| (d.name(), d.code()))
+            .collect(),
         NumKind::Type => CallType::ALL.iter().map(|t| (t.name(), t.code())).collect(),
         _ => Vec::new(),
     }
