@@ -392,9 +392,7 @@ impl DirectionFacts {
         DirectionFacts {
             origin: legs[origin].kind(),
             any_trunk: roles.iter().any(|r| r.trunk()),
-            outbound_trunk: roles
-                .iter()
-                .any(|r| *r == LegRole::Destination(LegKind::Trunk)),
+            outbound_trunk: roles.contains(&LegRole::Destination(LegKind::Trunk)),
             unseen_peer,
         }
     }
@@ -1114,7 +1112,8 @@ mod tests {
         // (case, dir, answered, ring, talk, hold, park µs, end µs (start 0)) →
         // (dur, ring, talk, hold, park, ans, lost, aban, short)
         type Want = (u64, u64, u64, u64, u64, bool, bool, bool, bool);
-        let cases: [(&str, D, bool, [i64; 4], i64, Want); 12] = [
+        type Case = (&'static str, D, bool, [i64; 4], i64, Want);
+        let cases: [Case; 12] = [
             (
                 "incoming, gave up after 5 s of ringing: aban",
                 D::Incoming,

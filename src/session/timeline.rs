@@ -536,3 +536,297 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
     }
     i
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::leg::Mark;
+
+    const S: i64 = 1_000_000;
+
+    /// A leg: created, answered and destroyed at these seconds, with marks `(second, kind)`.
+    fn leg(id: &str, created: i64, answered: Option<i64>, destroyed: i64) -> Leg {
+        let mut l = Leg::new(id);
+        l.created_us = Some(created * S);
+        l.answered_us = answered.map(|t| t * S);
+        l.destroyed_us = Some(destroyed * S);
+        l
+    }
+
+    fn mark(mut l: Leg, t: i64, kind: MarkKind) -> Leg {
+        l.marks.push(Mark { t: t * S, kind });
+        l.marks.sort();
+        l
+    }
+
+    fn bridge(l: Leg, t: i64, peer: &str) -> Leg {
+        mark(l, t, MarkKind::Bridge(peer.into()))
+    }
+
+    fn span(from: i64, to: i64) -> Span {
+        Span {
+            from: from * S,
+            to: to * S,
+        }
+    }
+
+    /// Runs `f` on the prepared bridges and leg lives of `legs` (session end at `end` s).
+    fn prepared<T>(
+        legs: &[Leg],
+        end: i64,
+        f: impl FnOnce(&HashMap<&str, usize>, &Bridges, &Life) -> T,
+    ) -> T {
+        let index: HashMap<&str, usize> = legs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (&*l.call_id, i))
+            .collect();
+        let bridges = Bridges::of(legs, &index);
+        let life = Life::of(legs, &bridges, end * S);
+        f(&index, &bridges, &life)
+    }
+
+    /// `cdr-semantics.md` §2 `C`: a bridge connects from BRIDGE until either leg is destroyed
+    /// or bridged elsewhere (unbridged), or parked (PRODUCT.md §3: park until retrieval); a
+    /// loopback pair is one wire while both halves exist.
+    #[test]
+    fn edges_and_their_lifetimes() {
+        let a = || leg("a", 0, Some(1), 10);
+        let b = || leg("b", 1, Some(2), 10);
+        // (case, legs, expected (a, b, from s, to s))
+        type Case = (&'static str, Vec<Leg>, Vec<(usize, usize, i64, i64)>);
+        let cases: Vec<Case> = vec![
+            (
+                "bridged until both hang up",
+                vec![a(), bridge(b(), 2, "a")],
+                vec![(1, 0, 2, 10)],
+            ),
+            (
+                "a leg hanging up ends the bridge",
+                vec![leg("a", 0, Some(1), 7), bridge(b(), 2, "a")],
+                vec![(1, 0, 2, 7)],
+            ),
+            (
+                "parking ends the bridge",
+                vec![mark(a(), 5, MarkKind::Parked), bridge(b(), 2, "a")],
+                vec![(1, 0, 2, 5)],
+            ),
+            (
+                "a bridge elsewhere ends the first one",
+                vec![a(), bridge(bridge(b(), 2, "a"), 6, "c"), leg("c", 5, Some(6), 10)],
+                vec![(1, 0, 2, 6), (1, 2, 6, 10)],
+            ),
+            (
+                "a bridge at the moment a leg hangs up connects nothing",
+                vec![leg("a", 0, Some(1), 2), bridge(b(), 2, "a")],
+                vec![],
+            ),
+            (
+                "an answered destination without a bridge: connected to its originator from its answer",
+                vec![a(), {
+                    let mut l = leg("b", 1, Some(3), 9);
+                    l.originator.offer_str(S, Some("a"));
+                    l
+                }],
+                vec![(1, 0, 3, 9)],
+            ),
+            (
+                "a loopback pair is one wire while both exist",
+                vec![
+                    {
+                        let mut l = leg("x", 1, None, 8);
+                        l.loopback = true;
+                        l.loopback_other.offer_str(S, Some("y"));
+                        l
+                    },
+                    {
+                        let mut l = leg("y", 2, None, 9);
+                        l.loopback = true;
+                        l.loopback_other.offer_str(S, Some("x"));
+                        l
+                    },
+                ],
+                vec![(0, 1, 2, 8)],
+            ),
+        ];
+        for (case, legs, want) in cases {
+            let got = prepared(&legs, 10, |index, bridges, life| {
+                edges(&legs, index, bridges, life)
+            });
+            let want: Vec<Edge> = want
+                .into_iter()
+                .map(|(a, b, from, to)| Edge {
+                    a,
+                    b,
+                    span: span(from, to),
+                })
+                .collect();
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    /// PRODUCT.md §3: `hold` = held time (CHANNEL_HOLD to UNHOLD, closed at the bridge's end
+    /// or DESTROY when UNHOLD is missing, `cdr-semantics.md` §2 `H`); `park` = PARK_PARKED
+    /// until retrieval or hang-up; `lostinPark` when the parked party hung up first.
+    #[test]
+    fn holds_parks_and_loss_in_park() {
+        let a = || leg("a", 0, Some(1), 10);
+        // (case, leg "a" (with "b" bridging to it where marked), expected holds of a, parks, lost)
+        type Case = (
+            &'static str,
+            Leg,
+            Option<i64>,
+            Vec<(i64, i64)>,
+            Vec<(i64, i64)>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "hold to unhold",
+                mark(mark(a(), 3, MarkKind::Hold), 5, MarkKind::Unhold),
+                None,
+                vec![(3, 5)],
+                vec![],
+                false,
+            ),
+            (
+                "hold never released: until the leg hangs up",
+                mark(leg("a", 0, Some(1), 8), 3, MarkKind::Hold),
+                None,
+                vec![(3, 8)],
+                vec![],
+                false,
+            ),
+            (
+                "hold never released: until the leg's next bridge",
+                mark(a(), 3, MarkKind::Hold),
+                Some(6),
+                vec![(3, 6)],
+                vec![],
+                false,
+            ),
+            (
+                "held, then parked: hold ends, park starts",
+                mark(mark(a(), 2, MarkKind::Hold), 4, MarkKind::Parked),
+                Some(9),
+                vec![(2, 4)],
+                vec![(4, 9)],
+                false,
+            ),
+            (
+                "parked until PARK_RETRIEVED",
+                mark(mark(a(), 4, MarkKind::Parked), 9, MarkKind::Retrieved),
+                None,
+                vec![],
+                vec![(4, 9)],
+                false,
+            ),
+            (
+                "parked until retrieved by a bridge",
+                mark(a(), 4, MarkKind::Parked),
+                Some(7),
+                vec![],
+                vec![(4, 7)],
+                false,
+            ),
+            (
+                "parked party hung up: lost in park",
+                mark(leg("a", 0, Some(1), 7), 4, MarkKind::Parked),
+                None,
+                vec![],
+                vec![(4, 7)],
+                true,
+            ),
+            (
+                "PARK_ABANDONED before retrieval: lost in park",
+                mark(mark(a(), 4, MarkKind::Parked), 6, MarkKind::ParkAbandoned),
+                Some(8),
+                vec![],
+                vec![(4, 6)],
+                true,
+            ),
+        ];
+        for (case, a, bridged_at, holds, parks, lost) in cases {
+            let mut legs = vec![a];
+            if let Some(t) = bridged_at {
+                legs.push(bridge(leg("b", 0, Some(1), 10), t, "a"));
+            }
+            let got = prepared(&legs, 10, |_, bridges, life| {
+                stops(&legs, bridges, life, 10 * S)
+            });
+            let spans =
+                |v: Vec<(i64, i64)>| v.into_iter().map(|(f, t)| span(f, t)).collect::<Vec<_>>();
+            assert_eq!(got.holds[0], spans(holds), "{case}");
+            assert_eq!(got.parks, spans(parks), "{case}");
+            assert_eq!(got.lost_in_park, lost, "{case}");
+        }
+    }
+
+    /// `cdr-semantics.md` §2 `A`: destination legs alert from CREATE until ANSWER or
+    /// DESTROY; other legs never count as ringing.
+    #[test]
+    fn alerting_of_destinations() {
+        let legs = vec![
+            leg("origin", 0, Some(0), 10),
+            leg("answered", 1, Some(4), 10),
+            leg("never answered", 2, None, 6),
+            bridge(leg("bridged, no answer event", 1, None, 10), 3, "origin"),
+        ];
+        let destination = [false, true, true, true];
+        let got = prepared(&legs, 10, |_, _, life| alerting(&destination, life));
+        assert_eq!(got, vec![span(1, 4), span(2, 6), span(1, 3)]);
+    }
+
+    /// PRODUCT.md §3 "Parties": on outgoing calls the answering parties are measured against
+    /// the answered far end (the first trunk connected to the calling device), else the origin.
+    #[test]
+    fn anchor_is_the_far_end_only_on_outgoing_calls() {
+        let legs = vec![
+            leg("o", 0, Some(0), 10),
+            leg("t2", 1, Some(3), 10),
+            leg("t1", 1, Some(3), 10),
+            leg("dev", 1, Some(2), 10),
+        ];
+        let roles = |far_end: bool| Roles {
+            legs: &legs,
+            origin: 0,
+            person: vec![true; 4],
+            trunk: vec![false, true, true, false],
+            destination: vec![false, true, true, true],
+            start: 0,
+            end: 10 * S,
+            anchor_far_end: far_end,
+        };
+        // (case, far end, connected to the origin at, expected anchor)
+        let cases = [
+            (
+                "not outgoing: the origin",
+                false,
+                [None, Some(3), Some(3), Some(2)],
+                0,
+            ),
+            (
+                "outgoing: the first connected trunk, ties by call id",
+                true,
+                [None, Some(3), Some(3), Some(2)],
+                2,
+            ),
+            (
+                "outgoing: the earlier trunk wins",
+                true,
+                [None, Some(3), Some(5), Some(2)],
+                1,
+            ),
+            (
+                "outgoing, no trunk connected: the origin",
+                true,
+                [None, None, None, Some(2)],
+                0,
+            ),
+        ];
+        for (case, far_end, connected, want) in cases {
+            let connected = connected.map(|t: Option<i64>| t.map(|t| t * S));
+            assert_eq!(anchor(&roles(far_end), &connected), want, "{case}");
+        }
+    }
+}
