@@ -189,16 +189,6 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     let out = outcome(&tl, start, end, dir, tenant);
     let cause = session_cause(legs, &roles, origin, out.ans);
 
-    // Tags: application variables (latest value per key wins), then system tags.
-    let mut tags: BTreeMap<String, String> = BTreeMap::new();
-    let mut cavs: Vec<(i64, &str, &str, &str)> = legs
-        .iter()
-        .flat_map(|l| l.cav_pairs().map(move |(t, k, v)| (t, &*l.call_id, k, v)))
-        .collect();
-    cavs.sort_unstable();
-    for (_, _, k, v) in cavs {
-        tags.insert(k.to_owned(), v.to_owned());
-    }
     // Voicemail: nobody answered, and the PBX answered the caller itself after a device had
     // rung (Kazoo's no-answer fall-through). A PBX answer before any ringing is an IVR or a
     // queue, not voicemail.
@@ -235,33 +225,9 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         ("gap", facts.gap),
         ("truncated", facts.truncated),
     ];
-    for (name, on) in system {
-        if on {
-            tags.insert(name.to_owned(), "1".to_owned());
-        }
-    }
-
-    let mut recordings: Vec<(i64, &str)> = legs
-        .iter()
-        .flat_map(|l| l.recordings.iter().map(|(t, id)| (*t, &**id)))
-        .collect();
-    recordings.sort_unstable();
-    let mut recording_ids: Vec<String> = Vec::new();
-    for (_, id) in recordings {
-        if !recording_ids.iter().any(|r| r == id) {
-            recording_ids.push(id.to_owned());
-        }
-    }
-
-    let mut user_ids: Vec<String> = legs
-        .iter()
-        .filter(|l| !l.loopback)
-        .flat_map(|l| [l.owner_id.str(), l.agent_id.str()])
-        .flatten()
-        .map(str::to_owned)
-        .collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
+    let tags = tags(legs, &system);
+    let recording_ids = recording_ids(legs);
+    let user_ids = user_ids(legs);
 
     let id = Uuid::new_v5(
         &SESSION_NAMESPACE,
@@ -576,6 +542,54 @@ fn outcome(
         aban,
         short: ans && talk + hold < tenant.short_call_secs,
     }
+}
+
+/// Tags: the callflows' application variables (the latest value per key wins), then the
+/// system tags that are on, with value `"1"`.
+fn tags(legs: &[Leg], system: &[(&str, bool)]) -> BTreeMap<String, String> {
+    let mut cavs: Vec<(i64, &str, &str, &str)> = legs
+        .iter()
+        .flat_map(|l| l.cav_pairs().map(move |(t, k, v)| (t, &*l.call_id, k, v)))
+        .collect();
+    cavs.sort_unstable();
+    let mut tags: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, k, v) in cavs {
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+    for (name, _) in system.iter().filter(|(_, on)| *on) {
+        tags.insert((*name).to_owned(), "1".to_owned());
+    }
+    tags
+}
+
+/// Recording ids of every leg, in the order they started, each once.
+fn recording_ids(legs: &[Leg]) -> Vec<String> {
+    let mut recordings: Vec<(i64, &str)> = legs
+        .iter()
+        .flat_map(|l| l.recordings.iter().map(|(t, id)| (*t, &**id)))
+        .collect();
+    recordings.sort_unstable();
+    let mut ids: Vec<String> = Vec::new();
+    for (_, id) in recordings {
+        if !ids.iter().any(|r| r == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    ids
+}
+
+/// Owners of party legs and ACDc agents, sorted, each once.
+fn user_ids(legs: &[Leg]) -> Vec<String> {
+    let mut ids: Vec<String> = legs
+        .iter()
+        .filter(|l| !l.loopback)
+        .flat_map(|l| [l.owner_id.str(), l.agent_id.str()])
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Answered trunk legs with the number and seconds a rate deck needs.
@@ -1483,5 +1497,33 @@ mod tests {
             let got = session_cause(&legs, &roles, 0, answered);
             assert_eq!(got.as_deref(), want, "{case}");
         }
+    }
+
+    /// PRODUCT.md §3 "Tags": the callflows' `custom_application_vars`, plus the system tags
+    /// that hold, with value "1".
+    #[test]
+    fn tags_are_application_variables_and_system_tags_that_hold() {
+        let legs = [named_leg(
+            "o",
+            &[(
+                "CHANNEL_CREATE",
+                0,
+                r#""custom_application_vars":{"campaign":"spring","queue":"sales"}"#,
+            )],
+        )];
+        let got = tags(
+            &legs,
+            &[("voicemail", true), ("gap", false), ("withheld", true)],
+        );
+        let want: BTreeMap<String, String> = [
+            ("campaign", "spring"),
+            ("queue", "sales"),
+            ("voicemail", "1"),
+            ("withheld", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(got, want);
     }
 }
