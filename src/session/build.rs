@@ -1526,4 +1526,44 @@ mod tests {
         .collect();
         assert_eq!(got, want);
     }
+
+    /// PRODUCT.md §3: loopback legs group but are never parties (even as the only legs);
+    /// destinations are the legs the switch created towards a party (outbound, not the
+    /// origin); a trunk is `resource_type` `offnet-*` or `authorizing_type` `resource`, a
+    /// device `authorizing_type` `device` or `mobile`.
+    #[test]
+    fn leg_roles() {
+        let with = |id: &str, fields: &str| named_leg(id, &[("CHANNEL_CREATE", 0, fields)]);
+        let carrier = with(
+            "carrier",
+            r#""call_direction":"inbound","custom_channel_vars":{"resource_type":"offnet-origination"}"#,
+        );
+        let phone = with(
+            "phone",
+            r#""call_direction":"outbound","custom_channel_vars":{"authorizing_type":"device"}"#,
+        );
+        let mobile_fwd = with(
+            "fwd",
+            r#""call_direction":"outbound","custom_channel_vars":{"authorizing_type":"resource"}"#,
+        );
+        let picker = with(
+            "picker",
+            r#""call_direction":"inbound","custom_channel_vars":{"authorizing_type":"mobile"}"#,
+        );
+        let mut lb = with("lb", r#""call_direction":"outbound""#);
+        lb.loopback = true;
+        let legs = [carrier, phone, mobile_fwd, picker, lb.clone()];
+        use LegKind::{Device, Trunk};
+        assert_eq!(
+            LegRole::of_legs(&legs, 0),
+            [
+                LegRole::Origin(Trunk),
+                LegRole::Destination(Device),
+                LegRole::Destination(Trunk),
+                LegRole::Other(Device),
+                LegRole::Loopback,
+            ]
+        );
+        assert_eq!(LegRole::of_legs(&[lb], 0), [LegRole::Loopback]);
+    }
 }
