@@ -15,6 +15,109 @@ pub const CDR_TYPE: &str = "CloudSessionCdr";
 /// `sVer` of every record.
 pub const CDR_VERSION: u32 = 1;
 
+/// A `dir` or `type` code the seed does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{field} code {code} is not one of the seed's codes")]
+pub struct UnknownCode {
+    /// `dir` or `type`.
+    pub field: &'static str,
+    /// The code received.
+    pub code: u8,
+}
+
+/// Defines a field-less enum that travels as the seed's integer code and has the seed's name
+/// for each code (the names trigger filters accept).
+macro_rules! coded_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $field:literal {
+            $( $(#[$vmeta:meta])* $variant:ident = $code:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(into = "u8", try_from = "u8")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The code sent in the CDR.
+            pub const fn code(self) -> u8 {
+                match self {
+                    $($name::$variant => $code,)+
+                }
+            }
+
+            /// The seed's name of the value (`Incoming`, `External`, …).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => stringify!($variant),)+
+                }
+            }
+        }
+
+        impl From<$name> for u8 {
+            fn from(v: $name) -> u8 {
+                v.code()
+            }
+        }
+
+        impl TryFrom<u8> for $name {
+            type Error = UnknownCode;
+
+            fn try_from(code: u8) -> Result<Self, UnknownCode> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.code() == code)
+                    .ok_or(UnknownCode { field: $field, code })
+            }
+        }
+    };
+}
+
+coded_enum! {
+    /// `dir`: which way the session crossed the PBX's edge (PRODUCT.md §3 "Direction").
+    Direction, "dir" {
+        /// The origin leg could not be classified (code 0).
+        #[default]
+        Unknown = 0,
+        /// A device called a device, no trunk leg (code 1).
+        Internal = 1,
+        /// The origin is a trunk and no outbound trunk leg exists (code 2).
+        Incoming = 2,
+        /// The origin is a device and an outbound trunk leg exists (code 3).
+        Outgoing = 3,
+        /// The origin is a trunk and an outbound trunk leg was created, e.g. forwarded to a
+        /// mobile (code 4).
+        Both = 4,
+    }
+}
+
+impl Direction {
+    /// A call from outside the PBX (`dir` 2 or 4): the calls that can be lost or abandoned.
+    pub const fn is_external_incoming(self) -> bool {
+        matches!(self, Direction::Incoming | Direction::Both)
+    }
+}
+
+coded_enum! {
+    /// `type`: whether any trunk took part (PRODUCT.md §3 "Direction").
+    CallType, "type" {
+        /// The origin cannot be classified (code 0).
+        #[default]
+        Unknown = 0,
+        /// No trunk leg (code 1).
+        Internal = 1,
+        /// At least one trunk leg (code 2).
+        External = 2,
+    }
+}
+
 /// One call session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,11 +169,11 @@ pub struct Cdr {
     /// Clear-down cause.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-    /// 0 unknown, 1 internal, 2 incoming, 3 outgoing, 4 both.
-    pub dir: u8,
-    /// 0 unknown, 1 internal, 2 external.
+    /// Direction, sent as its code (0 unknown, 1 internal, 2 incoming, 3 outgoing, 4 both).
+    pub dir: Direction,
+    /// Type, sent as its code (0 unknown, 1 internal, 2 external).
     #[serde(rename = "type")]
-    pub call_type: u8,
+    pub call_type: CallType,
     /// Two trunk legs were connected.
     pub t2t: u8,
     /// The external party (E.164 where it is a valid number).
@@ -313,5 +416,53 @@ mod tests {
         );
         let back: PartyFields<LastRang> = serde_json::from_value(v).unwrap();
         assert_eq!(back, f);
+    }
+
+    /// The seed's codes and names (product page, `dir` and `type` rows), as JSON integers.
+    #[test]
+    fn direction_and_type_travel_as_the_seeds_codes() {
+        let dirs = [
+            (Direction::Unknown, 0, "Unknown"),
+            (Direction::Internal, 1, "Internal"),
+            (Direction::Incoming, 2, "Incoming"),
+            (Direction::Outgoing, 3, "Outgoing"),
+            (Direction::Both, 4, "Both"),
+        ];
+        for (d, code, name) in dirs {
+            assert_eq!((d.code(), d.name()), (code, name));
+            assert_eq!(serde_json::to_string(&d).unwrap(), code.to_string());
+            assert_eq!(
+                serde_json::from_str::<Direction>(&code.to_string()).unwrap(),
+                d
+            );
+        }
+        assert_eq!(Direction::ALL.len(), dirs.len());
+        let types = [
+            (CallType::Unknown, 0, "Unknown"),
+            (CallType::Internal, 1, "Internal"),
+            (CallType::External, 2, "External"),
+        ];
+        for (t, code, name) in types {
+            assert_eq!((t.code(), t.name()), (code, name));
+            assert_eq!(serde_json::to_string(&t).unwrap(), code.to_string());
+            assert_eq!(
+                serde_json::from_str::<CallType>(&code.to_string()).unwrap(),
+                t
+            );
+        }
+        assert_eq!(CallType::ALL.len(), types.len());
+        assert!(serde_json::from_str::<Direction>("5").is_err());
+        assert!(serde_json::from_str::<CallType>("3").is_err());
+        assert!(serde_json::from_str::<Direction>("\"Both\"").is_err());
+        let external: Vec<u8> = Direction::ALL
+            .iter()
+            .filter(|d| d.is_external_incoming())
+            .map(|d| d.code())
+            .collect();
+        assert_eq!(
+            external,
+            [2, 4],
+            "PRODUCT.md §3: external incoming calls are dir 2 or 4"
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::cdr::{Cdr, DirectoryMatch, Party};
+use crate::cdr::{CallType, Cdr, Direction, DirectoryMatch, Party};
 
 /// Product-page description of each CDR field.
 const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -148,8 +148,8 @@ fn full_cdr() -> Cdr {
         ans: 0,
         short: 0,
         cause: s(),
-        dir: 0,
-        call_type: 0,
+        dir: Direction::Unknown,
+        call_type: CallType::Unknown,
         t2t: 0,
         cli_num: s(),
         cli_name: s(),
@@ -222,8 +222,12 @@ fn property(key: &str, sample: &Value) -> Value {
         .or_else(|| party_description(key))
         .unwrap_or_default();
     let mut p = match (key, sample) {
-        ("dir", _) => json!({"type": "integer", "enum": [0, 1, 2, 3, 4]}),
-        ("type", _) => json!({"type": "integer", "enum": [0, 1, 2]}),
+        ("dir", _) => {
+            json!({"type": "integer", "enum": Direction::ALL.iter().map(|d| d.code()).collect::<Vec<_>>()})
+        }
+        ("type", _) => {
+            json!({"type": "integer", "enum": CallType::ALL.iter().map(|t| t.code()).collect::<Vec<_>>()})
+        }
         ("lost" | "lostinPark" | "aban" | "ans" | "short" | "t2t" | "hasRec" | "rate", _) => {
             json!({"type": "integer", "enum": [0, 1]})
         }

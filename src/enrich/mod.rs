@@ -287,7 +287,7 @@ impl Enricher {
     ///   `rateName`/`rateBand` are the first rated leg's `rate_name`/`description`.
     pub fn enrich(&self, cdr: &mut Cdr, tenant: Option<&str>, billable: &[BillableLeg]) {
         let own = tenant.and_then(|t| self.tenants.get(t));
-        let external = cdr.dir != 1;
+        let external = cdr.dir != crate::cdr::Direction::Internal;
         if let (true, true, Some(cli)) = (self.location, external, cdr.cli_num.as_deref()) {
             let loc = locate(cli);
             cdr.cli_ctry = loc.country;

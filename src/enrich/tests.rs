@@ -92,7 +92,7 @@ fn a_deck_without_a_matching_rate_leaves_the_call_unrated() {
 #[test]
 fn internal_calls_get_no_location_or_matches() {
     let mut s = session(include_str!("../../fixtures/internal_call.jsonl"));
-    assert_eq!(s.cdr.dir, 1);
+    assert_eq!(s.cdr.dir, crate::cdr::Direction::Internal);
     let dir = Directory::new("d", "D", vec![contact("c", "1005")], Region::US);
     let before = s.cdr.clone();
     Enricher::location_only(true)

@@ -13,7 +13,7 @@ use super::leg::{DirectionKey, Leg, LegKind, MarkKind};
 use super::numbers;
 use super::settings::{Settings, TenantSettings};
 use super::timeline::{self, Roles};
-use crate::cdr::{Cdr, Party, CDR_TYPE, CDR_VERSION};
+use crate::cdr::{CallType, Cdr, Direction, Party, CDR_TYPE, CDR_VERSION};
 
 /// Namespace of the deterministic session ids (UUID v5).
 const SESSION_NAMESPACE: Uuid = Uuid::from_u128(0x7a1c_52e0_93f4_4b8e_a1d2_5c0f_6e3b_9d47);
@@ -74,6 +74,71 @@ pub struct ClosedSession {
     pub billable: Vec<BillableLeg>,
 }
 
+/// The part one leg plays in the session (PRODUCT.md §3 "Parties" and "Direction"): where it
+/// stands (origin, destination, neither, or a loopback half that is never a party) and, for a
+/// party, its kind (trunk, device or unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegRole {
+    /// Half of a loopback: it groups legs but is never a party.
+    Loopback,
+    /// The leg the session started with.
+    Origin(LegKind),
+    /// A leg the switch created towards a party (outbound, not the origin): what rings.
+    Destination(LegKind),
+    /// Any other party leg (e.g. an inbound leg that joined by pickup or transfer).
+    Other(LegKind),
+}
+
+impl LegRole {
+    /// The role of each leg, given the origin. A loopback half stays a loopback even when
+    /// it is the origin (a session of loopback legs only).
+    fn of_legs(legs: &[Leg], origin: usize) -> Vec<LegRole> {
+        legs.iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let kind = l.kind();
+                if l.loopback {
+                    LegRole::Loopback
+                } else if i == origin {
+                    LegRole::Origin(kind)
+                } else if l.direction() == Some(DirectionKey::Outbound) {
+                    LegRole::Destination(kind)
+                } else {
+                    LegRole::Other(kind)
+                }
+            })
+            .collect()
+    }
+
+    /// The kind of a party leg; `None` for a loopback half.
+    fn kind(self) -> Option<LegKind> {
+        match self {
+            LegRole::Loopback => None,
+            LegRole::Origin(k) | LegRole::Destination(k) | LegRole::Other(k) => Some(k),
+        }
+    }
+
+    /// Can be a party (not a loopback half).
+    fn person(self) -> bool {
+        self != LegRole::Loopback
+    }
+
+    /// A party trunk leg.
+    fn trunk(self) -> bool {
+        self.kind() == Some(LegKind::Trunk)
+    }
+
+    /// A party device leg.
+    fn device(self) -> bool {
+        self.kind() == Some(LegKind::Device)
+    }
+
+    /// A destination leg (its alerting is ring).
+    fn destination(self) -> bool {
+        matches!(self, LegRole::Destination(_))
+    }
+}
+
 /// Builds the CDR of a closed session.
 ///
 /// A billed leg bridged to a leg the stream never delivered gets that peer as a party of
@@ -89,172 +154,49 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         Cow::Borrowed(seen)
     };
     let legs: &[Leg] = &all;
-    let n_seen = seen.len();
-    let person: Vec<bool> = legs.iter().map(|l| !l.loopback).collect();
-    let any_person = person[..n_seen].iter().any(|p| *p);
-    let counts = |i: usize| i < n_seen && (person[i] || !any_person);
-    let origin = (0..legs.len())
-        .filter(|&i| counts(i))
-        .min_by_key(|&i| {
-            let l = &legs[i];
-            (
-                l.start_us(),
-                l.direction() != Some(DirectionKey::Inbound),
-                &l.call_id,
-            )
-        })
-        .unwrap_or(0);
+    let (origin, start, end) = origin_and_span(legs, seen.len());
     let o = &legs[origin];
-    let start = (0..legs.len())
-        .filter(|&i| counts(i))
-        .map(|i| legs[i].start_us())
-        .min()
-        .unwrap_or(o.first_us);
-    let end = (0..legs.len())
-        .filter(|&i| counts(i))
-        .map(|i| {
-            legs[i]
-                .destroyed_us
-                .unwrap_or(legs[i].last_us)
-                .max(legs[i].last_us)
-        })
-        .max()
-        .unwrap_or(start)
-        .max(start);
-
-    let kinds: Vec<LegKind> = legs.iter().map(Leg::kind).collect();
-    let trunk: Vec<bool> = (0..legs.len())
-        .map(|i| person[i] && kinds[i] == LegKind::Trunk)
-        .collect();
-    let outbound = |i: usize| legs[i].direction() == Some(DirectionKey::Outbound);
-    let destination: Vec<bool> = (0..legs.len())
-        .map(|i| i != origin && person[i] && outbound(i))
-        .collect();
-    let outbound_trunk = (0..legs.len()).any(|i| trunk[i] && i != origin && outbound(i));
-    let any_trunk = trunk.iter().any(|t| *t);
-    let (dir, call_type) = match kinds[origin] {
-        LegKind::Trunk if outbound_trunk => (4, 2),
-        LegKind::Trunk => (2, 2),
-        LegKind::Device if outbound_trunk => (3, 2),
-        LegKind::Device if !any_trunk && !unseen_peer => (1, 1),
-        _ => (0, if any_trunk { 2 } else { 0 }),
-    };
+    let roles = LegRole::of_legs(legs, origin);
+    let (dir, call_type) = direction(DirectionFacts::of(legs, &roles, origin, unseen_peer));
 
     let tl = timeline::compute(&Roles {
         legs,
         origin,
-        person: person.clone(),
-        trunk: trunk.clone(),
-        destination: destination.clone(),
+        person: roles.iter().map(|r| r.person()).collect(),
+        trunk: roles.iter().map(|r| r.trunk()).collect(),
+        destination: roles.iter().map(|r| r.destination()).collect(),
         start,
         end,
-        anchor_far_end: dir == 3,
+        anchor_far_end: dir == Direction::Outgoing,
     });
-
-    // Answering parties are the device legs connected to the anchor, in order of connection.
-    // The anchor is the origin, except on outgoing calls where it is the far end (so the
-    // calling device answers, and a device it transfers the call to answers last).
     let anchor = tl.anchor;
-    let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
-        .filter(|&i| i != anchor && kinds[i] == LegKind::Device && person[i])
-        .filter_map(|i| tl.with_anchor(i).map(|t| (t, &*legs[i].call_id, i)))
-        .collect();
-    answering.sort_unstable();
-    let mut rang: Vec<(i64, &str, usize)> = (0..legs.len())
-        .filter(|&i| destination[i] && kinds[i] == LegKind::Device)
-        .map(|i| (legs[i].start_us(), &*legs[i].call_id, i))
-        .collect();
-    rang.sort_unstable();
-    let pick = |v: &[(i64, &str, usize)], last: bool| {
-        let x = if last { v.last() } else { v.first() };
-        x.map(|&(_, _, i)| i)
-    };
+    let parties = parties(legs, &roles, anchor, |i| tl.with_anchor(i));
     let party = |i: Option<usize>| i.map(|i| party_of(&legs[i], settings)).unwrap_or_default();
     let group = |i: Option<usize>| {
         i.and_then(|i| legs[i].queue_id.str())
             .and_then(|q| settings.directory.queues.get(q).cloned())
     };
 
-    // Numbers.
-    let external_in = dir == 2 || dir == 4;
     let region = tenant.region;
-    let mut tags: BTreeMap<String, String> = BTreeMap::new();
-    let withheld = external_in && (numbers::is_withheld(o.caller_number.str()) || o.privacy);
-    let first_out_trunk = (0..legs.len())
-        .filter(|&i| trunk[i] && i != origin && outbound(i))
-        .min_by_key(|&i| (legs[i].start_us(), &legs[i].call_id));
-    let (cli_raw, cli_name) = if withheld {
-        (None, None)
-    } else if dir == 3 {
-        let t = first_out_trunk.map(|i| &legs[i]);
-        let dialled = t
-            .and_then(|t| {
-                t.e164_destination
-                    .str()
-                    .or(t.request_user.str())
-                    .or(t.callee_number.str())
-            })
-            .or(o.request_user.str());
-        (dialled, None)
-    } else {
-        (o.caller_number.str(), o.caller_name.str())
-    };
-    let cli_num = cli_raw.and_then(|n| numbers::normalise(n, region));
-    let ddi_raw = match dir {
-        2 | 4 => o
-            .request_user
-            .str()
-            .filter(|u| numbers::to_e164(u, region).is_some())
-            .or_else(|| legs.iter().find_map(|l| l.inception.str()))
-            .map(|s| s.split('@').next().unwrap_or(s)),
-        3 => first_out_trunk.and_then(|i| legs[i].caller_number.str()),
-        _ => None,
-    };
-    let ddi_num = ddi_raw.and_then(|n| numbers::normalise(n, region));
-    let ddi_name = ddi_num
+    let num = numbers(legs, &roles, origin, dir, region);
+    let ddi_name = num
+        .ddi_num
         .as_ref()
         .and_then(|n| settings.directory.numbers.get(n).cloned());
-    let (rte_id, rte_name) = routing_prefixes(legs, o, external_in, &rang);
+    let first_rang = parties.rang.first().map(|&i| &legs[i]);
+    let (rte_id, rte_name) = routing_prefixes(legs, o, dir.is_external_incoming(), first_rang);
 
-    // Outcome.
-    // Ring, hold and park are floored from microseconds. Connected time (talk + hold) is
-    // rounded up to whole seconds as Kazoo rounds `billing_seconds` (`ceil(billmsec / 1000)`),
-    // so it agrees with what Kazoo bills the connected legs; it is capped so that ring + talk +
-    // hold + park never exceed `dur`. Talk is the connected time less hold.
-    let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
-    let dur = u64::try_from(end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).unwrap_or(0);
-    let (ring, hold, park) = (secs(tl.ring_us), secs(tl.hold_us), secs(tl.park_us));
-    let connected_us = tl.talk_us.max(0) + tl.hold_us.max(0);
-    let connected = u64::try_from(connected_us)
-        .unwrap_or(0)
-        .div_ceil(1_000_000)
-        .min(dur.saturating_sub(ring + park))
-        .max(hold);
-    let talk = connected - hold;
-    let ans = tl.answer_us.is_some();
-    let unanswered_external = external_in && !ans;
-    let aban = unanswered_external && ring <= tenant.short_ring_secs;
-    let lost = unanswered_external && !aban;
-    let short = ans && talk + hold < tenant.short_call_secs;
-    let cause = session_cause(legs, origin, &destination, &person, ans);
+    let out = outcome(&tl, start, end, dir, tenant);
+    let cause = session_cause(legs, &roles, origin, out.ans);
 
-    // Tags: application variables (latest value per key wins), then system tags.
-    let mut cavs: Vec<(i64, &str, &str, &str)> = legs
-        .iter()
-        .flat_map(|l| l.cav_pairs().map(move |(t, k, v)| (t, &*l.call_id, k, v)))
-        .collect();
-    cavs.sort_unstable();
-    for (_, _, k, v) in cavs {
-        tags.insert(k.to_owned(), v.to_owned());
-    }
     // Voicemail: nobody answered, and the PBX answered the caller itself after a device had
     // rung (Kazoo's no-answer fall-through). A PBX answer before any ringing is an IVR or a
     // queue, not voicemail.
-    let voicemail = !ans
+    let voicemail = !out.ans
         && o.answer_us()
-            .is_some_and(|ta| rang.iter().any(|&(created, _, _)| created < ta));
+            .is_some_and(|ta| parties.rang.iter().any(|&i| legs[i].start_us() < ta));
     let distinct_answered = (0..legs.len())
-        .filter(|&i| i != anchor && person[i] && tl.with_anchor(i).is_some())
+        .filter(|&i| i != anchor && roles[i].person() && tl.with_anchor(i).is_some())
         .count();
     let system = [
         ("voicemail", voicemail),
@@ -262,7 +204,10 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
             "transferred",
             legs.iter().any(|l| l.transfer) || distinct_answered >= 2,
         ),
-        ("forwarded", dir == 4 || legs.iter().any(|l| l.call_forward)),
+        (
+            "forwarded",
+            dir == Direction::Both || legs.iter().any(|l| l.call_forward),
+        ),
         (
             "pickup",
             legs.iter()
@@ -273,8 +218,8 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
             legs.iter()
                 .any(|l| l.marks.iter().any(|m| m.kind == MarkKind::Parked)),
         ),
-        ("withheld", withheld),
-        ("partial", partial(seen, &person[..n_seen])),
+        ("withheld", num.withheld),
+        ("partial", partial(seen, &roles[..seen.len()])),
         ("unseen_peer", unseen_peer),
         ("forced_close", facts.forced),
         ("gap", facts.gap),
@@ -283,33 +228,9 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
             facts.truncated || legs.iter().any(|l| l.cavs_refused > 0),
         ),
     ];
-    for (name, on) in system {
-        if on {
-            tags.insert(name.to_owned(), "1".to_owned());
-        }
-    }
-
-    let mut recordings: Vec<(i64, &str)> = legs
-        .iter()
-        .flat_map(|l| l.recordings.iter().map(|(t, id)| (*t, &**id)))
-        .collect();
-    recordings.sort_unstable();
-    let mut recording_ids: Vec<String> = Vec::new();
-    for (_, id) in recordings {
-        if !recording_ids.iter().any(|r| r == id) {
-            recording_ids.push(id.to_owned());
-        }
-    }
-
-    let mut user_ids: Vec<String> = legs
-        .iter()
-        .filter(|l| !l.loopback)
-        .flat_map(|l| [l.owner_id.str(), l.agent_id.str()])
-        .flatten()
-        .map(str::to_owned)
-        .collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
+    let tags = tags(legs, &system);
+    let recording_ids = recording_ids(legs);
+    let user_ids = user_ids(legs);
 
     let id = Uuid::new_v5(
         &SESSION_NAMESPACE,
@@ -332,37 +253,37 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         start: time(start),
         answer: tl.answer_us.map(time),
         end: time(end),
-        dur,
-        ring,
-        talk,
-        hold,
-        park,
-        lost: lost.into(),
+        dur: out.dur,
+        ring: out.ring,
+        talk: out.talk,
+        hold: out.hold,
+        park: out.park,
+        lost: out.lost.into(),
         lostin_park: tl.lost_in_park.into(),
-        aban: aban.into(),
-        ans: ans.into(),
-        short: short.into(),
+        aban: out.aban.into(),
+        ans: out.ans.into(),
+        short: out.short.into(),
         cause,
         dir,
         call_type,
         t2t: tl.t2t.into(),
-        cli_num,
-        cli_name: cli_name.map(str::to_owned),
+        cli_num: num.cli_num,
+        cli_name: num.cli_name,
         cli_loc: None,
         cli_area: None,
         cli_state: None,
         cli_ctry: None,
-        ddi_num,
+        ddi_num: num.ddi_num,
         ddi_name,
-        first_rang: party(pick(&rang, false)).into(),
-        last_rang: party(pick(&rang, true)).into(),
-        answering: party(pick(&answering, false)).into(),
-        last_answering: party(pick(&answering, true)).into(),
+        first_rang: party(parties.rang.first().copied()).into(),
+        last_rang: party(parties.rang.last().copied()).into(),
+        answering: party(parties.answering.first().copied()).into(),
+        last_answering: party(parties.answering.last().copied()).into(),
         rte_id,
         rte_name,
-        f_rng_group_name: group(pick(&rang, false)),
-        l_rng_group_name: group(pick(&rang, true)),
-        ans_group_name: group(pick(&answering, false)),
+        f_rng_group_name: group(parties.rang.first().copied()),
+        l_rng_group_name: group(parties.rang.last().copied()),
+        ans_group_name: group(parties.answering.first().copied()),
         has_rec: (!recording_ids.is_empty()).into(),
         rate: 0,
         rate_cost: None,
@@ -372,7 +293,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
         directory_matches: Vec::new(),
         tags,
     };
-    let billable = billable_legs(legs, &trunk, origin, region, cdr.ddi_num.as_deref());
+    let billable = billable_legs(legs, &roles, region, cdr.ddi_num.as_deref());
     ClosedSession {
         cdr,
         tenant_id: facts.tenant.map(str::to_owned),
@@ -383,20 +304,310 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     }
 }
 
+/// The origin leg and the session's start and end (µs), from the first `n_seen` legs (the
+/// ones the stream delivered; stand-ins for unseen peers follow them).
+///
+/// Only party legs count, unless the session has none (loopback legs only). The origin is
+/// the earliest created, an inbound leg first on a tie, then by call id. `end` is the last
+/// destroy (or last event of a leg never destroyed), never before `start`.
+fn origin_and_span(legs: &[Leg], n_seen: usize) -> (usize, i64, i64) {
+    let any_person = legs[..n_seen].iter().any(|l| !l.loopback);
+    let counts = |i: usize| i < n_seen && (!legs[i].loopback || !any_person);
+    let origin = (0..legs.len())
+        .filter(|&i| counts(i))
+        .min_by_key(|&i| {
+            let l = &legs[i];
+            (
+                l.start_us(),
+                l.direction() != Some(DirectionKey::Inbound),
+                &l.call_id,
+            )
+        })
+        .unwrap_or(0);
+    let start = (0..legs.len())
+        .filter(|&i| counts(i))
+        .map(|i| legs[i].start_us())
+        .min()
+        .unwrap_or(legs[origin].first_us);
+    let end = (0..legs.len())
+        .filter(|&i| counts(i))
+        .map(|i| {
+            legs[i]
+                .destroyed_us
+                .unwrap_or(legs[i].last_us)
+                .max(legs[i].last_us)
+        })
+        .max()
+        .unwrap_or(start)
+        .max(start);
+    (origin, start, end)
+}
+
+/// What decides `dir` and `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirectionFacts {
+    /// Kind of the origin leg.
+    origin: LegKind,
+    /// Some party leg is a trunk.
+    any_trunk: bool,
+    /// Some destination leg is a trunk (the switch called out to a carrier).
+    outbound_trunk: bool,
+    /// A billed leg was bridged to a peer the stream never delivered.
+    unseen_peer: bool,
+}
+
+impl DirectionFacts {
+    fn of(legs: &[Leg], roles: &[LegRole], origin: usize, unseen_peer: bool) -> Self {
+        DirectionFacts {
+            origin: legs[origin].kind(),
+            any_trunk: roles.iter().any(|r| r.trunk()),
+            outbound_trunk: roles.contains(&LegRole::Destination(LegKind::Trunk)),
+            unseen_peer,
+        }
+    }
+}
+
+/// `dir` and `type` (PRODUCT.md §3 "Direction").
+///
+/// Where the spec is silent: a device origin with a trunk leg that is not a destination (a
+/// carrier call joined by pickup or transfer) is `dir` unknown; so is a device origin bridged
+/// to an unseen peer, which may be a carrier (its `type` is then unknown too, since whether a
+/// trunk took part is not known).
+fn direction(f: DirectionFacts) -> (Direction, CallType) {
+    let any_trunk = if f.any_trunk {
+        CallType::External
+    } else {
+        CallType::Unknown
+    };
+    match f.origin {
+        LegKind::Trunk if f.outbound_trunk => (Direction::Both, CallType::External),
+        LegKind::Trunk => (Direction::Incoming, CallType::External),
+        LegKind::Device if f.outbound_trunk => (Direction::Outgoing, CallType::External),
+        LegKind::Device if !f.any_trunk && !f.unseen_peer => {
+            (Direction::Internal, CallType::Internal)
+        }
+        _ => (Direction::Unknown, any_trunk),
+    }
+}
+
+/// Party legs in the order the CDR's party fields read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parties {
+    /// Destination device legs by creation (ties by call id): first and last rang.
+    rang: Vec<usize>,
+    /// Device legs connected to the anchor, by first connection (ties by call id): answering
+    /// and last answering.
+    answering: Vec<usize>,
+}
+
+/// Who rang and who answered (PRODUCT.md §3 "Parties").
+///
+/// Answering parties are the device legs connected to the anchor, in order of connection.
+/// The anchor is the origin, except on outgoing calls where it is the far end (so the calling
+/// device answers, and a device it transfers the call to answers last). `connected(i)` is
+/// when leg `i` was first connected to the anchor.
+fn parties(
+    legs: &[Leg],
+    roles: &[LegRole],
+    anchor: usize,
+    connected: impl Fn(usize) -> Option<i64>,
+) -> Parties {
+    let mut answering: Vec<(i64, &str, usize)> = (0..legs.len())
+        .filter(|&i| i != anchor && roles[i].device())
+        .filter_map(|i| connected(i).map(|t| (t, &*legs[i].call_id, i)))
+        .collect();
+    answering.sort_unstable();
+    let mut rang: Vec<(i64, &str, usize)> = (0..legs.len())
+        .filter(|&i| roles[i] == LegRole::Destination(LegKind::Device))
+        .map(|i| (legs[i].start_us(), &*legs[i].call_id, i))
+        .collect();
+    rang.sort_unstable();
+    let order = |v: Vec<(i64, &str, usize)>| v.into_iter().map(|x| x.2).collect();
+    Parties {
+        rang: order(rang),
+        answering: order(answering),
+    }
+}
+
+/// `cliNum`, `cliName`, `ddiNum` and whether the caller withheld their number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Numbers {
+    cli_num: Option<String>,
+    cli_name: Option<String>,
+    ddi_num: Option<String>,
+    withheld: bool,
+}
+
+/// The session's numbers (PRODUCT.md §3 "Numbers").
+///
+/// | `dir` | `cliNum` | `ddiNum` |
+/// |---|---|---|
+/// | incoming, both | the origin's caller id (none when withheld) | the origin's request user when it is a number, else the `inception` |
+/// | outgoing | the number dialled on the first outbound trunk leg, else the origin's request user | the caller id presented on that trunk leg |
+/// | internal, unknown | the origin's caller id | none |
+fn numbers(
+    legs: &[Leg],
+    roles: &[LegRole],
+    origin: usize,
+    dir: Direction,
+    region: numbers::Region,
+) -> Numbers {
+    let o = &legs[origin];
+    let external_in = dir.is_external_incoming();
+    let withheld = external_in && (numbers::is_withheld(o.caller_number.str()) || o.privacy);
+    let first_out_trunk = (0..legs.len())
+        .filter(|&i| roles[i] == LegRole::Destination(LegKind::Trunk))
+        .min_by_key(|&i| (legs[i].start_us(), &legs[i].call_id));
+    let (cli_raw, cli_name) = if withheld {
+        (None, None)
+    } else if dir == Direction::Outgoing {
+        let t = first_out_trunk.map(|i| &legs[i]);
+        let dialled = t
+            .and_then(|t| {
+                t.e164_destination
+                    .str()
+                    .or(t.request_user.str())
+                    .or(t.callee_number.str())
+            })
+            .or(o.request_user.str());
+        (dialled, None)
+    } else {
+        (o.caller_number.str(), o.caller_name.str())
+    };
+    let ddi_raw = match dir {
+        Direction::Incoming | Direction::Both => o
+            .request_user
+            .str()
+            .filter(|u| numbers::to_e164(u, region).is_some())
+            .or_else(|| legs.iter().find_map(|l| l.inception.str()))
+            .map(|s| s.split('@').next().unwrap_or(s)),
+        Direction::Outgoing => first_out_trunk.and_then(|i| legs[i].caller_number.str()),
+        Direction::Internal | Direction::Unknown => None,
+    };
+    Numbers {
+        cli_num: cli_raw.and_then(|n| numbers::normalise(n, region)),
+        cli_name: cli_name.map(str::to_owned),
+        ddi_num: ddi_raw.and_then(|n| numbers::normalise(n, region)),
+        withheld,
+    }
+}
+
+/// Timings in whole seconds and the outcome flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Outcome {
+    dur: u64,
+    ring: u64,
+    talk: u64,
+    hold: u64,
+    park: u64,
+    ans: bool,
+    lost: bool,
+    aban: bool,
+    short: bool,
+}
+
+/// `dur`, the four timings and the outcome flags (PRODUCT.md §3 "Times" and "Outcome").
+///
+/// `dur` is the difference of the whole seconds of `end` and `start` (the seconds the CDR's
+/// timestamps show). Ring, hold and park are floored from microseconds. Connected time
+/// (talk + hold) is rounded up to whole seconds as Kazoo rounds `billing_seconds`
+/// (`ceil(billmsec / 1000)`), so it agrees with what Kazoo bills the connected legs; it is
+/// capped so that ring + talk + hold + park never exceed `dur`. Talk is the connected time
+/// less hold.
+fn outcome(
+    tl: &timeline::Timeline,
+    start: i64,
+    end: i64,
+    dir: Direction,
+    tenant: &TenantSettings,
+) -> Outcome {
+    let secs = |us: i64| u64::try_from(us.max(0) / 1_000_000).unwrap_or(0);
+    let dur = u64::try_from(end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).unwrap_or(0);
+    let (ring, hold, park) = (secs(tl.ring_us), secs(tl.hold_us), secs(tl.park_us));
+    let connected_us = tl.talk_us.max(0) + tl.hold_us.max(0);
+    let connected = u64::try_from(connected_us)
+        .unwrap_or(0)
+        .div_ceil(1_000_000)
+        .min(dur.saturating_sub(ring + park))
+        .max(hold);
+    let talk = connected - hold;
+    let ans = tl.answer_us.is_some();
+    let unanswered_external = dir.is_external_incoming() && !ans;
+    let aban = unanswered_external && ring <= tenant.short_ring_secs;
+    Outcome {
+        dur,
+        ring,
+        talk,
+        hold,
+        park,
+        ans,
+        lost: unanswered_external && !aban,
+        aban,
+        short: ans && talk + hold < tenant.short_call_secs,
+    }
+}
+
+/// Tags: the callflows' application variables (the latest value per key wins), then the
+/// system tags that are on, with value `"1"`.
+fn tags(legs: &[Leg], system: &[(&str, bool)]) -> BTreeMap<String, String> {
+    let mut cavs: Vec<(i64, &str, &str, &str)> = legs
+        .iter()
+        .flat_map(|l| l.cav_pairs().map(move |(t, k, v)| (t, &*l.call_id, k, v)))
+        .collect();
+    cavs.sort_unstable();
+    let mut tags: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, k, v) in cavs {
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+    for (name, _) in system.iter().filter(|(_, on)| *on) {
+        tags.insert((*name).to_owned(), "1".to_owned());
+    }
+    tags
+}
+
+/// Recording ids of every leg, in the order they started, each once.
+fn recording_ids(legs: &[Leg]) -> Vec<String> {
+    let mut recordings: Vec<(i64, &str)> = legs
+        .iter()
+        .flat_map(|l| l.recordings.iter().map(|(t, id)| (*t, &**id)))
+        .collect();
+    recordings.sort_unstable();
+    let mut ids: Vec<String> = Vec::new();
+    for (_, id) in recordings {
+        if !ids.iter().any(|r| r == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    ids
+}
+
+/// Owners of party legs and ACDc agents, sorted, each once.
+fn user_ids(legs: &[Leg]) -> Vec<String> {
+    let mut ids: Vec<String> = legs
+        .iter()
+        .filter(|l| !l.loopback)
+        .flat_map(|l| [l.owner_id.str(), l.agent_id.str()])
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// Answered trunk legs with the number and seconds a rate deck needs.
 fn billable_legs(
     legs: &[Leg],
-    trunk: &[bool],
-    origin: usize,
+    roles: &[LegRole],
     region: numbers::Region,
     ddi: Option<&str>,
 ) -> Vec<BillableLeg> {
     let mut out: Vec<BillableLeg> = (0..legs.len())
-        .filter(|&i| trunk[i])
+        .filter(|&i| roles[i].trunk())
         .filter_map(|i| {
             let l = &legs[i];
             let answered = l.answer_us()?;
-            let outbound = i != origin && l.direction() == Some(DirectionKey::Outbound);
+            let outbound = roles[i].destination();
             let number = if outbound {
                 l.e164_destination
                     .str()
@@ -503,13 +714,13 @@ fn routing_prefixes(
     legs: &[Leg],
     origin: &Leg,
     external_in: bool,
-    rang: &[(i64, &str, usize)],
+    first_rang: Option<&Leg>,
 ) -> (Option<String>, Option<String>) {
     let exported = |f: fn(&Leg) -> Option<&str>| legs.iter().find_map(f).map(str::to_owned);
     let mut number = exported(|l| l.cid_number_prefix.str());
     let mut name = exported(|l| l.cid_name_prefix.str());
     if external_in {
-        let device = rang.first().map(|&(_, _, i)| &legs[i]);
+        let device = first_rang;
         let derive = |orig: Option<&str>, seen: Option<&str>| -> Option<String> {
             let (orig, seen) = (orig?, seen?);
             let prefix = seen.strip_suffix(orig)?.trim_end();
@@ -525,23 +736,17 @@ fn routing_prefixes(
 
 /// The origin leg's hangup cause; for an unanswered session whose origin cause is generic,
 /// the cause of the last destination attempt. Leg-only causes never describe the session.
-fn session_cause(
-    legs: &[Leg],
-    origin: usize,
-    destination: &[bool],
-    person: &[bool],
-    answered: bool,
-) -> Option<String> {
+fn session_cause(legs: &[Leg], roles: &[LegRole], origin: usize, answered: bool) -> Option<String> {
     let usable = |i: usize| {
         legs[i]
             .hangup_cause
             .as_deref()
-            .filter(|c| person[i] && !NOT_A_SESSION_CAUSE.contains(c))
+            .filter(|c| roles[i].person() && !NOT_A_SESSION_CAUSE.contains(c))
     };
     let origin_cause = usable(origin);
     let last_attempt = || {
         (0..legs.len())
-            .filter(|&i| destination[i])
+            .filter(|&i| roles[i].destination())
             .filter_map(|i| usable(i).map(|c| ((legs[i].start_us(), &legs[i].call_id), c)))
             .max()
             .map(|x| x.1)
@@ -556,10 +761,10 @@ fn session_cause(
 }
 
 /// Events are missing: a party leg without its CREATE or its DESTROY.
-fn partial(legs: &[Leg], person: &[bool]) -> bool {
+fn partial(legs: &[Leg], roles: &[LegRole]) -> bool {
     legs.iter()
-        .zip(person)
-        .any(|(l, &p)| p && (!l.saw_create || l.destroyed_us.is_none()))
+        .zip(roles)
+        .any(|(l, r)| r.person() && (!l.saw_create || l.destroyed_us.is_none()))
 }
 
 /// Peers that billed legs were bridged to but that the session never saw (frames lost in a
@@ -612,10 +817,15 @@ mod tests {
 
     /// A leg folded from `(event, second, data fields)`.
     fn leg(events: &[(&str, i64, &str)]) -> Leg {
-        let mut leg = Leg::new("leg-1");
+        named_leg("leg-1", events)
+    }
+
+    /// Like [`leg`], with its call id.
+    fn named_leg(id: &str, events: &[(&str, i64, &str)]) -> Leg {
+        let mut leg = Leg::new(id);
         for (kind, t, fields) in events {
             let text = format!(
-                r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"leg-1","msg_id":"{}",{fields}}}}}"#,
+                r#"{{"action":"event","name":"{kind}","data":{{"event_name":"{kind}","call_id":"{id}","msg_id":"{}",{fields}}}}}"#,
                 (1_715_700_000 + t) * 1_000_000
             );
             let Ok(Frame::Event(ev)) = decode_frame(&text) else {
@@ -787,5 +997,576 @@ mod tests {
             (&*stand_in.call_id, stand_in.answered_us),
             ("far", Some((1_715_700_000 + 2) * 1_000_000))
         );
+    }
+
+    /// A leg created at second `t` (and destroyed with `cause`, when given).
+    fn created(id: &str, t: i64, cause: Option<&str>) -> Leg {
+        let destroy = cause.map(|c| format!(r#""hangup_cause":"{c}""#));
+        let mut events = vec![("CHANNEL_CREATE", t, "\"x\":0")];
+        if let Some(d) = destroy.as_deref() {
+            events.push(("CHANNEL_DESTROY", t + 30, d));
+        }
+        named_leg(id, &events)
+    }
+
+    const S: i64 = 1_000_000;
+
+    /// PRODUCT.md §3 "Direction": `type` 2 with any trunk leg, 1 with none, 0 when the origin
+    /// cannot be classified; `dir` 1 internal, 2 incoming (trunk origin, no outbound trunk),
+    /// 3 outgoing (device origin, an outbound trunk), 4 both (trunk origin and an outbound
+    /// trunk), 0 unknown.
+    #[test]
+    fn direction_and_type_follow_the_origin_and_the_outbound_trunks() {
+        use Direction as D;
+        use LegKind::{Device, Trunk, Unknown};
+        // (case, origin kind, any trunk, outbound trunk, unseen peer, expected)
+        let cases = [
+            (
+                "carrier call to a device",
+                Trunk,
+                true,
+                false,
+                false,
+                (D::Incoming, CallType::External),
+            ),
+            (
+                "carrier call forwarded to a mobile",
+                Trunk,
+                true,
+                true,
+                false,
+                (D::Both, CallType::External),
+            ),
+            (
+                "device dials out",
+                Device,
+                true,
+                true,
+                false,
+                (D::Outgoing, CallType::External),
+            ),
+            (
+                "device calls device",
+                Device,
+                false,
+                false,
+                false,
+                (D::Internal, CallType::Internal),
+            ),
+            (
+                "unclassified origin, no trunk",
+                Unknown,
+                false,
+                false,
+                false,
+                (D::Unknown, CallType::Unknown),
+            ),
+            (
+                "unclassified origin, a trunk took part",
+                Unknown,
+                true,
+                true,
+                false,
+                (D::Unknown, CallType::External),
+            ),
+            // Decisions where the spec is silent (see `direction`).
+            (
+                "device origin, a trunk that is no destination",
+                Device,
+                true,
+                false,
+                false,
+                (D::Unknown, CallType::External),
+            ),
+            (
+                "device origin bridged to an unseen peer",
+                Device,
+                false,
+                false,
+                true,
+                (D::Unknown, CallType::Unknown),
+            ),
+        ];
+        for (case, origin, any_trunk, outbound_trunk, unseen_peer, want) in cases {
+            let got = direction(DirectionFacts {
+                origin,
+                any_trunk,
+                outbound_trunk,
+                unseen_peer,
+            });
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    /// The facts are read from the roles: only a trunk *destination* is an outbound trunk,
+    /// and a loopback half is no trunk.
+    #[test]
+    fn direction_facts_come_from_the_roles() {
+        let legs = [
+            created("o", 0, None),
+            created("a", 1, None),
+            created("b", 1, None),
+        ];
+        let facts = |roles: [LegRole; 3]| DirectionFacts::of(&legs, &roles, 0, false);
+        let dev = LegRole::Origin(LegKind::Device);
+        let f = facts([dev, LegRole::Other(LegKind::Trunk), LegRole::Loopback]);
+        assert!(f.any_trunk && !f.outbound_trunk);
+        let f = facts([dev, LegRole::Destination(LegKind::Trunk), LegRole::Loopback]);
+        assert!(f.any_trunk && f.outbound_trunk);
+        let f = facts([
+            dev,
+            LegRole::Destination(LegKind::Device),
+            LegRole::Loopback,
+        ]);
+        assert!(!f.any_trunk && !f.outbound_trunk);
+    }
+
+    /// PRODUCT.md §3 "Times" and "Outcome", with the default thresholds (short ring 6 s,
+    /// short call 20 s).
+    #[test]
+    fn outcome_flags_and_timings() {
+        use Direction as D;
+        // (case, dir, answered, ring, talk, hold, park µs, end µs (start 0)) →
+        // (dur, ring, talk, hold, park, ans, lost, aban, short)
+        type Want = (u64, u64, u64, u64, u64, bool, bool, bool, bool);
+        type Case = (&'static str, D, bool, [i64; 4], i64, Want);
+        let cases: [Case; 12] = [
+            (
+                "incoming, gave up after 5 s of ringing: aban",
+                D::Incoming,
+                false,
+                [5 * S, 0, 0, 0],
+                10 * S,
+                (10, 5, 0, 0, 0, false, false, true, false),
+            ),
+            (
+                "ring equal to the short-ring threshold is still aban",
+                D::Incoming,
+                false,
+                [6 * S, 0, 0, 0],
+                10 * S,
+                (10, 6, 0, 0, 0, false, false, true, false),
+            ),
+            (
+                "incoming, rang 7 s unanswered: lost",
+                D::Incoming,
+                false,
+                [7 * S, 0, 0, 0],
+                10 * S,
+                (10, 7, 0, 0, 0, false, true, false, false),
+            ),
+            (
+                "forwarded (both), unanswered: lost",
+                D::Both,
+                false,
+                [30 * S, 0, 0, 0],
+                40 * S,
+                (40, 30, 0, 0, 0, false, true, false, false),
+            ),
+            (
+                "outgoing, unanswered: neither lost nor aban",
+                D::Outgoing,
+                false,
+                [30 * S, 0, 0, 0],
+                40 * S,
+                (40, 30, 0, 0, 0, false, false, false, false),
+            ),
+            (
+                "internal, unanswered: neither",
+                D::Internal,
+                false,
+                [3 * S, 0, 0, 0],
+                5 * S,
+                (5, 3, 0, 0, 0, false, false, false, false),
+            ),
+            (
+                "answered, talk + hold 19 s: short",
+                D::Incoming,
+                true,
+                [2 * S, 10 * S, 9 * S, 0],
+                30 * S,
+                (30, 2, 10, 9, 0, true, false, false, true),
+            ),
+            (
+                "answered, talk + hold 20 s: not short",
+                D::Incoming,
+                true,
+                [2 * S, 11 * S, 9 * S, 0],
+                30 * S,
+                (30, 2, 11, 9, 0, true, false, false, false),
+            ),
+            (
+                "answered internal call of 5 s: short",
+                D::Internal,
+                true,
+                [S, 5 * S, 0, 0],
+                7 * S,
+                (7, 1, 5, 0, 0, true, false, false, true),
+            ),
+            (
+                "park counted on its own",
+                D::Incoming,
+                true,
+                [S, 30 * S, 0, 15 * S],
+                50 * S,
+                (50, 1, 30, 0, 15, true, false, false, false),
+            ),
+            // Decisions: ring floored, connected time rounded up as Kazoo rounds billing...
+            (
+                "connected 4.2 s bills as 5 s",
+                D::Incoming,
+                true,
+                [1_500_000, 4_200_000, 0, 0],
+                10 * S,
+                (10, 1, 5, 0, 0, true, false, false, true),
+            ),
+            // ...but ring + talk + hold + park never exceed dur.
+            (
+                "rounding never pushes the sum past dur",
+                D::Incoming,
+                true,
+                [5 * S, 5_200_000, 0, 0],
+                10 * S,
+                (10, 5, 5, 0, 0, true, false, false, true),
+            ),
+        ];
+        let tenant = TenantSettings::default();
+        for (case, dir, answered, [ring, talk, hold, park], end, want) in cases {
+            let mut tl = timeline::Timeline::default();
+            tl.answer_us = answered.then_some(ring);
+            (tl.ring_us, tl.talk_us, tl.hold_us, tl.park_us) = (ring, talk, hold, park);
+            let o = outcome(&tl, 0, end, dir, &tenant);
+            let got = (
+                o.dur, o.ring, o.talk, o.hold, o.park, o.ans, o.lost, o.aban, o.short,
+            );
+            assert_eq!(got, want, "{case}");
+            assert!(o.ring + o.talk + o.hold + o.park <= o.dur, "{case}");
+        }
+    }
+
+    /// `dur` = end − start as the CDR's whole-second timestamps show them.
+    #[test]
+    fn dur_is_the_difference_of_the_shown_seconds() {
+        let tl = timeline::Timeline::default();
+        let o = outcome(
+            &tl,
+            900_000,
+            10 * S + 100_000,
+            Direction::Internal,
+            &TenantSettings::default(),
+        );
+        assert_eq!(o.dur, 10);
+    }
+
+    /// PRODUCT.md §3 "Parties": destination device legs by creation are first and last
+    /// rang; device legs connected to the origin, by connection, are answering and last
+    /// answering; on outgoing calls the calling device is the answering one; loopback legs
+    /// and trunk legs are never parties of these fields.
+    #[test]
+    fn parties_rang_and_answering() {
+        use LegKind::{Device, Trunk};
+        use LegRole::{Destination, Loopback, Origin};
+        // (case, legs (id, created s, role, connected to the anchor at s), anchor,
+        //  expected rang ids, expected answering ids)
+        type Case<'a> = (
+            &'a str,
+            Vec<(&'a str, i64, LegRole, Option<i64>)>,
+            usize,
+            Vec<&'a str>,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "ring group: all rang by creation, answering by connection",
+                vec![
+                    ("o", 0, Origin(Trunk), None),
+                    ("d3", 2, Destination(Device), None),
+                    ("d1", 1, Destination(Device), Some(9)),
+                    ("d2", 2, Destination(Device), Some(4)),
+                    ("fwd", 1, Destination(Trunk), Some(3)),
+                    ("lb", 1, Loopback, Some(2)),
+                ],
+                0,
+                vec!["d1", "d2", "d3"],
+                vec!["d2", "d1"],
+            ),
+            (
+                "outgoing: the calling device answers, measured against the far end",
+                vec![
+                    ("o", 0, Origin(Device), Some(5)),
+                    ("far", 1, Destination(Trunk), None),
+                ],
+                1,
+                vec![],
+                vec!["o"],
+            ),
+            (
+                "nobody answered",
+                vec![
+                    ("o", 0, Origin(Trunk), None),
+                    ("d1", 1, Destination(Device), None),
+                ],
+                0,
+                vec!["d1"],
+                vec![],
+            ),
+        ];
+        for (case, spec, anchor, rang, answering) in cases {
+            let legs: Vec<Leg> = spec
+                .iter()
+                .map(|(id, t, _, _)| created(id, *t, None))
+                .collect();
+            let roles: Vec<LegRole> = spec.iter().map(|x| x.2).collect();
+            let p = parties(&legs, &roles, anchor, |i| spec[i].3.map(|t| t * S));
+            let ids = |v: &[usize]| v.iter().map(|&i| spec[i].0).collect::<Vec<_>>();
+            assert_eq!(ids(&p.rang), rang, "{case}");
+            assert_eq!(ids(&p.answering), answering, "{case}");
+        }
+    }
+
+    /// PRODUCT.md §3 "Numbers": `cliNum` is the caller on incoming and both, the dialled
+    /// number on outgoing, the calling extension on internal calls; `ddiNum` the DID dialled
+    /// on incoming calls, the presented caller id on outgoing ones; withheld numbers omitted.
+    #[test]
+    fn numbers_by_direction() {
+        use Direction as D;
+        use LegKind::{Device, Trunk};
+        use LegRole::{Destination, Origin};
+        let carrier_in = |caller: &str| {
+            named_leg(
+                "o",
+                &[(
+                    "CHANNEL_CREATE",
+                    0,
+                    &format!(
+                        r#""call_direction":"inbound","caller_id_number":"{caller}","caller_id_name":"Acme","request":"+16002012345@r""#
+                    ),
+                )],
+            )
+        };
+        let device = named_leg(
+            "o",
+            &[(
+                "CHANNEL_CREATE",
+                0,
+                r#""call_direction":"inbound","caller_id_number":"1001","caller_id_name":"Front","request":"6002012399@r""#,
+            )],
+        );
+        let out_trunk = named_leg(
+            "t",
+            &[(
+                "CHANNEL_CREATE",
+                1,
+                r#""call_direction":"outbound","caller_id_number":"+16002012345","request":"6002012399@r""#,
+            )],
+        );
+        let want = |cli: Option<&str>, name: Option<&str>, ddi: Option<&str>, withheld| Numbers {
+            cli_num: cli.map(str::to_owned),
+            cli_name: name.map(str::to_owned),
+            ddi_num: ddi.map(str::to_owned),
+            withheld,
+        };
+        let cases = [
+            (
+                "incoming: caller in E.164, the DID dialled",
+                vec![carrier_in("6002012399")],
+                vec![Origin(Trunk)],
+                D::Incoming,
+                want(
+                    Some("+16002012399"),
+                    Some("Acme"),
+                    Some("+16002012345"),
+                    false,
+                ),
+            ),
+            (
+                "both (forwarded): as incoming",
+                vec![carrier_in("+16002012399"), out_trunk.clone()],
+                vec![Origin(Trunk), Destination(Trunk)],
+                D::Both,
+                want(
+                    Some("+16002012399"),
+                    Some("Acme"),
+                    Some("+16002012345"),
+                    false,
+                ),
+            ),
+            (
+                "incoming, withheld: no caller number or name, the DID still known",
+                vec![carrier_in("anonymous")],
+                vec![Origin(Trunk)],
+                D::Incoming,
+                want(None, None, Some("+16002012345"), true),
+            ),
+            (
+                "outgoing: the dialled number, our presented caller id",
+                vec![device.clone(), out_trunk],
+                vec![Origin(Device), Destination(Trunk)],
+                D::Outgoing,
+                want(Some("+16002012399"), None, Some("+16002012345"), false),
+            ),
+            (
+                "internal: the calling extension, no DDI",
+                vec![device],
+                vec![Origin(Device)],
+                D::Internal,
+                want(Some("1001"), Some("Front"), None, false),
+            ),
+        ];
+        for (case, legs, roles, dir, want) in cases {
+            assert_eq!(
+                numbers(&legs, &roles, 0, dir, numbers::Region::US),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    /// PRODUCT.md §3: `cause` is the origin's hangup cause; for an unanswered session whose
+    /// origin cause is generic, the cause of the last destination attempt; never
+    /// `LOSE_RACE`, `PICKED_OFF` or a loopback's cause.
+    #[test]
+    fn session_cause_table() {
+        use LegKind::{Device, Trunk};
+        use LegRole::{Destination, Loopback, Origin};
+        // (case, answered, legs (id, created s, cause, role), expected)
+        type Case<'a> = (
+            &'a str,
+            bool,
+            Vec<(&'a str, i64, &'a str, LegRole)>,
+            Option<&'a str>,
+        );
+        let o = |cause| ("o", 0, cause, Origin(Trunk));
+        let cases: Vec<Case> = vec![
+            (
+                "answered: the origin's cause",
+                true,
+                vec![
+                    o("NORMAL_CLEARING"),
+                    ("d1", 1, "USER_BUSY", Destination(Device)),
+                ],
+                Some("NORMAL_CLEARING"),
+            ),
+            (
+                "unanswered, generic origin cause: the last attempt's",
+                false,
+                vec![
+                    o("NORMAL_CLEARING"),
+                    ("d1", 1, "NO_ANSWER", Destination(Device)),
+                    ("d2", 2, "USER_BUSY", Destination(Device)),
+                ],
+                Some("USER_BUSY"),
+            ),
+            (
+                "unanswered, specific origin cause: the origin's",
+                false,
+                vec![
+                    o("ORIGINATOR_CANCEL"),
+                    ("d1", 1, "NO_ANSWER", Destination(Device)),
+                ],
+                Some("ORIGINATOR_CANCEL"),
+            ),
+            (
+                "a leg that lost the race is no attempt's cause",
+                false,
+                vec![
+                    o("NORMAL_CLEARING"),
+                    ("d1", 1, "LOSE_RACE", Destination(Device)),
+                ],
+                Some("NORMAL_CLEARING"),
+            ),
+            (
+                "a picked-off leg neither",
+                false,
+                vec![
+                    o("NORMAL_UNSPECIFIED"),
+                    ("d1", 1, "PICKED_OFF", Destination(Device)),
+                ],
+                Some("NORMAL_UNSPECIFIED"),
+            ),
+            (
+                "a loopback's cause never",
+                false,
+                vec![o("NORMAL_CLEARING"), ("lb", 3, "USER_BUSY", Loopback)],
+                Some("NORMAL_CLEARING"),
+            ),
+        ];
+        for (case, answered, spec, want) in cases {
+            let legs: Vec<Leg> = spec
+                .iter()
+                .map(|(id, t, c, _)| created(id, *t, Some(c)))
+                .collect();
+            let roles: Vec<LegRole> = spec.iter().map(|x| x.3).collect();
+            let got = session_cause(&legs, &roles, 0, answered);
+            assert_eq!(got.as_deref(), want, "{case}");
+        }
+    }
+
+    /// PRODUCT.md §3 "Tags": the callflows' `custom_application_vars`, plus the system tags
+    /// that hold, with value "1".
+    #[test]
+    fn tags_are_application_variables_and_system_tags_that_hold() {
+        let legs = [named_leg(
+            "o",
+            &[(
+                "CHANNEL_CREATE",
+                0,
+                r#""custom_application_vars":{"campaign":"spring","queue":"sales"}"#,
+            )],
+        )];
+        let got = tags(
+            &legs,
+            &[("voicemail", true), ("gap", false), ("withheld", true)],
+        );
+        let want: BTreeMap<String, String> = [
+            ("campaign", "spring"),
+            ("queue", "sales"),
+            ("voicemail", "1"),
+            ("withheld", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    /// PRODUCT.md §3: loopback legs group but are never parties (even as the only legs);
+    /// destinations are the legs the switch created towards a party (outbound, not the
+    /// origin); a trunk is `resource_type` `offnet-*` or `authorizing_type` `resource`, a
+    /// device `authorizing_type` `device` or `mobile`.
+    #[test]
+    fn leg_roles() {
+        let with = |id: &str, fields: &str| named_leg(id, &[("CHANNEL_CREATE", 0, fields)]);
+        let carrier = with(
+            "carrier",
+            r#""call_direction":"inbound","custom_channel_vars":{"resource_type":"offnet-origination"}"#,
+        );
+        let phone = with(
+            "phone",
+            r#""call_direction":"outbound","custom_channel_vars":{"authorizing_type":"device"}"#,
+        );
+        let mobile_fwd = with(
+            "fwd",
+            r#""call_direction":"outbound","custom_channel_vars":{"authorizing_type":"resource"}"#,
+        );
+        let picker = with(
+            "picker",
+            r#""call_direction":"inbound","custom_channel_vars":{"authorizing_type":"mobile"}"#,
+        );
+        let mut lb = with("lb", r#""call_direction":"outbound""#);
+        lb.loopback = true;
+        let legs = [carrier, phone, mobile_fwd, picker, lb.clone()];
+        use LegKind::{Device, Trunk};
+        assert_eq!(
+            LegRole::of_legs(&legs, 0),
+            [
+                LegRole::Origin(Trunk),
+                LegRole::Destination(Device),
+                LegRole::Destination(Trunk),
+                LegRole::Other(Device),
+                LegRole::Loopback,
+            ]
+        );
+        assert_eq!(LegRole::of_legs(&[lb], 0), [LegRole::Loopback]);
     }
 }

@@ -70,7 +70,7 @@ impl Timeline {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
     from: i64,
     to: i64,
@@ -82,6 +82,7 @@ impl Span {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
 struct Edge {
     a: usize,
     b: usize,
@@ -90,178 +91,9 @@ struct Edge {
 
 /// Computes the timeline of a session.
 pub fn compute(r: &Roles<'_>) -> Timeline {
-    let legs = r.legs;
-    let n = legs.len();
-    let index: HashMap<&str, usize> = legs
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (&*l.call_id, i))
-        .collect();
-    let created: Vec<i64> = legs.iter().map(Leg::start_us).collect();
-    let destroyed: Vec<i64> = legs
-        .iter()
-        .map(|l| l.destroyed_us.unwrap_or(r.end).min(r.end))
-        .collect();
-
-    // Bridge involvements per leg, from either side: (time, partner).
-    let mut involved: Vec<Vec<(i64, usize)>> = vec![Vec::new(); n];
-    let mut bridges = Vec::new();
-    for (i, leg) in legs.iter().enumerate() {
-        for m in &leg.marks {
-            if let MarkKind::Bridge(peer) = &m.kind {
-                if let Some(&j) = index.get(&**peer) {
-                    bridges.push((i, j, m.t));
-                    involved[i].push((m.t, j));
-                    involved[j].push((m.t, i));
-                }
-            }
-        }
-    }
-    for v in &mut involved {
-        v.sort_unstable();
-    }
-    let answered: Vec<Option<i64>> = legs
-        .iter()
-        .enumerate()
-        .map(|(i, l)| l.answer_us().or(involved[i].first().map(|x| x.0)))
-        .collect();
-    let first_mark = |i: usize, after: i64, pred: &dyn Fn(&MarkKind) -> bool| {
-        legs[i]
-            .marks
-            .iter()
-            .find(|m| m.t > after && pred(&m.kind))
-            .map(|m| m.t)
-    };
-    let is_parked = |k: &MarkKind| matches!(k, MarkKind::Parked);
-
-    let mut edges = Vec::new();
-    for &(a, b, t) in &bridges {
-        let mut to = destroyed[a].min(destroyed[b]);
-        for (x, other) in [(a, b), (b, a)] {
-            if let Some(&(t2, _)) = involved[x].iter().find(|(t2, p)| *t2 > t && *p != other) {
-                to = to.min(t2);
-            }
-            if let Some(tp) = first_mark(x, t, &is_parked) {
-                to = to.min(tp);
-            }
-        }
-        if to > t {
-            edges.push(Edge {
-                a,
-                b,
-                span: Span { from: t, to },
-            });
-        }
-    }
-    // A destination that answered but never appears in a CHANNEL_BRIDGE (the event was lost,
-    // or the build does not send it) is connected to the leg that originated it.
-    for (i, leg) in legs.iter().enumerate() {
-        let Some(&j) = leg.originator.str().and_then(|o| index.get(o)) else {
-            continue;
-        };
-        if let (true, Some(from)) = (involved[i].is_empty() && !leg.loopback, leg.answer_us()) {
-            let to = destroyed[i].min(destroyed[j]);
-            if to > from {
-                edges.push(Edge {
-                    a: i,
-                    b: j,
-                    span: Span { from, to },
-                });
-            }
-        }
-    }
-    for (i, leg) in legs.iter().enumerate() {
-        let Some(&j) = leg.loopback_other.str().and_then(|o| index.get(o)) else {
-            continue;
-        };
-        let paired_back = legs[j].loopback_other.str() == Some(&*leg.call_id);
-        if i < j || !paired_back {
-            let span = Span {
-                from: created[i].max(created[j]),
-                to: destroyed[i].min(destroyed[j]),
-            };
-            if span.to > span.from {
-                edges.push(Edge { a: i, b: j, span });
-            }
-        }
-    }
-
-    // Hold and park intervals per leg; alerting intervals of destination legs.
-    let mut holds: Vec<Vec<Span>> = vec![Vec::new(); n];
-    let mut parks: Vec<Span> = Vec::new();
-    let mut lost_in_park = false;
-    for (i, leg) in legs.iter().enumerate() {
-        let next_involvement = |after: i64| {
-            involved[i]
-                .iter()
-                .find(|(t, _)| *t > after)
-                .map(|x| x.0)
-                .unwrap_or(i64::MAX)
-        };
-        let mut hold_open: Option<i64> = None;
-        for m in &leg.marks {
-            match m.kind {
-                MarkKind::Hold if hold_open.is_none() => hold_open = Some(m.t),
-                MarkKind::Unhold | MarkKind::Parked => {
-                    if let Some(from) = hold_open.take() {
-                        let to = m.t.min(next_involvement(from)).min(destroyed[i]);
-                        holds[i].push(Span { from, to });
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(from) = hold_open {
-            let to = next_involvement(from).min(destroyed[i]);
-            holds[i].push(Span { from, to });
-        }
-        for m in leg.marks.iter().filter(|m| is_parked(&m.kind)) {
-            let mark_after = |kind: MarkKind| {
-                leg.marks
-                    .iter()
-                    .find(|x| x.t >= m.t && x.kind == kind)
-                    .map_or(i64::MAX, |x| x.t)
-            };
-            // Retrieval: PARK_RETRIEVED or the parked leg's next bridge. Loss: PARK_ABANDONED
-            // or the parked leg hanging up, whichever comes first.
-            let retrieved = mark_after(MarkKind::Retrieved).min(next_involvement(m.t));
-            let lost =
-                mark_after(MarkKind::ParkAbandoned).min(leg.destroyed_us.unwrap_or(i64::MAX));
-            lost_in_park |= lost < retrieved;
-            parks.push(Span {
-                from: m.t,
-                to: retrieved.min(lost).min(r.end),
-            });
-        }
-    }
-    let alerting: Vec<Span> = (0..n)
-        .filter(|&i| r.destination[i])
-        .map(|i| Span {
-            from: created[i],
-            to: answered[i].unwrap_or(i64::MAX).min(destroyed[i]),
-        })
-        .collect();
-
-    let plan = Plan {
-        r,
-        created,
-        destroyed,
-        answered,
-        edges,
-        holds,
-        parks,
-        alerting,
-    };
+    let plan = Plan::new(r);
     let first = plan.sweep(r.origin);
-    let anchor = if r.anchor_far_end {
-        (0..n)
-            .filter(|&i| r.trunk[i] && i != r.origin)
-            .filter_map(|i| first.row[i].map(|t| (t, &*legs[i].call_id, i)))
-            .min()
-            .map_or(r.origin, |x| x.2)
-    } else {
-        r.origin
-    };
+    let anchor = anchor(r, &first.row);
     let with_anchor = if anchor == r.origin {
         first.row
     } else {
@@ -274,21 +106,227 @@ pub fn compute(r: &Roles<'_>) -> Timeline {
         hold_us: first.hold_us,
         park_us: first.park_us,
         t2t: first.t2t,
-        lost_in_park,
+        lost_in_park: plan.stops.lost_in_park,
         anchor,
         with_anchor,
     }
 }
 
+/// The leg answering parties are measured against: the origin, or on outgoing calls the
+/// first trunk leg connected to it (`connected[i]`: when leg `i` was first connected to the
+/// origin; ties by call id). Without such a leg, the origin.
+fn anchor(r: &Roles<'_>, connected: &[Option<i64>]) -> usize {
+    if !r.anchor_far_end {
+        return r.origin;
+    }
+    (0..r.legs.len())
+        .filter(|&i| r.trunk[i] && i != r.origin)
+        .filter_map(|i| connected[i].map(|t| (t, &*r.legs[i].call_id, i)))
+        .min()
+        .map_or(r.origin, |x| x.2)
+}
+
+/// Every `CHANNEL_BRIDGE` between two legs of the session.
+struct Bridges {
+    /// (leg, peer, time), in leg order.
+    list: Vec<(usize, usize, i64)>,
+    /// Per leg, its bridge involvements from either side as (time, partner), in time order.
+    involved: Vec<Vec<(i64, usize)>>,
+}
+
+impl Bridges {
+    fn of(legs: &[Leg], index: &HashMap<&str, usize>) -> Self {
+        let mut involved: Vec<Vec<(i64, usize)>> = vec![Vec::new(); legs.len()];
+        let mut list = Vec::new();
+        for (i, leg) in legs.iter().enumerate() {
+            for m in &leg.marks {
+                if let MarkKind::Bridge(peer) = &m.kind {
+                    if let Some(&j) = index.get(&**peer) {
+                        list.push((i, j, m.t));
+                        involved[i].push((m.t, j));
+                        involved[j].push((m.t, i));
+                    }
+                }
+            }
+        }
+        for v in &mut involved {
+            v.sort_unstable();
+        }
+        Bridges { list, involved }
+    }
+
+    /// The first involvement of leg `i` after `after`, else never (`i64::MAX`).
+    fn next(&self, i: usize, after: i64) -> i64 {
+        self.involved[i]
+            .iter()
+            .find(|(t, _)| *t > after)
+            .map_or(i64::MAX, |x| x.0)
+    }
+}
+
+/// The connections between legs, each with its lifetime:
+///
+/// - a bridge lasts until either leg is destroyed, bridged to another leg, or parked;
+/// - a destination that answered but never appears in a bridge (the event was lost, or the
+///   build does not send it) is connected to the leg that originated it, from its answer
+///   until either is destroyed;
+/// - a loopback pair is a wire between its halves while both exist.
+fn edges(legs: &[Leg], index: &HashMap<&str, usize>, bridges: &Bridges, life: &Life) -> Vec<Edge> {
+    let mut out = Vec::new();
+    let mut push = |a: usize, b: usize, span: Span| {
+        if span.to > span.from {
+            out.push(Edge { a, b, span });
+        }
+    };
+    let parked_after = |i: usize, after: i64| {
+        legs[i]
+            .marks
+            .iter()
+            .find(|m| m.t > after && m.kind == MarkKind::Parked)
+            .map_or(i64::MAX, |m| m.t)
+    };
+    for &(a, b, t) in &bridges.list {
+        let mut to = life.destroyed[a].min(life.destroyed[b]);
+        for (x, other) in [(a, b), (b, a)] {
+            if let Some(&(t2, _)) = bridges.involved[x]
+                .iter()
+                .find(|(t2, p)| *t2 > t && *p != other)
+            {
+                to = to.min(t2);
+            }
+            to = to.min(parked_after(x, t));
+        }
+        push(a, b, Span { from: t, to });
+    }
+    for (i, leg) in legs.iter().enumerate() {
+        let Some(&j) = leg.originator.str().and_then(|o| index.get(o)) else {
+            continue;
+        };
+        if let (true, Some(from)) = (
+            bridges.involved[i].is_empty() && !leg.loopback,
+            leg.answer_us(),
+        ) {
+            let to = life.destroyed[i].min(life.destroyed[j]);
+            push(i, j, Span { from, to });
+        }
+    }
+    for (i, leg) in legs.iter().enumerate() {
+        let Some(&j) = leg.loopback_other.str().and_then(|o| index.get(o)) else {
+            continue;
+        };
+        let paired_back = legs[j].loopback_other.str() == Some(&*leg.call_id);
+        if i < j || !paired_back {
+            let span = Span {
+                from: life.created[i].max(life.created[j]),
+                to: life.destroyed[i].min(life.destroyed[j]),
+            };
+            push(i, j, span);
+        }
+    }
+    out
+}
+
+/// When each leg exists and is answered, clipped to the session's end.
+struct Life {
+    created: Vec<i64>,
+    /// Destroyed, else the session's end; never after it.
+    destroyed: Vec<i64>,
+    /// Answered, else first bridged.
+    answered: Vec<Option<i64>>,
+}
+
+impl Life {
+    fn of(legs: &[Leg], bridges: &Bridges, end: i64) -> Self {
+        Life {
+            created: legs.iter().map(Leg::start_us).collect(),
+            destroyed: legs
+                .iter()
+                .map(|l| l.destroyed_us.unwrap_or(end).min(end))
+                .collect(),
+            answered: legs
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.answer_us().or(bridges.involved[i].first().map(|x| x.0)))
+                .collect(),
+        }
+    }
+}
+
+/// Hold and park intervals, and whether a parked leg was lost.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Stops {
+    /// Per leg: from `CHANNEL_HOLD` to `CHANNEL_UNHOLD`, the leg being parked, its next
+    /// bridge, or its destruction, whichever is first.
+    holds: Vec<Vec<Span>>,
+    /// From `PARK_PARKED` to retrieval (`PARK_RETRIEVED` or the leg's next bridge) or loss
+    /// (`PARK_ABANDONED` or the parked leg hanging up), within the session.
+    parks: Vec<Span>,
+    /// A park ended in loss before retrieval.
+    lost_in_park: bool,
+}
+
+/// Hold and park intervals of every leg (PRODUCT.md §3: `park` = PARK_PARKED until
+/// retrieval or hang-up; `lostinPark` when the parked party hung up before retrieval).
+fn stops(legs: &[Leg], bridges: &Bridges, life: &Life, end: i64) -> Stops {
+    let mut out = Stops {
+        holds: vec![Vec::new(); legs.len()],
+        ..Stops::default()
+    };
+    for (i, leg) in legs.iter().enumerate() {
+        let mut hold_open: Option<i64> = None;
+        for m in &leg.marks {
+            match m.kind {
+                MarkKind::Hold if hold_open.is_none() => hold_open = Some(m.t),
+                MarkKind::Unhold | MarkKind::Parked => {
+                    if let Some(from) = hold_open.take() {
+                        let to = m.t.min(bridges.next(i, from)).min(life.destroyed[i]);
+                        out.holds[i].push(Span { from, to });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = hold_open {
+            let to = bridges.next(i, from).min(life.destroyed[i]);
+            out.holds[i].push(Span { from, to });
+        }
+        for m in leg.marks.iter().filter(|m| m.kind == MarkKind::Parked) {
+            let mark_after = |kind: MarkKind| {
+                leg.marks
+                    .iter()
+                    .find(|x| x.t >= m.t && x.kind == kind)
+                    .map_or(i64::MAX, |x| x.t)
+            };
+            let retrieved = mark_after(MarkKind::Retrieved).min(bridges.next(i, m.t));
+            let lost =
+                mark_after(MarkKind::ParkAbandoned).min(leg.destroyed_us.unwrap_or(i64::MAX));
+            out.lost_in_park |= lost < retrieved;
+            out.parks.push(Span {
+                from: m.t,
+                to: retrieved.min(lost).min(end),
+            });
+        }
+    }
+    out
+}
+
+/// Alerting of the destination legs: from creation until answered or destroyed.
+fn alerting(destination: &[bool], life: &Life) -> Vec<Span> {
+    (0..destination.len())
+        .filter(|&i| destination[i])
+        .map(|i| Span {
+            from: life.created[i],
+            to: life.answered[i].unwrap_or(i64::MAX).min(life.destroyed[i]),
+        })
+        .collect()
+}
+
 /// Everything the sweep needs, prepared once per session.
 struct Plan<'a> {
     r: &'a Roles<'a>,
-    created: Vec<i64>,
-    destroyed: Vec<i64>,
-    answered: Vec<Option<i64>>,
+    life: Life,
     edges: Vec<Edge>,
-    holds: Vec<Vec<Span>>,
-    parks: Vec<Span>,
+    stops: Stops,
     alerting: Vec<Span>,
 }
 
@@ -318,17 +356,43 @@ enum Depth {
     Alerting,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    fn new(r: &'a Roles<'a>) -> Self {
+        let legs = r.legs;
+        let index: HashMap<&str, usize> = legs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (&*l.call_id, i))
+            .collect();
+        let bridges = Bridges::of(legs, &index);
+        let life = Life::of(legs, &bridges, r.end);
+        Plan {
+            r,
+            edges: edges(legs, &index, &bridges, &life),
+            stops: stops(legs, &bridges, &life, r.end),
+            alerting: alerting(&r.destination, &life),
+            life,
+        }
+    }
+
     /// The segment boundaries: every moment anything changes, within the session.
     fn bounds(&self) -> Vec<i64> {
         let r = self.r;
         let mut b = vec![r.start, r.end];
-        b.extend(self.created.iter().chain(&self.destroyed).copied());
-        b.extend(self.answered.iter().flatten().copied());
+        let life = &self.life;
+        b.extend(life.created.iter().chain(&life.destroyed).copied());
+        b.extend(life.answered.iter().flatten().copied());
         b.extend(self.edges.iter().flat_map(|e| [e.span.from, e.span.to]));
-        b.extend(self.holds.iter().flatten().flat_map(|s| [s.from, s.to]));
         b.extend(
-            self.parks
+            self.stops
+                .holds
+                .iter()
+                .flatten()
+                .flat_map(|s| [s.from, s.to]),
+        );
+        b.extend(
+            self.stops
+                .parks
                 .iter()
                 .chain(&self.alerting)
                 .flat_map(|s| [s.from, s.to]),
@@ -342,11 +406,12 @@ impl Plan<'_> {
     /// Start and end of every non-empty hold, park and alerting span, in time order.
     fn changes(&self) -> Vec<Change> {
         let spans = self
+            .stops
             .holds
             .iter()
             .enumerate()
             .flat_map(|(i, h)| h.iter().map(move |s| (*s, Depth::Hold(i))))
-            .chain(self.parks.iter().map(|s| (*s, Depth::Park)))
+            .chain(self.stops.parks.iter().map(|s| (*s, Depth::Park)))
             .chain(self.alerting.iter().map(|s| (*s, Depth::Alerting)));
         let mut out: Vec<Change> = spans
             .filter(|(s, _)| s.to > s.from)
@@ -417,8 +482,9 @@ impl Plan<'_> {
             }
             roots.drain(..).for_each(|root| members[root].clear());
             for i in 0..n {
-                let alive = self.created[i] <= s && s < self.destroyed[i];
-                if r.person[i] && alive && self.answered[i].is_some_and(|a| a <= s) {
+                let life = &self.life;
+                let alive = life.created[i] <= s && s < life.destroyed[i];
+                if r.person[i] && alive && life.answered[i].is_some_and(|a| a <= s) {
                     let root = find(&mut parent, i);
                     if members[root].is_empty() {
                         roots.push(root);
@@ -469,4 +535,298 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
         i = parent[i];
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::leg::Mark;
+
+    const S: i64 = 1_000_000;
+
+    /// A leg: created, answered and destroyed at these seconds, with marks `(second, kind)`.
+    fn leg(id: &str, created: i64, answered: Option<i64>, destroyed: i64) -> Leg {
+        let mut l = Leg::new(id);
+        l.created_us = Some(created * S);
+        l.answered_us = answered.map(|t| t * S);
+        l.destroyed_us = Some(destroyed * S);
+        l
+    }
+
+    fn mark(mut l: Leg, t: i64, kind: MarkKind) -> Leg {
+        l.marks.push(Mark { t: t * S, kind });
+        l.marks.sort();
+        l
+    }
+
+    fn bridge(l: Leg, t: i64, peer: &str) -> Leg {
+        mark(l, t, MarkKind::Bridge(peer.into()))
+    }
+
+    fn span(from: i64, to: i64) -> Span {
+        Span {
+            from: from * S,
+            to: to * S,
+        }
+    }
+
+    /// Runs `f` on the prepared bridges and leg lives of `legs` (session end at `end` s).
+    fn prepared<T>(
+        legs: &[Leg],
+        end: i64,
+        f: impl FnOnce(&HashMap<&str, usize>, &Bridges, &Life) -> T,
+    ) -> T {
+        let index: HashMap<&str, usize> = legs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (&*l.call_id, i))
+            .collect();
+        let bridges = Bridges::of(legs, &index);
+        let life = Life::of(legs, &bridges, end * S);
+        f(&index, &bridges, &life)
+    }
+
+    /// `cdr-semantics.md` §2 `C`: a bridge connects from BRIDGE until either leg is destroyed
+    /// or bridged elsewhere (unbridged), or parked (PRODUCT.md §3: park until retrieval); a
+    /// loopback pair is one wire while both halves exist.
+    #[test]
+    fn edges_and_their_lifetimes() {
+        let a = || leg("a", 0, Some(1), 10);
+        let b = || leg("b", 1, Some(2), 10);
+        // (case, legs, expected (a, b, from s, to s))
+        type Case = (&'static str, Vec<Leg>, Vec<(usize, usize, i64, i64)>);
+        let cases: Vec<Case> = vec![
+            (
+                "bridged until both hang up",
+                vec![a(), bridge(b(), 2, "a")],
+                vec![(1, 0, 2, 10)],
+            ),
+            (
+                "a leg hanging up ends the bridge",
+                vec![leg("a", 0, Some(1), 7), bridge(b(), 2, "a")],
+                vec![(1, 0, 2, 7)],
+            ),
+            (
+                "parking ends the bridge",
+                vec![mark(a(), 5, MarkKind::Parked), bridge(b(), 2, "a")],
+                vec![(1, 0, 2, 5)],
+            ),
+            (
+                "a bridge elsewhere ends the first one",
+                vec![a(), bridge(bridge(b(), 2, "a"), 6, "c"), leg("c", 5, Some(6), 10)],
+                vec![(1, 0, 2, 6), (1, 2, 6, 10)],
+            ),
+            (
+                "a bridge at the moment a leg hangs up connects nothing",
+                vec![leg("a", 0, Some(1), 2), bridge(b(), 2, "a")],
+                vec![],
+            ),
+            (
+                "an answered destination without a bridge: connected to its originator from its answer",
+                vec![a(), {
+                    let mut l = leg("b", 1, Some(3), 9);
+                    l.originator.offer_str(S, Some("a"));
+                    l
+                }],
+                vec![(1, 0, 3, 9)],
+            ),
+            (
+                "a loopback pair is one wire while both exist",
+                vec![
+                    {
+                        let mut l = leg("x", 1, None, 8);
+                        l.loopback = true;
+                        l.loopback_other.offer_str(S, Some("y"));
+                        l
+                    },
+                    {
+                        let mut l = leg("y", 2, None, 9);
+                        l.loopback = true;
+                        l.loopback_other.offer_str(S, Some("x"));
+                        l
+                    },
+                ],
+                vec![(0, 1, 2, 8)],
+            ),
+        ];
+        for (case, legs, want) in cases {
+            let got = prepared(&legs, 10, |index, bridges, life| {
+                edges(&legs, index, bridges, life)
+            });
+            let want: Vec<Edge> = want
+                .into_iter()
+                .map(|(a, b, from, to)| Edge {
+                    a,
+                    b,
+                    span: span(from, to),
+                })
+                .collect();
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    /// PRODUCT.md §3: `hold` = held time (CHANNEL_HOLD to UNHOLD, closed at the bridge's end
+    /// or DESTROY when UNHOLD is missing, `cdr-semantics.md` §2 `H`); `park` = PARK_PARKED
+    /// until retrieval or hang-up; `lostinPark` when the parked party hung up first.
+    #[test]
+    fn holds_parks_and_loss_in_park() {
+        let a = || leg("a", 0, Some(1), 10);
+        // (case, leg "a" (with "b" bridging to it where marked), expected holds of a, parks, lost)
+        type Case = (
+            &'static str,
+            Leg,
+            Option<i64>,
+            Vec<(i64, i64)>,
+            Vec<(i64, i64)>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "hold to unhold",
+                mark(mark(a(), 3, MarkKind::Hold), 5, MarkKind::Unhold),
+                None,
+                vec![(3, 5)],
+                vec![],
+                false,
+            ),
+            (
+                "hold never released: until the leg hangs up",
+                mark(leg("a", 0, Some(1), 8), 3, MarkKind::Hold),
+                None,
+                vec![(3, 8)],
+                vec![],
+                false,
+            ),
+            (
+                "hold never released: until the leg's next bridge",
+                mark(a(), 3, MarkKind::Hold),
+                Some(6),
+                vec![(3, 6)],
+                vec![],
+                false,
+            ),
+            (
+                "held, then parked: hold ends, park starts",
+                mark(mark(a(), 2, MarkKind::Hold), 4, MarkKind::Parked),
+                Some(9),
+                vec![(2, 4)],
+                vec![(4, 9)],
+                false,
+            ),
+            (
+                "parked until PARK_RETRIEVED",
+                mark(mark(a(), 4, MarkKind::Parked), 9, MarkKind::Retrieved),
+                None,
+                vec![],
+                vec![(4, 9)],
+                false,
+            ),
+            (
+                "parked until retrieved by a bridge",
+                mark(a(), 4, MarkKind::Parked),
+                Some(7),
+                vec![],
+                vec![(4, 7)],
+                false,
+            ),
+            (
+                "parked party hung up: lost in park",
+                mark(leg("a", 0, Some(1), 7), 4, MarkKind::Parked),
+                None,
+                vec![],
+                vec![(4, 7)],
+                true,
+            ),
+            (
+                "PARK_ABANDONED before retrieval: lost in park",
+                mark(mark(a(), 4, MarkKind::Parked), 6, MarkKind::ParkAbandoned),
+                Some(8),
+                vec![],
+                vec![(4, 6)],
+                true,
+            ),
+        ];
+        for (case, a, bridged_at, holds, parks, lost) in cases {
+            let mut legs = vec![a];
+            if let Some(t) = bridged_at {
+                legs.push(bridge(leg("b", 0, Some(1), 10), t, "a"));
+            }
+            let got = prepared(&legs, 10, |_, bridges, life| {
+                stops(&legs, bridges, life, 10 * S)
+            });
+            let spans =
+                |v: Vec<(i64, i64)>| v.into_iter().map(|(f, t)| span(f, t)).collect::<Vec<_>>();
+            assert_eq!(got.holds[0], spans(holds), "{case}");
+            assert_eq!(got.parks, spans(parks), "{case}");
+            assert_eq!(got.lost_in_park, lost, "{case}");
+        }
+    }
+
+    /// `cdr-semantics.md` §2 `A`: destination legs alert from CREATE until ANSWER or
+    /// DESTROY; other legs never count as ringing.
+    #[test]
+    fn alerting_of_destinations() {
+        let legs = vec![
+            leg("origin", 0, Some(0), 10),
+            leg("answered", 1, Some(4), 10),
+            leg("never answered", 2, None, 6),
+            bridge(leg("bridged, no answer event", 1, None, 10), 3, "origin"),
+        ];
+        let destination = [false, true, true, true];
+        let got = prepared(&legs, 10, |_, _, life| alerting(&destination, life));
+        assert_eq!(got, vec![span(1, 4), span(2, 6), span(1, 3)]);
+    }
+
+    /// PRODUCT.md §3 "Parties": on outgoing calls the answering parties are measured against
+    /// the answered far end (the first trunk connected to the calling device), else the origin.
+    #[test]
+    fn anchor_is_the_far_end_only_on_outgoing_calls() {
+        let legs = vec![
+            leg("o", 0, Some(0), 10),
+            leg("t2", 1, Some(3), 10),
+            leg("t1", 1, Some(3), 10),
+            leg("dev", 1, Some(2), 10),
+        ];
+        let roles = |far_end: bool| Roles {
+            legs: &legs,
+            origin: 0,
+            person: vec![true; 4],
+            trunk: vec![false, true, true, false],
+            destination: vec![false, true, true, true],
+            start: 0,
+            end: 10 * S,
+            anchor_far_end: far_end,
+        };
+        // (case, far end, connected to the origin at, expected anchor)
+        let cases = [
+            (
+                "not outgoing: the origin",
+                false,
+                [None, Some(3), Some(3), Some(2)],
+                0,
+            ),
+            (
+                "outgoing: the first connected trunk, ties by call id",
+                true,
+                [None, Some(3), Some(3), Some(2)],
+                2,
+            ),
+            (
+                "outgoing: the earlier trunk wins",
+                true,
+                [None, Some(3), Some(5), Some(2)],
+                1,
+            ),
+            (
+                "outgoing, no trunk connected: the origin",
+                true,
+                [None, None, None, Some(2)],
+                0,
+            ),
+        ];
+        for (case, far_end, connected, want) in cases {
+            let connected = connected.map(|t: Option<i64>| t.map(|t| t * S));
+            assert_eq!(anchor(&roles(far_end), &connected), want, "{case}");
+        }
+    }
 }

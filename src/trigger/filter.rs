@@ -31,7 +31,7 @@ use std::collections::HashSet;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::cdr::{Cdr, DirectoryMatch};
+use crate::cdr::{CallType, Cdr, Direction, DirectoryMatch};
 
 /// Largest compiled size of one filter regular expression.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -132,25 +132,27 @@ num_fields! {
     "aban", Flag => |c| Some(f64::from(c.aban)),
     "ans", Flag => |c| Some(f64::from(c.ans)),
     "short", Flag => |c| Some(f64::from(c.short)),
-    "dir", Dir => |c| Some(f64::from(c.dir)),
-    "type", Type => |c| Some(f64::from(c.call_type)),
+    "dir", Dir => |c| Some(f64::from(c.dir.code())),
+    "type", Type => |c| Some(f64::from(c.call_type.code())),
     "t2t", Flag => |c| Some(f64::from(c.t2t)),
     "hasRec", Flag => |c| Some(f64::from(c.has_rec)),
     "rate", Flag => |c| Some(f64::from(c.rate)),
     "rateCost", Plain => |c| c.rate_cost,
 }
 
-/// `dir` names (seed: 0 Unknown, 1 Internal, 2 Incoming, 3 Outgoing, 4 Both).
-const DIR_NAMES: [(&str, u8); 5] = [
-    ("Unknown", 0),
-    ("Internal", 1),
-    ("Incoming", 2),
-    ("Outgoing", 3),
-    ("Both", 4),
-];
-
-/// `type` names (seed: 0 Unknown, 1 Internal, 2 External).
-const TYPE_NAMES: [(&str, u8); 3] = [("Unknown", 0), ("Internal", 1), ("External", 2)];
+/// The names a `dir` or `type` filter value may use for a code, from the CDR's own enums
+/// (seed: `dir` 0 Unknown, 1 Internal, 2 Incoming, 3 Outgoing, 4 Both; `type` 0 Unknown,
+/// 1 Internal, 2 External).
+fn code_names(kind: NumKind) -> Vec<(&'static str, u8)> {
+    match kind {
+        NumKind::Dir => Direction::ALL
+            .iter()
+            .map(|d| (d.name(), d.code()))
+            .collect(),
+        NumKind::Type => CallType::ALL.iter().map(|t| (t.name(), t.code())).collect(),
+        _ => Vec::new(),
+    }
+}
 
 /// Every field name a filter accepts, canonical spelling (for error messages and tests).
 pub fn field_names() -> impl Iterator<Item = &'static str> {
@@ -478,11 +480,7 @@ fn text_value(v: &Value) -> Result<Box<str>, FilterError> {
 }
 
 fn num_value(v: &Value, kind: NumKind) -> Result<f64, FilterError> {
-    let names: &[(&str, u8)] = match kind {
-        NumKind::Dir => &DIR_NAMES,
-        NumKind::Type => &TYPE_NAMES,
-        _ => &[],
-    };
+    let names = code_names(kind);
     match v {
         Value::Number(n) => n
             .as_f64()

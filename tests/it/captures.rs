@@ -3,6 +3,7 @@
 //! frames (`duration_seconds`, `billing_seconds`, the routed caller id on ANSWER/DESTROY),
 //! never from postcall.
 
+use postcall::cdr::{CallType, Direction};
 use serde_json::Value;
 
 use crate::support::{fixtures_dir, replay_lines};
@@ -56,7 +57,11 @@ fn internal_call_shows_the_routed_caller_id_whatever_the_order() {
         let closed = replay_lines(&order);
         assert_eq!(closed.len(), 1);
         let cdr = &closed[0].cdr;
-        assert_eq!(cdr.dir, 1, "a device calling a feature code is internal");
+        assert_eq!(
+            cdr.dir,
+            Direction::Internal,
+            "a device calling a feature code is internal"
+        );
         assert_eq!(cdr.cli_num.as_deref(), Some(routed));
         assert_eq!(cdr.cli_name.as_deref(), destroy["caller_id_name"].as_str());
     }
@@ -86,7 +91,10 @@ fn a_leg_seen_only_at_its_destroy_lasts_its_duration_seconds() {
     }
     // The real inbound carrier leg: 9 s, cancelled by the caller, from the carrier.
     let closed = replay_lines(&lines("capture_zoho_destroys.jsonl"));
-    let carrier = closed.iter().find(|c| c.cdr.dir == 2).unwrap();
+    let carrier = closed
+        .iter()
+        .find(|c| c.cdr.dir == Direction::Incoming)
+        .unwrap();
     assert_eq!(
         (
             carrier.cdr.dur,
@@ -145,7 +153,7 @@ fn a_billed_bridge_to_an_unseen_leg_is_answered_and_tagged() {
     assert_eq!(cdr.tags.get("unseen_peer").map(String::as_str), Some("1"));
     assert_eq!(
         (cdr.dir, cdr.call_type),
-        (0, 0),
+        (Direction::Unknown, CallType::Unknown),
         "the unseen party may be a carrier"
     );
 

@@ -1,6 +1,6 @@
 //! Properties of the assembler that must hold for any input.
 
-use postcall::cdr::Cdr;
+use postcall::cdr::{CallType, Cdr};
 use proptest::prelude::*;
 
 use crate::support::{fixture_files, replay_lines};
@@ -29,13 +29,13 @@ pub fn check_invariants(c: &Cdr) -> Result<(), String> {
     if (c.ans == 1) != c.answer.is_some() {
         return fail("ans disagrees with answer");
     }
-    if (c.lost == 1 || c.aban == 1) && (c.ans == 1 || !(c.dir == 2 || c.dir == 4)) {
+    if (c.lost == 1 || c.aban == 1) && (c.ans == 1 || !c.dir.is_external_incoming()) {
         return fail("lost/aban on an answered or non-incoming call");
     }
     if c.ans == 0 && c.talk + c.hold > 0 {
         return fail("talk or hold without an answer");
     }
-    if c.t2t == 1 && c.call_type != 2 {
+    if c.t2t == 1 && c.call_type != CallType::External {
         return fail("t2t on a call without trunks");
     }
     Ok(())
