@@ -79,7 +79,7 @@ pub struct AssemblerStats {
 struct Session {
     tenant: Box<str>,
     legs: Vec<Leg>,
-    keys: Vec<Box<str>>,
+    keys: Vec<Arc<str>>,
     first_activity: i64,
     last_activity: i64,
     /// When the session is due to close.
@@ -111,7 +111,7 @@ pub struct Snapshot {
     /// Format version.
     version: u32,
     sessions: Vec<Session>,
-    closed_legs: Vec<(i64, Box<str>)>,
+    closed_legs: Vec<(i64, Arc<str>)>,
     stream_us: Option<i64>,
     now: i64,
 }
@@ -133,10 +133,11 @@ impl Snapshot {
 pub struct Assembler {
     settings: Arc<Settings>,
     sessions: HashMap<u64, Session>,
-    index: HashMap<Box<str>, u64>,
+    /// Grouping key → session. The key strings are shared with the sessions' key lists.
+    index: HashMap<Arc<str>, u64>,
     deadlines: BTreeSet<(i64, u64)>,
-    closed_legs: HashMap<Box<str>, i64>,
-    closed_order: VecDeque<(i64, Box<str>)>,
+    closed_legs: HashMap<Arc<str>, i64>,
+    closed_order: VecDeque<(i64, Arc<str>)>,
     next_id: u64,
     stream_us: Option<i64>,
     now: i64,
@@ -159,7 +160,7 @@ fn write_key(out: &mut String, kind: char, tenant: &str, id: &str) {
 }
 
 /// The grouping key `{kind}|{tenant}|{id}`.
-fn key(kind: char, tenant: &str, id: &str) -> Box<str> {
+fn key(kind: char, tenant: &str, id: &str) -> Arc<str> {
     let mut k = String::new();
     write_key(&mut k, kind, tenant, id);
     k.into()
@@ -434,7 +435,7 @@ impl Assembler {
                 break;
             }
             if !self.index.contains_key(k) {
-                let k: Box<str> = k.into();
+                let k: Arc<str> = k.into();
                 self.index.insert(k.clone(), sid);
                 session.keys.push(k);
             }
