@@ -94,6 +94,10 @@ impl OutboxError {
 impl From<redb::Error> for OutboxError {
     fn from(e: redb::Error) -> Self {
         match e {
+            // redb reports a header it cannot parse (a bad magic number, say) as invalid data.
+            redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Self::Corrupted(e.to_string())
+            }
             redb::Error::Io(e) => Self::Io(e),
             redb::Error::PreviousIo => Self::AfterIo,
             redb::Error::Corrupted(m) => Self::Corrupted(m),

@@ -25,7 +25,7 @@ use super::admin;
 use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
 use crate::config::{PluginConfig, Validated};
-use crate::delivery::{Engine, Job, Outbox};
+use crate::delivery::{Engine, Job, Outbox, OutboxOptions};
 use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
 use crate::net::HttpClient;
@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub retry_unit: Option<Duration>,
     /// How long attempts in flight may take to finish when stopping.
     pub stop_deadline: Duration,
+    /// Faults injected into the outbox's storage layer (tests); healthy by default.
+    pub outbox_faults: crate::delivery::Faults,
 }
 
 impl Default for RunOptions {
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             admin: SocketAddr::from(([127, 0, 0, 1], 9646)),
             retry_unit: None,
             stop_deadline: Duration::from_secs(15),
+            outbox_faults: crate::delivery::Faults::default(),
         }
     }
 }
@@ -215,8 +218,12 @@ pub async fn run_validated(
     // is accepted before it is open), triggers, the source, the admin listener (the rest was
     // checked by the validation). A failure here leaves sessions.json as the last stop wrote it.
     let outbox = {
-        let (path, reserve) = (outbox_path.clone(), cfg.disk_reserve_bytes);
-        tokio::task::spawn_blocking(move || Outbox::open_with_reserve(&path, reserve))
+        let path = outbox_path.clone();
+        let oopts = OutboxOptions {
+            reserve_bytes: cfg.disk_reserve_bytes,
+            faults: opts.outbox_faults.clone(),
+        };
+        tokio::task::spawn_blocking(move || Outbox::open_with(&path, oopts))
             .await
             .context("opening the outbox")?
             .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?

@@ -68,6 +68,7 @@ pub(crate) fn opts() -> RunOptions {
         admin: "127.0.0.1:0".parse().unwrap(),
         retry_unit: Some(Duration::from_millis(100)),
         stop_deadline: Duration::from_secs(5),
+        ..RunOptions::default()
     }
 }
 
