@@ -26,6 +26,6 @@ pub mod storage;
 pub use engine::{DeliveryCounters, DeliveryOptions, Engine};
 pub use job::{webhook_id, Endpoint, Job};
 pub use keys::{KeyLookup, KeySource, StaticKeys};
-pub use outbox::{Completion, Outbox, OutboxError, OutboxOptions};
-pub use storage::{Fault, Faults};
+pub use outbox::{Completion, Outbox, OutboxError, OutboxOptions, Store};
 pub use payload::{Format, Method};
+pub use storage::{Fault, Faults};

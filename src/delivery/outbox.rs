@@ -22,7 +22,7 @@ use std::path::Path;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::job::Job;
-use super::storage::{FaultyFile, Faults};
+use super::storage::{Faults, FaultyFile};
 
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
@@ -63,6 +63,9 @@ pub enum OutboxError {
     /// No such job.
     #[error("no delivery {0}")]
     NotFound(String),
+    /// The outbox's owner thread is gone (it stopped after a failure it could not survive).
+    #[error("the outbox has stopped")]
+    Closed,
 }
 
 const ENOSPC: i32 = 28;
@@ -79,7 +82,9 @@ impl OutboxError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             Self::DiskFull => true,
-            Self::Io(e) => e.raw_os_error() == Some(ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull,
+            Self::Io(e) => {
+                e.raw_os_error() == Some(ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
+            }
             _ => false,
         }
     }
@@ -87,7 +92,7 @@ impl OutboxError {
     /// Waiting cannot fix it: the outbox file must be repaired or released by the operator.
     #[must_use]
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Corrupted(_) | Self::InUse)
+        matches!(self, Self::Corrupted(_) | Self::InUse | Self::Closed)
     }
 }
 
@@ -191,8 +196,10 @@ pub struct OutboxOptions {
     pub faults: Faults,
 }
 
-/// The embedded store.
-pub struct Outbox {
+/// The storage side of the outbox: the open redb database and the disk reserve. It lives on
+/// the outbox's owner thread and is reached only through [`Outbox`] (its requests run one at
+/// a time, in order).
+pub struct Store {
     /// `None` only while being reopened (or if reopening failed).
     db: std::sync::RwLock<Option<Database>>,
     path: std::path::PathBuf,
@@ -260,10 +267,9 @@ impl Reserve {
     }
 }
 
-
-impl std::fmt::Debug for Outbox {
+impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").finish_non_exhaustive()
+        f.debug_struct("Store").finish_non_exhaustive()
     }
 }
 
@@ -278,37 +284,8 @@ pub enum Completion {
     Dead(String),
 }
 
-impl Outbox {
-    /// Opens (creating) the outbox file.
-    ///
-    /// # Errors
-    /// The file cannot be created or is not a redb database.
-    pub fn open(path: &Path) -> Result<Self, OutboxError> {
-        Self::open_with(path, OutboxOptions::default())
-    }
-
-    /// Opens the outbox and keeps `reserve_bytes` of disk in a file beside it
-    /// (`outbox.redb.reserve`), released when the disk is full so outcomes can still be
-    /// recorded (which is what frees space), and recreated once the outbox is empty.
-    ///
-    /// # Errors
-    /// The file cannot be created or is not a redb database.
-    pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
-        Self::open_with(
-            path,
-            OutboxOptions {
-                reserve_bytes,
-                ..OutboxOptions::default()
-            },
-        )
-    }
-
-    /// Opens the outbox with `opts`.
-    ///
-    /// # Errors
-    /// The file cannot be created ([`OutboxError::Io`]), is not a readable outbox
-    /// ([`OutboxError::Corrupted`]) or is open in another process ([`OutboxError::InUse`]).
-    pub fn open_with(path: &Path, opts: OutboxOptions) -> Result<Self, OutboxError> {
+impl Store {
+    fn open_with(path: &Path, opts: OutboxOptions) -> Result<Self, OutboxError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             super::files::private_dir(dir).map_err(OutboxError::Io)?;
         }
@@ -341,7 +318,7 @@ impl Outbox {
     }
 
     /// Makes the next operation reopen the database (after a failure seen by a caller).
-    pub fn mark_failed(&self) {
+    fn mark_failed(&self) {
         self.failed
             .store(true, std::sync::atomic::Ordering::Release);
     }
@@ -534,6 +511,278 @@ impl Outbox {
     /// Not found (for one id), or a storage error.
     pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
         self.with_db(|db| purge(db, id))
+    }
+}
+
+/// A request to the owner thread.
+type Request = Box<dyn FnOnce(&Store) + Send>;
+
+/// Requests waiting for the owner thread; a caller beyond this waits (backpressure).
+const QUEUE: usize = 64;
+
+/// What the owner thread last saw, readable without waiting for it (metrics, readiness).
+#[derive(Debug, Default)]
+struct Gauges {
+    pending: std::sync::atomic::AtomicU64,
+    dead: std::sync::atomic::AtomicU64,
+    /// The last request failed with a storage error (cleared by the next success).
+    failing: std::sync::atomic::AtomicBool,
+}
+
+/// The durable outbox. One thread owns the database (a [`Store`]) and runs requests one at a
+/// time from a bounded queue, so no storage or file work runs on the caller's thread: async
+/// code awaits [`Outbox::call`]; the blocking methods ([`Outbox::enqueue`] and the others) are
+/// for threads that may block (the CLI, tests, benchmarks' setup). Dropping the outbox lets
+/// the owner finish what was queued, close the database and exit (joined).
+pub struct Outbox {
+    tx: Option<std::sync::mpsc::SyncSender<Request>>,
+    owner: Option<std::thread::JoinHandle<()>>,
+    gauges: std::sync::Arc<Gauges>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(owner) = self.owner.take() {
+            let _ = owner.join();
+        }
+    }
+}
+
+impl Outbox {
+    /// Opens (creating) the outbox file.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open(path: &Path) -> Result<Self, OutboxError> {
+        Self::open_with(path, OutboxOptions::default())
+    }
+
+    /// Opens the outbox and keeps `reserve_bytes` of disk in a file beside it
+    /// (`outbox.redb.reserve`), released when the disk is full so outcomes can still be
+    /// recorded (which is what frees space), and recreated once the outbox is empty.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
+        Self::open_with(
+            path,
+            OutboxOptions {
+                reserve_bytes,
+                ..OutboxOptions::default()
+            },
+        )
+    }
+
+    /// Opens the outbox with `opts` (blocking: call it where blocking is allowed) and starts
+    /// its owner thread.
+    ///
+    /// # Errors
+    /// The file cannot be created ([`OutboxError::Io`]), is not a readable outbox
+    /// ([`OutboxError::Corrupted`]) or is open in another process ([`OutboxError::InUse`]).
+    pub fn open_with(path: &Path, opts: OutboxOptions) -> Result<Self, OutboxError> {
+        let store = Store::open_with(path, opts)?;
+        let gauges = std::sync::Arc::new(Gauges::default());
+        refresh(&store, &gauges);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Request>(QUEUE);
+        let g = gauges.clone();
+        let owner = std::thread::Builder::new()
+            .name("postcall-outbox".into())
+            .spawn(move || {
+                while let Ok(req) = rx.recv() {
+                    req(&store);
+                    refresh(&store, &g);
+                }
+            })
+            .map_err(OutboxError::Io)?;
+        Ok(Self {
+            tx: Some(tx),
+            owner: Some(owner),
+            gauges,
+        })
+    }
+
+    /// Runs `op` on the owner thread and awaits its result (never blocks the async worker:
+    /// when the queue is full, the hand-over waits on the blocking pool).
+    ///
+    /// # Errors
+    /// `op`'s error, or [`OutboxError::Closed`] when the owner thread is gone.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let tx = self.tx.clone().ok_or(OutboxError::Closed)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let req: Request = Box::new(move |s: &Store| {
+            let _ = reply.send(op(s));
+        });
+        match tx.try_send(req) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(req)) => {
+                tokio::task::spawn_blocking(move || tx.send(req))
+                    .await
+                    .map_err(|_| OutboxError::Closed)?
+                    .map_err(|_| OutboxError::Closed)?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(OutboxError::Closed),
+        }
+        answer.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Runs `op` on the owner thread and blocks the calling thread until it is done. Not for
+    /// async workers: use [`Outbox::call`] there.
+    ///
+    /// # Errors
+    /// `op`'s error, or [`OutboxError::Closed`] when the owner thread is gone.
+    pub fn call_blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let tx = self.tx.as_ref().ok_or(OutboxError::Closed)?;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        tx.send(Box::new(move |s: &Store| {
+            let _ = reply.send(op(s));
+        }))
+        .map_err(|_| OutboxError::Closed)?;
+        answer.recv().map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Pending jobs as of the owner's last request (no waiting).
+    #[must_use]
+    pub fn pending_gauge(&self) -> u64 {
+        self.gauges
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Dead letters as of the owner's last request (no waiting).
+    #[must_use]
+    pub fn dead_gauge(&self) -> u64 {
+        self.gauges.dead.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The owner thread is gone, or the storage failed at its last request.
+    #[must_use]
+    pub fn is_failing(&self) -> bool {
+        self.owner
+            .as_ref()
+            .is_none_or(std::thread::JoinHandle::is_finished)
+            || self
+                .gauges
+                .failing
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Blocking [`Store::enqueue`].
+    ///
+    /// # Errors
+    /// As [`Store::enqueue`].
+    pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        let jobs = jobs.to_vec();
+        self.call_blocking(move |s| s.enqueue(&jobs))
+    }
+
+    /// Blocking [`Store::due`].
+    ///
+    /// # Errors
+    /// As [`Store::due`].
+    pub fn due(
+        &self,
+        lane: &str,
+        now: i64,
+        limit: usize,
+        busy: &BTreeSet<String>,
+    ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
+        let (lane, busy) = (lane.to_owned(), busy.clone());
+        self.call_blocking(move |s| s.due(&lane, now, limit, &busy))
+    }
+
+    /// Blocking [`Store::lanes`].
+    ///
+    /// # Errors
+    /// As [`Store::lanes`].
+    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
+        self.call_blocking(Store::lanes)
+    }
+
+    /// Blocking [`Store::complete`].
+    ///
+    /// # Errors
+    /// As [`Store::complete`].
+    pub fn complete(&self, job: &Job, outcome: Completion) -> Result<(), OutboxError> {
+        let job = job.clone();
+        self.call_blocking(move |s| s.complete(&job, outcome))
+    }
+
+    /// Blocking [`Store::pending_len`].
+    ///
+    /// # Errors
+    /// As [`Store::pending_len`].
+    pub fn pending_len(&self) -> Result<u64, OutboxError> {
+        self.call_blocking(Store::pending_len)
+    }
+
+    /// Blocking [`Store::dead_len`].
+    ///
+    /// # Errors
+    /// As [`Store::dead_len`].
+    pub fn dead_len(&self) -> Result<u64, OutboxError> {
+        self.call_blocking(Store::dead_len)
+    }
+
+    /// Blocking [`Store::dead`].
+    ///
+    /// # Errors
+    /// As [`Store::dead`].
+    pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
+        self.call_blocking(Store::dead)
+    }
+
+    /// Blocking [`Store::dead_one`].
+    ///
+    /// # Errors
+    /// As [`Store::dead_one`].
+    pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
+        let id = id.to_owned();
+        self.call_blocking(move |s| s.dead_one(&id))
+    }
+
+    /// Blocking [`Store::resend`].
+    ///
+    /// # Errors
+    /// As [`Store::resend`].
+    pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
+        let id = id.to_owned();
+        self.call_blocking(move |s| s.resend(&id, now))
+    }
+
+    /// Blocking [`Store::purge`].
+    ///
+    /// # Errors
+    /// As [`Store::purge`].
+    pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
+        let id = id.map(str::to_owned);
+        self.call_blocking(move |s| s.purge(id.as_deref()))
+    }
+}
+
+/// Updates the gauges after a request (on the owner thread).
+fn refresh(store: &Store, gauges: &Gauges) {
+    use std::sync::atomic::Ordering;
+    let counts = store.pending_len().and_then(|p| Ok((p, store.dead_len()?)));
+    match counts {
+        Ok((p, d)) => {
+            gauges.pending.store(p, Ordering::Relaxed);
+            gauges.dead.store(d, Ordering::Relaxed);
+            gauges.failing.store(false, Ordering::Relaxed);
+        }
+        Err(_) => gauges.failing.store(true, Ordering::Relaxed),
     }
 }
 
@@ -779,11 +1028,13 @@ mod tests {
         assert!(due[0].endpoint.signed);
         assert!(o.dead_one("b").unwrap().endpoint.signed);
         let raw = o
-            .with_db(|db| {
-                let tx = db.begin_read()?;
-                let t = tx.open_table(PENDING)?;
-                let v = t.get("a")?.map(|v| v.value().to_vec());
-                Ok(v.unwrap_or_default())
+            .call_blocking(|s| {
+                s.with_db(|db| {
+                    let tx = db.begin_read()?;
+                    let t = tx.open_table(PENDING)?;
+                    let v = t.get("a")?.map(|v| v.value().to_vec());
+                    Ok(v.unwrap_or_default())
+                })
             })
             .unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("whsec_"));

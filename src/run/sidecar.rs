@@ -126,7 +126,7 @@ impl Sink {
     ) -> Vec<ClosedSession> {
         let mut jobs: Vec<Vec<Job>> = sessions.iter_mut().map(|s| self.jobs(s)).collect();
         let all: Vec<Job> = jobs.iter().flatten().cloned().collect();
-        if self.engine.enqueue(&all).is_ok() {
+        if self.engine.enqueue(&all).await.is_ok() {
             return Vec::new();
         }
         loop {
@@ -134,7 +134,7 @@ impl Sink {
             let mut held_jobs = Vec::new();
             let mut last_error = None;
             for (s, j) in sessions.into_iter().zip(jobs) {
-                if let Err(e) = self.engine.enqueue(&j) {
+                if let Err(e) = self.engine.enqueue(&j).await {
                     self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
                     last_error = Some(e);
                     held.push(s);
@@ -230,7 +230,7 @@ pub async fn run_validated(
     };
     let outbox = Arc::new(outbox);
     let http = HttpClient::with_guard(cfg.receivers_tls, &HttpOptions::default(), guard);
-    let engine = Engine::new(outbox, http, dopts)?;
+    let engine = Engine::new(outbox, http, dopts);
     let tcfg = cfg.triggers;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.use_keys(Arc::new(TriggerKeys {

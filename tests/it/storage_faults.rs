@@ -91,7 +91,10 @@ fn a_failed_write_leaves_the_outcome_unrecorded_and_the_job_pending() {
     let e = o
         .complete(&due[0], Completion::Delivered)
         .expect_err("the outcome cannot be recorded");
-    assert!(e.needs_reopen() && !e.is_disk_full() && !e.is_fatal(), "{e:?}");
+    assert!(
+        e.needs_reopen() && !e.is_disk_full() && !e.is_fatal(),
+        "{e:?}"
+    );
     // While the device still fails, reads fail too (typed), never panic.
     if let Err(e) = o.pending_len() {
         assert!(e.needs_reopen() && !e.is_fatal(), "{e:?}");
@@ -112,7 +115,10 @@ fn a_failed_sync_is_typed_and_repeating_the_write_is_harmless() {
     let o = open(&dir, &faults);
     faults.set(Fault::SyncError);
     let e = o.enqueue(&[job("a", URL)]).unwrap_err();
-    assert!(e.needs_reopen() && !e.is_disk_full() && !e.is_fatal(), "{e:?}");
+    assert!(
+        e.needs_reopen() && !e.is_disk_full() && !e.is_fatal(),
+        "{e:?}"
+    );
     faults.set(Fault::None);
     o.enqueue(&[job("a", URL)]).unwrap();
     assert_eq!(o.pending_len().unwrap(), 1);
@@ -182,7 +188,7 @@ async fn deliveries_survive_a_failing_device() {
         retry_unit: Duration::from_millis(40),
         ..DeliveryOptions::default()
     };
-    let engine = Engine::new(outbox.clone(), http, opts).unwrap();
+    let engine = Engine::new(outbox.clone(), http, opts);
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(engine.clone().run(rx));
 
@@ -190,11 +196,16 @@ async fn deliveries_survive_a_failing_device() {
     let mut refused = 0;
     for round in 0..6 {
         // Every other round the device fails while jobs are written and delivered.
-        let fault = [Fault::None, Fault::WriteError, Fault::None, Fault::SyncError][round % 4];
+        let fault = [
+            Fault::None,
+            Fault::WriteError,
+            Fault::None,
+            Fault::SyncError,
+        ][round % 4];
         faults.set(fault);
         for n in 0..20 {
             let id = format!("r{round}-{n}");
-            match engine.enqueue(&[job(&id, &url)]) {
+            match engine.enqueue(&[job(&id, &url)]).await {
                 Ok(_) => {
                     expected.insert(id);
                 }
