@@ -1,7 +1,8 @@
 //! The outbox's storage layer: redb over a real file, through a backend that can be told to
 //! fail. Production always runs through it (healthy, it only forwards to redb's own file
 //! backend), so the fault tests exercise the same path as a real disk: a full disk (`ENOSPC`
-//! on writes that need space), a failing device (`EIO` on writes, or on syncs only).
+//! on writes that need space), a failing device (`EIO` on writes, or on syncs only), a device
+//! that stalls (writes wait until resumed).
 
 use std::io;
 use std::path::Path;
@@ -27,9 +28,39 @@ pub enum Fault {
 
 /// A shared switch of injected storage faults. The default is [`Fault::None`].
 #[derive(Debug, Clone, Default)]
-pub struct Faults(Arc<AtomicU8>);
+pub struct Faults(Arc<Switch>);
+
+#[derive(Debug, Default)]
+struct Switch {
+    fault: AtomicU8,
+    /// Writes wait while this is true (a device that stalls).
+    held: std::sync::Mutex<bool>,
+    resumed: std::sync::Condvar,
+}
 
 impl Faults {
+    /// Makes every write wait until [`Faults::resume`] (a stalled device).
+    pub fn hold(&self) {
+        *self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+    }
+
+    /// Lets held writes proceed.
+    pub fn resume(&self) {
+        *self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        self.0.resumed.notify_all();
+    }
+
+    fn wait_while_held(&self) {
+        let mut held = self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *held {
+            held = self
+                .0
+                .resumed
+                .wait(held)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
     /// Injects `fault` into every storage operation from now on.
     pub fn set(&self, fault: Fault) {
         let v = match fault {
@@ -38,13 +69,13 @@ impl Faults {
             Fault::WriteError => 2,
             Fault::SyncError => 3,
         };
-        self.0.store(v, Ordering::Release);
+        self.0.fault.store(v, Ordering::Release);
     }
 
     /// The fault currently injected.
     #[must_use]
     pub fn get(&self) -> Fault {
-        match self.0.load(Ordering::Acquire) {
+        match self.0.fault.load(Ordering::Acquire) {
             1 => Fault::NoSpace,
             2 => Fault::WriteError,
             3 => Fault::SyncError,
@@ -118,6 +149,7 @@ impl StorageBackend for FaultyFile {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.faults.wait_while_held();
         if let Some(e) = self.write_fault() {
             return Err(e);
         }

@@ -243,3 +243,57 @@ async fn deliveries_survive_a_failing_device() {
         expected.len()
     );
 }
+
+/// Storage work never runs on the async worker: with the device stalled mid-write and a
+/// runtime of one thread, another task still runs while `enqueue` waits for the outbox.
+/// (With the store called on the worker, the only thread would be stuck in the write; a
+/// watchdog thread resumes the device after a while so such a failure ends.)
+#[test]
+fn a_stalled_device_does_not_stall_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let outbox = Arc::new(open(&dir, &faults));
+    let http = HttpClient::new(
+        postcall::net::tls::client_config(None).unwrap(),
+        &HttpOptions::default(),
+    );
+    let engine = Engine::new(outbox.clone(), http, DeliveryOptions::default());
+    let ran_while_held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    faults.hold();
+    let (f, r) = (faults.clone(), released.clone());
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        r.store(true, std::sync::atomic::Ordering::SeqCst);
+        f.resume();
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let e = engine.clone();
+        let write = tokio::spawn(async move { e.enqueue(&[job("a", URL)]).await });
+        // Let the write reach the owner thread and stall there.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let (faults, seen, released) = (faults.clone(), ran_while_held.clone(), released.clone());
+        tokio::spawn(async move {
+            seen.store(
+                !released.load(std::sync::atomic::Ordering::SeqCst),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            faults.resume();
+        })
+        .await
+        .unwrap();
+        assert_eq!(write.await.unwrap().unwrap(), 1);
+    });
+    assert!(
+        ran_while_held.load(std::sync::atomic::Ordering::SeqCst),
+        "another task ran while the outbox write was stalled"
+    );
+    assert_eq!(outbox.pending_len().unwrap(), 1);
+    let _ = watchdog;
+}
