@@ -41,17 +41,29 @@ struct Switch {
 impl Faults {
     /// Makes every write wait until [`Faults::resume`] (a stalled device).
     pub fn hold(&self) {
-        *self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        *self
+            .0
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
     }
 
     /// Lets held writes proceed.
     pub fn resume(&self) {
-        *self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = false;
+        *self
+            .0
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = false;
         self.0.resumed.notify_all();
     }
 
     fn wait_while_held(&self) {
-        let mut held = self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = self
+            .0
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         while *held {
             held = self
                 .0

@@ -440,7 +440,12 @@ async fn disk_full_injected_under_the_outbox() {
         .dead_gauge() as usize;
     run.stop().await;
     println!("fault run injected disk full: {errors} outbox write failures reported and retried");
-    report("injected disk full", &expected, &rx.delivered("/calls"), dead);
+    report(
+        "injected disk full",
+        &expected,
+        &rx.delivered("/calls"),
+        dead,
+    );
 }
 
 /// 10 000 calls in progress at once, delivered to a fast and a slow (20 ms) endpoint.
