@@ -316,29 +316,28 @@ impl Engine {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         // Finished attempts wait here for the next commit; one commit runs at a time on the
-        // blocking pool while new attempts keep going (group commit, pipelined).
+        // outbox's thread while new attempts keep going (group commit, pipelined).
         let mut finished: Vec<Done> = Vec::new();
         let mut commit: Option<tokio::task::JoinHandle<()>> = None;
-        match self.outbox.call(Store::lanes).await {
-            Ok(known) => {
-                if let Ok(mut l) = self.lanes.lock() {
-                    l.known.extend(known);
-                }
-            }
-            Err(e) => {
-                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "outbox read failed; pending jobs wait for new ones to wake their lanes");
-            }
-        }
+        // The lanes that already have pending jobs (read again until that succeeds).
+        let mut lanes_read = self.read_lanes().await;
         loop {
             if commit.is_none() && !finished.is_empty() {
                 let (me, batch) = (self.clone(), std::mem::take(&mut finished));
                 commit = Some(tokio::spawn(async move { me.record(batch).await }));
             }
+            if !lanes_read {
+                lanes_read = self.read_lanes().await;
+            }
             let next = self.dispatch(&mut tasks).await;
             let sleep = match next {
                 Some(at) => Duration::from_micros(u64::try_from(at - now_us()).unwrap_or(0)),
                 None => Duration::from_secs(3600),
+            };
+            let sleep = if lanes_read {
+                sleep
+            } else {
+                sleep.min(Duration::from_secs(1))
             };
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -362,6 +361,24 @@ impl Engine {
             finished.extend(d);
         }
         self.record(finished).await;
+    }
+
+    /// Adds the lanes that have pending jobs to the known ones; false when the outbox could
+    /// not be read.
+    async fn read_lanes(&self) -> bool {
+        match self.outbox.call(Store::lanes).await {
+            Ok(known) => {
+                if let Ok(mut l) = self.lanes.lock() {
+                    l.known.extend(known);
+                }
+                true
+            }
+            Err(e) => {
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "outbox read failed; trying again in a second");
+                false
+            }
+        }
     }
 
     /// Starts every due job there is room for; returns when the next known job is due.
@@ -549,11 +566,10 @@ impl Engine {
             slots.push((d.job.webhook_id.clone(), d.lane));
             batch.push((d.job, d.completion));
         }
-        let batch = Arc::new(batch);
-        let b = batch.clone();
-        if let Err(e) = self.outbox.call(move |s| s.complete_many(&b)).await {
+        let jobs = batch.len();
+        if let Err(e) = self.outbox.call(move |s| s.complete_many(&batch)).await {
             c.store_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(jobs = batch.len(), error = %e, "outbox update failed; the jobs stay pending and are attempted again");
+            tracing::error!(jobs, error = %e, "outbox update failed; the jobs stay pending and are attempted again");
         }
         if let Ok(mut l) = self.lanes.lock() {
             for (id, lane) in slots {
