@@ -141,14 +141,14 @@ fn main() {
             &HttpOptions::default(),
             AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
         );
-        let engine = Engine::new(outbox, http, DeliveryOptions { max_in_flight: conc, max_in_flight_per_endpoint: conc, ..DeliveryOptions::default() }).unwrap();
+        let engine = Engine::new(outbox, http, DeliveryOptions { max_in_flight: conc, max_in_flight_per_endpoint: conc, ..DeliveryOptions::default() });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(engine.clone().run(stopped));
         let before = count.load(Ordering::Relaxed);
         let t = Instant::now();
         let all: Vec<Job> = (0..n).map(|i| job(i, &url, &cdr, None)).collect();
         for chunk in all.chunks(64) {
-            engine.enqueue(chunk).unwrap();
+            engine.enqueue(chunk).await.unwrap();
         }
         while count.load(Ordering::Relaxed) - before < n {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -159,7 +159,7 @@ fn main() {
         lat.lock().unwrap().clear();
         for i in 0..400 {
             let now = chrono::Utc::now().timestamp_micros();
-            engine.enqueue(&[job(n + 1 + i, &url, &cdr, Some(now))]).unwrap();
+            engine.enqueue(&[job(n + 1 + i, &url, &cdr, Some(now))]).await.unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

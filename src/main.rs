@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use postcall::config::{PluginConfig, Problem};
-use postcall::delivery::Outbox;
+use postcall::delivery::{Outbox, OutboxError};
 use postcall::replay::{Replay, ReplayStats};
 use postcall::run::demo::{self, DemoOptions};
 use postcall::run::sidecar::{self, RunOptions};
@@ -161,11 +161,13 @@ enum DeadLetterAction {
 fn dead_letters(config: &Path, action: DeadLetterAction) -> anyhow::Result<()> {
     let cfg = PluginConfig::load(config)?;
     let path = cfg.delivery.outbox_path(config);
-    let outbox = Outbox::open(&path).with_context(|| {
-        format!(
-            "{}: cannot open the outbox (is postcall running?)",
-            path.display()
-        )
+    let outbox = Outbox::open(&path).map_err(|e| {
+        let hint = match &e {
+            OutboxError::InUse => " (postcall is running: stop it first)",
+            OutboxError::Corrupted(_) => " (move the file aside and restore a backup)",
+            _ => "",
+        };
+        anyhow::anyhow!("{}: cannot open the outbox{hint}: {e}", path.display())
     })?;
     let mut out = std::io::stdout().lock();
     let now = chrono::Utc::now().timestamp_micros();

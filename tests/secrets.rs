@@ -301,7 +301,7 @@ async fn delivery(dir: &std::path::Path, seen: &mut Seen) {
         &Default::default(),
         AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
     );
-    let engine = Engine::new(outbox.clone(), http, DeliveryOptions::default()).unwrap();
+    let engine = Engine::new(outbox.clone(), http, DeliveryOptions::default());
     let key = postcall::delivery::sign::SigningKey::parse(&Secret::new(whsec())).unwrap();
     engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
         [("t1".to_owned(), key)].into(),
@@ -331,7 +331,7 @@ async fn delivery(dir: &std::path::Path, seen: &mut Seen) {
         created_us: 0,
         last_error: None,
     };
-    engine.enqueue(std::slice::from_ref(&job)).unwrap();
+    engine.enqueue(std::slice::from_ref(&job)).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), async {
         while outbox.dead_len().unwrap() == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -18,7 +18,7 @@ use http_body_util::Full;
 use tokio::sync::{watch, Notify};
 
 use super::job::Job;
-use super::outbox::{Completion, Outbox, OutboxError};
+use super::outbox::{Completion, Outbox, OutboxError, Store};
 use super::payload::{encode, Method};
 use super::retry::{classify, next_delay, Outcome, Verdict};
 use super::sign::SigningKey;
@@ -242,28 +242,19 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `outbox`, sending with `http`.
-    ///
-    /// # Errors
-    /// The outbox cannot be read.
-    pub fn new(
-        outbox: Arc<Outbox>,
-        http: HttpClient,
-        opts: DeliveryOptions,
-    ) -> Result<Arc<Self>, OutboxError> {
-        let known = outbox.lanes()?;
-        Ok(Arc::new(Self {
+    /// An engine over `outbox`, sending with `http`. It reads nothing yet: the lanes that
+    /// have pending jobs are read when [`Engine::run`] starts.
+    #[must_use]
+    pub fn new(outbox: Arc<Outbox>, http: HttpClient, opts: DeliveryOptions) -> Arc<Self> {
+        Arc::new(Self {
             outbox,
             keys: std::sync::OnceLock::new(),
             http,
             opts,
-            lanes: Mutex::new(Lanes {
-                known,
-                ..Lanes::default()
-            }),
+            lanes: Mutex::new(Lanes::default()),
             wake: Notify::new(),
             counters: DeliveryCounters::default(),
-        }))
+        })
     }
 
     /// Where signed jobs find their trigger's current key (set once, before [`Engine::run`]).
@@ -292,8 +283,9 @@ impl Engine {
     ///
     /// # Errors
     /// The outbox write failed; nothing was written.
-    pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        let n = self.outbox.enqueue(jobs)?;
+    pub async fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        let owned = jobs.to_vec();
+        let n = self.outbox.call(move |s| s.enqueue(&owned)).await?;
         self.counters
             .enqueued
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -309,8 +301,9 @@ impl Engine {
     ///
     /// # Errors
     /// No such dead letter, or a storage error.
-    pub fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
-        let job = self.outbox.resend(webhook_id, now_us())?;
+    pub async fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
+        let (id, now) = (webhook_id.to_owned(), now_us());
+        let job = self.outbox.call(move |s| s.resend(&id, now)).await?;
         if let Ok(mut l) = self.lanes.lock() {
             l.known.insert(job.endpoint.lane());
         }
@@ -323,18 +316,28 @@ impl Engine {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         // Finished attempts wait here for the next commit; one commit runs at a time on the
-        // blocking pool while new attempts keep going (group commit, pipelined).
+        // outbox's thread while new attempts keep going (group commit, pipelined).
         let mut finished: Vec<Done> = Vec::new();
         let mut commit: Option<tokio::task::JoinHandle<()>> = None;
+        // The lanes that already have pending jobs (read again until that succeeds).
+        let mut lanes_read = self.read_lanes().await;
         loop {
             if commit.is_none() && !finished.is_empty() {
                 let (me, batch) = (self.clone(), std::mem::take(&mut finished));
-                commit = Some(tokio::task::spawn_blocking(move || me.record(batch)));
+                commit = Some(tokio::spawn(async move { me.record(batch).await }));
             }
-            let next = self.dispatch(&mut tasks);
+            if !lanes_read {
+                lanes_read = self.read_lanes().await;
+            }
+            let next = self.dispatch(&mut tasks).await;
             let sleep = match next {
                 Some(at) => Duration::from_micros(u64::try_from(at - now_us()).unwrap_or(0)),
                 None => Duration::from_secs(3600),
+            };
+            let sleep = if lanes_read {
+                sleep
+            } else {
+                sleep.min(Duration::from_secs(1))
             };
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -357,12 +360,29 @@ impl Engine {
         while let Some(d) = tasks.join_next().await {
             finished.extend(d);
         }
-        let me = self.clone();
-        let _ = tokio::task::spawn_blocking(move || me.record(finished)).await;
+        self.record(finished).await;
+    }
+
+    /// Adds the lanes that have pending jobs to the known ones; false when the outbox could
+    /// not be read.
+    async fn read_lanes(&self) -> bool {
+        match self.outbox.call(Store::lanes).await {
+            Ok(known) => {
+                if let Ok(mut l) = self.lanes.lock() {
+                    l.known.extend(known);
+                }
+                true
+            }
+            Err(e) => {
+                self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "outbox read failed; trying again in a second");
+                false
+            }
+        }
     }
 
     /// Starts every due job there is room for; returns when the next known job is due.
-    fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<Done>) -> Option<i64> {
+    async fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<Done>) -> Option<i64> {
         let now = now_us();
         let mut next: Option<i64> = None;
         let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
@@ -385,7 +405,9 @@ impl Engine {
             if room == 0 {
                 continue;
             }
-            let (due, lane_next) = match self.outbox.due(&lane, now, room, &busy) {
+            let (l, b) = (lane.clone(), busy.clone());
+            let read = self.outbox.call(move |s| s.due(&l, now, room, &b)).await;
+            let (due, lane_next) = match read {
                 Ok(x) => x,
                 Err(e) => {
                     self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -506,7 +528,7 @@ impl Engine {
 
     /// Records finished attempts: one outbox transaction for all of them, then their slots
     /// are freed (a job is never handed out again before its outcome is stored).
-    fn record(&self, done: Vec<Done>) {
+    async fn record(&self, done: Vec<Done>) {
         if done.is_empty() {
             return;
         }
@@ -544,9 +566,10 @@ impl Engine {
             slots.push((d.job.webhook_id.clone(), d.lane));
             batch.push((d.job, d.completion));
         }
-        if let Err(e) = self.outbox.complete_many(&batch) {
+        let jobs = batch.len();
+        if let Err(e) = self.outbox.call(move |s| s.complete_many(&batch)).await {
             c.store_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(jobs = batch.len(), error = %e, "outbox update failed; the jobs stay pending and are attempted again");
+            tracing::error!(jobs, error = %e, "outbox update failed; the jobs stay pending and are attempted again");
         }
         if let Ok(mut l) = self.lanes.lock() {
             for (id, lane) in slots {

@@ -10,6 +10,7 @@
 //! - [`retry`] classifies outcomes and schedules retries (pure).
 //! - [`sign`] is Standard Webhooks signing.
 //! - [`outbox`] is the redb store: pending, schedule, dead letters.
+//! - [`storage`] is the file layer under the outbox, where tests inject faults.
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
 
 pub mod engine;
@@ -20,9 +21,11 @@ pub mod outbox;
 pub mod payload;
 pub mod retry;
 pub mod sign;
+pub mod storage;
 
 pub use engine::{DeliveryCounters, DeliveryOptions, Engine};
 pub use job::{webhook_id, Endpoint, Job};
 pub use keys::{KeyLookup, KeySource, StaticKeys};
-pub use outbox::{Completion, Outbox, OutboxError};
+pub use outbox::{Completion, Outbox, OutboxError, OutboxOptions, Store};
 pub use payload::{Format, Method};
+pub use storage::{Fault, Faults};

@@ -10,6 +10,11 @@
 //!
 //! A job is never removed before its outcome is known: a crash (even `kill -9`) mid-attempt
 //! leaves it pending and due, so it is attempted again after the restart (at least once).
+//!
+//! Storage errors are typed ([`OutboxError`]): an I/O error (or redb's `PreviousIo` after one)
+//! makes the next operation reopen the database ([`OutboxError::needs_reopen`]); a corrupted
+//! file or a file held by another process is reported as such and is not retried by reopening.
+//! The file is reached through [`super::storage`], where tests inject faults.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,6 +22,7 @@ use std::path::Path;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::job::Job;
+use super::storage::{Faults, FaultyFile};
 
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
@@ -25,17 +31,104 @@ const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("dead");
 /// An outbox failure.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    /// The database could not be opened, read or written.
+    /// The storage device failed (a full disk is one: see [`OutboxError::is_disk_full`]).
+    /// The database is reopened before the next operation.
+    #[error("outbox I/O error: {0}")]
+    Io(#[source] std::io::Error),
+    /// An earlier I/O error left the open database unusable; it is reopened before the next
+    /// operation.
+    #[error("outbox unusable after an earlier I/O error; reopening")]
+    AfterIo,
+    /// The storage engine failed (panicked) in the middle of an operation; the database is
+    /// reopened before the next operation.
+    #[error("outbox storage engine failed; reopening")]
+    Crashed,
+    /// The file is not a readable outbox. Reopening does not help: the operator must move it
+    /// aside (or restore it).
+    #[error("outbox file corrupted: {0}")]
+    Corrupted(String),
+    /// Another process has the outbox open.
+    #[error("the outbox is open in another process")]
+    InUse,
+    /// The disk filled up and the reserve is spent: new deliveries wait until pending ones
+    /// have freed space.
+    #[error("disk full: new deliveries wait until pending ones have freed space")]
+    DiskFull,
+    /// A stored job cannot be read or a job cannot be written as JSON.
+    #[error("outbox job encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+    /// Any other storage error (an unexpected state of the store).
     #[error("outbox: {0}")]
     Store(String),
     /// No such job.
     #[error("no delivery {0}")]
     NotFound(String),
+    /// The outbox's owner thread is gone (it stopped after a failure it could not survive).
+    #[error("the outbox has stopped")]
+    Closed,
 }
 
-fn store<E: std::fmt::Display>(e: E) -> OutboxError {
-    OutboxError::Store(e.to_string())
+const ENOSPC: i32 = 28;
+
+impl OutboxError {
+    /// The database must be reopened before it can be used again.
+    #[must_use]
+    pub fn needs_reopen(&self) -> bool {
+        matches!(self, Self::Io(_) | Self::AfterIo | Self::Crashed)
+    }
+
+    /// The disk (or the file system holding the outbox) is full.
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::DiskFull => true,
+            Self::Io(e) => {
+                e.raw_os_error() == Some(ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull
+            }
+            _ => false,
+        }
+    }
+
+    /// Waiting cannot fix it: the outbox file must be repaired or released by the operator.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Corrupted(_) | Self::InUse | Self::Closed)
+    }
 }
+
+impl From<redb::Error> for OutboxError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            // redb reports a header it cannot parse (a bad magic number, say) as invalid data.
+            redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Self::Corrupted(e.to_string())
+            }
+            redb::Error::Io(e) => Self::Io(e),
+            redb::Error::PreviousIo => Self::AfterIo,
+            redb::Error::Corrupted(m) => Self::Corrupted(m),
+            redb::Error::DatabaseAlreadyOpen => Self::InUse,
+            other => Self::Store(other.to_string()),
+        }
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for OutboxError {
+            fn from(e: $t) -> Self {
+                redb::Error::from(e).into()
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError
+);
 
 fn schedule_key(lane: &str, due_us: i64, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(lane.len() + 9 + id.len());
@@ -56,21 +149,26 @@ fn parse_schedule_key(k: &[u8]) -> Option<(&str, i64, &str)> {
     Some((lane, due, id))
 }
 
+/// Opens (creating) the redb database in `path` through the storage layer.
+fn open_db(path: &Path, faults: &Faults) -> Result<Database, OutboxError> {
+    let file = FaultyFile::open(path, faults.clone())?;
+    Ok(redb::Builder::new().create_with_backend(file)?)
+}
+
 /// Rewrites jobs stored by versions that kept the signing secret inside each job: the row is
 /// read (as `signed`) and written back without it. Returns how many were rewritten.
-fn drop_stored_secrets(db: &Database) -> Result<usize, Box<redb::Error>> {
+fn drop_stored_secrets(db: &Database) -> Result<usize, OutboxError> {
     let holds_secret = |bytes: &[u8]| {
         serde_json::from_slice::<serde_json::Value>(bytes)
             .is_ok_and(|v| v.pointer("/endpoint/secret").is_some())
     };
-    let boxed = |e: redb::Error| Box::new(e);
-    let tx = db.begin_write().map_err(|e| boxed(e.into()))?;
+    let tx = db.begin_write()?;
     let mut n = 0;
     for table in [PENDING, DEAD] {
-        let mut t = tx.open_table(table).map_err(|e| boxed(e.into()))?;
+        let mut t = tx.open_table(table)?;
         let mut old = Vec::new();
-        for row in t.iter().map_err(|e| boxed(e.into()))? {
-            let (k, v) = row.map_err(|e| boxed(e.into()))?;
+        for row in t.iter()? {
+            let (k, v) = row?;
             if holds_secret(v.value()) {
                 old.push((k.value().to_owned(), v.value().to_vec()));
             }
@@ -79,24 +177,35 @@ fn drop_stored_secrets(db: &Database) -> Result<usize, Box<redb::Error>> {
             // Unreadable rows are left for the normal error paths to report.
             if let Ok(job) = serde_json::from_slice::<Job>(&bytes) {
                 if let Ok(clean) = serde_json::to_vec(&job) {
-                    t.insert(id.as_str(), clean.as_slice())
-                        .map_err(|e| boxed(e.into()))?;
+                    t.insert(id.as_str(), clean.as_slice())?;
                     n += 1;
                 }
             }
         }
     }
-    tx.commit().map_err(|e| boxed(e.into()))?;
+    tx.commit()?;
     Ok(n)
 }
 
-/// The embedded store.
-pub struct Outbox {
+/// Options of [`Outbox::open_with`].
+#[derive(Debug, Clone, Default)]
+pub struct OutboxOptions {
+    /// Disk space kept in a file beside the outbox: see [`Outbox::open_with_reserve`].
+    pub reserve_bytes: u64,
+    /// Faults injected into the storage layer (tests); healthy by default.
+    pub faults: Faults,
+}
+
+/// The storage side of the outbox: the open redb database and the disk reserve. It lives on
+/// the outbox's owner thread and is reached only through [`Outbox`] (its requests run one at
+/// a time, in order).
+pub struct Store {
     /// `None` only while being reopened (or if reopening failed).
     db: std::sync::RwLock<Option<Database>>,
     path: std::path::PathBuf,
-    /// A storage I/O error happened: redb refuses further work until the database is
-    /// reopened (`PreviousIo`), which the next operation does.
+    faults: Faults,
+    /// An operation failed with an error that [needs a reopen](OutboxError::needs_reopen):
+    /// the next operation reopens the database first.
     failed: std::sync::atomic::AtomicBool,
     /// Disk space held back for a full disk: see [`Outbox::open_with_reserve`].
     reserve: Reserve,
@@ -158,21 +267,9 @@ impl Reserve {
     }
 }
 
-impl std::fmt::Debug for Outbox {
+impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").finish_non_exhaustive()
-    }
-}
-
-/// A read guard on the open database.
-struct Live<'a>(std::sync::RwLockReadGuard<'a, Option<Database>>);
-
-impl std::ops::Deref for Live<'_> {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        self.0
-            .as_ref()
-            .expect("live() checked the database is open")
+        f.debug_struct("Store").finish_non_exhaustive()
     }
 }
 
@@ -187,34 +284,20 @@ pub enum Completion {
     Dead(String),
 }
 
-impl Outbox {
-    /// Opens (creating) the outbox file.
-    ///
-    /// # Errors
-    /// The file cannot be created or is not a redb database.
-    pub fn open(path: &Path) -> Result<Self, OutboxError> {
-        Self::open_with_reserve(path, 0)
-    }
-
-    /// Opens the outbox and keeps `reserve_bytes` of disk in a file beside it
-    /// (`outbox.redb.reserve`), released when the disk is full so outcomes can still be
-    /// recorded (which is what frees space), and recreated once the outbox is empty.
-    ///
-    /// # Errors
-    /// The file cannot be created or is not a redb database.
-    pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
+impl Store {
+    fn open_with(path: &Path, opts: OutboxOptions) -> Result<Self, OutboxError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            super::files::private_dir(dir).map_err(store)?;
+            super::files::private_dir(dir).map_err(OutboxError::Io)?;
         }
         // Created 0600 before redb opens it (redb would create it with the umask's mode).
-        drop(super::files::private_file(path, false).map_err(store)?);
-        let mut db = Database::create(path).map_err(store)?;
-        let tx = db.begin_write().map_err(store)?;
-        tx.open_table(PENDING).map_err(store)?;
-        tx.open_table(SCHEDULE).map_err(store)?;
-        tx.open_table(DEAD).map_err(store)?;
-        tx.commit().map_err(store)?;
-        let migrated = drop_stored_secrets(&db).map_err(store)?;
+        drop(super::files::private_file(path, false).map_err(OutboxError::Io)?);
+        let mut db = open_db(path, &opts.faults)?;
+        let tx = db.begin_write()?;
+        tx.open_table(PENDING)?;
+        tx.open_table(SCHEDULE)?;
+        tx.open_table(DEAD)?;
+        tx.commit()?;
+        let migrated = drop_stored_secrets(&db)?;
         if migrated > 0 {
             // The old rows' pages are freed; compaction returns them to the file system.
             let _ = db.compact();
@@ -222,71 +305,84 @@ impl Outbox {
         }
         let reserve = Reserve {
             path: path.with_extension("redb.reserve"),
-            bytes: reserve_bytes,
+            bytes: opts.reserve_bytes,
         };
         reserve.create();
         Ok(Self {
             db: std::sync::RwLock::new(Some(db)),
             path: path.to_owned(),
+            faults: opts.faults,
             failed: std::sync::atomic::AtomicBool::new(false),
             reserve,
         })
     }
 
-    /// Records a storage error; an I/O error makes the next operation reopen the database.
-    fn fail<E: std::fmt::Display>(&self, e: E) -> OutboxError {
-        let m = e.to_string();
-        if m.contains("I/O error") {
-            self.failed
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
-        OutboxError::Store(m)
-    }
-
     /// Makes the next operation reopen the database (after a failure seen by a caller).
-    pub fn mark_failed(&self) {
+    fn mark_failed(&self) {
         self.failed
             .store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// The database, reopened first if an I/O error poisoned it.
-    fn live(&self) -> Result<Live<'_>, OutboxError> {
+    /// Runs `op` on the open database — reopened first if an earlier error asked for it —
+    /// and remembers whether its error asks for a reopen. This is the one place storage work
+    /// runs: redb asserts (panics) instead of returning an error when a database left
+    /// inconsistent by an I/O error is used again, so a panic here becomes
+    /// [`OutboxError::Crashed`] (which reopens).
+    fn with_db<T>(
+        &self,
+        op: impl FnOnce(&Database) -> Result<T, OutboxError>,
+    ) -> Result<T, OutboxError> {
         use std::sync::atomic::Ordering;
         if self.failed.swap(false, Ordering::AcqRel) {
-            let mut g = self
-                .db
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *g = None; // the file lock goes with the old handle
-            match Database::create(&self.path) {
-                Ok(db) => {
-                    tracing::error!(file = %self.path.display(), "outbox reopened after an I/O error");
-                    *g = Some(db);
-                }
-                Err(e) => {
-                    self.failed.store(true, Ordering::Release);
-                    return Err(OutboxError::Store(format!(
-                        "reopening after an I/O error: {e}"
-                    )));
-                }
-            }
+            self.reopen()?;
         }
+        // The guard outlives the transaction: a reopen waits for it.
         let g = self
             .db
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if g.is_none() {
-            self.failed.store(true, Ordering::Release);
-            return Err(OutboxError::Store("outbox unavailable".into()));
+        let Some(db) = g.as_ref() else {
+            self.mark_failed();
+            return Err(OutboxError::AfterIo);
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(db)))
+            .unwrap_or(Err(OutboxError::Crashed));
+        if let Err(e) = &r {
+            if e.needs_reopen() {
+                self.mark_failed();
+            }
         }
-        Ok(Live(g))
+        r
+    }
+
+    fn reopen(&self) -> Result<(), OutboxError> {
+        let mut g = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g = None; // the file lock goes with the old handle
+        match open_db(&self.path, &self.faults) {
+            Ok(db) => {
+                tracing::error!(file = %self.path.display(), "outbox reopened after an I/O error");
+                *g = Some(db);
+                Ok(())
+            }
+            Err(e) => {
+                if !e.is_fatal() {
+                    self.mark_failed();
+                }
+                tracing::error!(file = %self.path.display(), error = %e, "cannot reopen the outbox");
+                Err(e)
+            }
+        }
     }
 
     /// Writes new jobs (one transaction, durable on return). A job whose webhook id is
     /// already pending is left as it is (the same CDR for the same trigger is delivered once).
     ///
     /// # Errors
-    /// A storage error; nothing was written.
+    /// A storage error; nothing was written. [`OutboxError::DiskFull`] while the disk reserve
+    /// is spent and pending jobs are still to free space.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
         if self.reserve.released() {
             // The disk filled up: what space there is goes to recording outcomes (which frees
@@ -295,47 +391,20 @@ impl Outbox {
                 self.reserve.create();
             }
             if self.reserve.released() && self.pending_len()? > 0 {
-                return Err(OutboxError::Store(
-                    "disk full: new deliveries wait until pending ones have freed space".into(),
-                ));
+                return Err(OutboxError::DiskFull);
             }
         }
-        match self.try_enqueue(jobs) {
+        match self.with_db(|db| try_enqueue(db, jobs)) {
             // Nothing pending could free space: the reserve is all there is to give.
-            Err(_) if self.pending_len().is_ok_and(|n| n == 0) && self.reserve.release() => {
-                self.try_enqueue(jobs)
+            Err(e)
+                if e.is_disk_full()
+                    && self.pending_len().is_ok_and(|n| n == 0)
+                    && self.reserve.release() =>
+            {
+                self.with_db(|db| try_enqueue(db, jobs))
             }
             r => r,
         }
-    }
-
-    fn try_enqueue_unshielded(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        // The guard outlives the transaction: a reopen waits for it.
-        let db = self.live()?;
-        let tx = db.begin_write().map_err(|e| self.fail(e))?;
-        let mut added = 0;
-        {
-            let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
-            let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
-            for j in jobs {
-                if pending
-                    .get(j.webhook_id.as_str())
-                    .map_err(|e| self.fail(e))?
-                    .is_some()
-                {
-                    continue;
-                }
-                let bytes = serde_json::to_vec(j).map_err(|e| self.fail(e))?;
-                pending
-                    .insert(j.webhook_id.as_str(), bytes.as_slice())
-                    .map_err(|e| self.fail(e))?;
-                let key = schedule_key(&j.endpoint.lane(), j.next_attempt_us, &j.webhook_id);
-                sched.insert(key.as_slice(), ()).map_err(|e| self.fail(e))?;
-                added += 1;
-            }
-        }
-        tx.commit().map_err(|e| self.fail(e))?;
-        Ok(added)
     }
 
     /// Up to `limit` jobs of `lane` due at `now`, skipping ids in `busy`, plus the due time
@@ -343,67 +412,22 @@ impl Outbox {
     ///
     /// # Errors
     /// A storage error.
-    fn due_unshielded(
+    pub fn due(
         &self,
         lane: &str,
         now: i64,
         limit: usize,
         busy: &BTreeSet<String>,
     ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
-        let db = self.live()?;
-        let tx = db.begin_read().map_err(|e| self.fail(e))?;
-        let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
-        let pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
-        let start = schedule_key(lane, i64::MIN, "");
-        let mut end = lane.as_bytes().to_vec();
-        end.push(1);
-        let mut out = Vec::new();
-        let mut next = None;
-        for entry in sched
-            .range(start.as_slice()..end.as_slice())
-            .map_err(|e| self.fail(e))?
-        {
-            let (k, _) = entry.map_err(|e| self.fail(e))?;
-            let Some((_, due, id)) = parse_schedule_key(k.value()) else {
-                continue;
-            };
-            if busy.contains(id) {
-                continue;
-            }
-            if due > now || out.len() >= limit {
-                next = Some(due);
-                break;
-            }
-            if let Some(v) = pending.get(id).map_err(|e| self.fail(e))? {
-                out.push(serde_json::from_slice(v.value()).map_err(|e| self.fail(e))?);
-            }
-        }
-        Ok((out, next))
+        self.with_db(|db| due(db, lane, now, limit, busy))
     }
 
     /// The lanes that have pending jobs.
     ///
     /// # Errors
     /// A storage error.
-    fn lanes_unshielded(&self) -> Result<BTreeSet<String>, OutboxError> {
-        let db = self.live()?;
-        let tx = db.begin_read().map_err(|e| self.fail(e))?;
-        let sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
-        let mut lanes = BTreeSet::new();
-        let mut from: Vec<u8> = Vec::new();
-        // Skip from lane to lane instead of walking every job.
-        loop {
-            let mut it = sched.range(from.as_slice()..).map_err(|e| self.fail(e))?;
-            let Some(entry) = it.next() else { break };
-            let (k, _) = entry.map_err(|e| self.fail(e))?;
-            let Some((lane, _, _)) = parse_schedule_key(k.value()) else {
-                break;
-            };
-            lanes.insert(lane.to_owned());
-            from = lane.as_bytes().to_vec();
-            from.push(1);
-        }
-        Ok(lanes)
+    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
+        self.with_db(lanes)
     }
 
     /// Records the outcome of an attempt on `job` (whose `attempts` already counts it).
@@ -420,8 +444,10 @@ impl Outbox {
     /// # Errors
     /// A storage error; then none of them is recorded.
     pub fn complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
-        match self.try_complete_many(done) {
-            Err(_) if self.reserve.release() => self.try_complete_many(done),
+        match self.with_db(|db| complete_many(db, done)) {
+            Err(e) if e.is_disk_full() && self.reserve.release() => {
+                self.with_db(|db| complete_many(db, done))
+            }
             r => {
                 if r.is_ok() && !self.reserve.exists() && self.pending_len().is_ok_and(|n| n == 0) {
                     self.reserve.create();
@@ -431,233 +457,12 @@ impl Outbox {
         }
     }
 
-    fn try_complete_many_unshielded(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
-        // The guard outlives the transaction: a reopen waits for it.
-        let db = self.live()?;
-        let tx = db.begin_write().map_err(|e| self.fail(e))?;
-        {
-            let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
-            let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
-            let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
-            for (job, outcome) in done {
-                let lane = job.endpoint.lane();
-                let id = job.webhook_id.as_str();
-                // The schedule entry is keyed by the stored due time (the caller's copy may be
-                // older); only that field is read back.
-                #[derive(serde::Deserialize)]
-                struct Due {
-                    next_attempt_us: i64,
-                }
-                let due = match pending.get(id).map_err(|e| self.fail(e))? {
-                    Some(v) => serde_json::from_slice::<Due>(v.value())
-                        .map_or(job.next_attempt_us, |d| d.next_attempt_us),
-                    None => job.next_attempt_us,
-                };
-                sched
-                    .remove(schedule_key(&lane, due, id).as_slice())
-                    .map_err(|e| self.fail(e))?;
-                match outcome {
-                    Completion::Delivered => {
-                        pending.remove(id).map_err(|e| self.fail(e))?;
-                    }
-                    Completion::RetryAt(at, error) => {
-                        let mut j = job.clone();
-                        j.next_attempt_us = *at;
-                        j.last_error = Some(error.clone());
-                        let bytes = serde_json::to_vec(&j).map_err(|e| self.fail(e))?;
-                        pending
-                            .insert(id, bytes.as_slice())
-                            .map_err(|e| self.fail(e))?;
-                        sched
-                            .insert(schedule_key(&lane, *at, id).as_slice(), ())
-                            .map_err(|e| self.fail(e))?;
-                    }
-                    Completion::Dead(error) => {
-                        pending.remove(id).map_err(|e| self.fail(e))?;
-                        let mut j = job.clone();
-                        j.last_error = Some(error.clone());
-                        let bytes = serde_json::to_vec(&j).map_err(|e| self.fail(e))?;
-                        dead.insert(id, bytes.as_slice())
-                            .map_err(|e| self.fail(e))?;
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(|e| self.fail(e))
-    }
-
-    /// Number of pending jobs.
-    ///
-    /// # Errors
-    /// A storage error.
-    fn pending_len_unshielded(&self) -> Result<u64, OutboxError> {
-        let db = self.live()?;
-        let tx = db.begin_read().map_err(|e| self.fail(e))?;
-        tx.open_table(PENDING)
-            .map_err(|e| self.fail(e))?
-            .len()
-            .map_err(|e| self.fail(e))
-    }
-
-    /// Number of dead letters.
-    ///
-    /// # Errors
-    /// A storage error.
-    fn dead_len_unshielded(&self) -> Result<u64, OutboxError> {
-        let db = self.live()?;
-        let tx = db.begin_read().map_err(|e| self.fail(e))?;
-        tx.open_table(DEAD)
-            .map_err(|e| self.fail(e))?
-            .len()
-            .map_err(|e| self.fail(e))
-    }
-
-    /// Dead letters, oldest first by creation.
-    ///
-    /// # Errors
-    /// A storage error.
-    fn dead_unshielded(&self) -> Result<Vec<Job>, OutboxError> {
-        let db = self.live()?;
-        let tx = db.begin_read().map_err(|e| self.fail(e))?;
-        let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
-        let mut out: Vec<Job> = Vec::new();
-        for e in dead.iter().map_err(|e| self.fail(e))? {
-            let (_, v) = e.map_err(|e| self.fail(e))?;
-            out.push(serde_json::from_slice(v.value()).map_err(|e| self.fail(e))?);
-        }
-        out.sort_by(|a, b| (a.created_us, &a.webhook_id).cmp(&(b.created_us, &b.webhook_id)));
-        Ok(out)
-    }
-
-    /// One dead letter.
-    ///
-    /// # Errors
-    /// Not found, or a storage error.
-    fn dead_one_unshielded(&self, id: &str) -> Result<Job, OutboxError> {
-        let db = self.live()?;
-        let tx = db.begin_read().map_err(|e| self.fail(e))?;
-        let dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
-        let v = dead
-            .get(id)
-            .map_err(|e| self.fail(e))?
-            .ok_or_else(|| OutboxError::NotFound(id.into()))?;
-        serde_json::from_slice(v.value()).map_err(|e| self.fail(e))
-    }
-
-    /// Moves a dead letter back to pending, due at `now` with a fresh attempt budget and the
-    /// same webhook id.
-    ///
-    /// # Errors
-    /// Not found, or a storage error.
-    fn resend_unshielded(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
-        // The guard outlives the transaction: a reopen waits for it.
-        let db = self.live()?;
-        let tx = db.begin_write().map_err(|e| self.fail(e))?;
-        let job = {
-            let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
-            let mut job: Job = match dead.remove(id).map_err(|e| self.fail(e))? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(|e| self.fail(e))?,
-                None => return Err(OutboxError::NotFound(id.into())),
-            };
-            job.attempts = 0;
-            job.next_attempt_us = now;
-            let mut pending = tx.open_table(PENDING).map_err(|e| self.fail(e))?;
-            let bytes = serde_json::to_vec(&job).map_err(|e| self.fail(e))?;
-            pending
-                .insert(job.webhook_id.as_str(), bytes.as_slice())
-                .map_err(|e| self.fail(e))?;
-            let mut sched = tx.open_table(SCHEDULE).map_err(|e| self.fail(e))?;
-            sched
-                .insert(
-                    schedule_key(&job.endpoint.lane(), now, &job.webhook_id).as_slice(),
-                    (),
-                )
-                .map_err(|e| self.fail(e))?;
-            job
-        };
-        tx.commit().map_err(|e| self.fail(e))?;
-        Ok(job)
-    }
-
-    /// Deletes one dead letter, or all of them; returns how many.
-    ///
-    /// # Errors
-    /// Not found (for one id), or a storage error.
-    fn purge_unshielded(&self, id: Option<&str>) -> Result<usize, OutboxError> {
-        // The guard outlives the transaction: a reopen waits for it.
-        let db = self.live()?;
-        let tx = db.begin_write().map_err(|e| self.fail(e))?;
-        let n = {
-            let mut dead = tx.open_table(DEAD).map_err(|e| self.fail(e))?;
-            match id {
-                Some(id) => {
-                    if dead.remove(id).map_err(|e| self.fail(e))?.is_none() {
-                        return Err(OutboxError::NotFound(id.into()));
-                    }
-                    1
-                }
-                None => {
-                    let n = dead.len().map_err(|e| self.fail(e))? as usize;
-                    dead.retain(|_, _| false).map_err(|e| self.fail(e))?;
-                    n
-                }
-            }
-        };
-        tx.commit().map_err(|e| self.fail(e))?;
-        Ok(n)
-    }
-}
-
-/// The storage-touching operations, each shielded: redb asserts (panics) instead of returning
-/// an error when a database left inconsistent by an I/O error is used again. Such a panic
-/// becomes an error here and the next operation reopens the database.
-impl Outbox {
-    fn shielded<T>(&self, f: impl FnOnce() -> Result<T, OutboxError>) -> Result<T, OutboxError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-            self.mark_failed();
-            Err(OutboxError::Store(
-                "the storage engine failed after an I/O error; reopening".into(),
-            ))
-        })
-    }
-
-    fn try_enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        self.shielded(|| self.try_enqueue_unshielded(jobs))
-    }
-
-    fn try_complete_many(&self, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
-        self.shielded(|| self.try_complete_many_unshielded(done))
-    }
-
-    /// Up to `limit` jobs of `lane` due at `now`, skipping ids in `busy`, plus the due time
-    /// of the lane's next job that is not returned (if any).
-    ///
-    /// # Errors
-    /// A storage error.
-    pub fn due(
-        &self,
-        lane: &str,
-        now: i64,
-        limit: usize,
-        busy: &BTreeSet<String>,
-    ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
-        self.shielded(|| self.due_unshielded(lane, now, limit, busy))
-    }
-
-    /// The lanes that have pending jobs.
-    ///
-    /// # Errors
-    /// A storage error.
-    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
-        self.shielded(|| self.lanes_unshielded())
-    }
-
     /// Number of pending jobs.
     ///
     /// # Errors
     /// A storage error.
     pub fn pending_len(&self) -> Result<u64, OutboxError> {
-        self.shielded(|| self.pending_len_unshielded())
+        self.with_db(|db| Ok(db.begin_read()?.open_table(PENDING)?.len()?))
     }
 
     /// Number of dead letters.
@@ -665,7 +470,7 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn dead_len(&self) -> Result<u64, OutboxError> {
-        self.shielded(|| self.dead_len_unshielded())
+        self.with_db(|db| Ok(db.begin_read()?.open_table(DEAD)?.len()?))
     }
 
     /// Dead letters, oldest first by creation.
@@ -673,7 +478,7 @@ impl Outbox {
     /// # Errors
     /// A storage error.
     pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
-        self.shielded(|| self.dead_unshielded())
+        self.with_db(dead)
     }
 
     /// One dead letter.
@@ -681,7 +486,14 @@ impl Outbox {
     /// # Errors
     /// Not found, or a storage error.
     pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
-        self.shielded(|| self.dead_one_unshielded(id))
+        self.with_db(|db| {
+            let tx = db.begin_read()?;
+            let dead = tx.open_table(DEAD)?;
+            let v = dead
+                .get(id)?
+                .ok_or_else(|| OutboxError::NotFound(id.into()))?;
+            Ok(serde_json::from_slice(v.value())?)
+        })
     }
 
     /// Moves a dead letter back to pending, due at `now` with a fresh attempt budget and the
@@ -690,7 +502,7 @@ impl Outbox {
     /// # Errors
     /// Not found, or a storage error.
     pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
-        self.shielded(|| self.resend_unshielded(id, now))
+        self.with_db(|db| resend(db, id, now))
     }
 
     /// Deletes one dead letter, or all of them; returns how many.
@@ -698,8 +510,459 @@ impl Outbox {
     /// # Errors
     /// Not found (for one id), or a storage error.
     pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
-        self.shielded(|| self.purge_unshielded(id))
+        self.with_db(|db| purge(db, id))
     }
+}
+
+/// A request to the owner thread.
+type Request = Box<dyn FnOnce(&Store) + Send>;
+
+/// Requests waiting for the owner thread; a caller beyond this waits (backpressure).
+const QUEUE: usize = 64;
+
+/// What the owner thread last saw, readable without waiting for it (metrics, readiness).
+#[derive(Debug, Default)]
+struct Gauges {
+    pending: std::sync::atomic::AtomicU64,
+    dead: std::sync::atomic::AtomicU64,
+    /// The last request failed with a storage error (cleared by the next success).
+    failing: std::sync::atomic::AtomicBool,
+}
+
+/// The durable outbox. One thread owns the database (a [`Store`]) and runs requests one at a
+/// time from a bounded queue, so no storage or file work runs on the caller's thread: async
+/// code awaits [`Outbox::call`]; the blocking methods ([`Outbox::enqueue`] and the others) are
+/// for threads that may block (the CLI, tests, benchmarks' setup). Dropping the outbox lets
+/// the owner finish what was queued, close the database and exit (joined).
+pub struct Outbox {
+    tx: Option<std::sync::mpsc::SyncSender<Request>>,
+    owner: Option<std::thread::JoinHandle<()>>,
+    gauges: std::sync::Arc<Gauges>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(owner) = self.owner.take() {
+            let _ = owner.join();
+        }
+    }
+}
+
+impl Outbox {
+    /// Opens (creating) the outbox file.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open(path: &Path) -> Result<Self, OutboxError> {
+        Self::open_with(path, OutboxOptions::default())
+    }
+
+    /// Opens the outbox and keeps `reserve_bytes` of disk in a file beside it
+    /// (`outbox.redb.reserve`), released when the disk is full so outcomes can still be
+    /// recorded (which is what frees space), and recreated once the outbox is empty.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open_with_reserve(path: &Path, reserve_bytes: u64) -> Result<Self, OutboxError> {
+        Self::open_with(
+            path,
+            OutboxOptions {
+                reserve_bytes,
+                ..OutboxOptions::default()
+            },
+        )
+    }
+
+    /// Opens the outbox with `opts` (blocking: call it where blocking is allowed) and starts
+    /// its owner thread.
+    ///
+    /// # Errors
+    /// The file cannot be created ([`OutboxError::Io`]), is not a readable outbox
+    /// ([`OutboxError::Corrupted`]) or is open in another process ([`OutboxError::InUse`]).
+    pub fn open_with(path: &Path, opts: OutboxOptions) -> Result<Self, OutboxError> {
+        let store = Store::open_with(path, opts)?;
+        let gauges = std::sync::Arc::new(Gauges::default());
+        refresh(&store, &gauges);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Request>(QUEUE);
+        let g = gauges.clone();
+        let owner = std::thread::Builder::new()
+            .name("postcall-outbox".into())
+            .spawn(move || {
+                while let Ok(req) = rx.recv() {
+                    req(&store);
+                    refresh(&store, &g);
+                }
+            })
+            .map_err(OutboxError::Io)?;
+        Ok(Self {
+            tx: Some(tx),
+            owner: Some(owner),
+            gauges,
+        })
+    }
+
+    /// Runs `op` on the owner thread and awaits its result (never blocks the async worker:
+    /// when the queue is full, the hand-over waits on the blocking pool).
+    ///
+    /// # Errors
+    /// `op`'s error, or [`OutboxError::Closed`] when the owner thread is gone.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let tx = self.tx.clone().ok_or(OutboxError::Closed)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let req: Request = Box::new(move |s: &Store| {
+            let _ = reply.send(op(s));
+        });
+        match tx.try_send(req) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(req)) => {
+                tokio::task::spawn_blocking(move || tx.send(req))
+                    .await
+                    .map_err(|_| OutboxError::Closed)?
+                    .map_err(|_| OutboxError::Closed)?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(OutboxError::Closed),
+        }
+        answer.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Runs `op` on the owner thread and blocks the calling thread until it is done. Not for
+    /// async workers: use [`Outbox::call`] there.
+    ///
+    /// # Errors
+    /// `op`'s error, or [`OutboxError::Closed`] when the owner thread is gone.
+    pub fn call_blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let tx = self.tx.as_ref().ok_or(OutboxError::Closed)?;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        tx.send(Box::new(move |s: &Store| {
+            let _ = reply.send(op(s));
+        }))
+        .map_err(|_| OutboxError::Closed)?;
+        answer.recv().map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Pending jobs as of the owner's last request (no waiting).
+    #[must_use]
+    pub fn pending_gauge(&self) -> u64 {
+        self.gauges
+            .pending
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Dead letters as of the owner's last request (no waiting).
+    #[must_use]
+    pub fn dead_gauge(&self) -> u64 {
+        self.gauges.dead.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The owner thread is gone, or the storage failed at its last request.
+    #[must_use]
+    pub fn is_failing(&self) -> bool {
+        self.owner
+            .as_ref()
+            .is_none_or(std::thread::JoinHandle::is_finished)
+            || self
+                .gauges
+                .failing
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Blocking [`Store::enqueue`].
+    ///
+    /// # Errors
+    /// As [`Store::enqueue`].
+    pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        let jobs = jobs.to_vec();
+        self.call_blocking(move |s| s.enqueue(&jobs))
+    }
+
+    /// Blocking [`Store::due`].
+    ///
+    /// # Errors
+    /// As [`Store::due`].
+    pub fn due(
+        &self,
+        lane: &str,
+        now: i64,
+        limit: usize,
+        busy: &BTreeSet<String>,
+    ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
+        let (lane, busy) = (lane.to_owned(), busy.clone());
+        self.call_blocking(move |s| s.due(&lane, now, limit, &busy))
+    }
+
+    /// Blocking [`Store::lanes`].
+    ///
+    /// # Errors
+    /// As [`Store::lanes`].
+    pub fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
+        self.call_blocking(Store::lanes)
+    }
+
+    /// Blocking [`Store::complete`].
+    ///
+    /// # Errors
+    /// As [`Store::complete`].
+    pub fn complete(&self, job: &Job, outcome: Completion) -> Result<(), OutboxError> {
+        let job = job.clone();
+        self.call_blocking(move |s| s.complete(&job, outcome))
+    }
+
+    /// Blocking [`Store::pending_len`].
+    ///
+    /// # Errors
+    /// As [`Store::pending_len`].
+    pub fn pending_len(&self) -> Result<u64, OutboxError> {
+        self.call_blocking(Store::pending_len)
+    }
+
+    /// Blocking [`Store::dead_len`].
+    ///
+    /// # Errors
+    /// As [`Store::dead_len`].
+    pub fn dead_len(&self) -> Result<u64, OutboxError> {
+        self.call_blocking(Store::dead_len)
+    }
+
+    /// Blocking [`Store::dead`].
+    ///
+    /// # Errors
+    /// As [`Store::dead`].
+    pub fn dead(&self) -> Result<Vec<Job>, OutboxError> {
+        self.call_blocking(Store::dead)
+    }
+
+    /// Blocking [`Store::dead_one`].
+    ///
+    /// # Errors
+    /// As [`Store::dead_one`].
+    pub fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
+        let id = id.to_owned();
+        self.call_blocking(move |s| s.dead_one(&id))
+    }
+
+    /// Blocking [`Store::resend`].
+    ///
+    /// # Errors
+    /// As [`Store::resend`].
+    pub fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
+        let id = id.to_owned();
+        self.call_blocking(move |s| s.resend(&id, now))
+    }
+
+    /// Blocking [`Store::purge`].
+    ///
+    /// # Errors
+    /// As [`Store::purge`].
+    pub fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
+        let id = id.map(str::to_owned);
+        self.call_blocking(move |s| s.purge(id.as_deref()))
+    }
+}
+
+/// Updates the gauges after a request (on the owner thread).
+fn refresh(store: &Store, gauges: &Gauges) {
+    use std::sync::atomic::Ordering;
+    let counts = store.pending_len().and_then(|p| Ok((p, store.dead_len()?)));
+    match counts {
+        Ok((p, d)) => {
+            gauges.pending.store(p, Ordering::Relaxed);
+            gauges.dead.store(d, Ordering::Relaxed);
+            gauges.failing.store(false, Ordering::Relaxed);
+        }
+        Err(_) => gauges.failing.store(true, Ordering::Relaxed),
+    }
+}
+
+fn try_enqueue(db: &Database, jobs: &[Job]) -> Result<usize, OutboxError> {
+    let tx = db.begin_write()?;
+    let mut added = 0;
+    {
+        let mut pending = tx.open_table(PENDING)?;
+        let mut sched = tx.open_table(SCHEDULE)?;
+        for j in jobs {
+            if pending.get(j.webhook_id.as_str())?.is_some() {
+                continue;
+            }
+            let bytes = serde_json::to_vec(j)?;
+            pending.insert(j.webhook_id.as_str(), bytes.as_slice())?;
+            let key = schedule_key(&j.endpoint.lane(), j.next_attempt_us, &j.webhook_id);
+            sched.insert(key.as_slice(), ())?;
+            added += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(added)
+}
+
+fn due(
+    db: &Database,
+    lane: &str,
+    now: i64,
+    limit: usize,
+    busy: &BTreeSet<String>,
+) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
+    let tx = db.begin_read()?;
+    let sched = tx.open_table(SCHEDULE)?;
+    let pending = tx.open_table(PENDING)?;
+    let start = schedule_key(lane, i64::MIN, "");
+    let mut end = lane.as_bytes().to_vec();
+    end.push(1);
+    let mut out = Vec::new();
+    let mut next = None;
+    for entry in sched.range(start.as_slice()..end.as_slice())? {
+        let (k, _) = entry?;
+        let Some((_, due, id)) = parse_schedule_key(k.value()) else {
+            continue;
+        };
+        if busy.contains(id) {
+            continue;
+        }
+        if due > now || out.len() >= limit {
+            next = Some(due);
+            break;
+        }
+        if let Some(v) = pending.get(id)? {
+            out.push(serde_json::from_slice(v.value())?);
+        }
+    }
+    Ok((out, next))
+}
+
+fn lanes(db: &Database) -> Result<BTreeSet<String>, OutboxError> {
+    let tx = db.begin_read()?;
+    let sched = tx.open_table(SCHEDULE)?;
+    let mut lanes = BTreeSet::new();
+    let mut from: Vec<u8> = Vec::new();
+    // Skip from lane to lane instead of walking every job.
+    loop {
+        let mut it = sched.range(from.as_slice()..)?;
+        let Some(entry) = it.next() else { break };
+        let (k, _) = entry?;
+        let Some((lane, _, _)) = parse_schedule_key(k.value()) else {
+            break;
+        };
+        lanes.insert(lane.to_owned());
+        from = lane.as_bytes().to_vec();
+        from.push(1);
+    }
+    Ok(lanes)
+}
+
+fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
+    let tx = db.begin_write()?;
+    {
+        let mut pending = tx.open_table(PENDING)?;
+        let mut sched = tx.open_table(SCHEDULE)?;
+        let mut dead = tx.open_table(DEAD)?;
+        for (job, outcome) in done {
+            let lane = job.endpoint.lane();
+            let id = job.webhook_id.as_str();
+            // The schedule entry is keyed by the stored due time (the caller's copy may be
+            // older); only that field is read back.
+            #[derive(serde::Deserialize)]
+            struct Due {
+                next_attempt_us: i64,
+            }
+            let due = match pending.get(id)? {
+                Some(v) => serde_json::from_slice::<Due>(v.value())
+                    .map_or(job.next_attempt_us, |d| d.next_attempt_us),
+                None => job.next_attempt_us,
+            };
+            sched.remove(schedule_key(&lane, due, id).as_slice())?;
+            match outcome {
+                Completion::Delivered => {
+                    pending.remove(id)?;
+                }
+                Completion::RetryAt(at, error) => {
+                    let mut j = job.clone();
+                    j.next_attempt_us = *at;
+                    j.last_error = Some(error.clone());
+                    let bytes = serde_json::to_vec(&j)?;
+                    pending.insert(id, bytes.as_slice())?;
+                    sched.insert(schedule_key(&lane, *at, id).as_slice(), ())?;
+                }
+                Completion::Dead(error) => {
+                    pending.remove(id)?;
+                    let mut j = job.clone();
+                    j.last_error = Some(error.clone());
+                    let bytes = serde_json::to_vec(&j)?;
+                    dead.insert(id, bytes.as_slice())?;
+                }
+            }
+        }
+    }
+    Ok(tx.commit()?)
+}
+
+fn dead(db: &Database) -> Result<Vec<Job>, OutboxError> {
+    let tx = db.begin_read()?;
+    let dead = tx.open_table(DEAD)?;
+    let mut out: Vec<Job> = Vec::new();
+    for e in dead.iter()? {
+        let (_, v) = e?;
+        out.push(serde_json::from_slice(v.value())?);
+    }
+    out.sort_by(|a, b| (a.created_us, &a.webhook_id).cmp(&(b.created_us, &b.webhook_id)));
+    Ok(out)
+}
+
+fn resend(db: &Database, id: &str, now: i64) -> Result<Job, OutboxError> {
+    let tx = db.begin_write()?;
+    let job = {
+        let mut dead = tx.open_table(DEAD)?;
+        let mut job: Job = match dead.remove(id)? {
+            Some(v) => serde_json::from_slice(v.value())?,
+            None => return Err(OutboxError::NotFound(id.into())),
+        };
+        job.attempts = 0;
+        job.next_attempt_us = now;
+        let mut pending = tx.open_table(PENDING)?;
+        let bytes = serde_json::to_vec(&job)?;
+        pending.insert(job.webhook_id.as_str(), bytes.as_slice())?;
+        let mut sched = tx.open_table(SCHEDULE)?;
+        sched.insert(
+            schedule_key(&job.endpoint.lane(), now, &job.webhook_id).as_slice(),
+            (),
+        )?;
+        job
+    };
+    tx.commit()?;
+    Ok(job)
+}
+
+fn purge(db: &Database, id: Option<&str>) -> Result<usize, OutboxError> {
+    let tx = db.begin_write()?;
+    let n = {
+        let mut dead = tx.open_table(DEAD)?;
+        match id {
+            Some(id) => {
+                if dead.remove(id)?.is_none() {
+                    return Err(OutboxError::NotFound(id.into()));
+                }
+                1
+            }
+            None => {
+                let n = dead.len()? as usize;
+                dead.retain(|_, _| false)?;
+                n
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -764,13 +1027,16 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert!(due[0].endpoint.signed);
         assert!(o.dead_one("b").unwrap().endpoint.signed);
-        let raw = {
-            let db = o.live().unwrap();
-            let tx = db.begin_read().unwrap();
-            let t = tx.open_table(PENDING).unwrap();
-            let v = t.get("a").unwrap().unwrap().value().to_vec();
-            v
-        };
+        let raw = o
+            .call_blocking(|s| {
+                s.with_db(|db| {
+                    let tx = db.begin_read()?;
+                    let t = tx.open_table(PENDING)?;
+                    let v = t.get("a")?.map(|v| v.value().to_vec());
+                    Ok(v.unwrap_or_default())
+                })
+            })
+            .unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("whsec_"));
         drop(o);
         let file = std::fs::read(&path).unwrap();

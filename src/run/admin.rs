@@ -210,9 +210,9 @@ pub fn readiness(reg: &Registry) -> Result<(), String> {
         }
     }
     if let Some(e) = &reg.engine {
-        e.outbox()
-            .pending_len()
-            .map_err(|err| format!("outbox unavailable: {err}"))?;
+        if e.outbox().is_failing() {
+            return Err("outbox unavailable (storage errors; see the log)".into());
+        }
     }
     Ok(())
 }
@@ -225,7 +225,7 @@ fn resend_id(path: &str) -> Option<&str> {
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
-fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<Full<Bytes>> {
+async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<Full<Bytes>> {
     let host = req
         .headers()
         .get(hyper::header::HOST)
@@ -249,8 +249,11 @@ fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<Full<By
                 bump(reg, |c| &c.refused);
                 return unauthorized();
             }
-            match reg.engine.as_ref().map(|e| e.outbox().dead()) {
-                Some(Ok(jobs)) => {
+            let Some(engine) = reg.engine.as_ref() else {
+                return reply(StatusCode::NOT_FOUND, TEXT, "no delivery engine\n");
+            };
+            match engine.outbox().call(crate::delivery::Store::dead).await {
+                Ok(jobs) => {
                     let v: Vec<serde_json::Value> = jobs.iter().map(|j| j.redacted()).collect();
                     reply(
                         StatusCode::OK,
@@ -258,8 +261,7 @@ fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<Full<By
                         serde_json::to_vec(&v).unwrap_or_default(),
                     )
                 }
-                Some(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e.to_string()),
-                None => reply(StatusCode::NOT_FOUND, TEXT, "no delivery engine\n"),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e.to_string()),
             }
         }
         (&Method::POST, p) if resend_id(p).is_some() => {
@@ -284,13 +286,15 @@ fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<Full<By
                 );
             }
             let id = resend_id(p).unwrap_or_default();
-            match reg.engine.as_ref().map(|e| e.resend(id)) {
-                Some(Ok(_)) => reply(StatusCode::OK, TEXT, "queued\n"),
-                Some(Err(crate::delivery::OutboxError::NotFound(_))) => {
+            let Some(engine) = reg.engine.as_ref() else {
+                return reply(StatusCode::NOT_FOUND, TEXT, "no delivery engine\n");
+            };
+            match engine.resend(id).await {
+                Ok(_) => reply(StatusCode::OK, TEXT, "queued\n"),
+                Err(crate::delivery::OutboxError::NotFound(_)) => {
                     reply(StatusCode::NOT_FOUND, TEXT, "no such dead letter\n")
                 }
-                Some(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e.to_string()),
-                None => reply(StatusCode::NOT_FOUND, TEXT, "no delivery engine\n"),
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e.to_string()),
             }
         }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
@@ -397,8 +401,8 @@ pub async fn serve(
             async move {
                 counters.open_connections.fetch_add(1, Ordering::Relaxed);
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let resp = route(&reg, &guard, &req);
-                    async move { Ok::<_, Infallible>(resp) }
+                    let (reg, guard) = (reg.clone(), guard.clone());
+                    async move { Ok::<_, Infallible>(route(&reg, &guard, &req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -546,7 +550,8 @@ mod tests {
                             continue;
                         };
                         let req = request(m, &uri.to_string(), &h);
-                        let r = route(&reg, &g, &req);
+                        let r = futures_util::FutureExt::now_or_never(route(&reg, &g, &req))
+                            .expect("no engine: nothing to wait for");
                         assert!(r.status().as_u16() >= 200, "{m} {p}");
                     }
                 }
@@ -567,7 +572,7 @@ mod tests {
                     ("host", "127.0.0.1:9646"),
                     ("authorization", "Bearer 0123456789abcdef"),
                 ]);
-                let _ = route(&reg, &g, &req);
+                let _ = futures_util::FutureExt::now_or_never(route(&reg, &g, &req));
             }
         }
     }

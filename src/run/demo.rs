@@ -196,6 +196,7 @@ pub async fn demo(
         admin: opts.admin,
         retry_unit: Some(Duration::from_millis(250)),
         stop_deadline: Duration::from_secs(5),
+        ..RunOptions::default()
     };
     let mut sidecar = tokio::spawn(sidecar::run(cfg, run_opts, shutdown, None));
 

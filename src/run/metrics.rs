@@ -356,8 +356,9 @@ impl Registry {
                 "Duration of delivery attempts.",
                 &c.attempt_duration,
             );
-            let pending = e.outbox().pending_len().unwrap_or(0);
-            let dead = e.outbox().dead_len().unwrap_or(0);
+            // As of the outbox's last request: reading the store here would wait on it.
+            let pending = e.outbox().pending_gauge();
+            let dead = e.outbox().dead_gauge();
             metric(
                 &mut o,
                 "postcall_outbox_pending",

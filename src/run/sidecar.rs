@@ -25,7 +25,7 @@ use super::admin;
 use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
 use crate::config::{PluginConfig, Validated};
-use crate::delivery::{Engine, Job, Outbox};
+use crate::delivery::{Engine, Job, Outbox, OutboxOptions};
 use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
 use crate::net::HttpClient;
@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub retry_unit: Option<Duration>,
     /// How long attempts in flight may take to finish when stopping.
     pub stop_deadline: Duration,
+    /// Faults injected into the outbox's storage layer (tests); healthy by default.
+    pub outbox_faults: crate::delivery::Faults,
 }
 
 impl Default for RunOptions {
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             admin: SocketAddr::from(([127, 0, 0, 1], 9646)),
             retry_unit: None,
             stop_deadline: Duration::from_secs(15),
+            outbox_faults: crate::delivery::Faults::default(),
         }
     }
 }
@@ -123,7 +126,7 @@ impl Sink {
     ) -> Vec<ClosedSession> {
         let mut jobs: Vec<Vec<Job>> = sessions.iter_mut().map(|s| self.jobs(s)).collect();
         let all: Vec<Job> = jobs.iter().flatten().cloned().collect();
-        if self.engine.enqueue(&all).is_ok() {
+        if self.engine.enqueue(&all).await.is_ok() {
             return Vec::new();
         }
         loop {
@@ -131,7 +134,7 @@ impl Sink {
             let mut held_jobs = Vec::new();
             let mut last_error = None;
             for (s, j) in sessions.into_iter().zip(jobs) {
-                if let Err(e) = self.engine.enqueue(&j) {
+                if let Err(e) = self.engine.enqueue(&j).await {
                     self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
                     last_error = Some(e);
                     held.push(s);
@@ -215,15 +218,19 @@ pub async fn run_validated(
     // is accepted before it is open), triggers, the source, the admin listener (the rest was
     // checked by the validation). A failure here leaves sessions.json as the last stop wrote it.
     let outbox = {
-        let (path, reserve) = (outbox_path.clone(), cfg.disk_reserve_bytes);
-        tokio::task::spawn_blocking(move || Outbox::open_with_reserve(&path, reserve))
+        let path = outbox_path.clone();
+        let oopts = OutboxOptions {
+            reserve_bytes: cfg.disk_reserve_bytes,
+            faults: opts.outbox_faults.clone(),
+        };
+        tokio::task::spawn_blocking(move || Outbox::open_with(&path, oopts))
             .await
             .context("opening the outbox")?
             .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?
     };
     let outbox = Arc::new(outbox);
     let http = HttpClient::with_guard(cfg.receivers_tls, &HttpOptions::default(), guard);
-    let engine = Engine::new(outbox, http, dopts)?;
+    let engine = Engine::new(outbox, http, dopts);
     let tcfg = cfg.triggers;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.use_keys(Arc::new(TriggerKeys {

@@ -140,7 +140,7 @@ async fn with_dead_letter(
         postcall::net::tls::client_config(None).unwrap(),
         &Default::default(),
     );
-    let engine = Engine::new(outbox, http, DeliveryOptions::default()).unwrap();
+    let engine = Engine::new(outbox, http, DeliveryOptions::default());
     let reg = Registry {
         engine: Some(engine),
         ..Registry::default()

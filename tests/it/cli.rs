@@ -341,3 +341,31 @@ fn every_fixture_payload_validates_against_the_printed_schema() {
     bad["cdr"] = serde_json::Value::Null;
     assert!(!validator.is_valid(&bad));
 }
+
+/// `deliveries` says why the outbox cannot be opened: in use by a running postcall, or a
+/// corrupted file; and exits non-zero.
+#[test]
+fn deliveries_names_an_outbox_in_use_or_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(&cfg, "[delivery]\ndata_dir = \"state\"\n").unwrap();
+    let path = dir.path().join("state/outbox.redb");
+    let c = cfg.to_str().unwrap();
+    {
+        let _running = postcall::delivery::Outbox::open(&path).unwrap();
+        let out = postcall(&["deliveries", "--config", c, "list"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("postcall is running"), "{err}");
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[..9].copy_from_slice(b"garbage!!");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = postcall(&["deliveries", "--config", c, "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corrupted") && err.contains("move the file aside"),
+        "{err}"
+    );
+}

@@ -52,7 +52,7 @@ impl Running {
             None => postcall::net::tls::client_config(None).unwrap(),
         };
         let http = HttpClient::with_guard(tls, &HttpOptions::default(), guard);
-        let engine = Engine::new(outbox, http, opts).unwrap();
+        let engine = Engine::new(outbox, http, opts);
         let key = postcall::delivery::sign::SigningKey::parse(&Secret::new(SECRET)).unwrap();
         engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
             [("trig".to_owned(), key)].into(),
@@ -136,7 +136,7 @@ async fn each_method_and_format_over_https_signed() {
         job(4, &base, Method::Post, Format::Json, 1, false),
     ];
     for j in &jobs {
-        run.engine.enqueue(std::slice::from_ref(j)).unwrap();
+        run.engine.enqueue(std::slice::from_ref(j)).await.unwrap();
         let r = rx.next_request().await;
         assert_eq!(r.header("webhook-id"), Some(j.webhook_id.as_str()));
         assert!(r.header("user-agent").unwrap().starts_with("postcall/"));
@@ -208,7 +208,7 @@ async fn retries_follow_the_seed_exactly_then_dead_letter() {
         3,
         false,
     );
-    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.engine.enqueue(std::slice::from_ref(&j)).await.unwrap();
     let mut times = Vec::new();
     for n in 1..=4 {
         let r = rx.next_request().await;
@@ -273,7 +273,7 @@ async fn final_statuses_are_not_retried_and_2xx_variants_succeed() {
             )
         })
         .collect();
-    run.engine.enqueue(&jobs).unwrap();
+    run.engine.enqueue(&jobs).await.unwrap();
     run.settle(5).await;
     let mut dead: Vec<String> = run
         .engine
@@ -321,6 +321,7 @@ async fn a_slow_receiver_times_out_and_is_retried() {
             1,
             false,
         )])
+        .await
         .unwrap();
     rx.next_request().await;
     rx.next_request().await;
@@ -354,11 +355,11 @@ async fn dead_letters_resend_with_the_same_webhook_id() {
         2,
         false,
     );
-    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.engine.enqueue(std::slice::from_ref(&j)).await.unwrap();
     let first = rx.next_request().await;
     run.settle(1).await;
     accept.store(true, Ordering::Relaxed);
-    run.engine.resend(&j.webhook_id).unwrap();
+    run.engine.resend(&j.webhook_id).await.unwrap();
     let again = rx.next_request().await;
     assert_eq!(first.header("webhook-id"), again.header("webhook-id"));
     assert_eq!(first.body, again.body);
@@ -401,7 +402,7 @@ async fn a_restart_mid_backlog_loses_nothing() {
     {
         let outbox = Arc::new(Outbox::open(&path).unwrap());
         let run = Running::start(outbox, None, loopback_guard(), opts.clone()).await;
-        run.engine.enqueue(&jobs).unwrap();
+        run.engine.enqueue(&jobs).await.unwrap();
         // Crash mid-backlog: the dispatcher and its in-flight attempts are dropped on the spot.
         let counters_seen = seen.clone();
         tokio::time::timeout(Duration::from_secs(10), async {
@@ -483,8 +484,8 @@ async fn a_hung_endpoint_does_not_hold_up_others() {
             )
         })
         .collect();
-    run.engine.enqueue(&slow_jobs).unwrap();
-    run.engine.enqueue(&fast_jobs).unwrap();
+    run.engine.enqueue(&slow_jobs).await.unwrap();
+    run.engine.enqueue(&fast_jobs).await.unwrap();
     for _ in 0..10 {
         fast_rx.next_request().await;
     }
@@ -525,7 +526,7 @@ async fn private_destinations_are_refused_unless_allow_listed() {
         3,
         false,
     );
-    run.engine.enqueue(&[by_ip, by_name]).unwrap();
+    run.engine.enqueue(&[by_ip, by_name]).await.unwrap();
     run.settle(2).await;
     for d in run.engine.outbox().dead().unwrap() {
         assert_eq!(d.attempts, 1, "not retried");
@@ -587,7 +588,7 @@ async fn stalled_endpoints_leave_slots_for_a_healthy_one() {
             jobs.push(job(100 * e + k, &url, Method::Post, Format::Json, 1, false));
         }
     }
-    run.engine.enqueue(&jobs).unwrap();
+    run.engine.enqueue(&jobs).await.unwrap();
     // The stalled endpoints hold every slot they are given.
     tokio::time::timeout(Duration::from_secs(30), held.wait_for(|n| *n >= 48))
         .await
@@ -602,7 +603,7 @@ async fn stalled_endpoints_leave_slots_for_a_healthy_one() {
         1,
         false,
     );
-    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.engine.enqueue(std::slice::from_ref(&j)).await.unwrap();
     let got = healthy
         .next_request_within(Duration::from_secs(60))
         .await
@@ -661,7 +662,7 @@ async fn an_endless_response_body_is_not_read() {
         0,
         false,
     );
-    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.engine.enqueue(std::slice::from_ref(&j)).await.unwrap();
     run.settle(0).await;
     assert_eq!(run.engine.counters.delivered.load(Ordering::Relaxed), 1);
     let total = tokio::time::timeout(Duration::from_secs(30), sent.wait_for(Option::is_some))
@@ -740,7 +741,7 @@ async fn engine_with(keys: Arc<SwitchKeys>) -> Running {
         &HttpOptions::default(),
         loopback_guard(),
     );
-    let engine = Engine::new(outbox, http, fast()).unwrap();
+    let engine = Engine::new(outbox, http, fast());
     engine.use_keys(keys);
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(engine.clone().run(rx));
@@ -775,7 +776,7 @@ async fn retries_are_signed_with_the_current_key() {
         2,
         true,
     );
-    run.engine.enqueue(std::slice::from_ref(&j)).unwrap();
+    run.engine.enqueue(std::slice::from_ref(&j)).await.unwrap();
     let (a, b) = (rx.next_request().await, rx.next_request().await);
     verify(&a, &a.body);
     let new = standardwebhooks::Webhook::new(ROTATED).unwrap();
@@ -816,6 +817,7 @@ async fn a_signed_job_of_a_removed_trigger_is_dead_lettered() {
     );
     run.engine
         .enqueue(&[signed.clone(), unsigned.clone()])
+        .await
         .unwrap();
     let got = rx.next_request().await;
     assert_eq!(got.header("webhook-id"), Some(unsigned.webhook_id.as_str()));

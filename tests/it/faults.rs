@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use postcall::sim::{self, MixSpec};
 
-use crate::run::{accounts, get, start, write_config_with, TOKEN};
+use crate::run::{accounts, get, opts, start, start_with, write_config_with, TOKEN};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
 
@@ -382,6 +382,70 @@ async fn disk_full_on_the_outbox_path() {
     run.stop().await;
     println!("fault run disk full: {errors} outbox write failures reported and retried");
     report("disk full", &expected, &rx.delivered("/calls"), dead);
+}
+
+/// The same through the storage layer, so it runs everywhere: the outbox's disk is full
+/// (injected `ENOSPC`) while a stream of calls arrives, the failures are logged and counted,
+/// sessions are held and retried, and once space is back everything arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_injected_under_the_outbox() {
+    let extra = "[delivery]\nallow_private = [\"127.0.0.1/32\"]\n";
+    let Rig {
+        mut bh,
+        rx,
+        cfg,
+        _server,
+        _dir,
+    } = Rig::new(true, extra).await;
+    let faults = postcall::delivery::Faults::default();
+    let run = start_with(
+        cfg,
+        postcall::run::sidecar::RunOptions {
+            outbox_faults: faults.clone(),
+            ..opts()
+        },
+    )
+    .await;
+    bh.wait_subscribed(1).await;
+    faults.set(postcall::delivery::Fault::NoSpace);
+    let (frames, expected) = stream(200, 25, 5);
+    for f in &frames {
+        bh.push(f);
+    }
+    let counters = run.started.registry.run.clone().unwrap();
+    let t = Instant::now();
+    while counters.enqueue_errors.load(Ordering::Relaxed) == 0
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let errors = counters.enqueue_errors.load(Ordering::Relaxed);
+    assert!(errors > 0, "the injected full disk was never seen");
+    let (_, metrics) = get(run.started.admin, "/metrics").await;
+    assert!(
+        metrics.contains("postcall_enqueue_errors_total"),
+        "{metrics}"
+    );
+    faults.set(postcall::delivery::Fault::None);
+    rx.down.store(false, Ordering::Relaxed);
+    rx.wait_for("/calls", &expected, Duration::from_secs(120))
+        .await;
+    let dead = run
+        .started
+        .registry
+        .engine
+        .as_ref()
+        .unwrap()
+        .outbox()
+        .dead_gauge() as usize;
+    run.stop().await;
+    println!("fault run injected disk full: {errors} outbox write failures reported and retried");
+    report(
+        "injected disk full",
+        &expected,
+        &rx.delivered("/calls"),
+        dead,
+    );
 }
 
 /// 10 000 calls in progress at once, delivered to a fast and a slow (20 ms) endpoint.

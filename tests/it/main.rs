@@ -17,6 +17,8 @@ mod robustness;
 mod run;
 mod servers;
 mod snapshots;
+// Storage faults injected under the outbox (issue 13).
+mod storage_faults;
 mod support;
 // Triggers (issue 4).
 mod triggers;

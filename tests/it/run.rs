@@ -68,6 +68,7 @@ pub(crate) fn opts() -> RunOptions {
         admin: "127.0.0.1:0".parse().unwrap(),
         retry_unit: Some(Duration::from_millis(100)),
         stop_deadline: Duration::from_secs(5),
+        ..RunOptions::default()
     }
 }
 
@@ -78,9 +79,13 @@ pub(crate) struct Running {
 }
 
 pub(crate) async fn start(cfg: PluginConfig) -> Running {
+    start_with(cfg, opts()).await
+}
+
+pub(crate) async fn start_with(cfg: PluginConfig, opts: RunOptions) -> Running {
     let (stop, shutdown) = watch::channel(false);
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(sidecar::run(cfg, opts(), shutdown, Some(tx)));
+    let task = tokio::spawn(sidecar::run(cfg, opts, shutdown, Some(tx)));
     match rx.await {
         Ok(started) => Running {
             stop,
