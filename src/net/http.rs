@@ -126,17 +126,8 @@ impl HttpClient {
         req: Request<Full<Bytes>>,
         deadline: Duration,
     ) -> Result<HttpResponse, HttpError> {
-        self.check_literal(&req)?;
         let work = async {
-            let resp = self
-                .inner
-                .request(req)
-                .await
-                .map_err(|e| match forbidden_in(&e) {
-                    Some(f) => HttpError::Forbidden(f.to_string()),
-                    None => HttpError::Connect(error_chain(&e)),
-                })?;
-            let (parts, body) = resp.into_parts();
+            let (parts, body) = self.request(req).await?.into_parts();
             let body = Limited::new(body, self.max_body)
                 .collect()
                 .await
@@ -167,17 +158,8 @@ impl HttpClient {
         deadline: Duration,
         keep: usize,
     ) -> Result<(StatusCode, Bytes), HttpError> {
-        self.check_literal(&req)?;
         let work = async {
-            let resp = self
-                .inner
-                .request(req)
-                .await
-                .map_err(|e| match forbidden_in(&e) {
-                    Some(f) => HttpError::Forbidden(f.to_string()),
-                    None => HttpError::Connect(error_chain(&e)),
-                })?;
-            let (parts, mut body) = resp.into_parts();
+            let (parts, mut body) = self.request(req).await?.into_parts();
             let mut head = Vec::new();
             while head.len() < keep {
                 match body.frame().await {
@@ -196,6 +178,22 @@ impl HttpClient {
         tokio::time::timeout(deadline, work)
             .await
             .map_err(|_| HttpError::Timeout(deadline))?
+    }
+
+    /// Sends `req` (after the guard's check of an IP-literal host) and returns the response
+    /// head with its unread body.
+    async fn request(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, HttpError> {
+        self.check_literal(&req)?;
+        self.inner
+            .request(req)
+            .await
+            .map_err(|e| match forbidden_in(&e) {
+                Some(f) => HttpError::Forbidden(f.to_string()),
+                None => HttpError::Connect(error_chain(&e)),
+            })
     }
 
     /// Refuses an IP-literal host the guard does not allow, before any connection.
