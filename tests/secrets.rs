@@ -1,4 +1,4 @@
-//! No secret is ever printed or logged (issue 18). Every kind of secret postcall holds — a
+//! No secret is ever printed or logged. Every kind of secret postcall holds — a
 //! `whsec_` signing secret, a Kazoo auth token, a Crossbar API key, a URL's `sig` query value,
 //! the user and password of a URL — is fed through every error path we know of (configuration
 //! and trigger parse errors, `check`, a rejected trigger reload, a refused subscription and a

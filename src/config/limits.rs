@@ -1,4 +1,4 @@
-//! `[limits]`: what the PBX can make postcall hold (issue 18). Over a limit a value is cut or
+//! `[limits]`: what the PBX can make postcall hold. Over a limit a value is cut or
 //! an event refused, counted in metrics and logged; nothing over it is accepted whole.
 
 use serde::Deserialize;

@@ -25,7 +25,7 @@ pub use limits::LimitsSection;
 
 // Triggers (issue 4).
 mod triggers;
-// One validation for `check` and `run` (issue 13).
+// One validation for `check` and `run`.
 mod validate;
 pub use triggers::{RemoteConfig, TriggerConfig, TriggersSection};
 pub use validate::{validate, validate_source, Problem, Validated};

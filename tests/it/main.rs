@@ -17,11 +17,11 @@ mod robustness;
 mod run;
 mod servers;
 mod snapshots;
-// Storage faults injected under the outbox (issue 13).
+// Storage faults injected under the outbox.
 mod storage_faults;
 mod support;
 // Triggers (issue 4).
 mod triggers;
-// One validation for check and run (issue 13).
+// One validation for check and run.
 mod validate;
 mod websocket;
