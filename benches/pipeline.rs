@@ -29,6 +29,19 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// Frames of `legs` simulated calls without their DESTROYs: every leg stays open.
+fn open_frames(legs: usize) -> Vec<String> {
+    sim::mix(MixSpec {
+        calls: legs as u64,
+        seed: 7,
+        mean_gap_ms: 1,
+        ..MixSpec::default()
+    })
+    .map(|f| f.text)
+    .filter(|f| !f.contains("CHANNEL_DESTROY"))
+    .collect()
+}
+
 fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     let mut best = f64::MAX;
     let mut last = None;
@@ -118,15 +131,7 @@ fn main() {
 
     // 3. Memory per open leg: hold 100 000 legs open (no DESTROY).
     let target_legs = 100_000usize;
-    let open: Vec<String> = sim::mix(MixSpec {
-        calls: target_legs as u64,
-        seed: 7,
-        mean_gap_ms: 1,
-        ..MixSpec::default()
-    })
-    .map(|f| f.text)
-    .filter(|f| !f.contains("CHANNEL_DESTROY"))
-    .collect();
+    let open = open_frames(target_legs);
     let open_bytes: usize = open.iter().map(String::capacity).sum::<usize>()
         + open.capacity() * std::mem::size_of::<String>();
     let before = rss_bytes();
@@ -160,18 +165,10 @@ fn main() {
 
     // 5. The same through the driver, the path `run` uses: frames as the websocket client
     // hands them over (owned text on a bounded channel), decoded, checked against the ingest
-    // limits and folded in by the driver task. Frames are generated while they are fed.
-    // Frames are made first (the simulator holds every call in flight while it generates);
-    // the bytes of the frames handed over are added back, since they are freed once folded.
-    let frames: Vec<String> = sim::mix(MixSpec {
-        calls: target_legs as u64,
-        seed: 7,
-        mean_gap_ms: 1,
-        ..MixSpec::default()
-    })
-    .map(|f| f.text)
-    .filter(|f| !f.contains("CHANNEL_DESTROY"))
-    .collect();
+    // limits and folded in by the driver task. Frames are made first (the simulator holds
+    // every call in flight while it generates); the bytes of the frames handed over are added
+    // back, since they are freed once folded.
+    let frames = open_frames(target_legs);
     let before = live_bytes();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

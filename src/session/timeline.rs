@@ -356,14 +356,18 @@ enum Depth {
     Alerting,
 }
 
+/// Each leg's position by call id.
+fn call_index(legs: &[Leg]) -> HashMap<&str, usize> {
+    legs.iter()
+        .enumerate()
+        .map(|(i, l)| (&*l.call_id, i))
+        .collect()
+}
+
 impl<'a> Plan<'a> {
     fn new(r: &'a Roles<'a>) -> Self {
         let legs = r.legs;
-        let index: HashMap<&str, usize> = legs
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (&*l.call_id, i))
-            .collect();
+        let index = call_index(legs);
         let bridges = Bridges::of(legs, &index);
         let life = Life::of(legs, &bridges, r.end);
         Plan {
@@ -576,11 +580,7 @@ mod tests {
         end: i64,
         f: impl FnOnce(&HashMap<&str, usize>, &Bridges, &Life) -> T,
     ) -> T {
-        let index: HashMap<&str, usize> = legs
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (&*l.call_id, i))
-            .collect();
+        let index = call_index(legs);
         let bridges = Bridges::of(legs, &index);
         let life = Life::of(legs, &bridges, end * S);
         f(&index, &bridges, &life)

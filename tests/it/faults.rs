@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use postcall::sim::{self, MixSpec};
 
-use crate::run::{accounts, get, opts, start, start_with, write_config_with, TOKEN};
+use crate::run::{accounts, get, opts, start, start_with, write_config_with, Running, TOKEN};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
 
@@ -346,20 +346,7 @@ async fn disk_full_on_the_outbox_path() {
     for f in &frames {
         bh.push(f);
     }
-    let counters = run.started.registry.run.clone().unwrap();
-    let t = Instant::now();
-    while counters.enqueue_errors.load(Ordering::Relaxed) == 0
-        && t.elapsed() < Duration::from_secs(60)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let errors = counters.enqueue_errors.load(Ordering::Relaxed);
-    assert!(errors > 0, "the small file system never filled up");
-    let (_, metrics) = get(run.started.admin, "/metrics").await;
-    assert!(
-        metrics.contains("postcall_enqueue_errors_total"),
-        "{metrics}"
-    );
+    let errors = wait_for_enqueue_errors(&run, "the small file system never filled up").await;
     // The operator frees space (here: the file system grows) and the receiver is back: the
     // outbox reopens after its I/O errors and the held sessions follow.
     let grown = std::process::Command::new("mount")
@@ -412,20 +399,7 @@ async fn disk_full_injected_under_the_outbox() {
     for f in &frames {
         bh.push(f);
     }
-    let counters = run.started.registry.run.clone().unwrap();
-    let t = Instant::now();
-    while counters.enqueue_errors.load(Ordering::Relaxed) == 0
-        && t.elapsed() < Duration::from_secs(60)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let errors = counters.enqueue_errors.load(Ordering::Relaxed);
-    assert!(errors > 0, "the injected full disk was never seen");
-    let (_, metrics) = get(run.started.admin, "/metrics").await;
-    assert!(
-        metrics.contains("postcall_enqueue_errors_total"),
-        "{metrics}"
-    );
+    let errors = wait_for_enqueue_errors(&run, "the injected full disk was never seen").await;
     faults.set(postcall::delivery::Fault::None);
     rx.down.store(false, Ordering::Relaxed);
     rx.wait_for("/calls", &expected, Duration::from_secs(120))
@@ -512,4 +486,24 @@ async fn ten_thousand_concurrent_calls_with_a_slow_endpoint() {
         &rx.delivered("/slow"),
         dead,
     );
+}
+
+/// Waits (60 s at most) until the running sidecar has reported outbox write failures, checks
+/// they are exported in `/metrics`, and returns how many there were.
+async fn wait_for_enqueue_errors(run: &Running, never: &str) -> u64 {
+    let counters = run.started.registry.run.clone().unwrap();
+    let t = Instant::now();
+    while counters.enqueue_errors.load(Ordering::Relaxed) == 0
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let errors = counters.enqueue_errors.load(Ordering::Relaxed);
+    assert!(errors > 0, "{never}");
+    let (_, metrics) = get(run.started.admin, "/metrics").await;
+    assert!(
+        metrics.contains("postcall_enqueue_errors_total"),
+        "{metrics}"
+    );
+    errors
 }
