@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::watch;
 
@@ -157,7 +158,7 @@ impl Drop for Scratch {
 pub async fn demo(
     opts: DemoOptions,
     print: impl Fn(&Received) + Send + Sync + 'static,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> anyhow::Result<DemoReport> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -191,19 +192,19 @@ pub async fn demo(
     std::fs::write(dir.0.join("triggers.toml"), trigger_file(&pbx, addr))?;
     let cfg_path = dir.0.join("plugin.toml");
     let cfg = PluginConfig::from_toml_str(&config_text(&pbx, &server.url(), &dir.0), &cfg_path)?;
-    let (shutdown_tx, shutdown) = watch::channel(false);
+    let shutdown = stop.child_token();
     let run_opts = RunOptions {
         admin: opts.admin,
         retry_unit: Some(Duration::from_millis(250)),
         stop_deadline: Duration::from_secs(5),
         ..RunOptions::default()
     };
-    let mut sidecar = tokio::spawn(sidecar::run(cfg, run_opts, shutdown, None));
+    let mut sidecar = tokio::spawn(sidecar::run(cfg, run_opts, shutdown.clone(), None));
 
     let target = opts.calls;
     let ended_early = tokio::select! {
         _ = calls_rx.wait_for(|n| target.is_some_and(|t| *n >= t)) => None,
-        _ = stop.wait_for(|s| *s) => None,
+        () = stop.cancelled() => None,
         r = &mut sidecar => Some(r),
     };
     match ended_early {
@@ -212,7 +213,7 @@ pub async fn demo(
             anyhow::bail!("the sidecar stopped on its own");
         }
         None => {
-            let _ = shutdown_tx.send(true);
+            shutdown.cancel();
             sidecar.await??;
         }
     }
