@@ -182,7 +182,7 @@ async fn remote_poll_is_conditional_retries_and_keeps_the_last_good_set() {
     );
     status.wait_for(|s| s.generation == 3).await.unwrap();
     assert_eq!(ids(&r.current()), ["file1", "r3"]);
-    let _ = stop.cancel();
+    stop.cancel();
     task.await.unwrap();
 
     let calls = fake.calls.lock().unwrap().clone();
@@ -220,7 +220,7 @@ async fn requests_reload_and_shutdown_stops_the_loop() {
     req_tx.send(()).await.unwrap();
     status.wait_for(|s| s.generation == 2).await.unwrap();
     assert_eq!(ids(&r.current()), ["a2"]);
-    let _ = stop.cancel();
+    stop.cancel();
     task.await.unwrap();
     assert!(!status.borrow().running);
 }
