@@ -43,6 +43,7 @@
 //! [`source::decode_frame`], [`session::Assembler`], [`trigger::TriggerSet::matches`],
 //! [`delivery::payload::encode`].
 
+pub mod backfill;
 pub mod cdr;
 pub mod config;
 pub mod delivery;
