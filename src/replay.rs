@@ -195,7 +195,8 @@ pub fn replay_cdr_docs(
     let mut closed = Vec::new();
     asm.flush(&mut closed);
     closed.sort_by(|a, b| {
-        (a.end_us.div_euclid(1_000_000), &a.cdr.id).cmp(&(b.end_us.div_euclid(1_000_000), &b.cdr.id))
+        (a.end_us.div_euclid(1_000_000), &a.cdr.id)
+            .cmp(&(b.end_us.div_euclid(1_000_000), &b.cdr.id))
     });
     (closed, errors)
 }

@@ -766,9 +766,9 @@ fn session_cause(legs: &[Leg], roles: &[LegRole], origin: usize, answered: bool)
 /// A leg read from Kazoo's stored CDR without its CREATE is not missing anything: the CDR
 /// gives its start, answer and end.
 fn partial(legs: &[Leg], roles: &[LegRole]) -> bool {
-    legs.iter().zip(roles).any(|(l, r)| {
-        r.person() && ((!l.saw_create && !l.from_cdr) || l.destroyed_us.is_none())
-    })
+    legs.iter()
+        .zip(roles)
+        .any(|(l, r)| r.person() && ((!l.saw_create && !l.from_cdr) || l.destroyed_us.is_none()))
 }
 
 /// Peers that billed legs were bridged to but that the session never saw (frames lost in a

@@ -127,13 +127,7 @@ pub fn document(frame_text: &str, written_us: i64) -> Result<Value, NotStored> {
     let interaction = ccvs
         .remove("call_interaction_id")
         .and_then(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
-        .unwrap_or_else(|| {
-            format!(
-                "{}-{:08x}",
-                timestamp,
-                fnv1a(call_id.as_bytes()) as u32
-            )
-        });
+        .unwrap_or_else(|| format!("{}-{:08x}", timestamp, fnv1a(call_id.as_bytes()) as u32));
     let (time, key) = interaction
         .split_at_checked(11)
         .filter(|(t, rest)| t.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with('-'))
@@ -148,7 +142,10 @@ pub fn document(frame_text: &str, written_us: i64) -> Result<Value, NotStored> {
     d.insert("interaction_id".into(), Value::String(interaction));
     d.insert("pvt_type".into(), Value::from("cdr"));
     d.insert("pvt_vsn".into(), Value::from(2));
-    d.insert("pvt_account_db".into(), Value::String(modb(&account_id, &yyyymm)));
+    d.insert(
+        "pvt_account_db".into(),
+        Value::String(modb(&account_id, &yyyymm)),
+    );
     d.insert("pvt_account_id".into(), Value::String(account_id));
     d.insert("pvt_created".into(), Value::from(created));
     d.insert("pvt_modified".into(), Value::from(created));

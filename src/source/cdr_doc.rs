@@ -129,7 +129,9 @@ pub fn leg_event(doc: &Value) -> Result<CallEvent<'_>, CdrDocError> {
             .filter(|s| !s.is_empty())
             .map(Cow::Borrowed)
     };
-    let ccvs = data.custom_channel_vars.get_or_insert_with(Default::default);
+    let ccvs = data
+        .custom_channel_vars
+        .get_or_insert_with(Default::default);
     if ccvs.call_interaction_id.is_none() {
         ccvs.call_interaction_id = top_str("interaction_id");
     }
@@ -139,9 +141,8 @@ pub fn leg_event(doc: &Value) -> Result<CallEvent<'_>, CdrDocError> {
     if ccvs.account_id.is_none() {
         ccvs.account_id = top_str("pvt_account_id").map(modb_account);
     }
-    let mut ev = from_data(EventKind::Destroy, Box::new(data), None).map_err(|_| {
-        CdrDocError::MissingCallId { id: doc_id() }
-    })?;
+    let mut ev = from_data(EventKind::Destroy, Box::new(data), None)
+        .map_err(|_| CdrDocError::MissingCallId { id: doc_id() })?;
     ev.from_cdr = true;
     Ok(ev)
 }

@@ -511,7 +511,11 @@ mod tests {
         assert_eq!(cdr_windows(0, m).collect::<Vec<_>>(), [(0, m)]);
         assert_eq!(
             cdr_windows(100, 100 + 2 * m + 5).collect::<Vec<_>>(),
-            [(100, 100 + m), (100 + m, 100 + 2 * m), (100 + 2 * m, 100 + 2 * m + 5)]
+            [
+                (100, 100 + m),
+                (100 + m, 100 + 2 * m),
+                (100 + 2 * m, 100 + 2 * m + 5)
+            ]
         );
     }
 
@@ -537,7 +541,10 @@ mod tests {
         assert_eq!(s.interaction_id, None);
         assert_eq!(s.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
         assert_eq!(s.direction.as_deref(), Some("inbound"));
-        assert_eq!(CdrSummary::from_row(&serde_json::json!({"id": "x", "call_id": ""})), None);
+        assert_eq!(
+            CdrSummary::from_row(&serde_json::json!({"id": "x", "call_id": ""})),
+            None
+        );
     }
 
     #[test]
