@@ -192,3 +192,116 @@ fn modb(account_id: &str, yyyymm: &str) -> String {
         &account_id[4..]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ACCOUNT: &str = "4b8c6fec4b2597882c0390202d195419";
+
+    /// A Blackhole CHANNEL_DESTROY frame around `data` (merged into a minimal event).
+    fn destroy(extra: Value) -> String {
+        let mut data = json!({
+            "event_name": "CHANNEL_DESTROY",
+            "call_id": "leg-1",
+            "msg_id": "1714521590000000",
+            "timestamp": 63_881_740_790_i64,
+            "hangup_cause": "NORMAL_CLEARING",
+            "billing_seconds": 20,
+            "duration_seconds": 30,
+            "custom_channel_vars": {
+                "account_id": ACCOUNT,
+                "call_interaction_id": "63881740760-1a2b3c4d",
+                "e164_destination": "+15551230000",
+                "pvt_secret": "moved",
+                "owner_id": "u1"
+            }
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                data.as_object_mut().unwrap().remove(k);
+            } else {
+                data[k] = v.clone();
+            }
+        }
+        json!({"action": "event", "name": "CHANNEL_DESTROY", "data": data}).to_string()
+    }
+
+    #[test]
+    fn a_destroy_is_stored_as_cdr_channel_destroy_stores_it() {
+        // 2024-04-30T23:59:20Z interaction, DESTROY at 2024-04-30T23:59:50Z, written 2 s later.
+        let written = 1_714_521_592_000_000;
+        let d = document(&destroy(json!({})), written).unwrap();
+        assert_eq!(d["_id"], "202404-leg-1");
+        assert_eq!(d["interaction_id"], "63881740760-1a2b3c4d");
+        assert_eq!(d["interaction_key"], "1a2b3c4d");
+        assert_eq!(d["interaction_time"], 63_881_740_760_i64);
+        assert_eq!(d["custom_channel_vars"].get("call_interaction_id"), None);
+        assert_eq!(d["e164_destination"], "+15551230000");
+        assert_eq!(d["custom_channel_vars"].get("e164_destination"), None);
+        assert_eq!(d["pvt_secret"], "moved");
+        assert_eq!(d["custom_channel_vars"]["owner_id"], "u1");
+        assert_eq!(d["custom_channel_vars"]["account_id"], ACCOUNT);
+        assert_eq!(d["pvt_type"], "cdr");
+        assert_eq!(d["pvt_account_id"], ACCOUNT);
+        assert_eq!(d["pvt_account_db"], "account%2F4b%2F8c%2F6fec4b2597882c0390202d195419-202404");
+        assert_eq!(d["pvt_created"], 63_881_740_792_i64);
+        // The event's own fields are kept as they were.
+        assert_eq!((d["billing_seconds"].clone(), d["duration_seconds"].clone()), (json!(20), json!(30)));
+        assert_eq!(d["msg_id"], "1714521590000000");
+    }
+
+    /// `_id` and MODB follow the interaction time, not the DESTROY's (the month-boundary
+    /// caveat `cdr_channel_destroy:prepare_and_save/3` documents).
+    #[test]
+    fn the_month_comes_from_the_interaction_time() {
+        let may = json!({"timestamp": 63_881_740_900_i64});
+        let d = document(&destroy(may), 1_714_521_700_000_000).unwrap();
+        assert_eq!(d["_id"], "202404-leg-1");
+        // Without an interaction id, Kazoo makes one up at write time.
+        let mut no_interaction = serde_json::from_str::<Value>(&destroy(json!({}))).unwrap();
+        no_interaction["data"]["custom_channel_vars"]
+            .as_object_mut()
+            .unwrap()
+            .remove("call_interaction_id");
+        let d = document(&no_interaction.to_string(), 1_714_521_592_000_000).unwrap();
+        assert!(d["interaction_id"].as_str().unwrap().starts_with("63881740790-"));
+        assert_eq!(d["interaction_time"], 63_881_740_790_i64);
+    }
+
+    #[test]
+    fn what_kazoo_does_not_store_is_skipped() {
+        let bowout = json!({
+            "channel_is_loopback": true, "channel_loopback_bowout": "true",
+            "channel_loopback_bowout_execute": true, "channel_loopback_leg": "A"
+        });
+        let mut b_leg_failed = bowout.clone();
+        b_leg_failed["channel_loopback_leg"] = json!("B");
+        b_leg_failed["hangup_cause"] = json!("ORIGINATOR_CANCEL");
+        let mut no_account = serde_json::from_str::<Value>(&destroy(json!({}))).unwrap();
+        no_account["data"]["custom_channel_vars"]
+            .as_object_mut()
+            .unwrap()
+            .remove("account_id");
+        let t = 1_714_521_592_000_000;
+        assert_eq!(document(&destroy(json!({"application_name": "milliwatt"})), t), Err(NotStored::Milliwatt));
+        assert_eq!(document(&destroy(bowout), t), Err(NotStored::LoopbackBowout));
+        assert!(document(&destroy(b_leg_failed), t).is_ok());
+        assert_eq!(document(&no_account.to_string(), t), Err(NotStored::NoAccount));
+        assert_eq!(document(&destroy(json!({"event_name": "CHANNEL_ANSWER"})), t), Err(NotStored::NotDestroy));
+        assert_eq!(document(&destroy(json!({"timestamp": null})), t), Err(NotStored::Unreadable));
+    }
+
+    #[test]
+    fn a_second_destroy_of_a_leg_is_a_conflict() {
+        let first = SimFrame { time_us: 1, text: destroy(json!({})) };
+        let second = SimFrame { time_us: 2, text: destroy(json!({"hangup_cause": "LATER"})) };
+        let other = SimFrame { time_us: 3, text: destroy(json!({"call_id": "leg-2"})) };
+        let docs = documents(&[first, second, other]);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0]["hangup_cause"], "NORMAL_CLEARING");
+        assert_eq!(docs[1]["_id"], "202404-leg-2");
+    }
+}
