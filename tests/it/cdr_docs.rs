@@ -501,3 +501,70 @@ mod crossbar {
         }
     }
 }
+
+// === fixtures/backfill: a recorded stream and the leg CDRs Kazoo stored for it ===
+
+const BACKFILL_FIXTURE: &str = "mix25";
+
+fn backfill_fixture_spec() -> sim::MixSpec {
+    sim::MixSpec {
+        calls: 25,
+        seed: 2015,
+        ..sim::MixSpec::default()
+    }
+}
+
+fn backfill_paths() -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/backfill");
+    (
+        dir.join(format!("{BACKFILL_FIXTURE}.jsonl")),
+        dir.join(format!("{BACKFILL_FIXTURE}.cdrs.json")),
+    )
+}
+
+/// The fixture as the generator makes it: the stream of a 25-call mix, and the documents
+/// `sim::cdrs::documents` derives from its CHANNEL_DESTROY frames following Kazoo's source.
+fn backfill_fixture_generated() -> (String, String) {
+    let frames: Vec<sim::SimFrame> = sim::mix(backfill_fixture_spec()).collect();
+    let docs = sim::cdrs::documents(&frames);
+    let mut cdrs = serde_json::to_string_pretty(&docs).unwrap();
+    cdrs.push('\n');
+    (sim::to_jsonl(&frames), cdrs)
+}
+
+#[test]
+#[ignore = "writes fixtures/backfill/mix25.*"]
+fn regenerate_backfill_fixture() {
+    let (stream, cdrs) = backfill_fixture_generated();
+    let (s, c) = backfill_paths();
+    std::fs::write(s, stream).unwrap();
+    std::fs::write(c, cdrs).unwrap();
+}
+
+#[test]
+fn backfill_fixture_matches_its_generator() {
+    let (stream, cdrs) = backfill_fixture_generated();
+    let (s, c) = backfill_paths();
+    assert!(
+        std::fs::read_to_string(&s).unwrap() == stream
+            && std::fs::read_to_string(&c).unwrap() == cdrs,
+        "fixtures/backfill differs from its generator; if intended: \
+         cargo test --test it -- --ignored regenerate_backfill_fixture"
+    );
+}
+
+/// Replaying the recorded stream and building from its CDR documents agree (as above).
+#[test]
+fn backfill_fixture_stream_and_cdrs_agree() {
+    let (s, c) = backfill_paths();
+    let settings = Arc::new(Settings::default());
+    let live = replay_str(&std::fs::read_to_string(s).unwrap(), settings.clone());
+    let docs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(c).unwrap()).unwrap();
+    let (built, errors) = replay_cdr_docs(&docs, settings);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(live.len(), 25);
+    assert_eq!(built.len(), live.len());
+    for (l, b) in live.iter().zip(&built) {
+        assert_agree(&l.cdr.id, l, b);
+    }
+}
