@@ -246,10 +246,16 @@ mod tests {
         assert_eq!(d["custom_channel_vars"]["account_id"], ACCOUNT);
         assert_eq!(d["pvt_type"], "cdr");
         assert_eq!(d["pvt_account_id"], ACCOUNT);
-        assert_eq!(d["pvt_account_db"], "account%2F4b%2F8c%2F6fec4b2597882c0390202d195419-202404");
+        assert_eq!(
+            d["pvt_account_db"],
+            "account%2F4b%2F8c%2F6fec4b2597882c0390202d195419-202404"
+        );
         assert_eq!(d["pvt_created"], 63_881_740_792_i64);
         // The event's own fields are kept as they were.
-        assert_eq!((d["billing_seconds"].clone(), d["duration_seconds"].clone()), (json!(20), json!(30)));
+        assert_eq!(
+            (d["billing_seconds"].clone(), d["duration_seconds"].clone()),
+            (json!(20), json!(30))
+        );
         assert_eq!(d["msg_id"], "1714521590000000");
     }
 
@@ -267,7 +273,10 @@ mod tests {
             .unwrap()
             .remove("call_interaction_id");
         let d = document(&no_interaction.to_string(), 1_714_521_592_000_000).unwrap();
-        assert!(d["interaction_id"].as_str().unwrap().starts_with("63881740790-"));
+        assert!(d["interaction_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("63881740790-"));
         assert_eq!(d["interaction_time"], 63_881_740_790_i64);
     }
 
@@ -286,19 +295,43 @@ mod tests {
             .unwrap()
             .remove("account_id");
         let t = 1_714_521_592_000_000;
-        assert_eq!(document(&destroy(json!({"application_name": "milliwatt"})), t), Err(NotStored::Milliwatt));
-        assert_eq!(document(&destroy(bowout), t), Err(NotStored::LoopbackBowout));
+        assert_eq!(
+            document(&destroy(json!({"application_name": "milliwatt"})), t),
+            Err(NotStored::Milliwatt)
+        );
+        assert_eq!(
+            document(&destroy(bowout), t),
+            Err(NotStored::LoopbackBowout)
+        );
         assert!(document(&destroy(b_leg_failed), t).is_ok());
-        assert_eq!(document(&no_account.to_string(), t), Err(NotStored::NoAccount));
-        assert_eq!(document(&destroy(json!({"event_name": "CHANNEL_ANSWER"})), t), Err(NotStored::NotDestroy));
-        assert_eq!(document(&destroy(json!({"timestamp": null})), t), Err(NotStored::Unreadable));
+        assert_eq!(
+            document(&no_account.to_string(), t),
+            Err(NotStored::NoAccount)
+        );
+        assert_eq!(
+            document(&destroy(json!({"event_name": "CHANNEL_ANSWER"})), t),
+            Err(NotStored::NotDestroy)
+        );
+        assert_eq!(
+            document(&destroy(json!({"timestamp": null})), t),
+            Err(NotStored::Unreadable)
+        );
     }
 
     #[test]
     fn a_second_destroy_of_a_leg_is_a_conflict() {
-        let first = SimFrame { time_us: 1, text: destroy(json!({})) };
-        let second = SimFrame { time_us: 2, text: destroy(json!({"hangup_cause": "LATER"})) };
-        let other = SimFrame { time_us: 3, text: destroy(json!({"call_id": "leg-2"})) };
+        let first = SimFrame {
+            time_us: 1,
+            text: destroy(json!({})),
+        };
+        let second = SimFrame {
+            time_us: 2,
+            text: destroy(json!({"hangup_cause": "LATER"})),
+        };
+        let other = SimFrame {
+            time_us: 3,
+            text: destroy(json!({"call_id": "leg-2"})),
+        };
         let docs = documents(&[first, second, other]);
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0]["hangup_cause"], "NORMAL_CLEARING");

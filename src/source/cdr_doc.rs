@@ -252,12 +252,18 @@ mod tests {
         assert_eq!(e.kind, EventKind::Destroy);
         assert!(e.from_cdr);
         assert_eq!(e.call_id, "ZjM1ODg3NTNhNTI4NmM5ZTA3MmFjZWYzMWJmZGNkZjc");
-        assert_eq!(e.account_id.as_deref(), Some("7f89565344e3e6302df60168420e9265"));
+        assert_eq!(
+            e.account_id.as_deref(),
+            Some("7f89565344e3e6302df60168420e9265")
+        );
         // No `timestamp`: the end is when Kazoo wrote the document.
         assert_eq!(e.time_us, Some(unix_us(63_542_353_959)));
         assert_eq!(e.direction, Some(Direction::Inbound));
         assert_eq!(e.request_user.as_deref(), Some("*97"));
-        assert_eq!(e.ccv.owner_id.as_deref(), Some("c119a4487f26920476ad6dec74471768"));
+        assert_eq!(
+            e.ccv.owner_id.as_deref(),
+            Some("c119a4487f26920476ad6dec74471768")
+        );
         assert_eq!(e.ccv.authorizing_type.as_deref(), Some("device"));
         assert_eq!((e.duration_seconds, e.billing_seconds), (None, None));
         assert_eq!(e.ccv.interaction_id, None);
@@ -266,12 +272,21 @@ mod tests {
         let e = leg_event(&pqc).unwrap();
         assert_eq!(e.call_id, "5a1c0e9b7d24");
         // No CCV account_id: `pvt_account_id`.
-        assert_eq!(e.account_id.as_deref(), Some("3b8a2f0c4d5e6f708192a3b4c5d6e7f8"));
-        assert_eq!(e.ccv.interaction_id.as_deref(), Some("63882853200-9f3e51c2"));
+        assert_eq!(
+            e.account_id.as_deref(),
+            Some("3b8a2f0c4d5e6f708192a3b4c5d6e7f8")
+        );
+        assert_eq!(
+            e.ccv.interaction_id.as_deref(),
+            Some("63882853200-9f3e51c2")
+        );
         assert_eq!(e.time_us, Some(unix_us(63_882_853_200)));
         assert_eq!((e.duration_seconds, e.billing_seconds), (Some(9), Some(6)));
         assert_eq!(e.request_user.as_deref(), Some("2600"));
-        assert_eq!(e.ccv.owner_id.as_deref(), Some("0a1b2c3d4e5f60718293a4b5c6d7e8f9"));
+        assert_eq!(
+            e.ccv.owner_id.as_deref(),
+            Some("0a1b2c3d4e5f60718293a4b5c6d7e8f9")
+        );
     }
 
     /// Kazoo's own CHANNEL_DESTROY (2600hz/kazoo `applications/blackhole/doc/README.md`, 4.3,
@@ -328,6 +343,9 @@ mod tests {
         // An implausible `timestamp` falls back to `pvt_created`, like a missing one.
         let mut d = pqc_cdr();
         d["timestamp"] = json!(12);
-        assert_eq!(leg_event(&d).unwrap().time_us, Some(unix_us(63_882_853_200)));
+        assert_eq!(
+            leg_event(&d).unwrap().time_us,
+            Some(unix_us(63_882_853_200))
+        );
     }
 }

@@ -568,3 +568,104 @@ fn backfill_fixture_stream_and_cdrs_agree() {
         assert_agree(&l.cdr.id, l, b);
     }
 }
+
+// === leg CDRs meeting what the stream delivered ===
+
+fn live_events(frames: &[sim::SimFrame]) -> Vec<postcall::source::CallEvent<'_>> {
+    frames
+        .iter()
+        .filter_map(|f| match postcall::source::decode_frame(&f.text).unwrap() {
+            postcall::source::Frame::Event(e) => Some(*e),
+            postcall::source::Frame::Reply(_) => None,
+        })
+        .collect()
+}
+
+/// A call that ended while the stream was down (its last frames, the DESTROYs after the last
+/// other event, lost) is completed by the leg CDRs into exactly the live session (hold and
+/// park included: they came live), tagged `backfilled`.
+#[test]
+fn leg_cdrs_complete_a_session_whose_last_destroys_were_lost() {
+    let settings = Arc::new(Settings::default());
+    let mut completed = 0;
+    for name in sim::scenario_names()
+        .iter()
+        .filter(|n| **n != "missing_destroy")
+    {
+        let frames = sim::scenario(name).unwrap();
+        let live = replay_str(&sim::to_jsonl(&frames), settings.clone());
+        let docs = sim::cdrs::documents(&frames);
+        let mut asm = postcall::session::Assembler::new(settings.clone());
+        let events = live_events(&frames);
+        let now = frames.last().unwrap().time_us;
+        let last_other = events
+            .iter()
+            .rposition(|e| e.kind != postcall::source::EventKind::Destroy)
+            .unwrap();
+        if last_other + 1 == events.len() {
+            continue; // ends with a PARK_* event: no DESTROY to lose at the end
+        }
+        completed += 1;
+        for (e, f) in events[..=last_other].iter().zip(&frames) {
+            asm.apply(e, f.time_us);
+        }
+        let seen: std::collections::BTreeSet<&str> = events[..=last_other]
+            .iter()
+            .filter(|e| e.kind == postcall::source::EventKind::Destroy)
+            .map(|e| &*e.call_id)
+            .collect();
+        let lost = events[last_other + 1..]
+            .iter()
+            .map(|e| &*e.call_id)
+            .filter(|c| !seen.contains(c))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let mut accepted = 0;
+        for d in &docs {
+            match asm.apply(&postcall::source::leg_event(d).unwrap(), now) {
+                postcall::session::Applied::Accepted => accepted += 1,
+                postcall::session::Applied::Duplicate => {}
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            accepted, lost,
+            "{name}: the lost DESTROYs, and only those, come from CDRs"
+        );
+        let mut out = Vec::new();
+        asm.flush(&mut out);
+        assert_eq!(out.len(), 1, "{name}");
+        let mut cdr = out[0].cdr.clone();
+        assert_eq!(
+            cdr.tags.remove("backfilled").as_deref(),
+            Some("1"),
+            "{name}"
+        );
+        assert_eq!(cdr, live[0].cdr, "{name}");
+    }
+    assert!(completed >= 15, "{completed}");
+}
+
+/// Leg CDRs of legs the stream delivered whole are duplicates: nothing changes, no tag.
+#[test]
+fn leg_cdrs_of_legs_seen_live_are_duplicates() {
+    let settings = Arc::new(Settings::default());
+    for name in sim::scenario_names() {
+        let frames = sim::scenario(name).unwrap();
+        let live = replay_str(&sim::to_jsonl(&frames), settings.clone());
+        let mut asm = postcall::session::Assembler::new(settings.clone());
+        let now = frames.last().unwrap().time_us;
+        for e in &live_events(&frames) {
+            asm.apply(e, e.time_us.unwrap_or(now));
+        }
+        for d in &sim::cdrs::documents(&frames) {
+            let applied = asm.apply(&postcall::source::leg_event(d).unwrap(), now);
+            assert_eq!(applied, postcall::session::Applied::Duplicate, "{name}");
+        }
+        let mut out = Vec::new();
+        asm.flush(&mut out);
+        assert_eq!(out.len(), live.len(), "{name}");
+        assert!(!out[0].cdr.tags.contains_key("backfilled"), "{name}");
+        assert_eq!(out[0].cdr.id, live[0].cdr.id, "{name}");
+    }
+}
