@@ -1,13 +1,12 @@
 //! A real HTTP/1.1 server (plain or TLS) on 127.0.0.1:0 whose answers a test scripts and whose
 //! requests it records.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -79,7 +78,46 @@ impl Reply {
     }
 }
 
-type Handler = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+/// What the server does with a request, beyond a plain [`Reply`].
+pub enum Served {
+    /// Answer with a complete body (`content-length`).
+    Reply(Reply),
+    /// Answer with `Transfer-Encoding: chunked`, one HTTP chunk per item, after `delay`.
+    Chunked(Reply, Vec<Bytes>),
+    /// Close the connection without answering (after `delay`, if any).
+    Drop(Option<Duration>),
+    /// Send the head and the first chunk, then close the connection mid-body.
+    DropMidBody(Reply, Bytes),
+}
+
+type Handler = Arc<dyn Fn(&Recorded) -> Served + Send + Sync>;
+
+/// A response body sent as the given chunks; ends with an error (connection cut) when
+/// `cut` is set.
+struct ChunkBody {
+    chunks: std::collections::VecDeque<Bytes>,
+    cut: bool,
+}
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        let next = match self.chunks.pop_front() {
+            Some(c) => Some(Ok(hyper::body::Frame::data(c))),
+            None if self.cut => {
+                self.cut = false;
+                Some(Err(std::io::Error::other("connection cut mid-body")))
+            }
+            None => None,
+        };
+        std::task::Poll::Ready(next)
+    }
+}
 
 /// A running server; it stops when dropped.
 pub struct HttpServer {
@@ -95,6 +133,14 @@ impl HttpServer {
     pub async fn start(
         ca: Option<&TestCa>,
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_served(ca, move |r| Served::Reply(handler(r))).await
+    }
+
+    /// Starts a server whose handler may also stream chunks or cut connections.
+    pub async fn start_served(
+        ca: Option<&TestCa>,
+        handler: impl Fn(&Recorded) -> Served + Send + Sync + 'static,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -125,20 +171,41 @@ impl HttpServer {
                                 body,
                                 at: std::time::Instant::now(),
                             };
-                            let reply = handler(&rec);
+                            let served = handler(&rec);
                             let _ = tx.send(rec);
+                            let (reply, chunks, cut, chunked) = match served {
+                                Served::Reply(r) => {
+                                    let body = r.body.clone();
+                                    (r, vec![body], false, false)
+                                }
+                                Served::Chunked(r, chunks) => (r, chunks, false, true),
+                                Served::DropMidBody(r, first) => (r, vec![first], true, true),
+                                Served::Drop(delay) => {
+                                    if let Some(d) = delay {
+                                        tokio::time::sleep(d).await;
+                                    }
+                                    return Err(std::io::Error::other("connection dropped"));
+                                }
+                            };
                             if let Some(d) = reply.delay {
                                 tokio::time::sleep(d).await;
                             }
-                            let mut resp = Response::new(Full::new(reply.body));
+                            let mut resp = Response::new(ChunkBody {
+                                chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+                                cut,
+                            });
                             *resp.status_mut() = reply.status;
+                            if !chunked {
+                                resp.headers_mut()
+                                    .insert(hyper::header::CONTENT_LENGTH, reply.body.len().into());
+                            }
                             for (k, v) in reply.headers {
                                 resp.headers_mut().insert(
                                     hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                                     v.parse().unwrap(),
                                 );
                             }
-                            Ok::<_, Infallible>(resp)
+                            Ok::<_, std::io::Error>(resp)
                         }
                     });
                     let http = hyper::server::conn::http1::Builder::new();
