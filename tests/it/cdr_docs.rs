@@ -727,3 +727,30 @@ fn a_lost_destroy_is_closed_from_its_leg_cdr() {
     // for as long as B was billed).
     assert_eq!(Some(cdr.talk as i64), docs[0]["billing_seconds"].as_i64());
 }
+
+/// A mix with damaged streams: the documents of the calls as they happened include the CDR
+/// of every DESTROY the stream lost, and apart from those they are the stream's.
+#[test]
+fn mix_documents_include_the_destroys_a_damaged_stream_lost() {
+    let spec = sim::MixSpec {
+        calls: 400,
+        seed: 3,
+        faults: true,
+        ..sim::MixSpec::default()
+    };
+    let frames: Vec<sim::SimFrame> = sim::mix(spec.clone()).collect();
+    let from_stream = sim::cdrs::documents(&frames);
+    let all = sim::cdrs::mix_documents(spec);
+    let ids = |docs: &[Value]| -> std::collections::BTreeSet<String> {
+        docs.iter()
+            .map(|d| d["_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (stream_ids, all_ids) = (ids(&from_stream), ids(&all));
+    assert!(stream_ids.is_subset(&all_ids));
+    let lost = all_ids.len() - stream_ids.len();
+    assert!(lost >= 1, "no DESTROY lost in 400 damaged calls");
+    for d in &from_stream {
+        assert!(all.contains(d), "{} differs", d["_id"]);
+    }
+}
