@@ -103,6 +103,12 @@ impl Session {
     fn live(&self) -> bool {
         self.legs.iter().any(|l| l.destroyed_us.is_none())
     }
+
+    /// Events of it may have been missed: it spanned a gap, or a leg was first seen after
+    /// its CREATE (and not from its stored CDR).
+    fn incomplete(&self) -> bool {
+        self.gap || self.legs.iter().any(|l| !l.saw_create && !l.from_cdr)
+    }
 }
 
 /// The open state of an [`Assembler`], for keeping open sessions across a restart.
@@ -144,6 +150,8 @@ pub struct Assembler {
     stats: AssemblerStats,
     /// Legs held in open sessions.
     open_legs: usize,
+    /// Incomplete sessions are not closed (a backfill is reading what they may miss).
+    holding: bool,
     /// Scratch space for the grouping keys of the event being applied (reused, so looking
     /// keys up allocates nothing; only keys new to the index are copied).
     scratch: Keys,
@@ -217,6 +225,7 @@ impl Assembler {
             now: i64::MIN,
             stats: AssemblerStats::default(),
             open_legs: 0,
+            holding: false,
             scratch: Keys::default(),
         }
     }
@@ -480,6 +489,13 @@ impl Assembler {
         }
     }
 
+    /// While `hold` is true, sessions that may have missed events (tag `gap`, or a leg first
+    /// seen after its CREATE) are not closed: a backfill is reading what they may be missing.
+    /// The maximum session age still applies.
+    pub fn hold_incomplete(&mut self, hold: bool) {
+        self.holding = hold;
+    }
+
     /// Marks every open session that could have missed events as having spanned a gap in the
     /// event stream (the source reconnected): their CDRs carry tag `gap`. A session whose legs
     /// had all been destroyed before the drop, and that only waits out its grace period, has
@@ -538,7 +554,18 @@ impl Assembler {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 continue;
             };
-            if s.deadline == queued {
+            if s.deadline == queued
+                && self.holding
+                && s.incomplete()
+                && now
+                    < s.first_activity
+                        .saturating_add(self.settings.max_session_us)
+            {
+                // Kept until the backfill is in, then closed by the usual rules.
+                s.deadline = now.saturating_add(self.settings.grace_us.max(1));
+                s.queued = s.deadline;
+                self.deadlines.insert((s.deadline, sid));
+            } else if s.deadline == queued {
                 self.close(sid, now, out);
             } else {
                 // The deadline moved later since the entry was filed: file it again.

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::{mpsc, watch};
 
 use super::{Applied, Assembler, ClosedSession, Settings, Snapshot};
+use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
 use crate::source::blackhole::{now_us, SourceMsg};
 use crate::source::limits::{clamp, Admit, IngestLimits, LegBudget};
-use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
 use crate::source::{decode_frame, leg_event, Frame};
 
 /// Fetches the call ids of the PBX's active channels for the resync after a reconnect.
@@ -200,8 +200,8 @@ pub async fn drive(
                 if let Some(t) = asm.stream_time() {
                     budget.expire(t.saturating_sub(settings.borrow().idle_timeout_us));
                 }
-                if let Some(g) = &gaps {
-                    g.tick(now_us());
+                if let (Some(g), Some(t)) = (&gaps, asm.stream_time()) {
+                    g.tick(t);
                 }
             }
             Some(msg) = async {
@@ -219,6 +219,7 @@ pub async fn drive(
                     if let Some(lost) = gaps.as_mut().and_then(Gaps::done) {
                         resync(lost, &mut asm);
                     }
+                    asm.hold_incomplete(gaps.as_ref().is_some_and(Gaps::reading));
                 }
             },
             changed = settings.changed(), if settings_open => {
@@ -280,6 +281,8 @@ pub async fn drive(
                     } else if let (true, Some(g)) = (first, gaps.as_mut()) {
                         g.first_connected(now_us());
                     }
+                    // Sessions that may miss events wait for the gap's CDRs.
+                    asm.hold_incomplete(gaps.as_ref().is_some_and(Gaps::reading));
                 }
             },
         }
