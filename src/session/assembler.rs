@@ -96,6 +96,9 @@ struct Session {
     /// Events were refused at a limit.
     #[serde(default)]
     truncated: bool,
+    /// Times its stored CDRs were looked up while it was quiet with a leg up.
+    #[serde(default)]
+    lookups: u8,
 }
 
 impl Session {
@@ -415,6 +418,7 @@ impl Assembler {
                         gap: false,
                         events: 0,
                         truncated: false,
+                        lookups: 0,
                     },
                 );
                 sid
@@ -486,6 +490,23 @@ impl Assembler {
             self.deadlines.remove(&(s.queued, sid));
             s.queued = deadline;
             self.deadlines.insert((deadline, sid));
+        }
+    }
+
+    /// Open sessions with a leg up and no event for `quiet_us` of processing time (then
+    /// twice that since the last event, four times, …): their DESTROY may have been lost.
+    /// Appends each one's tenant and interaction id (sessions without one are skipped).
+    pub fn quiet_sessions(&mut self, now: i64, quiet_us: i64, out: &mut Vec<(String, String)>) {
+        for s in self.sessions.values_mut() {
+            let wait = quiet_us.saturating_mul(1_i64 << s.lookups.min(30));
+            if !s.live() || now < s.last_activity.saturating_add(wait) {
+                continue;
+            }
+            s.lookups = s.lookups.saturating_add(1);
+            let prefix = format!("i|{}|", s.tenant);
+            if let Some(i) = s.keys.iter().find_map(|k| k.strip_prefix(prefix.as_str())) {
+                out.push((s.tenant.to_string(), i.to_owned()));
+            }
         }
     }
 

@@ -16,9 +16,12 @@ use crate::servers::blackhole::Blackhole;
 use crate::servers::crossbar::Crossbar;
 use crate::servers::http::{HttpServer, Reply};
 
-/// Session id → webhooks received.
+/// Session id → webhooks received, and the last CDR of each.
 #[derive(Clone, Default)]
-struct Counts(Arc<Mutex<BTreeMap<String, usize>>>);
+struct Counts(
+    Arc<Mutex<BTreeMap<String, usize>>>,
+    Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+);
 
 impl Counts {
     async fn start(&self) -> HttpServer {
@@ -26,7 +29,8 @@ impl Counts {
         HttpServer::start(None, move |r| {
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
             let id = v["cdr"]["id"].as_str().unwrap_or("").to_owned();
-            *me.0.lock().unwrap().entry(id).or_default() += 1;
+            *me.0.lock().unwrap().entry(id.clone()).or_default() += 1;
+            me.1.lock().unwrap().insert(id, v["cdr"].clone());
             Reply::status(200)
         })
         .await
@@ -34,6 +38,10 @@ impl Counts {
 
     fn snapshot(&self) -> BTreeMap<String, usize> {
         self.0.lock().unwrap().clone()
+    }
+
+    fn cdr(&self, id: &str) -> serde_json::Value {
+        self.1.lock().unwrap()[id].clone()
     }
 }
 
@@ -209,4 +217,142 @@ async fn calls_while_stopped_are_backfilled_exactly_once() {
         expected.len(),
         stopped.saved_open
     );
+}
+
+/// A call whose last DESTROY the stream lost (scenario `missing_destroy`) would wait out the
+/// 4-hour idle timeout and go out force-closed. Quiet with a leg up, its interaction is looked
+/// up in Kazoo's stored CDRs, whose DESTROY ends the leg at its real time: the call goes out
+/// after the grace period, complete, tagged `backfilled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_destroy_is_ended_from_the_stored_cdr() {
+    let mut rig = Rig::new().await;
+    let frames = sim::scenario("missing_destroy").unwrap();
+    let docs = sim::scenario_cdrs("missing_destroy").unwrap();
+    let stored_end = docs
+        .iter()
+        .filter_map(|d| d["timestamp"].as_i64())
+        .max()
+        .unwrap();
+    rig.cb.state.lock().unwrap().cdrs.add(docs);
+    let text: Vec<&str> = frames.iter().map(|f| f.text.as_str()).collect();
+    let live_id = postcall::replay::replay_str(&text.join("\n"), Arc::new(Default::default()))
+        .pop()
+        .unwrap()
+        .cdr
+        .id;
+
+    let run = start(rig.config("lost_destroy_after_secs = 1")).await;
+    rig.bh.wait_subscribed(1).await;
+    push_all(&rig.bh, &run, &frames, 1).await;
+    let got = wait_delivered(&rig.rx, &run, std::slice::from_ref(&live_id)).await;
+    let (_, metrics) = get(run.started.admin, "/metrics").await;
+    run.stop().await;
+    assert_exactly_once(&got, std::slice::from_ref(&live_id));
+    assert!(
+        metrics.contains("postcall_backfill_lookups_total 1"),
+        "{metrics}"
+    );
+    let cdr = rig.rx.cdr(&live_id);
+    let tags: Vec<&str> = cdr["tags"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(tags.contains(&"backfilled"), "{cdr}");
+    assert!(
+        !tags.contains(&"forced_close") && !tags.contains(&"partial"),
+        "{cdr}"
+    );
+    // The call ends when Kazoo's stored DESTROY says (Gregorian seconds there).
+    let end = chrono::DateTime::parse_from_rfc3339(cdr["end"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        end.timestamp(),
+        stored_end - postcall::source::GREGORIAN_UNIX_OFFSET_SECS,
+        "{cdr}"
+    );
+}
+
+mod pure {
+    //! The assembler's side of the backfill, with time as an argument.
+
+    use std::sync::Arc;
+
+    use postcall::session::{Assembler, Settings};
+    use postcall::source::{decode_frame, Frame};
+
+    const ACCOUNT: &str = "fcf7b9a4d79956568efec53468bf28e0";
+    const S: i64 = 1_000_000;
+
+    fn apply(asm: &mut Assembler, name: &str, call_id: &str, interaction: &str, t: i64) {
+        let gregorian = t / S + 62_167_219_200;
+        let line = format!(
+            r#"{{"action":"event","subscribed_key":"call.*.*","name":"{name}","data":{{"event_name":"{name}","msg_id":"{t}","timestamp":{gregorian},"call_id":"{call_id}","call_direction":"inbound","custom_channel_vars":{{"account_id":"{ACCOUNT}","call_interaction_id":"{interaction}"}}}}}}"#
+        );
+        let Ok(Frame::Event(ev)) = decode_frame(&line) else {
+            panic!("{line}");
+        };
+        asm.apply(&ev, t);
+    }
+
+    /// While a backfill reads a gap, a session with a leg first seen after its CREATE is not
+    /// closed; a complete one is. Released, it closes by the usual rules.
+    #[test]
+    fn incomplete_sessions_wait_while_a_gap_is_read() {
+        let settings = Arc::new(Settings::default());
+        let grace = settings.grace_us;
+        let mut asm = Assembler::new(settings);
+        let t = 1_715_703_300 * S;
+        apply(&mut asm, "CHANNEL_ANSWER", "seen-late", "63882922500-a", t);
+        apply(
+            &mut asm,
+            "CHANNEL_DESTROY",
+            "seen-late",
+            "63882922500-a",
+            t + S,
+        );
+        apply(&mut asm, "CHANNEL_CREATE", "whole", "63882922500-b", t);
+        apply(&mut asm, "CHANNEL_DESTROY", "whole", "63882922500-b", t + S);
+        asm.hold_incomplete(true);
+        let mut out = Vec::new();
+        asm.poll(t + S + 10 * grace, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(asm.open_sessions(), 1, "the incomplete one waits");
+        asm.poll(t + S + 100 * grace, &mut out);
+        assert_eq!(out.len(), 1, "still held");
+        asm.hold_incomplete(false);
+        asm.poll(t + S + 101 * grace, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(
+            out[1].cdr.tags.contains_key("partial"),
+            "{:?}",
+            out[1].cdr.tags
+        );
+    }
+
+    /// A session quiet with a leg up is named for a lookup after `quiet`, then after twice
+    /// that since its last event, then four times; one with its legs down never.
+    #[test]
+    fn quiet_sessions_are_looked_up_at_doubling_intervals() {
+        let mut asm = Assembler::new(Arc::new(Settings::default()));
+        let t = 1_715_703_300 * S;
+        let q = 60 * S;
+        apply(&mut asm, "CHANNEL_CREATE", "up", "63882922500-up", t);
+        apply(&mut asm, "CHANNEL_CREATE", "down", "63882922500-dn", t);
+        apply(&mut asm, "CHANNEL_DESTROY", "down", "63882922500-dn", t + S);
+        let mut out = Vec::new();
+        let mut at = |asm: &mut Assembler, now: i64| {
+            out.clear();
+            asm.quiet_sessions(now, q, &mut out);
+            out.clone()
+        };
+        assert!(at(&mut asm, t + q - 1).is_empty());
+        let want = vec![(ACCOUNT.to_owned(), "63882922500-up".to_owned())];
+        assert_eq!(at(&mut asm, t + q), want);
+        assert!(at(&mut asm, t + q + 1).is_empty());
+        assert!(at(&mut asm, t + 2 * q - 1).is_empty());
+        assert_eq!(at(&mut asm, t + 2 * q), want);
+        assert!(at(&mut asm, t + 4 * q - 1).is_empty());
+        assert_eq!(at(&mut asm, t + 4 * q), want);
+    }
 }
