@@ -14,6 +14,7 @@ pub mod crossbar;
 pub mod fetch;
 pub mod link;
 pub mod mark;
+pub mod reconcile;
 pub mod window;
 
 pub use crossbar::CrossbarCdrs;
