@@ -130,6 +130,25 @@ pub fn with_directory(base: &Settings, snap: &DirectorySnapshot) -> Settings {
     s
 }
 
+/// The Crossbar client (when `crossbar_url` is set) and the token source of `opts`.
+pub fn crossbar_and_auth(
+    opts: &KazooOptions,
+    tls: Arc<rustls::ClientConfig>,
+) -> (Option<Crossbar>, Arc<Auth>) {
+    let http = HttpClient::new(tls, &HttpOptions::default());
+    let crossbar = opts
+        .crossbar_url
+        .as_deref()
+        .map(|u| Crossbar::new(u, http, opts.request_timeout));
+    let auth = Auth::new(
+        opts.credentials.clone(),
+        crossbar.clone(),
+        opts.token_refresh_before,
+        Duration::from_secs(3600),
+    );
+    (crossbar, auth)
+}
+
 /// Starts the live source.
 ///
 /// # Errors
@@ -140,17 +159,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<LiveSource, StartError> {
     let tls = tls::client_config(opts.ca_file.as_deref())?;
-    let http = HttpClient::new(tls.clone(), &HttpOptions::default());
-    let crossbar = opts
-        .crossbar_url
-        .as_deref()
-        .map(|u| Crossbar::new(u, http.clone(), opts.request_timeout));
-    let auth = Auth::new(
-        opts.credentials.clone(),
-        crossbar.clone(),
-        opts.token_refresh_before,
-        Duration::from_secs(3600),
-    );
+    let (crossbar, auth) = crossbar_and_auth(&opts, tls.clone());
 
     let mut accounts = opts.accounts.clone();
     if opts.discover_descendants {
