@@ -92,6 +92,39 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// The entry of `session` with the deliveries of `jobs`, serialised without copying the
+    /// session (what the sidecar's sink writes with the jobs).
+    ///
+    /// # Errors
+    /// The entry cannot be written as JSON.
+    pub fn of(session: &ClosedSession, jobs: &[Job]) -> Result<Self, OutboxError> {
+        #[derive(Serialize)]
+        struct EntryRef<'a> {
+            session: &'a ClosedSession,
+            deliveries: &'a [DeliveryRef],
+        }
+        let mut deliveries: Vec<DeliveryRef> = jobs
+            .iter()
+            .map(|j| DeliveryRef {
+                webhook_id: j.webhook_id.clone(),
+                trigger_id: j.trigger_id.clone(),
+            })
+            .collect();
+        deliveries.sort();
+        deliveries.dedup();
+        let bytes = serde_json::to_vec(&EntryRef {
+            session,
+            deliveries: &deliveries,
+        })?;
+        Ok(Self {
+            id: session.cdr.id.clone(),
+            tenant: session.tenant_id.clone(),
+            start_us: session.start_us,
+            deliveries,
+            bytes,
+        })
+    }
+
     /// Serialises `entry`.
     ///
     /// # Errors
@@ -360,8 +393,7 @@ fn add_stat(tx: &WriteTransaction, bytes: i64, entries: i64) -> Result<(), Outbo
 }
 
 fn stats(tx: &impl TablesRead) -> Result<(u64, u64), OutboxError> {
-    tx.stat("entries")
-        .and_then(|e| Ok((e, tx.stat("bytes")?)))
+    tx.stat("entries").and_then(|e| Ok((e, tx.stat("bytes")?)))
 }
 
 /// Reading the stats from a read or a write transaction.
@@ -478,9 +510,7 @@ fn states_of(
             (DeliveryState::Dead, hook.map(|h| h.1))
         } else {
             match hook {
-                Some((s @ (DeliveryState::Delivered | DeliveryState::Purged), at)) => {
-                    (s, Some(at))
-                }
+                Some((s @ (DeliveryState::Delivered | DeliveryState::Purged), at)) => (s, Some(at)),
                 _ => (DeliveryState::Unknown, None),
             }
         };
@@ -565,7 +595,11 @@ impl Store {
     ///
     /// # Errors
     /// A storage error; nothing was removed.
-    pub fn journal_prune(&self, now_us: i64, policy: &JournalPolicy) -> Result<Pruned, OutboxError> {
+    pub fn journal_prune(
+        &self,
+        now_us: i64,
+        policy: &JournalPolicy,
+    ) -> Result<Pruned, OutboxError> {
         self.write(|tx| prune(tx, now_us, policy))
     }
 
@@ -642,6 +676,17 @@ pub struct ResendReport {
     /// Where the next page of a window starts.
     #[serde(skip)]
     pub next: Option<(i64, String)>,
+}
+
+impl ResendReport {
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: &ResendReport) {
+        self.sessions += other.sessions;
+        self.queued += other.queued;
+        self.revived += other.revived;
+        self.unchanged += other.unchanged;
+        self.lanes.extend(other.lanes.iter().cloned());
+    }
 }
 
 fn resend_one(
@@ -770,7 +815,11 @@ fn list(tx: &redb::ReadTransaction, filter: &ListFilter) -> Result<Page, OutboxE
     Ok(page)
 }
 
-fn prune(tx: &WriteTransaction, now_us: i64, policy: &JournalPolicy) -> Result<Pruned, OutboxError> {
+fn prune(
+    tx: &WriteTransaction,
+    now_us: i64,
+    policy: &JournalPolicy,
+) -> Result<Pruned, OutboxError> {
     let mut out = Pruned::default();
     let batch = policy.batch.max(1);
     let cutoff = ts(now_us.saturating_sub(policy.retention_us));
@@ -866,6 +915,50 @@ impl Journal {
         let p = self.policy;
         self.outbox.call(move |s| s.journal_prune(now_us, &p)).await
     }
+}
+
+impl JournalEntry {
+    /// The entry as `cdrs list`/`show` and the admin endpoints print it (`deliveries` with
+    /// their states when `states` is given).
+    pub fn to_json(&self, states: Option<&[DeliveryStatus]>) -> serde_json::Value {
+        let s = &self.session;
+        let deliveries = match states {
+            Some(st) => serde_json::to_value(st).unwrap_or_default(),
+            None => serde_json::Value::Array(
+                self.deliveries
+                    .iter()
+                    .map(|d| serde_json::json!({"webhookId": d.webhook_id, "triggerId": d.trigger_id}))
+                    .collect(),
+            ),
+        };
+        serde_json::json!({
+            "id": s.cdr.id,
+            "tenantId": s.tenant_id,
+            "userIds": s.user_ids,
+            "startUs": s.start_us,
+            "endUs": s.end_us,
+            "cdr": s.cdr,
+            "deliveries": deliveries,
+        })
+    }
+}
+
+impl JournalRecord {
+    /// [`JournalEntry::to_json`] with the delivery states.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.entry.to_json(Some(&self.deliveries))
+    }
+}
+
+/// A page cursor as text (`start_us:id`), for the admin listener's `after` parameter.
+pub fn cursor_text(c: &(i64, String)) -> String {
+    format!("{}:{}", c.0, c.1)
+}
+
+/// Parses [`cursor_text`].
+pub fn parse_cursor(text: &str) -> Option<(i64, String)> {
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, id.to_owned()))
 }
 
 /// Parses a time argument: RFC 3339 (`2026-11-28T09:00:00Z`), or a duration before `now_us`

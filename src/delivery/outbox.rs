@@ -823,7 +823,10 @@ fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize
     let tx = db.begin_write()?;
     let mut added = 0;
     for j in jobs {
-        let pending = tx.open_table(PENDING)?.get(j.webhook_id.as_str())?.is_some();
+        let pending = tx
+            .open_table(PENDING)?
+            .get(j.webhook_id.as_str())?
+            .is_some();
         if pending || super::journal::knows_hook(&tx, &j.webhook_id)? {
             continue;
         }
@@ -831,7 +834,9 @@ fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize
         added += 1;
     }
     if !entries.is_empty() {
-        let now = jobs.first().map_or_else(crate::source::blackhole::now_us, |j| j.created_us);
+        let now = jobs
+            .first()
+            .map_or_else(crate::source::blackhole::now_us, |j| j.created_us);
         super::journal::put_in(&tx, entries, now)?;
     }
     tx.commit()?;

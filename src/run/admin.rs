@@ -1,6 +1,7 @@
-//! The admin HTTP listener (loopback by default): `/metrics`, `/healthz`, `/readyz`, and the
-//! dead letters (`GET /deliveries/dead`, `POST /deliveries/dead/{id}/resend`) — the outbox is
-//! held open by the running process, so this is how dead letters are re-sent while it runs.
+//! The admin HTTP listener (loopback by default): `/metrics`, `/healthz`, `/readyz`, the
+//! dead letters (`GET /deliveries/dead`, `POST /deliveries/dead/{id}/resend`) and the CDR
+//! journal (`/cdrs`, see [`super::cdrs`]) — the outbox is held open by the running process,
+//! so this is how they are read and re-sent while it runs.
 //!
 //! The listener is hostile-input safe:
 //! - **Bounded**: at most [`AdminOptions::max_connections`] connections at once (a further
@@ -12,8 +13,8 @@
 //! - **DNS rebinding**: the `Host` header must name the bound address (an IP literal of it,
 //!   any IP literal on a wildcard bind, `localhost` on a loopback or wildcard bind) or one of
 //!   [`AdminOptions::allowed_hosts`].
-//! - **Authentication**: with a token, the dead letters (personal data) need
-//!   `Authorization: Bearer <token>`; re-sending always needs it, plus a same-origin request
+//! - **Authentication**: with a token, the dead letters and the journal (personal data) need
+//!   `Authorization: Bearer <token>`; re-sending (dead letters or journal) always needs it, plus a same-origin request
 //!   (`Origin` naming this host, `Sec-Fetch-Site` same-origin or none). A non-loopback bind
 //!   without a token is refused before anything starts ([`AdminOptions::validate`]).
 //!   `/metrics`, `/healthz` and `/readyz` carry no personal data and stay open.
@@ -265,25 +266,8 @@ async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<F
             }
         }
         (&Method::POST, p) if resend_id(p).is_some() => {
-            if guard.token.is_none() {
-                bump(reg, |c| &c.refused);
-                return reply(
-                    StatusCode::FORBIDDEN,
-                    TEXT,
-                    "re-sending over the admin listener needs an admin token ([admin] token_env)\n",
-                );
-            }
-            if !guard.authorized(req) {
-                bump(reg, |c| &c.refused);
-                return unauthorized();
-            }
-            if !Guard::same_origin(req) {
-                bump(reg, |c| &c.refused);
-                return reply(
-                    StatusCode::FORBIDDEN,
-                    TEXT,
-                    "cross-origin request refused\n",
-                );
+            if let Some(refused) = refuse_write(reg, guard, req) {
+                return refused;
             }
             let id = resend_id(p).unwrap_or_default();
             let Some(engine) = reg.engine.as_ref() else {
@@ -297,8 +281,48 @@ async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<F
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e.to_string()),
             }
         }
+        (m, p) if super::cdrs::is_cdrs_path(p) => {
+            // CDRs are personal data: the token whenever one is set; re-sends always.
+            if super::cdrs::is_write(m) {
+                if let Some(refused) = refuse_write(reg, guard, req) {
+                    return refused;
+                }
+            } else if guard.token.is_some() && !guard.authorized(req) {
+                bump(reg, |c| &c.refused);
+                return unauthorized();
+            }
+            super::cdrs::serve(reg, m, p, req.uri().query()).await
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     }
+}
+
+/// Why a state-changing request (a re-send) is refused: no token configured, a missing or
+/// wrong token, or a cross-origin request. `None` lets it through.
+fn refuse_write<B>(
+    reg: &Registry,
+    guard: &Guard,
+    req: &Request<B>,
+) -> Option<Response<Full<Bytes>>> {
+    let refused = if guard.token.is_none() {
+        reply(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "re-sending over the admin listener needs an admin token ([admin] token_env)\n",
+        )
+    } else if !guard.authorized(req) {
+        unauthorized()
+    } else if !Guard::same_origin(req) {
+        reply(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "cross-origin request refused\n",
+        )
+    } else {
+        return None;
+    };
+    bump(reg, |c| &c.refused);
+    Some(refused)
 }
 
 fn bump(reg: &Registry, which: impl Fn(&AdminCounters) -> &AtomicU64) {
