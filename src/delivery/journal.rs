@@ -42,10 +42,10 @@ const STATS: TableDefinition<&str, u64> = TableDefinition::new("journal_stats");
 /// One delivery a session caused: the trigger that matched and the stable `webhook-id`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeliveryRef {
+    /// The trigger (first: deliveries sort by trigger).
+    pub trigger_id: String,
     /// `webhook-id` ([`super::webhook_id`] of session and trigger).
     pub webhook_id: String,
-    /// The trigger.
-    pub trigger_id: String,
 }
 
 /// A journal entry: the closed session (CDR, tenant, users, start and end) and its deliveries.
