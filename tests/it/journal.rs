@@ -491,3 +491,340 @@ fn resending_a_window_catches_a_new_trigger_up_once_and_one_cdr_is_sent_again() 
         .unwrap();
     assert!(due.iter().any(|j| j.webhook_id == webhook_id("s0", "t1")));
 }
+
+mod sidecar {
+    //! The journal through `postcall run` (fake Blackhole, real receivers on 127.0.0.1), the
+    //! `cdrs` command and the admin endpoints.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use postcall::config::PluginConfig;
+    use postcall::delivery::webhook_id;
+    use postcall::sim::{self, MixSpec};
+
+    use crate::run::{accounts, start, write_config_with, TOKEN};
+    use crate::servers::blackhole::Blackhole;
+    use crate::servers::http::{HttpServer, Reply};
+
+    const ADMIN_TOKEN: &str = "journal-admin-token-0123";
+
+    /// `(webhook-id, session id)` of every request a receiver got.
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    async fn receiver() -> (HttpServer, Seen) {
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        let rx = HttpServer::start(None, move |r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            s.lock().unwrap().push((
+                r.header("webhook-id").unwrap().to_owned(),
+                v["cdr"]["id"].as_str().unwrap().to_owned(),
+            ));
+            Reply::status(200)
+        })
+        .await;
+        (rx, seen)
+    }
+
+    async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    }
+
+    fn trigger(id: &str, tenant: &str, url: &str) -> String {
+        format!("[[trigger]]\nid = \"{id}\"\ntenant = \"{tenant}\"\n[trigger.action]\nurl = \"{url}\"\nretries = 10\n\n")
+    }
+
+    fn cli(args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn admin(
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        let client = postcall::net::HttpClient::new(
+            postcall::net::tls::client_config(None).unwrap(),
+            &Default::default(),
+        );
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let r = client.send(req, Duration::from_secs(10)).await.unwrap();
+        (
+            r.status.as_u16(),
+            String::from_utf8_lossy(&r.body).into_owned(),
+        )
+    }
+
+    /// Every session `run` closes is journaled, matched or not, with its deliveries; the
+    /// journal survives the restart; a trigger added while postcall is stopped catches up on
+    /// the past calls through `cdrs resend --from --to`, each call delivered to it once with
+    /// the deterministic webhook id and nothing sent again to the old trigger; while running,
+    /// the CLI names the admin endpoint, and `/cdrs` serves the same behind the token.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_journals_every_session_and_a_new_trigger_catches_up_once() {
+        let accts = accounts();
+        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+        let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+        let (rx_a, seen_a) = receiver().await;
+        let (rx_b, seen_b) = receiver().await;
+        let dir = tempfile::tempdir().unwrap();
+        let extra =
+            format!("[journal]\nretention_days = 3650\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n");
+        write_config_with(dir.path(), &bh.url(), &[&rx_a.url()], &extra);
+        // Only the first account has a trigger: the other accounts' sessions match nothing.
+        let url_a = format!("{}/a", rx_a.url());
+        std::fs::write(
+            dir.path().join("triggers.toml"),
+            trigger("a", &accts[0], &url_a),
+        )
+        .unwrap();
+        let config = dir.path().join("plugin.toml");
+        let c = config.to_str().unwrap();
+
+        let frames: Vec<String> = sim::mix(MixSpec {
+            calls: 16,
+            seed: 5,
+            mean_gap_ms: 3_000,
+            ..MixSpec::default()
+        })
+        .map(|f| f.text)
+        .collect();
+        let sessions =
+            postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()));
+        let tenant_of: BTreeMap<String, String> = sessions
+            .iter()
+            .map(|s| (s.cdr.id.clone(), s.tenant_id.clone().unwrap()))
+            .collect();
+        let all: BTreeSet<String> = tenant_of.keys().cloned().collect();
+        let matched: BTreeSet<String> = tenant_of
+            .iter()
+            .filter(|(_, t)| **t == accts[0])
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert!(
+            !matched.is_empty() && matched.len() < all.len(),
+            "both matched and unmatched sessions: {} of {}",
+            matched.len(),
+            all.len()
+        );
+
+        // 1. Live: every call in, the matched ones delivered, then stop.
+        let run = start(PluginConfig::load(&config).unwrap()).await;
+        bh.wait_subscribed(1).await;
+        for f in &frames {
+            bh.push(f);
+        }
+        let s = seen_a.clone();
+        let m = matched.clone();
+        wait_for("the matched sessions' webhooks", || {
+            let got: BTreeSet<String> = s.lock().unwrap().iter().map(|x| x.1.clone()).collect();
+            got == m
+        })
+        .await;
+        // While it runs the store is held: the CLI says so and names the endpoint.
+        let (ok, _, err) = cli(&["cdrs", "list", "--config", c]);
+        assert!(
+            !ok && err.contains("postcall is running") && err.contains("/cdrs"),
+            "{err}"
+        );
+        run.stop().await;
+
+        // 2. Stopped: the journal has every session, with the deliveries of the matched ones.
+        let (ok, out, err) = cli(&["cdrs", "list", "--config", c]);
+        assert!(ok, "{err}");
+        let listed: BTreeSet<String> = out
+            .lines()
+            .map(|l| l.split('\t').nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(listed, all, "matched and unmatched sessions journaled");
+        for line in out.lines() {
+            let id = line.split('\t').nth(1).unwrap();
+            let n = usize::from(matched.contains(id));
+            assert!(line.ends_with(&format!("deliveries={n}")), "{line}");
+        }
+        let (ok, out, _) = cli(&["cdrs", "list", "--config", c, "--tenant", &accts[0]]);
+        assert!(ok);
+        let listed: BTreeSet<String> = out
+            .lines()
+            .map(|l| l.split('\t').nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(listed, matched);
+        let one = matched.iter().next().unwrap();
+        let (ok, out, err) = cli(&["cdrs", "show", one, "--config", c]);
+        assert!(ok, "{err}");
+        let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(shown["cdr"]["id"], one.as_str());
+        assert_eq!(shown["tenantId"], accts[0].as_str());
+        assert_eq!(shown["deliveries"][0]["state"], "delivered");
+        assert_eq!(
+            shown["deliveries"][0]["webhookId"],
+            webhook_id(one, "a").as_str()
+        );
+
+        // 3. A trigger for every account is added; the window's calls are caught up on.
+        let url_b = format!("{}/b", rx_b.url());
+        let mut doc = trigger("a", &accts[0], &url_a);
+        for (n, a) in accts.iter().enumerate() {
+            doc.push_str(&trigger(&format!("late-{n}"), a, &url_b));
+        }
+        std::fs::write(dir.path().join("triggers.toml"), doc).unwrap();
+        let (ok, out, err) = cli(&[
+            "cdrs",
+            "resend",
+            "--config",
+            c,
+            "--from",
+            "2024-01-01T00:00:00Z",
+            "--to",
+            "0s",
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            out.trim(),
+            format!(
+                "{} CDR(s): {} delivery(ies) queued, 0 dead letter(s) queued again, {} left as they were",
+                all.len(),
+                all.len(),
+                matched.len()
+            )
+        );
+        let (ok, out, _) = cli(&[
+            "cdrs",
+            "resend",
+            "--config",
+            c,
+            "--from",
+            "2024-01-01T00:00:00Z",
+            "--to",
+            "0s",
+        ]);
+        assert!(ok);
+        assert!(
+            out.contains(": 0 delivery(ies) queued"),
+            "nothing twice: {out}"
+        );
+
+        let run = start(PluginConfig::load(&config).unwrap()).await;
+        let s = seen_b.clone();
+        let n = all.len();
+        wait_for("the caught-up webhooks", || s.lock().unwrap().len() >= n).await;
+        let expected: BTreeSet<(String, String)> = tenant_of
+            .iter()
+            .map(|(id, t)| {
+                let n = accts.iter().position(|a| a == t).unwrap();
+                (webhook_id(id, &format!("late-{n}")), id.clone())
+            })
+            .collect();
+
+        // 4. The admin endpoints: the token is required; list, show, re-send one.
+        let addr = run.started.admin;
+        assert_eq!(admin(addr, "GET", "/cdrs", None).await.0, 401);
+        assert_eq!(
+            admin(addr, "GET", &format!("/cdrs/{one}"), None).await.0,
+            401
+        );
+        assert_eq!(
+            admin(
+                addr,
+                "POST",
+                &format!("/cdrs/{one}/resend"),
+                Some("wrong-token-0123456")
+            )
+            .await
+            .0,
+            401
+        );
+        let (status, body) = admin(
+            addr,
+            "GET",
+            &format!(
+                "/cdrs?tenant={}&from=2024-01-01T00:00:00Z&limit=1000",
+                accts[0]
+            ),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let listed: BTreeSet<String> = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(listed, matched);
+        let (status, body) = admin(addr, "GET", &format!("/cdrs/{one}"), Some(ADMIN_TOKEN)).await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let states: Vec<&str> = v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states.len(), 2, "{body}");
+        assert_eq!(states[0], "delivered");
+        assert_eq!(
+            admin(addr, "GET", "/cdrs/no-such-id", Some(ADMIN_TOKEN))
+                .await
+                .0,
+            404
+        );
+        let before_a = seen_a.lock().unwrap().len();
+        let (status, body) = admin(
+            addr,
+            "POST",
+            &format!("/cdrs/{one}/resend?trigger=a"),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["queued"], 1, "{body}");
+        let s = seen_a.clone();
+        wait_for("the explicit re-send", || {
+            s.lock().unwrap().len() > before_a
+        })
+        .await;
+        assert_eq!(
+            seen_a.lock().unwrap()[before_a],
+            (webhook_id(one, "a"), one.clone()),
+            "sent again with the same webhook id"
+        );
+        run.stop().await;
+
+        let got_b: Vec<(String, String)> = seen_b.lock().unwrap().clone();
+        assert_eq!(got_b.len(), n, "each past call once to the new trigger");
+        assert_eq!(got_b.into_iter().collect::<BTreeSet<_>>(), expected);
+        assert_eq!(
+            seen_a.lock().unwrap().len(),
+            matched.len() + 1,
+            "the old trigger got only the explicit re-send"
+        );
+    }
+}
