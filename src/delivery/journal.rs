@@ -586,7 +586,7 @@ impl Store {
     /// # Errors
     /// A storage error.
     pub fn journal_stats(&self) -> Result<(u64, u64), OutboxError> {
-        self.read(|tx| stats(tx))
+        self.read(stats)
     }
 
     /// [`Journal::prune`] on the owner thread: one transaction removing at most

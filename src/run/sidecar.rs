@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! Blackhole ─► source ─(frames, bounded)─► driver/assembler ─(closed, bounded)─► sink ─► outbox ─► engine ─► HTTP
-//!                                                                                 enrich, match
+//!                                                                                 enrich, match  + journal
 //! ```
+//!
+//! The sink writes each batch of closed sessions' deliveries and journal entries in one outbox
+//! transaction; a background task prunes the journal (retention, size cap).
 //!
 //! Stopping (SIGTERM/SIGINT, or the `shutdown` channel): the source stops reading, the driver
 //! emits every session that is complete, the sink writes their deliveries to the outbox, open

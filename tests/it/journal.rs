@@ -75,10 +75,7 @@ fn triggers(doc: &str) -> Arc<TriggerSet> {
         doc,
         "t.toml",
         DocFormat::Toml,
-        BuildOptions {
-            allow_http: true,
-            ..BuildOptions::default()
-        },
+        BuildOptions { allow_http: true },
     )
     .unwrap();
     Arc::new(postcall::trigger::file::build_set(vec![t]).unwrap())
@@ -322,7 +319,7 @@ fn delivery_states_follow_the_outbox_and_a_rebuilt_session_is_not_sent_twice() {
         trigger("t2", TENANTS[0])
     ));
     let s = session("s1", TENANTS[0], T0);
-    assert_eq!(journal(&o, &[s.clone()], &set), 2);
+    assert_eq!(journal(&o, std::slice::from_ref(&s), &set), 2);
     let state = |o: &Outbox| -> Vec<(String, DeliveryState)> {
         let r = o.call_blocking(|st| st.journal_get("s1")).unwrap().unwrap();
         r.deliveries
@@ -339,7 +336,7 @@ fn delivery_states_follow_the_outbox_and_a_rebuilt_session_is_not_sent_twice() {
     assert_eq!(state(&o), [("t1".into(), Delivered), ("t2".into(), Dead)]);
 
     // The same session built again (a backfilled copy): nothing is enqueued twice.
-    assert_eq!(journal(&o, &[s.clone()], &set), 0);
+    assert_eq!(journal(&o, std::slice::from_ref(&s), &set), 0);
     assert_eq!(o.pending_len().unwrap(), 0);
 
     o.resend(&jobs[1].webhook_id, T0).unwrap();
