@@ -116,7 +116,10 @@ fn main() {
     let o = Outbox::open(&path).unwrap();
     let empty = std::fs::metadata(&path).unwrap().len();
     write(&o, &all, true);
-    let done: Vec<(Job, Completion)> = all.iter().map(|s| (job(s), Completion::Delivered)).collect();
+    let done: Vec<(Job, Completion)> = all
+        .iter()
+        .map(|s| (job(s), Completion::Delivered))
+        .collect();
     for chunk in done.chunks(256) {
         o.complete_many(chunk).unwrap();
     }
@@ -129,8 +132,21 @@ fn main() {
     println!("| --- | ---: |");
     println!("| outbox write, jobs only | {p:.1} µs per session |");
     println!("| outbox write, jobs + journal (one transaction) | {j:.1} µs per session |");
-    println!("| journal's extra cost | {:.1} µs per session ({:+.0} %) |", j - p, (j / p - 1.0) * 100.0);
-    println!("| CDR JSON (the webhook's `cdr`) | {} B per CDR |", cdr_json / n);
-    println!("| journal entry stored (session + deliveries) | {} B per CDR |", stored / entries.max(1));
-    println!("| file growth, deliveries done | {} B per CDR |", (file - empty) / n as u64);
+    println!(
+        "| journal's extra cost | {:.1} µs per session ({:+.0} %) |",
+        j - p,
+        (j / p - 1.0) * 100.0
+    );
+    println!(
+        "| CDR JSON (the webhook's `cdr`) | {} B per CDR |",
+        cdr_json / n
+    );
+    println!(
+        "| journal entry stored (session + deliveries) | {} B per CDR |",
+        stored / entries.max(1)
+    );
+    println!(
+        "| file growth, deliveries done | {} B per CDR |",
+        (file - empty) / n as u64
+    );
 }

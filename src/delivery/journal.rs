@@ -36,7 +36,7 @@ use crate::session::ClosedSession;
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("journal");
 const BY_TIME: TableDefinition<&[u8], ()> = TableDefinition::new("journal_by_time");
 const BY_TENANT: TableDefinition<&[u8], ()> = TableDefinition::new("journal_by_tenant");
-const HOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("journal_hooks");
+pub(crate) const HOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("journal_hooks");
 const STATS: TableDefinition<&str, u64> = TableDefinition::new("journal_stats");
 
 /// One delivery a session caused: the trigger that matched and the stable `webhook-id`.
@@ -357,12 +357,6 @@ pub(crate) fn create_tables(tx: &WriteTransaction) -> Result<(), OutboxError> {
     Ok(())
 }
 
-/// Whether the journal already knows this webhook id (it was enqueued once; a live or
-/// rebuilt session does not enqueue it again).
-pub(crate) fn knows_hook(tx: &WriteTransaction, webhook_id: &str) -> Result<bool, OutboxError> {
-    Ok(tx.open_table(HOOKS)?.get(webhook_id)?.is_some())
-}
-
 /// Records the final state of deliveries the journal knows (others are left alone), in the
 /// outbox's transaction that records the outcome.
 pub(crate) fn record_states(
@@ -438,57 +432,65 @@ fn remove_entry(tx: &WriteTransaction, id: &str, hooks_too: bool) -> Result<u64,
 
 /// Writes (upserts) entries in `tx`. An entry whose session id is already there replaces it;
 /// the deliveries of both are kept. Every delivery gets a hook (state pending) unless it has
-/// one.
+/// one. Each table is opened once (replacements, which are rare, first).
 pub(crate) fn put_in(
     tx: &WriteTransaction,
     entries: &[Encoded],
     now_us: i64,
 ) -> Result<(), OutboxError> {
-    for e in entries {
-        let existing = tx
-            .open_table(ENTRIES)?
-            .get(e.id.as_str())?
-            .map(|v| v.value().to_vec());
-        let bytes = match existing {
-            None => e.bytes.clone(),
-            Some(old) => {
-                let old: StoredKeys = serde_json::from_slice(&old)?;
-                let missing: Vec<DeliveryRef> = old
-                    .deliveries
-                    .into_iter()
-                    .filter(|d| !e.deliveries.contains(d))
-                    .collect();
-                remove_entry(tx, &e.id, false)?;
-                if missing.is_empty() {
-                    e.bytes.clone()
-                } else {
-                    let mut new: JournalEntry = serde_json::from_slice(&e.bytes)?;
-                    new.deliveries.extend(missing);
-                    new.deliveries.sort();
-                    new.deliveries.dedup();
-                    serde_json::to_vec(&new)?
-                }
-            }
+    let existing: Vec<Option<Vec<u8>>> = {
+        let t = tx.open_table(ENTRIES)?;
+        entries
+            .iter()
+            .map(|e| Ok(t.get(e.id.as_str())?.map(|v| v.value().to_vec())))
+            .collect::<Result<_, OutboxError>>()?
+    };
+    let mut merged: Vec<Option<Vec<u8>>> = Vec::with_capacity(entries.len());
+    for (e, old) in entries.iter().zip(existing) {
+        let Some(old) = old else {
+            merged.push(None);
+            continue;
         };
-        tx.open_table(ENTRIES)?
-            .insert(e.id.as_str(), bytes.as_slice())?;
-        tx.open_table(BY_TIME)?
-            .insert(time_key(e.start_us, &e.id).as_slice(), ())?;
-        tx.open_table(BY_TENANT)?.insert(
+        let old: StoredKeys = serde_json::from_slice(&old)?;
+        let missing: Vec<DeliveryRef> = old
+            .deliveries
+            .into_iter()
+            .filter(|d| !e.deliveries.contains(d))
+            .collect();
+        remove_entry(tx, &e.id, false)?;
+        if missing.is_empty() {
+            merged.push(None);
+        } else {
+            let mut new: JournalEntry = serde_json::from_slice(&e.bytes)?;
+            new.deliveries.extend(missing);
+            new.deliveries.sort();
+            new.deliveries.dedup();
+            merged.push(Some(serde_json::to_vec(&new)?));
+        }
+    }
+    let mut table = tx.open_table(ENTRIES)?;
+    let mut by_time = tx.open_table(BY_TIME)?;
+    let mut by_tenant = tx.open_table(BY_TENANT)?;
+    let mut hooks = tx.open_table(HOOKS)?;
+    let mut added = 0i64;
+    for (e, m) in entries.iter().zip(&merged) {
+        let bytes = m.as_deref().unwrap_or(&e.bytes);
+        table.insert(e.id.as_str(), bytes)?;
+        by_time.insert(time_key(e.start_us, &e.id).as_slice(), ())?;
+        by_tenant.insert(
             tenant_key(e.tenant.as_deref(), e.start_us, &e.id).as_slice(),
             (),
         )?;
-        let mut hooks = tx.open_table(HOOKS)?;
         for d in &e.deliveries {
             if hooks.get(d.webhook_id.as_str())?.is_none() {
                 let v = hook_value(DeliveryState::Pending, now_us, &e.id);
                 hooks.insert(d.webhook_id.as_str(), v.as_slice())?;
             }
         }
-        drop(hooks);
-        add_stat(tx, bytes.len() as i64, 1)?;
+        added += bytes.len() as i64;
     }
-    Ok(())
+    drop((table, by_time, by_tenant, hooks));
+    add_stat(tx, added, entries.len() as i64)
 }
 
 fn states_of(

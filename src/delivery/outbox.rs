@@ -822,16 +822,19 @@ fn refresh(store: &Store, gauges: &Gauges) {
 fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize, OutboxError> {
     let tx = db.begin_write()?;
     let mut added = 0;
-    for j in jobs {
-        let pending = tx
-            .open_table(PENDING)?
-            .get(j.webhook_id.as_str())?
-            .is_some();
-        if pending || super::journal::knows_hook(&tx, &j.webhook_id)? {
-            continue;
+    {
+        let mut pending = tx.open_table(PENDING)?;
+        let mut sched = tx.open_table(SCHEDULE)?;
+        // A webhook id the journal knows was enqueued once already (and may be delivered).
+        let hooks = tx.open_table(super::journal::HOOKS)?;
+        for j in jobs {
+            let id = j.webhook_id.as_str();
+            if pending.get(id)?.is_some() || hooks.get(id)?.is_some() {
+                continue;
+            }
+            write_pending(&mut pending, &mut sched, j)?;
+            added += 1;
         }
-        insert_pending(&tx, j)?;
-        added += 1;
     }
     if !entries.is_empty() {
         let now = jobs
@@ -843,14 +846,28 @@ fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize
     Ok(added)
 }
 
+type PendingTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+type ScheduleTable<'t> = redb::Table<'t, &'static [u8], ()>;
+
+fn write_pending(
+    pending: &mut PendingTable<'_>,
+    sched: &mut ScheduleTable<'_>,
+    job: &Job,
+) -> Result<(), OutboxError> {
+    let bytes = serde_json::to_vec(job)?;
+    pending.insert(job.webhook_id.as_str(), bytes.as_slice())?;
+    let key = schedule_key(&job.endpoint.lane(), job.next_attempt_us, &job.webhook_id);
+    sched.insert(key.as_slice(), ())?;
+    Ok(())
+}
+
 /// Writes `job` as pending, due at its `next_attempt_us`.
 pub(crate) fn insert_pending(tx: &WriteTransaction, job: &Job) -> Result<(), OutboxError> {
-    let bytes = serde_json::to_vec(job)?;
-    tx.open_table(PENDING)?
-        .insert(job.webhook_id.as_str(), bytes.as_slice())?;
-    let key = schedule_key(&job.endpoint.lane(), job.next_attempt_us, &job.webhook_id);
-    tx.open_table(SCHEDULE)?.insert(key.as_slice(), ())?;
-    Ok(())
+    write_pending(
+        &mut tx.open_table(PENDING)?,
+        &mut tx.open_table(SCHEDULE)?,
+        job,
+    )
 }
 
 fn due(
