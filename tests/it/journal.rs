@@ -813,6 +813,35 @@ mod sidecar {
             (webhook_id(one, "a"), one.clone()),
             "sent again with the same webhook id"
         );
+        // Catch-up over a window through the admin listener: late-0 has every call already.
+        assert_eq!(
+            admin(
+                addr,
+                "POST",
+                "/cdrs/resend?from=2024-01-01T00:00:00Z",
+                Some(ADMIN_TOKEN)
+            )
+            .await
+            .0,
+            400,
+            "a window needs both ends"
+        );
+        let (status, body) = admin(
+            addr,
+            "POST",
+            "/cdrs/resend?from=2024-01-01T00:00:00Z&to=0s&trigger=late-0",
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["sessions"], all.len(), "{body}");
+        assert_eq!(
+            (v["queued"].as_u64(), v["unchanged"].as_u64()),
+            (Some(0), Some(matched.len() as u64)),
+            "{body}"
+        );
+        assert!(v["next"].is_null(), "{body}");
         run.stop().await;
 
         let got_b: Vec<(String, String)> = seen_b.lock().unwrap().clone();
@@ -823,5 +852,54 @@ mod sidecar {
             matched.len() + 1,
             "the old trigger got only the explicit re-send"
         );
+    }
+
+    /// The prune task of `run` drops what is past the retention (the simulator's calls are
+    /// from 2024, the retention is a day), counts it in `/metrics` and leaves the journal
+    /// empty, while the calls are still delivered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_prunes_in_the_background_and_counts_it() {
+        let accts = accounts();
+        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+        let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+        let (rx, seen) = receiver().await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config_with(
+            dir.path(),
+            &bh.url(),
+            &[&rx.url()],
+            "[journal]\nretention_days = 1\nprune_interval_secs = 1\n",
+        );
+        let frames: Vec<String> = sim::mix(MixSpec {
+            calls: 6,
+            seed: 9,
+            mean_gap_ms: 3_000,
+            ..MixSpec::default()
+        })
+        .map(|f| f.text)
+        .collect();
+        let n =
+            postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default())).len();
+        let run = start(cfg).await;
+        bh.wait_subscribed(1).await;
+        for f in &frames {
+            bh.push(f);
+        }
+        let reg = run.started.registry.clone();
+        let want = format!("postcall_journal_pruned_total{{reason=\"age\"}} {n}\n");
+        wait_for("the pruned count", || {
+            let m = reg.render();
+            m.contains(&want) && m.contains("postcall_journal_entries 0\n")
+        })
+        .await;
+        let m = reg.render();
+        assert!(
+            m.contains("postcall_journal_pruned_total{reason=\"size\"} 0"),
+            "{m}"
+        );
+        assert!(m.contains("postcall_journal_prune_errors_total 0"), "{m}");
+        let s = seen.clone();
+        wait_for("the webhooks", || s.lock().unwrap().len() >= n).await;
+        run.stop().await;
     }
 }
