@@ -594,6 +594,35 @@ mod tests {
         assert_eq!(resend_id("/deliveries/dead/msg_1/resend"), Some("msg_1"));
     }
 
+    /// The journal's routes: reading needs the token when one is set, re-sending always
+    /// needs it and a same-origin request (no engine here: 404 means the request got through).
+    #[test]
+    fn journal_routes_need_the_token() {
+        let reg = Registry::default();
+        let status = |token: Option<&str>, m: &str, p: &str, h: &[(&str, &str)]| {
+            let g = guard("127.0.0.1:9646", token, &[]);
+            let mut headers = vec![("host", "127.0.0.1:9646")];
+            headers.extend_from_slice(h);
+            let req = request(m, p, &headers);
+            futures_util::FutureExt::now_or_never(route(&reg, &g, &req))
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        let tok = Some("0123456789abcdef");
+        let auth = ("authorization", "Bearer 0123456789abcdef");
+        assert_eq!(status(None, "GET", "/cdrs", &[]), 404);
+        assert_eq!(status(None, "POST", "/cdrs/x/resend", &[]), 403);
+        assert_eq!(status(None, "POST", "/cdrs/resend", &[]), 403);
+        assert_eq!(status(tok, "GET", "/cdrs", &[]), 401);
+        assert_eq!(status(tok, "GET", "/cdrs/x", &[]), 401);
+        assert_eq!(status(tok, "GET", "/cdrs/x", &[auth]), 404);
+        assert_eq!(status(tok, "POST", "/cdrs/x/resend", &[]), 401);
+        assert_eq!(status(tok, "POST", "/cdrs/x/resend", &[auth]), 404);
+        let cross = ("origin", "http://evil.example");
+        assert_eq!(status(tok, "POST", "/cdrs/x/resend", &[auth, cross]), 403);
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_paths_never_panic(path in "/[a-z/_%.]{0,40}", post: bool) {
