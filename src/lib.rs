@@ -26,7 +26,8 @@
 //!   Schema.
 //! - [`enrich`] adds number location, contact-directory matches and rating to a closed CDR.
 //! - [`trigger`] is the trigger set: filters, tenant scoping, validation and hot reload.
-//! - [`delivery`] is the durable outbox and the engine that delivers from it.
+//! - [`delivery`] is the durable outbox, the CDR journal kept in the same store, and the
+//!   engine that delivers from the outbox.
 //! - [`net`] is the shared TLS configuration, HTTP client, SSRF guard and `Secret`.
 //! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
 //! - [`run`] wires everything into the sidecar (`postcall run`), the demo, the admin listener

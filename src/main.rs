@@ -115,6 +115,16 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// The CDR journal: list, show and re-send past CDRs (with the sidecar stopped: the store is
+    /// opened exclusively; while it runs use the admin endpoints under `/cdrs`).
+    Cdrs {
+        /// Configuration file (its `[delivery] data_dir` holds the journal, its trigger files
+        /// are what `resend` matches against).
+        #[arg(long, global = true, default_value = "plugin.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: CdrsAction,
+    },
     /// Print the JSON Schema of the webhook payload (for Azure Logic Apps and receivers).
     Schema,
     /// Validate the configuration as `run` will and report every problem with its file and
@@ -159,17 +169,182 @@ enum DeadLetterAction {
     },
 }
 
-fn dead_letters(config: &Path, action: DeadLetterAction) -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum CdrsAction {
+    /// One line per CDR, oldest first: start, id, tenant, caller → callee, outcome,
+    /// deliveries.
+    List {
+        /// Only this tenant (Kazoo account id).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Sessions that started at or after this time (RFC 3339, or a duration ago: 2h, 7d).
+        #[arg(long)]
+        from: Option<String>,
+        /// Sessions that started before this time (same forms).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// One CDR (JSON) with its deliveries and the state of each (pending, delivered, dead,
+    /// purged).
+    Show {
+        /// Session id (the CDR's `id`).
+        id: String,
+    },
+    /// Build the deliveries of past CDRs again through the current trigger files and queue
+    /// them with the same webhook ids (the sidecar sends them when it starts). One CDR: its
+    /// deliveries are sent again (a pending one is left alone, a dead letter goes back to
+    /// pending). A window (`--from`/`--to`): only deliveries that never existed are created,
+    /// so a trigger added later catches up on past calls and nothing is sent twice.
+    Resend {
+        /// Session id.
+        #[arg(required_unless_present = "from", conflicts_with_all = ["from", "to", "tenant"])]
+        id: Option<String>,
+        /// Start of the window (RFC 3339, or a duration ago: 2h, 7d).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// End of the window (exclusive; same forms).
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Only this tenant's CDRs (with a window).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this trigger.
+        #[arg(long)]
+        trigger: Option<String>,
+    },
+}
+
+/// Opens the outbox (and journal) exclusively for a command; `running` is what to do instead
+/// while the sidecar holds it.
+fn open_store(config: &Path, running: &str) -> anyhow::Result<Outbox> {
     let cfg = PluginConfig::load(config)?;
     let path = cfg.delivery.outbox_path(config);
-    let outbox = Outbox::open(&path).map_err(|e| {
+    Outbox::open(&path).map_err(|e| {
         let hint = match &e {
-            OutboxError::InUse => " (postcall is running: stop it first)",
-            OutboxError::Corrupted(_) => " (move the file aside and restore a backup)",
-            _ => "",
+            OutboxError::InUse => format!(" (postcall is running: {running})"),
+            OutboxError::Corrupted(_) => " (move the file aside and restore a backup)".into(),
+            _ => String::new(),
         };
         anyhow::anyhow!("{}: cannot open the outbox{hint}: {e}", path.display())
-    })?;
+    })
+}
+
+fn cdrs(config: &Path, action: CdrsAction) -> anyhow::Result<ExitCode> {
+    use postcall::delivery::journal::{parse_time, summary, ResendReport, ResendTarget};
+    use postcall::delivery::ListFilter;
+    let now = chrono::Utc::now().timestamp_micros();
+    let time = |t: Option<String>| -> anyhow::Result<Option<i64>> {
+        t.map(|t| parse_time(&t, now).map_err(anyhow::Error::msg))
+            .transpose()
+    };
+    let running = |endpoint: &str| {
+        format!(
+            "stop it first, or use its admin listener: {endpoint} (e.g. http://127.0.0.1:9646/cdrs, \
+             with the admin token)"
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    match action {
+        CdrsAction::List { tenant, from, to } => {
+            let mut filter = ListFilter {
+                tenant,
+                from_us: time(from)?,
+                to_us: time(to)?,
+                limit: 1000,
+                after: None,
+            };
+            let store = open_store(config, &running("GET /cdrs?tenant=&from=&to="))?;
+            loop {
+                let f = filter.clone();
+                let page = store.call_blocking(move |s| s.journal_list(&f))?;
+                for e in &page.entries {
+                    writeln!(out, "{}", summary(e))?;
+                }
+                match page.next {
+                    Some(next) => filter.after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        CdrsAction::Show { id } => {
+            let store = open_store(config, &running("GET /cdrs/{id}"))?;
+            let i = id.clone();
+            match store.call_blocking(move |s| s.journal_get(&i))? {
+                Some(r) => {
+                    serde_json::to_writer_pretty(&mut out, &r.to_json())?;
+                    writeln!(out)?;
+                }
+                None => {
+                    eprintln!("postcall: no CDR {id} in the journal");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        CdrsAction::Resend {
+            id,
+            from,
+            to,
+            tenant,
+            trigger,
+        } => {
+            let cfg = PluginConfig::load(config)?;
+            let set = match postcall::config::trigger_files(&cfg) {
+                Ok(set) => Arc::new(set),
+                Err(problems) => {
+                    print_problems(&problems, false);
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if let Some(t) = trigger.as_deref().filter(|t| set.get(t).is_none()) {
+                anyhow::bail!("no trigger {t:?} in the trigger files");
+            }
+            let mut target = match id {
+                Some(id) => ResendTarget::One(id),
+                None => ResendTarget::Window(ListFilter {
+                    tenant,
+                    from_us: time(from)?,
+                    to_us: time(to)?,
+                    limit: postcall::run::cdrs::RESEND_PAGE,
+                    after: None,
+                }),
+            };
+            let store = open_store(
+                config,
+                &running("POST /cdrs/{id}/resend or POST /cdrs/resend?from=&to="),
+            )?;
+            let mut total = ResendReport::default();
+            loop {
+                let (t, set, trig) = (target.clone(), set.clone(), trigger.clone());
+                let r =
+                    store.call_blocking(move |s| s.journal_resend(&t, &set, trig.as_deref(), now));
+                let r = match r {
+                    Err(OutboxError::NotFound(id)) => {
+                        eprintln!("postcall: no CDR {id} in the journal");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    r => r?,
+                };
+                total.add(&r);
+                match (&mut target, r.next) {
+                    (ResendTarget::Window(f), Some(next)) => f.after = Some(next),
+                    _ => break,
+                }
+            }
+            writeln!(
+                out,
+                "{} CDR(s): {} delivery(ies) queued, {} dead letter(s) queued again, {} left as they were",
+                total.sessions, total.queued, total.revived, total.unchanged
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dead_letters(config: &Path, action: DeadLetterAction) -> anyhow::Result<()> {
+    let outbox = open_store(
+        config,
+        "stop it first, or use its admin listener: GET /deliveries/dead",
+    )?;
     let mut out = std::io::stdout().lock();
     let now = chrono::Utc::now().timestamp_micros();
     match action {
@@ -494,6 +669,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dead_letters(&config, action)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cdrs { config, action } => cdrs(&config, action),
         Command::Check {
             config,
             without_secrets,

@@ -160,59 +160,6 @@ pub fn compare(window: Window, kazoo: &[Seen], postcall: &[Seen]) -> Report {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seen(id: &str, end_unix: i64, connected_secs: u64) -> Seen {
-        Seen {
-            id: id.into(),
-            tenant: "t".into(),
-            start: "2026-11-28T10:00:00+00:00".into(),
-            end_unix,
-            connected_secs,
-            summary: "100 → 200".into(),
-        }
-    }
-
-    #[test]
-    fn each_difference_is_reported_once_and_only_inside_the_window() {
-        let w = Window {
-            from: 1_000,
-            to: 2_000,
-        };
-        let kazoo = [
-            seen("both", 1_500, 60),
-            seen("kazoo-only", 1_600, 10),
-            seen("kazoo-only-outside", 2_500, 10),
-            seen("off-by-1", 1_100, 31),
-            seen("off-by-2", 1_200, 32),
-        ];
-        let postcall = [
-            seen("both", 1_500, 60),
-            seen("postcall-only", 1_700, 0),
-            seen("postcall-only-outside", 900, 0),
-            seen("off-by-1", 1_100, 30),
-            seen("off-by-2", 1_200, 30),
-        ];
-        let r = compare(w, &kazoo, &postcall);
-        let ids = |v: &[Seen]| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(&r.missing), ["kazoo-only"]);
-        assert_eq!(ids(&r.unknown_to_kazoo), ["postcall-only"]);
-        assert_eq!(r.disagreeing.len(), 1);
-        assert_eq!(r.disagreeing[0].postcall.id, "off-by-2");
-        assert_eq!(r.disagreeing[0].kazoo_connected_secs, 32);
-        assert_eq!((r.kazoo, r.postcall), (4, 4));
-        assert!(!r.complete());
-        let text = r.to_string();
-        assert!(
-            text.contains("missing 1, unknown to Kazoo 1, answered time disagrees 1"),
-            "{text}"
-        );
-        assert!(compare(w, &kazoo[..1], &postcall[..1]).complete());
-    }
-}
-
 /// Kazoo's side: the sessions its stored leg CDRs give for every interaction with a leg
 /// stored in `window` (read as the backfill reads, paced and retried), built by the same
 /// assembler.
@@ -268,4 +215,57 @@ pub async fn kazoo_sessions(
         .iter()
         .map(|s| Seen::of(&s.cdr, s.tenant_id.as_deref(), s.end_us))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(id: &str, end_unix: i64, connected_secs: u64) -> Seen {
+        Seen {
+            id: id.into(),
+            tenant: "t".into(),
+            start: "2026-11-28T10:00:00+00:00".into(),
+            end_unix,
+            connected_secs,
+            summary: "100 → 200".into(),
+        }
+    }
+
+    #[test]
+    fn each_difference_is_reported_once_and_only_inside_the_window() {
+        let w = Window {
+            from: 1_000,
+            to: 2_000,
+        };
+        let kazoo = [
+            seen("both", 1_500, 60),
+            seen("kazoo-only", 1_600, 10),
+            seen("kazoo-only-outside", 2_500, 10),
+            seen("off-by-1", 1_100, 31),
+            seen("off-by-2", 1_200, 32),
+        ];
+        let postcall = [
+            seen("both", 1_500, 60),
+            seen("postcall-only", 1_700, 0),
+            seen("postcall-only-outside", 900, 0),
+            seen("off-by-1", 1_100, 30),
+            seen("off-by-2", 1_200, 30),
+        ];
+        let r = compare(w, &kazoo, &postcall);
+        let ids = |v: &[Seen]| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&r.missing), ["kazoo-only"]);
+        assert_eq!(ids(&r.unknown_to_kazoo), ["postcall-only"]);
+        assert_eq!(r.disagreeing.len(), 1);
+        assert_eq!(r.disagreeing[0].postcall.id, "off-by-2");
+        assert_eq!(r.disagreeing[0].kazoo_connected_secs, 32);
+        assert_eq!((r.kazoo, r.postcall), (4, 4));
+        assert!(!r.complete());
+        let text = r.to_string();
+        assert!(
+            text.contains("missing 1, unknown to Kazoo 1, answered time disagrees 1"),
+            "{text}"
+        );
+        assert!(compare(w, &kazoo[..1], &postcall[..1]).complete());
+    }
 }

@@ -16,12 +16,14 @@ use crate::session::{Settings, TenantSettings};
 mod admin;
 mod backfill;
 mod delivery;
+mod journal;
 mod kazoo;
 mod limits;
 pub mod parse_error;
 pub use admin::AdminSection;
 pub use backfill::BackfillSection;
 pub use delivery::DeliverySection;
+pub use journal::{JournalSection, JournalSettings};
 pub use kazoo::{is_account_id, KazooSection};
 pub use limits::LimitsSection;
 
@@ -30,7 +32,7 @@ mod triggers;
 // One validation for `check` and `run`.
 mod validate;
 pub use triggers::{RemoteConfig, TriggerConfig, TriggersSection};
-pub use validate::{validate, validate_source, Problem, Validated};
+pub use validate::{trigger_files, validate, validate_source, Problem, Validated};
 
 /// A configuration problem, with where it is.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -158,6 +160,9 @@ pub struct PluginConfig {
     /// `[delivery]`: outbox and delivery limits.
     #[serde(default)]
     pub delivery: DeliverySection,
+    /// `[journal]`: retention and size of the CDR journal.
+    #[serde(default)]
+    pub journal: JournalSection,
     /// `[limits]`: what the PBX may make postcall hold.
     #[serde(default)]
     pub limits: LimitsSection,

@@ -112,6 +112,8 @@ pub struct Validated {
     pub outbox_path: PathBuf,
     /// `delivery.disk_reserve_kib` in bytes.
     pub disk_reserve_bytes: u64,
+    /// `[journal]`: retention, size cap, prune interval.
+    pub journal: crate::config::JournalSettings,
     /// Trigger sources (files, remote, intervals).
     pub triggers: TriggerConfig,
     /// Triggers in the files.
@@ -193,6 +195,7 @@ pub fn validate(
         out.push(invalid("delivery.data_dir", message));
     }
 
+    let journal = cfg.journal.checked(&cfg.file, &mut out);
     let triggers = cfg.triggers.checked(&cfg.file, &mut out);
     if let (Some(ca), true) = (&cfg.triggers.ca_file, cfg.triggers.remote_url.is_some()) {
         let path = super::resolve(&cfg.file, ca);
@@ -246,7 +249,15 @@ pub fn validate(
     if out.iter().any(|p| !p.is_warning()) {
         return Err(out);
     }
-    match (settings, kazoo, delivery, receivers_tls, triggers, enricher) {
+    match (
+        settings,
+        kazoo,
+        delivery,
+        receivers_tls,
+        triggers,
+        enricher,
+        journal,
+    ) {
         (
             Some(settings),
             Some(kazoo),
@@ -254,6 +265,7 @@ pub fn validate(
             Some(receivers_tls),
             Some(triggers),
             Some(enricher),
+            Some(journal),
         ) => Ok(Validated {
             file: cfg.file.clone(),
             settings,
@@ -264,6 +276,7 @@ pub fn validate(
             outbox_path: data_dir.join("outbox.redb"),
             data_dir,
             disk_reserve_bytes,
+            journal,
             triggers,
             trigger_count,
             enricher,
@@ -275,6 +288,31 @@ pub fn validate(
         // Every `None` above pushed a problem; this is not reached.
         _ => Err(out),
     }
+}
+
+/// The trigger set of the configuration's trigger files, as `run` builds it at start (what
+/// `cdrs resend` matches past CDRs against). A remote trigger source is not fetched: with one,
+/// re-send through the running sidecar's admin listener.
+///
+/// # Errors
+/// Every problem in `[triggers]` and the trigger files, or a remote source.
+pub fn trigger_files(cfg: &PluginConfig) -> Result<crate::trigger::TriggerSet, Vec<Problem>> {
+    let mut out = Vec::new();
+    let Some(t) = cfg.triggers.checked(&cfg.file, &mut out) else {
+        return Err(out);
+    };
+    if t.remote.is_some() {
+        out.push(Problem::Config(ConfigError::Invalid {
+            file: cfg.file.clone(),
+            path: "triggers.remote_url".into(),
+            message: "a remote trigger source is only read by the running sidecar: re-send \
+                      through its admin listener (POST /cdrs/{id}/resend)"
+                .into(),
+        }));
+        return Err(out);
+    }
+    crate::trigger::reload::build_from_files(&t.sources)
+        .map_err(|e| e.0.into_iter().map(Problem::Trigger).collect())
 }
 
 /// What `record` needs: the settings and the live source (`[kazoo]`, its CA file read), or

@@ -285,16 +285,38 @@ impl Engine {
     /// # Errors
     /// The outbox write failed; nothing was written.
     pub async fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        self.enqueue_journaled(jobs, Vec::new()).await
+    }
+
+    /// [`Engine::enqueue`] with the sessions' journal entries written in the same outbox
+    /// transaction (see [`Store::enqueue_journaled`]).
+    ///
+    /// # Errors
+    /// The outbox write failed; nothing was written (neither jobs nor entries).
+    pub async fn enqueue_journaled(
+        &self,
+        jobs: &[Job],
+        entries: Vec<super::journal::Encoded>,
+    ) -> Result<usize, OutboxError> {
         let owned = jobs.to_vec();
-        let n = self.outbox.call(move |s| s.enqueue(&owned)).await?;
+        let n = self
+            .outbox
+            .call(move |s| s.enqueue_journaled(&owned, &entries))
+            .await?;
         self.counters
             .enqueued
             .fetch_add(n as u64, Ordering::Relaxed);
+        self.queued(jobs.iter().map(|j| j.endpoint.lane()));
+        Ok(n)
+    }
+
+    /// Tells the dispatcher that jobs were written to these lanes by other means (a journal
+    /// re-send) and wakes it.
+    pub fn queued(&self, lanes: impl IntoIterator<Item = String>) {
         if let Ok(mut l) = self.lanes.lock() {
-            l.known.extend(jobs.iter().map(|j| j.endpoint.lane()));
+            l.known.extend(lanes);
         }
         self.wake.notify_one();
-        Ok(n)
     }
 
     /// Moves a dead letter back to pending (same webhook id, fresh attempts) and wakes the

@@ -11,11 +11,14 @@
 //! - [`sign`] is Standard Webhooks signing.
 //! - [`outbox`] is the redb store: pending, schedule, dead letters.
 //! - [`storage`] is the file layer under the outbox, where tests inject faults.
+//! - [`journal`] keeps every session CDR (matched or not) with its deliveries, in the same
+//!   store and transactions as the outbox.
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
 
 pub mod engine;
 pub mod files;
 pub mod job;
+pub mod journal;
 pub mod keys;
 pub mod outbox;
 pub mod payload;
@@ -25,6 +28,7 @@ pub mod storage;
 
 pub use engine::{DeliveryCounters, DeliveryOptions, Engine};
 pub use job::{webhook_id, Endpoint, Job};
+pub use journal::{Journal, JournalEntry, JournalPolicy, ListFilter};
 pub use keys::{KeyLookup, KeySource, StaticKeys};
 pub use outbox::{Completion, Outbox, OutboxError, OutboxOptions, Store};
 pub use payload::{Format, Method};

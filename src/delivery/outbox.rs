@@ -6,7 +6,8 @@
 //! - `schedule`: `lane \0 due_us(8 bytes, big-endian) id` → (), so each endpoint lane's due
 //!   jobs are a range scan in time order, read from disk a few at a time (a backlog of any
 //!   size costs disk, not memory);
-//! - `dead`: webhook id → job with its last error.
+//! - `dead`: webhook id → job with its last error;
+//! - the CDR journal's tables ([`super::journal`]), written in the same transactions.
 //!
 //! A job is never removed before its outcome is known: a crash (even `kill -9`) mid-attempt
 //! leaves it pending and due, so it is attempted again after the restart (at least once).
@@ -19,14 +20,15 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::job::Job;
+use super::journal::{DeliveryState, Encoded};
 use super::storage::{Faults, FaultyFile};
 
-const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
+pub(crate) const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
-const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("dead");
+pub(crate) const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("dead");
 
 /// An outbox failure.
 #[derive(Debug, thiserror::Error)]
@@ -296,6 +298,7 @@ impl Store {
         tx.open_table(PENDING)?;
         tx.open_table(SCHEDULE)?;
         tx.open_table(DEAD)?;
+        super::journal::create_tables(&tx)?;
         tx.commit()?;
         let migrated = drop_stored_secrets(&db)?;
         if migrated > 0 {
@@ -384,6 +387,15 @@ impl Store {
     /// A storage error; nothing was written. [`OutboxError::DiskFull`] while the disk reserve
     /// is spent and pending jobs are still to free space.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
+        self.enqueue_with(jobs, &[])
+    }
+
+    /// [`Store::enqueue`] with journal entries written in the same transaction.
+    pub(crate) fn enqueue_with(
+        &self,
+        jobs: &[Job],
+        entries: &[Encoded],
+    ) -> Result<usize, OutboxError> {
         if self.reserve.released() {
             // The disk filled up: what space there is goes to recording outcomes (which frees
             // space) until the backlog has drained and the reserve is back.
@@ -394,17 +406,38 @@ impl Store {
                 return Err(OutboxError::DiskFull);
             }
         }
-        match self.with_db(|db| try_enqueue(db, jobs)) {
+        match self.with_db(|db| try_enqueue(db, jobs, entries)) {
             // Nothing pending could free space: the reserve is all there is to give.
             Err(e)
                 if e.is_disk_full()
                     && self.pending_len().is_ok_and(|n| n == 0)
                     && self.reserve.release() =>
             {
-                self.with_db(|db| try_enqueue(db, jobs))
+                self.with_db(|db| try_enqueue(db, jobs, entries))
             }
             r => r,
         }
+    }
+
+    /// Runs `op` in one write transaction, committed when it succeeds.
+    pub(crate) fn write<T>(
+        &self,
+        op: impl FnOnce(&WriteTransaction) -> Result<T, OutboxError>,
+    ) -> Result<T, OutboxError> {
+        self.with_db(|db| {
+            let tx = db.begin_write()?;
+            let r = op(&tx)?;
+            tx.commit()?;
+            Ok(r)
+        })
+    }
+
+    /// Runs `op` in one read transaction.
+    pub(crate) fn read<T>(
+        &self,
+        op: impl FnOnce(&redb::ReadTransaction) -> Result<T, OutboxError>,
+    ) -> Result<T, OutboxError> {
+        self.with_db(|db| op(&db.begin_read()?))
     }
 
     /// Up to `limit` jobs of `lane` due at `now`, skipping ids in `busy`, plus the due time
@@ -823,25 +856,55 @@ fn refresh(store: &Store, gauges: &Gauges) {
     }
 }
 
-fn try_enqueue(db: &Database, jobs: &[Job]) -> Result<usize, OutboxError> {
+fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize, OutboxError> {
     let tx = db.begin_write()?;
     let mut added = 0;
     {
         let mut pending = tx.open_table(PENDING)?;
         let mut sched = tx.open_table(SCHEDULE)?;
+        // A webhook id the journal knows was enqueued once already (and may be delivered).
+        let hooks = tx.open_table(super::journal::HOOKS)?;
         for j in jobs {
-            if pending.get(j.webhook_id.as_str())?.is_some() {
+            let id = j.webhook_id.as_str();
+            if pending.get(id)?.is_some() || hooks.get(id)?.is_some() {
                 continue;
             }
-            let bytes = serde_json::to_vec(j)?;
-            pending.insert(j.webhook_id.as_str(), bytes.as_slice())?;
-            let key = schedule_key(&j.endpoint.lane(), j.next_attempt_us, &j.webhook_id);
-            sched.insert(key.as_slice(), ())?;
+            write_pending(&mut pending, &mut sched, j)?;
             added += 1;
         }
     }
+    if !entries.is_empty() {
+        let now = jobs
+            .first()
+            .map_or_else(crate::source::blackhole::now_us, |j| j.created_us);
+        super::journal::put_in(&tx, entries, now)?;
+    }
     tx.commit()?;
     Ok(added)
+}
+
+type PendingTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+type ScheduleTable<'t> = redb::Table<'t, &'static [u8], ()>;
+
+fn write_pending(
+    pending: &mut PendingTable<'_>,
+    sched: &mut ScheduleTable<'_>,
+    job: &Job,
+) -> Result<(), OutboxError> {
+    let bytes = serde_json::to_vec(job)?;
+    pending.insert(job.webhook_id.as_str(), bytes.as_slice())?;
+    let key = schedule_key(&job.endpoint.lane(), job.next_attempt_us, &job.webhook_id);
+    sched.insert(key.as_slice(), ())?;
+    Ok(())
+}
+
+/// Writes `job` as pending, due at its `next_attempt_us`.
+pub(crate) fn insert_pending(tx: &WriteTransaction, job: &Job) -> Result<(), OutboxError> {
+    write_pending(
+        &mut tx.open_table(PENDING)?,
+        &mut tx.open_table(SCHEDULE)?,
+        job,
+    )
 }
 
 fn due(
@@ -941,6 +1004,15 @@ fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), Outbox
             }
         }
     }
+    let finals: Vec<(&str, DeliveryState)> = done
+        .iter()
+        .filter_map(|(j, c)| match c {
+            Completion::Delivered => Some((j.webhook_id.as_str(), DeliveryState::Delivered)),
+            Completion::Dead(_) => Some((j.webhook_id.as_str(), DeliveryState::Dead)),
+            Completion::RetryAt(..) => None,
+        })
+        .collect();
+    super::journal::record_states(&tx, &finals, crate::source::blackhole::now_us())?;
     Ok(tx.commit()?)
 }
 
@@ -976,28 +1048,38 @@ fn resend(db: &Database, id: &str, now: i64) -> Result<Job, OutboxError> {
         )?;
         job
     };
+    super::journal::record_states(&tx, &[(id, DeliveryState::Pending)], now)?;
     tx.commit()?;
     Ok(job)
 }
 
 fn purge(db: &Database, id: Option<&str>) -> Result<usize, OutboxError> {
     let tx = db.begin_write()?;
-    let n = {
+    let ids: Vec<String> = {
         let mut dead = tx.open_table(DEAD)?;
         match id {
             Some(id) => {
                 if dead.remove(id)?.is_none() {
                     return Err(OutboxError::NotFound(id.into()));
                 }
-                1
+                vec![id.to_owned()]
             }
             None => {
-                let n = dead.len()? as usize;
+                let mut ids = Vec::new();
+                for row in dead.iter()? {
+                    ids.push(row?.0.value().to_owned());
+                }
                 dead.retain(|_, _| false)?;
-                n
+                ids
             }
         }
     };
+    let n = ids.len();
+    let purged: Vec<(&str, DeliveryState)> = ids
+        .iter()
+        .map(|i| (i.as_str(), DeliveryState::Purged))
+        .collect();
+    super::journal::record_states(&tx, &purged, crate::source::blackhole::now_us())?;
     tx.commit()?;
     Ok(n)
 }

@@ -1,6 +1,7 @@
-//! The admin HTTP listener (loopback by default): `/metrics`, `/healthz`, `/readyz`, and the
-//! dead letters (`GET /deliveries/dead`, `POST /deliveries/dead/{id}/resend`) — the outbox is
-//! held open by the running process, so this is how dead letters are re-sent while it runs.
+//! The admin HTTP listener (loopback by default): `/metrics`, `/healthz`, `/readyz`, the
+//! dead letters (`GET /deliveries/dead`, `POST /deliveries/dead/{id}/resend`) and the CDR
+//! journal (`/cdrs`, see [`super::cdrs`]) — the outbox is held open by the running process,
+//! so this is how they are read and re-sent while it runs.
 //!
 //! The listener is hostile-input safe:
 //! - **Bounded**: at most [`AdminOptions::max_connections`] connections at once (a further
@@ -12,8 +13,8 @@
 //! - **DNS rebinding**: the `Host` header must name the bound address (an IP literal of it,
 //!   any IP literal on a wildcard bind, `localhost` on a loopback or wildcard bind) or one of
 //!   [`AdminOptions::allowed_hosts`].
-//! - **Authentication**: with a token, the dead letters (personal data) need
-//!   `Authorization: Bearer <token>`; re-sending always needs it, plus a same-origin request
+//! - **Authentication**: with a token, the dead letters and the journal (personal data) need
+//!   `Authorization: Bearer <token>`; re-sending (dead letters or journal) always needs it, plus a same-origin request
 //!   (`Origin` naming this host, `Sec-Fetch-Site` same-origin or none). A non-loopback bind
 //!   without a token is refused before anything starts ([`AdminOptions::validate`]).
 //!   `/metrics`, `/healthz` and `/readyz` carry no personal data and stay open.
@@ -273,25 +274,8 @@ async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<F
             }
         }
         (&Method::POST, p) if resend_id(p).is_some() => {
-            if guard.token.is_none() {
-                bump(reg, |c| &c.refused);
-                return reply(
-                    StatusCode::FORBIDDEN,
-                    TEXT,
-                    "re-sending over the admin listener needs an admin token ([admin] token_env)\n",
-                );
-            }
-            if !guard.authorized(req) {
-                bump(reg, |c| &c.refused);
-                return unauthorized();
-            }
-            if !Guard::same_origin(req) {
-                bump(reg, |c| &c.refused);
-                return reply(
-                    StatusCode::FORBIDDEN,
-                    TEXT,
-                    "cross-origin request refused\n",
-                );
+            if let Some(refused) = refuse_write(reg, guard, req) {
+                return refused;
             }
             let id = resend_id(p).unwrap_or_default();
             let Some(engine) = reg.engine.as_ref() else {
@@ -305,8 +289,48 @@ async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<F
                 Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, TEXT, e.to_string()),
             }
         }
+        (m, p) if super::cdrs::is_cdrs_path(p) => {
+            // CDRs are personal data: the token whenever one is set; re-sends always.
+            if super::cdrs::is_write(m) {
+                if let Some(refused) = refuse_write(reg, guard, req) {
+                    return refused;
+                }
+            } else if guard.token.is_some() && !guard.authorized(req) {
+                bump(reg, |c| &c.refused);
+                return unauthorized();
+            }
+            super::cdrs::serve(reg, m, p, req.uri().query()).await
+        }
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     }
+}
+
+/// Why a state-changing request (a re-send) is refused: no token configured, a missing or
+/// wrong token, or a cross-origin request. `None` lets it through.
+fn refuse_write<B>(
+    reg: &Registry,
+    guard: &Guard,
+    req: &Request<B>,
+) -> Option<Response<Full<Bytes>>> {
+    let refused = if guard.token.is_none() {
+        reply(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "re-sending over the admin listener needs an admin token ([admin] token_env)\n",
+        )
+    } else if !guard.authorized(req) {
+        unauthorized()
+    } else if !Guard::same_origin(req) {
+        reply(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "cross-origin request refused\n",
+        )
+    } else {
+        return None;
+    };
+    bump(reg, |c| &c.refused);
+    Some(refused)
 }
 
 fn bump(reg: &Registry, which: impl Fn(&AdminCounters) -> &AtomicU64) {
@@ -541,6 +565,14 @@ mod tests {
             "/deliveries/dead",
             "/deliveries/dead/resend/resend",
             "/deliveries/deadresend",
+            "/cdrs",
+            "/cdrs/",
+            "/cdrs/x",
+            "/cdrs/x/resend",
+            "/cdrs/resend",
+            "/cdrs//resend",
+            "/cdrs?limit=0&from=yesterday",
+            "/cdrsx",
             "/",
             "/%2e%2e/metrics",
             "/metrics?x=1",
@@ -568,6 +600,35 @@ mod tests {
         assert_eq!(resend_id("/deliveries/dead/resend"), None);
         assert_eq!(resend_id("/deliveries/dead//resend"), None);
         assert_eq!(resend_id("/deliveries/dead/msg_1/resend"), Some("msg_1"));
+    }
+
+    /// The journal's routes: reading needs the token when one is set, re-sending always
+    /// needs it and a same-origin request (no engine here: 404 means the request got through).
+    #[test]
+    fn journal_routes_need_the_token() {
+        let reg = Registry::default();
+        let status = |token: Option<&str>, m: &str, p: &str, h: &[(&str, &str)]| {
+            let g = guard("127.0.0.1:9646", token, &[]);
+            let mut headers = vec![("host", "127.0.0.1:9646")];
+            headers.extend_from_slice(h);
+            let req = request(m, p, &headers);
+            futures_util::FutureExt::now_or_never(route(&reg, &g, &req))
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        let tok = Some("0123456789abcdef");
+        let auth = ("authorization", "Bearer 0123456789abcdef");
+        assert_eq!(status(None, "GET", "/cdrs", &[]), 404);
+        assert_eq!(status(None, "POST", "/cdrs/x/resend", &[]), 403);
+        assert_eq!(status(None, "POST", "/cdrs/resend", &[]), 403);
+        assert_eq!(status(tok, "GET", "/cdrs", &[]), 401);
+        assert_eq!(status(tok, "GET", "/cdrs/x", &[]), 401);
+        assert_eq!(status(tok, "GET", "/cdrs/x", &[auth]), 404);
+        assert_eq!(status(tok, "POST", "/cdrs/x/resend", &[]), 401);
+        assert_eq!(status(tok, "POST", "/cdrs/x/resend", &[auth]), 404);
+        let cross = ("origin", "http://evil.example");
+        assert_eq!(status(tok, "POST", "/cdrs/x/resend", &[auth, cross]), 403);
     }
 
     proptest::proptest! {

@@ -38,6 +38,10 @@ pub struct Registry {
     pub admin: Option<Arc<super::admin::AdminCounters>>,
     /// The backfill, when it runs.
     pub backfill: Option<Arc<crate::backfill::BackfillCounters>>,
+    /// The CDR journal (kept in the engine's outbox).
+    pub journal: Option<Arc<crate::delivery::journal::JournalCounters>>,
+    /// The running trigger set (the admin listener's journal re-sends match against it).
+    pub triggers: Option<crate::trigger::SharedTriggers>,
 }
 
 /// The backfill's counters.
@@ -458,6 +462,39 @@ impl Registry {
                 "gauge",
                 "Dead letters.",
                 &[("", dead)],
+            );
+        }
+        if let Some(j) = &self.journal {
+            metric(
+                &mut o,
+                "postcall_journal_entries",
+                "gauge",
+                "CDRs in the journal (as of the last prune run).",
+                &[("", get(&j.entries))],
+            );
+            metric(
+                &mut o,
+                "postcall_journal_bytes",
+                "gauge",
+                "Stored bytes of the journal's entries (as of the last prune run).",
+                &[("", get(&j.bytes))],
+            );
+            metric(
+                &mut o,
+                "postcall_journal_pruned_total",
+                "counter",
+                "CDRs pruned from the journal, by reason.",
+                &[
+                    ("reason=\"age\"", get(&j.pruned_age)),
+                    ("reason=\"size\"", get(&j.pruned_size)),
+                ],
+            );
+            metric(
+                &mut o,
+                "postcall_journal_prune_errors_total",
+                "counter",
+                "Journal prune runs that failed (storage errors; retried at the next interval).",
+                &[("", get(&j.prune_errors))],
             );
         }
         o

@@ -2,6 +2,7 @@
 //! admin listener and its metrics.
 
 pub mod admin;
+pub mod cdrs;
 pub mod demo;
 pub mod metrics;
 pub mod receiver;

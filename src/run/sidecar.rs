@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! Blackhole ─► source ─(frames, bounded)─► driver/assembler ─(closed, bounded)─► sink ─► outbox ─► engine ─► HTTP
-//!                                                                                 enrich, match
+//!                                                                                 enrich, match  + journal
 //! ```
+//!
+//! The sink writes each batch of closed sessions' deliveries and journal entries in one outbox
+//! transaction; a background task prunes the journal (retention, size cap).
 //!
 //! Stopping (SIGTERM/SIGINT, the caller's `shutdown` token, or the outbox failing for good): the source stops reading, the driver
 //! emits every session that is complete, the sink writes their deliveries to the outbox, open
@@ -27,7 +30,8 @@ use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
 use crate::backfill::{mark, BackfillCounters, BackfillLink, CrossbarCdrs};
 use crate::config::{PluginConfig, Validated};
-use crate::delivery::{Engine, Job, Outbox, OutboxOptions};
+use crate::delivery::journal::{Encoded, JournalCounters};
+use crate::delivery::{Engine, Job, Journal, Outbox, OutboxOptions};
 use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
 use crate::net::HttpClient;
@@ -117,30 +121,58 @@ impl Sink {
         jobs
     }
 
-    /// Enqueues the deliveries of a batch of sessions in one outbox transaction (group
-    /// commit: under load, every session waiting is written with one disk sync). When that
-    /// fails (a full disk, say) the sessions are written one by one, so whatever fits gets in;
-    /// the rest are held and retried every second until `stopping`, then returned.
+    /// The journal entry of `session` (matched or not) with the deliveries of `jobs`.
+    fn entry(&self, session: &ClosedSession, jobs: &[Job]) -> Option<Encoded> {
+        match Encoded::of(session, jobs) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                // Cannot happen for a CDR (plain strings and numbers); logged and counted if it does.
+                self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(session = %session.cdr.id, error = %e, "session not serialisable; not journaled");
+                None
+            }
+        }
+    }
+
+    /// Enqueues the deliveries of a batch of sessions, and writes the sessions' journal
+    /// entries, in one outbox transaction (group commit: under load, every session waiting is
+    /// written with one disk sync). When that fails (a full disk, say) the sessions are
+    /// written one by one, so whatever fits gets in; the rest are held and retried every
+    /// second until `stopping`, then returned.
     async fn put(
         &self,
         mut sessions: Vec<ClosedSession>,
         stopping: &CancellationToken,
     ) -> Vec<ClosedSession> {
         let mut jobs: Vec<Vec<Job>> = sessions.iter_mut().map(|s| self.jobs(s)).collect();
+        let mut entries: Vec<Option<Encoded>> = sessions
+            .iter()
+            .zip(&jobs)
+            .map(|(s, j)| self.entry(s, j))
+            .collect();
         let all: Vec<Job> = jobs.iter().flatten().cloned().collect();
-        if self.engine.enqueue(&all).await.is_ok() {
+        let all_entries: Vec<Encoded> = entries.iter().flatten().cloned().collect();
+        if self
+            .engine
+            .enqueue_journaled(&all, all_entries)
+            .await
+            .is_ok()
+        {
             return Vec::new();
         }
         loop {
             let mut held = Vec::new();
             let mut held_jobs = Vec::new();
+            let mut held_entries = Vec::new();
             let mut last_error = None;
-            for (s, j) in sessions.into_iter().zip(jobs) {
-                if let Err(e) = self.engine.enqueue(&j).await {
+            for ((s, j), e) in sessions.into_iter().zip(jobs).zip(entries) {
+                let one: Vec<Encoded> = e.iter().cloned().collect();
+                if let Err(err) = self.engine.enqueue_journaled(&j, one).await {
                     self.counters.enqueue_errors.fetch_add(1, Ordering::Relaxed);
-                    last_error = Some(e);
+                    last_error = Some(err);
                     held.push(s);
                     held_jobs.push(j);
+                    held_entries.push(e);
                 }
             }
             let Some(e) = last_error else {
@@ -157,6 +189,7 @@ impl Sink {
             tokio::time::sleep(Duration::from_secs(1)).await;
             sessions = held;
             jobs = held_jobs;
+            entries = held_entries;
         }
     }
 }
@@ -218,6 +251,7 @@ pub async fn run_validated(
     }
     let outbox_path = cfg.outbox_path;
     let data_dir: PathBuf = cfg.data_dir;
+    let journal_settings = cfg.journal;
 
     // Every fallible step comes first, before any saved state is touched: the outbox (nothing
     // is accepted before it is open), triggers, the source, the admin listener (the rest was
@@ -234,6 +268,8 @@ pub async fn run_validated(
             .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?
     };
     let outbox = Arc::new(outbox);
+    let journal = Journal::new(outbox.clone(), journal_settings.policy);
+    let journal_counters = Arc::new(JournalCounters::default());
     let http = HttpClient::with_guard(cfg.receivers_tls, &HttpOptions::default(), guard);
     let engine = Engine::new(outbox, http, dopts);
     let tcfg = cfg.triggers;
@@ -260,6 +296,8 @@ pub async fn run_validated(
         engine: Some(engine.clone()),
         run: Some(counters.clone()),
         admin: Some(Arc::default()),
+        journal: Some(journal_counters.clone()),
+        triggers: Some(reloader.shared()),
     };
     let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), stop.clone())
         .await
@@ -287,6 +325,12 @@ pub async fn run_validated(
     tracker.spawn(watch_reload_status(
         reloader.status(),
         counters.clone(),
+        stop.clone(),
+    ));
+    tracker.spawn(prune_journal(
+        journal,
+        journal_counters,
+        journal_settings.prune_interval,
         stop.clone(),
     ));
     tracker.spawn(reload_enrichment_on_hangup(enricher.clone(), stop.clone()));
@@ -557,6 +601,56 @@ fn timed_save(path: &std::path::Path, saved: &SavedState) -> anyhow::Result<()> 
         .with_context(|| format!("{}: cannot save open sessions", path.display()))?;
     tracing::info!(ms = t.elapsed().as_millis(), "sessions saved");
     Ok(())
+}
+
+/// Prunes the journal every `interval` until stopping: batches (one transaction each, on the
+/// outbox's thread) until nothing is past the retention or over the size cap. The ingest path
+/// never prunes. What is dropped is counted and logged.
+async fn prune_journal(
+    journal: Journal,
+    counters: Arc<JournalCounters>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (mut age, mut size) = (0, 0);
+        loop {
+            match journal.prune(now_us()).await {
+                Ok(p) => {
+                    age += p.by_age;
+                    size += p.by_size;
+                    counters.pruned_age.fetch_add(p.by_age, Ordering::Relaxed);
+                    counters.pruned_size.fetch_add(p.by_size, Ordering::Relaxed);
+                    counters.entries.store(p.entries, Ordering::Relaxed);
+                    counters.bytes.store(p.bytes, Ordering::Relaxed);
+                    if !p.more || shutdown.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    counters.prune_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "journal prune failed; trying again at the next interval");
+                    break;
+                }
+            }
+        }
+        if age + size > 0 {
+            let p = journal.policy();
+            tracing::info!(
+                pruned_age = age,
+                pruned_size = size,
+                retention_days = p.retention_us / 86_400_000_000,
+                max_bytes = p.max_bytes,
+                entries = counters.entries.load(Ordering::Relaxed),
+                bytes = counters.bytes.load(Ordering::Relaxed),
+                "CDR journal pruned"
+            );
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// Keeps the reload counters current until stopping.

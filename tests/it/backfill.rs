@@ -414,3 +414,96 @@ async fn a_reconnect_that_lost_frames_is_backfilled_through_crossbar_failures() 
         "{metrics}"
     );
 }
+/// The `postcall` binary is killed with SIGKILL mid-stream (no saved sessions: the stream mark
+/// is all that says where it stopped) while calls go on; started again, every call is
+/// delivered exactly once — those it had delivered are not sent again, those in progress and
+/// those of the downtime are built from Kazoo's CDRs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_backfills_from_its_stream_mark_exactly_once() {
+    let mut rig = Rig::new().await;
+    let (frames, docs, expected) = calls(30, 63);
+    rig.cb.state.lock().unwrap().cdrs.add(docs);
+    let cfg = rig.config("");
+    let third = frames.len() / 3;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let spawn = |admin: std::net::SocketAddr| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
+            .args([
+                "run",
+                "--config",
+                cfg.file.to_str().unwrap(),
+                "--admin",
+                &admin.to_string(),
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn(free_port());
+    rig.bh.wait_subscribed(1).await;
+    for f in &frames[..third] {
+        rig.bh.push(&f.text);
+    }
+    // Killed once the mark has caught up with what it received.
+    let last = frames[third - 1].time_us;
+    let mark = rig.dir.path().join("data/stream.mark");
+    let t = Instant::now();
+    while postcall::backfill::mark::read(&mark)
+        .ok()
+        .flatten()
+        .is_none_or(|m| m < last)
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the stream mark never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = rig.rx.snapshot();
+
+    let admin = free_port();
+    let mut child = spawn(admin);
+    rig.bh.wait_subscribed(2).await;
+    for f in &frames[2 * third..] {
+        rig.bh.push(&f.text);
+    }
+    let t = Instant::now();
+    while expected
+        .iter()
+        .any(|id| !rig.rx.snapshot().contains_key(id))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "not every call arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Settled: the gap read, nothing open, nothing pending.
+    let t = Instant::now();
+    loop {
+        let (_, m) = get(admin, "/metrics").await;
+        let settled = [
+            "postcall_backfill_windows_total 1",
+            "postcall_open_sessions 0",
+            "postcall_outbox_pending 0",
+        ]
+        .iter()
+        .all(|l| m.lines().any(|x| x == *l));
+        if settled {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "never settled:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!before.is_empty(), "calls were delivered before the kill");
+    assert_exactly_once(&rig.rx.snapshot(), &expected);
+}

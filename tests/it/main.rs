@@ -9,6 +9,8 @@ mod cli;
 mod delivery;
 mod enrich;
 mod faults;
+// The CDR journal (issue 15).
+mod journal;
 mod lifecycle;
 mod limits;
 mod live;
