@@ -419,7 +419,13 @@ fn remove_entry(tx: &WriteTransaction, id: &str, hooks_too: bool) -> Result<u64,
         None => return Ok(0),
     };
     let size = old.len() as u64;
-    let keys: StoredKeys = serde_json::from_slice(&old)?;
+    add_stat(tx, -(size as i64), -1)?;
+    let Ok(keys) = serde_json::from_slice::<StoredKeys>(&old) else {
+        // Unreadable (written by another version?): it goes, and so do the index keys its
+        // caller came from; it must never block ingest or pruning.
+        tracing::warn!(session = %id, "unreadable journal entry removed");
+        return Ok(size);
+    };
     let tenant = keys.session.tenant_id.as_deref();
     tx.open_table(BY_TIME)?
         .remove(time_key(keys.session.start_us, id).as_slice())?;
@@ -431,7 +437,6 @@ fn remove_entry(tx: &WriteTransaction, id: &str, hooks_too: bool) -> Result<u64,
             hooks.remove(d.webhook_id.as_str())?;
         }
     }
-    add_stat(tx, -(size as i64), -1)?;
     Ok(size)
 }
 
@@ -462,9 +467,10 @@ pub(crate) fn put_in(
             merged.push(None);
             continue;
         };
-        let old: StoredKeys = serde_json::from_slice(&old)?;
-        let missing: Vec<DeliveryRef> = old
-            .deliveries
+        let old_deliveries = serde_json::from_slice::<StoredKeys>(&old)
+            .map(|k| k.deliveries)
+            .unwrap_or_default();
+        let missing: Vec<DeliveryRef> = old_deliveries
             .into_iter()
             .filter(|d| !e.deliveries.contains(d))
             .collect();
@@ -846,6 +852,9 @@ fn prune(
     for k in &old {
         let id = String::from_utf8_lossy(&k[8..]).into_owned();
         remove_entry(tx, &id, true)?;
+        // Gone already if the entry was readable; an index key without (a readable) entry
+        // must go too, or the next prune would find it again.
+        tx.open_table(BY_TIME)?.remove(k.as_slice())?;
         out.by_age += 1;
     }
     let mut left = batch - old.len();
@@ -860,10 +869,9 @@ fn prune(
             }
         };
         let id = String::from_utf8_lossy(&first[8..]).into_owned();
-        if remove_entry(tx, &id, true)? == 0 {
-            // An index key without its entry: drop it so the loop moves on.
-            tx.open_table(BY_TIME)?.remove(first.as_slice())?;
-        }
+        remove_entry(tx, &id, true)?;
+        // As above: the key goes whatever the entry was.
+        tx.open_table(BY_TIME)?.remove(first.as_slice())?;
         out.by_size += 1;
         left -= 1;
     }
@@ -1061,6 +1069,51 @@ mod tests {
         for bad in ["", "h", "-2h", "2w", "yesterday", "2026-11-28"] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
+    }
+
+    /// An entry that cannot be read (another version wrote it) never blocks pruning or a
+    /// rebuilt session's write: it is replaced or removed, with its index keys.
+    #[test]
+    fn unreadable_entries_are_replaced_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = super::super::Outbox::open(&dir.path().join("outbox.redb")).unwrap();
+        let text = include_str!("../../fixtures/pstn_answered.jsonl");
+        let mut s = crate::replay::replay_str(text, Arc::new(Default::default())).remove(0);
+        let garbage = |id: &'static str, start: i64| {
+            move |st: &Store| {
+                st.write(|tx| {
+                    tx.open_table(ENTRIES)?
+                        .insert(id, b"{not json".as_slice())?;
+                    tx.open_table(BY_TIME)?
+                        .insert(time_key(start, id).as_slice(), ())?;
+                    add_stat(tx, 9, 1)
+                })
+            }
+        };
+        o.call_blocking(garbage("old", 0)).unwrap();
+        o.call_blocking(garbage("x", 5)).unwrap();
+        s.cdr.id = "x".into();
+        s.start_us = 5;
+        let e = Encoded::of(&s, &[]).unwrap();
+        o.call_blocking(move |st| st.journal_put(&[e])).unwrap();
+        let got = o.call_blocking(|st| st.journal_get("x")).unwrap().unwrap();
+        assert_eq!(got.entry.session, s);
+        let policy = JournalPolicy {
+            retention_us: 1,
+            ..JournalPolicy::default()
+        };
+        let p = o
+            .call_blocking(move |st| st.journal_prune(3, &policy))
+            .unwrap();
+        assert_eq!((p.by_age, p.entries), (1, 1), "{p:?}");
+        let p = o
+            .call_blocking(move |st| st.journal_prune(3, &policy))
+            .unwrap();
+        assert_eq!((p.by_age, p.more), (0, false), "{p:?}");
+        assert!(o
+            .call_blocking(|st| st.journal_get("old"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -77,6 +77,9 @@ enum Route<'a> {
 
 fn parse_route<'a>(method: &Method, path: &'a str) -> Option<Route<'a>> {
     let rest = path.strip_prefix("/cdrs")?;
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return None;
+    }
     let parts: Vec<&str> = rest.split('/').skip(1).collect();
     match (method, parts.as_slice()) {
         (&Method::GET, []) => Some(Route::List),
