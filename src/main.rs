@@ -114,8 +114,14 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
-    /// Print the JSON Schema of the webhook payload (for Azure Logic Apps and receivers).
-    Schema,
+    /// Print the JSON Schema of the webhook payload (for Azure Logic Apps, Power Automate,
+    /// Zapier and receivers): inline, draft-4 keywords, no `$ref` unless asked otherwise.
+    Schema {
+        /// `draft-04`: one inline schema, draft-4 keywords (what low-code designers read
+        /// fully); `2020-12`: JSON Schema 2020-12 with `$defs`.
+        #[arg(long, value_enum, default_value_t = SchemaDialect::Draft04)]
+        dialect: SchemaDialect,
+    },
     /// Validate the configuration as `run` will and report every problem with its file and
     /// field.
     Check {
@@ -127,6 +133,17 @@ enum Command {
         #[arg(long)]
         without_secrets: bool,
     },
+}
+
+/// `postcall schema --dialect`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaDialect {
+    /// Inline, draft-4 keywords.
+    #[value(name = "draft-04")]
+    Draft04,
+    /// JSON Schema 2020-12.
+    #[value(name = "2020-12")]
+    Draft2020_12,
 }
 
 #[derive(Subcommand)]
@@ -481,9 +498,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             attempts,
         } => record(&config, &out, frames, timeout, attempts),
-        Command::Schema => {
+        Command::Schema { dialect } => {
+            let dialect = match dialect {
+                SchemaDialect::Draft04 => postcall::schema::Dialect::Draft4,
+                SchemaDialect::Draft2020_12 => postcall::schema::Dialect::Draft2020_12,
+            };
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema())?;
+            serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema(dialect))?;
             writeln!(out)?;
             Ok(ExitCode::SUCCESS)
         }

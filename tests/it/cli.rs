@@ -300,32 +300,115 @@ fn deliveries_lists_shows_resends_and_purges_dead_letters() {
     );
 }
 
+/// Every fixture replayed with enrichment (contacts, rate decks, so `directoryMatches`,
+/// `rateCost` and the rest are present), as the payloads a trigger sends.
+fn enriched_fixture_payloads() -> Vec<serde_json::Value> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/enrich/plugin.toml");
+    let cfg = postcall::config::PluginConfig::load(&path).unwrap();
+    let settings = std::sync::Arc::new(cfg.settings().unwrap());
+    let (enricher, _) = postcall::enrich::SharedEnricher::load(cfg.enrich_sources().unwrap());
+    let enricher = enricher.current();
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
+    let mut payloads = Vec::new();
+    for f in fixture_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for mut c in postcall::replay::replay_str(&text, settings.clone()) {
+            enricher.enrich_session(&mut c);
+            let cdr = serde_json::to_value(&c.cdr).unwrap();
+            payloads.push(
+                serde_json::from_str(
+                    postcall::delivery::payload::payload("t1", "u1", "acct", &cdr, &custom).get(),
+                )
+                .unwrap(),
+            );
+        }
+    }
+    payloads
+}
+
+/// Every key path of `v` (`cdr.cliNum`, `cdr.directoryMatches[].dirName`), stopping at maps of
+/// free keys (`tags`, `customData`, a contact's `fields`), whose keys are data, not fields.
+fn key_paths(
+    prefix: &str,
+    v: &serde_json::Value,
+    maps: &[&str],
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    match v {
+        serde_json::Value::Object(o) if !maps.contains(&prefix) => {
+            for (k, sub) in o {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(path.clone());
+                key_paths(&path, sub, maps, out);
+            }
+        }
+        serde_json::Value::Array(a) => a
+            .iter()
+            .for_each(|e| key_paths(&format!("{prefix}[]"), e, maps, out)),
+        _ => {}
+    }
+}
+
+/// `postcall schema` (default: inline, draft 4): every field a real payload carries is
+/// described, every real payload validates (as draft 4, and against the 2020-12 form), and
+/// there is no `$ref` anywhere.
 #[test]
 fn every_fixture_payload_validates_against_the_printed_schema() {
     let out = postcall(&["schema"]);
     assert!(out.status.success());
-    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
-    let mut checked = 0;
-    for f in fixture_files() {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for c in postcall::replay::replay_str(&text, std::sync::Arc::new(Default::default())) {
-            let cdr = serde_json::to_value(&c.cdr).unwrap();
-            let payload: serde_json::Value = serde_json::from_str(
-                postcall::delivery::payload::payload("t1", "u1", "acct", &cdr, &custom).get(),
-            )
-            .unwrap();
-            let errors: Vec<String> = validator
-                .iter_errors(&payload)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errors.is_empty(), "{}: {errors:?}", f.display());
-            checked += 1;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
+    let validator = jsonschema::draft4::new(&schema).expect("a valid draft-4 JSON Schema");
+    let out = postcall(&["schema", "--dialect", "2020-12"]);
+    assert!(out.status.success());
+    let schema_2020: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator_2020 =
+        jsonschema::draft202012::new(&schema_2020).expect("a valid 2020-12 JSON Schema");
+
+    let described: std::collections::BTreeMap<String, String> =
+        postcall::schema::described_fields(&schema)
+            .into_iter()
+            .collect();
+    let mut carried = std::collections::BTreeSet::new();
+    let payloads = enriched_fixture_payloads();
+    for payload in &payloads {
+        key_paths(
+            "",
+            payload,
+            &["customData", "cdr.tags", "cdr.directoryMatches[].fields"],
+            &mut carried,
+        );
+        for v in [&validator, &validator_2020] {
+            let errors: Vec<String> = v.iter_errors(payload).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", payload["cdr"]["id"]);
         }
     }
-    assert!(checked >= 20);
+    assert!(payloads.len() >= 20);
+    // The enriched fixtures carry the enrichment fields too.
+    for k in [
+        "cdr.rateCost",
+        "cdr.cliLoc",
+        "cdr.directoryMatches[].fields",
+        "cdr.fRngDevName",
+        "cdr.answer",
+    ] {
+        assert!(carried.contains(k), "no fixture carries {k}");
+    }
+    for k in &carried {
+        let d = described
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} is sent but not in the schema"));
+        assert!(!d.trim().is_empty(), "{k} has no description");
+    }
     // And it rejects what is not a payload.
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
     let mut bad: serde_json::Value = serde_json::from_str(
         postcall::delivery::payload::payload(
             "t",
@@ -338,6 +421,12 @@ fn every_fixture_payload_validates_against_the_printed_schema() {
     )
     .unwrap();
     assert!(!validator.is_valid(&bad));
+    let mut extra = payloads[0].clone();
+    extra["cdr"]["lRgDevName"] = "the seed's typo".into();
+    assert!(
+        !validator.is_valid(&extra),
+        "unknown CDR fields are refused"
+    );
     bad["cdr"] = serde_json::Value::Null;
     assert!(!validator.is_valid(&bad));
 }
