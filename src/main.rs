@@ -38,6 +38,21 @@ enum Command {
         /// Configuration (time zones, thresholds, pbx id); defaults apply without one.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print `{"tenantId": …, "userIds": […], "cdr": {…}}` per line instead of the bare
+        /// CDR (the tenant and users triggers are scoped by).
+        #[arg(long)]
+        tenant: bool,
+        /// Fixture files, read as one stream in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Replay recorded frames against the configuration's triggers: per session its tenant,
+    /// a summary, the triggers that fire and, for the tenant's others, the first condition
+    /// that fails with the CDR's value.
+    Explain {
+        /// Configuration: its `[triggers] files` (and time zones, thresholds, enrichment).
+        #[arg(long, default_value = "plugin.toml")]
+        config: PathBuf,
         /// Fixture files, read as one stream in the order given.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -259,6 +274,49 @@ fn write_cdrs(out: &mut impl Write, closed: &[ClosedSession]) -> anyhow::Result<
     Ok(())
 }
 
+/// `replay --tenant`: each CDR with the tenant and users its triggers are scoped by.
+fn write_scoped_cdrs(out: &mut impl Write, closed: &[ClosedSession]) -> anyhow::Result<()> {
+    for c in closed {
+        let line = serde_json::json!({
+            "tenantId": c.tenant_id,
+            "userIds": c.user_ids,
+            "cdr": c.cdr,
+        });
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Replays `files` as one stream, enriched as `run` would (frames skipped are reported on
+/// stderr).
+fn replay_files(config: Option<&PathBuf>, files: &[PathBuf]) -> anyhow::Result<Vec<ClosedSession>> {
+    let mut replay = Replay::new(Arc::new(settings(config)?));
+    for f in files {
+        let file =
+            std::fs::File::open(f).with_context(|| format!("{}: cannot open", f.display()))?;
+        replay
+            .feed_reader(BufReader::new(file))
+            .with_context(|| format!("{}: cannot read", f.display()))?;
+    }
+    let (mut closed, stats) = replay.finish();
+    enrich(config, &mut closed)?;
+    report_skipped(&stats);
+    Ok(closed)
+}
+
+/// The trigger set of the configuration's `[triggers] files` (a remote source is not fetched:
+/// `explain` stays offline like `check`).
+fn load_triggers(config: &Path) -> anyhow::Result<postcall::trigger::TriggerSet> {
+    let cfg = PluginConfig::load(config)?;
+    let sources = cfg.triggers.options(config)?;
+    if sources.remote.is_some() {
+        eprintln!("postcall: the remote trigger source is not fetched; only the trigger files are explained");
+    }
+    postcall::trigger::reload::build_from_files(&sources.sources)
+        .map_err(|e| anyhow::anyhow!("{}: triggers do not load:\n{e}", config.display()))
+}
+
 fn report_skipped(stats: &ReplayStats) {
     if !stats.skipped.is_empty() {
         let skipped: Vec<String> = stats
@@ -377,21 +435,33 @@ fn check(config: &Path, without_secrets: bool) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Replay { config, files } => {
-            let mut replay = Replay::new(Arc::new(settings(config.as_ref())?));
-            for f in &files {
-                let file = std::fs::File::open(f)
-                    .with_context(|| format!("{}: cannot open", f.display()))?;
-                replay
-                    .feed_reader(BufReader::new(file))
-                    .with_context(|| format!("{}: cannot read", f.display()))?;
-            }
-            let (mut closed, stats) = replay.finish();
-            enrich(config.as_ref(), &mut closed)?;
+        Command::Replay {
+            config,
+            tenant,
+            files,
+        } => {
+            let closed = replay_files(config.as_ref(), &files)?;
             let mut out = std::io::stdout().lock();
-            write_cdrs(&mut out, &closed)?;
+            if tenant {
+                write_scoped_cdrs(&mut out, &closed)?;
+            } else {
+                write_cdrs(&mut out, &closed)?;
+            }
             out.flush()?;
-            report_skipped(&stats);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { config, files } => {
+            let set = load_triggers(&config)?;
+            let closed = replay_files(Some(&config), &files)?;
+            let mut out = std::io::stdout().lock();
+            let stats = postcall::explain::explain(&mut out, &closed, &set)?;
+            out.flush()?;
+            eprintln!(
+                "postcall explain: {} sessions, {} triggers, {} webhooks would be sent",
+                stats.sessions,
+                set.len(),
+                stats.fired
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim {

@@ -458,3 +458,116 @@ fn deliveries_names_an_outbox_in_use_or_corrupted() {
         "{err}"
     );
 }
+
+/// `postcall explain`: per session the tenant, a summary, the triggers that fire and for the
+/// tenant's others the first failing condition with the CDR's value. The calls are the
+/// fixtures' scenarios: a US caller answered by Maria Lopez after 8 s, a caller who gave up
+/// after 25 s of ringing (lost), and a UK caller who gave up after 3 s (abandoned) in another
+/// tenant.
+#[test]
+fn explain_names_firing_triggers_and_the_failing_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = "fcf7b9a4d79956568efec53468bf28e0";
+    std::fs::write(
+        dir.path().join("triggers.toml"),
+        format!(
+            r#"
+[[trigger]]
+id = "every-call"
+tenant = "{tenant}"
+[trigger.action]
+url = "https://hooks.example.com/calls?sig=s3cr3tSIG"
+
+[[trigger]]
+id = "missed"
+tenant = "{tenant}"
+filter = [{{ field = "type", op = "eq", value = "External" }}, {{ field = "ans", op = "eq", value = 0 }}]
+[trigger.action]
+url = "https://hooks.example.com/missed"
+method = "PUT"
+format = "form"
+
+[[trigger]]
+id = "outgoing"
+tenant = "{tenant}"
+filter = [{{ field = "dir", op = "eq", value = "Outgoing" }}]
+[trigger.action]
+url = "https://hooks.example.com/out"
+
+[[trigger]]
+id = "off"
+tenant = "{tenant}"
+enabled = false
+[trigger.action]
+url = "https://hooks.example.com/off"
+
+[[trigger]]
+id = "bobs"
+tenant = "{tenant}"
+user = "0000000000000000000000000000b0b0"
+[trigger.action]
+url = "https://hooks.example.com/bob"
+"#
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(&cfg, "[triggers]\nfiles = [\"triggers.toml\"]\n").unwrap();
+    let fx = |n: &str| crate::support::fixtures_dir().join(n).display().to_string();
+    let files = [
+        fx("pstn_answered.jsonl"),
+        fx("caller_hangup_long_ring.jsonl"),
+        fx("caller_hangup_short_ring.jsonl"),
+    ];
+    let mut args = vec!["explain", "--config", cfg.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let out = postcall(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let sessions: Vec<&str> = text.split("\n2024-").collect();
+    assert_eq!(sessions.len(), 3, "{text}");
+    let answered = sessions[0];
+    for want in [
+        &format!("tenant {tenant}") as &str,
+        "Incoming WIRELESS CALLER (+14155550123) → Maria Lopez (1001), answered, ring 8 s, talk 90 s",
+        "  fires  every-call  POST https://hooks.example.com/calls?[redacted]",
+        "  not    missed: ans eq 0 — the CDR has 1",
+        "  not    outgoing: dir eq \"Outgoing\" — the CDR has 2 (Incoming)",
+        "  not    off: disabled",
+        "  not    bobs: owned by user 0000000000000000000000000000b0b0, who took no part in the call",
+    ] {
+        assert!(answered.contains(want), "{want:?} not in\n{answered}");
+    }
+    let lost = sessions[1];
+    assert!(lost.contains(", lost, ring 25 s"), "{lost}");
+    assert!(
+        lost.contains("  fires  missed  PUT https://hooks.example.com/missed"),
+        "{lost}"
+    );
+    let other = sessions[2];
+    assert!(
+        other.contains("tenant f14e4b3aa62925c63a07337e8a9e07db"),
+        "{other}"
+    );
+    assert!(
+        other.contains("abandoned, ring 3 s") && other.contains("(no trigger of this tenant)"),
+        "{other}"
+    );
+    assert!(
+        !text.contains("s3cr3tSIG"),
+        "the URL query is never printed"
+    );
+    assert!(
+        stderr.contains("3 sessions, 5 triggers, 3 webhooks would be sent"),
+        "{stderr}"
+    );
+
+    // `replay --tenant` carries the tenant and users with each CDR.
+    let out = postcall(&["replay", "--tenant", &files[2]]);
+    assert!(out.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["tenantId"], "f14e4b3aa62925c63a07337e8a9e07db");
+    assert_eq!(line["cdr"]["aban"], 1);
+    assert!(line["userIds"].is_array());
+}
