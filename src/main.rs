@@ -101,6 +101,10 @@ enum Command {
         /// Also log what the sidecar does (to stderr).
         #[arg(long)]
         verbose: bool,
+        /// Print each webhook as one JSON object (time, method, URI, status, payload) instead
+        /// of a readable line.
+        #[arg(long)]
+        json: bool,
     },
     /// Capture live Blackhole frames into a fixture file (`[kazoo]` in the configuration).
     Record {
@@ -529,11 +533,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gap_ms,
             admin,
             verbose: _,
+            json,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            eprintln!(
-                "postcall demo: simulated PBX → websocket → postcall → webhooks (Ctrl-C to stop)"
-            );
             let report = rt.block_on(async move {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 tokio::spawn(stop_on_signals(stop));
@@ -546,10 +548,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 demo::demo(
                     opts,
-                    |r| {
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{}", demo::describe(r));
-                        let _ = out.flush();
+                    move |shown| match shown {
+                        // The banner goes to stderr: stdout stays one line per webhook.
+                        demo::Shown::Banner(b) => eprint!("{b}(Ctrl-C to stop)\n\n"),
+                        demo::Shown::Webhook(w) => {
+                            let mut out = std::io::stdout().lock();
+                            let line = if json { w.json().to_string() } else { w.line() };
+                            let _ = writeln!(out, "{line}");
+                            let _ = out.flush();
+                        }
                     },
                     stopped,
                 )

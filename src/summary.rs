@@ -1,5 +1,6 @@
 //! One line a person can read about a call: direction, caller → answering (or last rang)
-//! party, outcome, ring and talk seconds. Used by `postcall explain` and the demo's receiver,
+//! party (on outgoing calls the calling party → the dialled number), outcome, ring and talk
+//! seconds. Used by `postcall explain` and the demo's receiver,
 //! which sees the CDR as JSON or as form/query pairs, so the line is built from field lookups
 //! by CDR name (`cliNum`, `tags.voicemail`).
 
@@ -53,9 +54,14 @@ fn line(get: &dyn Fn(&str) -> Option<String>) -> String {
             .or_else(|| party(&format!("{r}DevNum"), &format!("{r}DevName")))
     };
     let answered = flag("ans");
-    let callee = if answered { role("ans") } else { role("lRng") }
-        .or_else(|| get("ddiNum"))
-        .unwrap_or_else(|| "nobody".into());
+    let (caller, callee) = if dir == Direction::Outgoing.name() {
+        // `cliNum` is the dialled number and the answering device is the calling one.
+        let from = role("ans").or_else(|| get("ddiNum"));
+        (from.unwrap_or_else(|| "unknown".into()), caller)
+    } else {
+        let to = if answered { role("ans") } else { role("lRng") }.or_else(|| get("ddiNum"));
+        (caller, to.unwrap_or_else(|| "nobody".into()))
+    };
     let outcome = if answered {
         if flag("short") {
             "answered (short)"
