@@ -4,6 +4,8 @@ mod admin;
 mod captures;
 mod cli;
 mod delivery;
+// The integration guide: samples, snippets.
+mod docs;
 mod enrich;
 mod faults;
 mod lifecycle;
