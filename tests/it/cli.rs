@@ -212,26 +212,54 @@ fn sim_scenarios_are_the_committed_fixtures() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("pstn_answered"));
 }
 
+/// `demo` prints the banner on stderr and one readable line per webhook on stdout; with
+/// `--json` one JSON object per webhook carrying the payload; it stops after the calls asked for.
 #[test]
 fn demo_prints_webhooks_and_stops_after_the_calls_asked_for() {
-    let out = postcall(&["demo", "--calls", "6", "--speed", "300", "--gap-ms", "5000"]);
+    let args = ["demo", "--calls", "6", "--speed", "300", "--gap-ms", "5000"];
+    let out = postcall(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("admin     http://127.0.0.1:"), "{stderr}");
+    assert!(
+        stderr.contains("demo-missed") && stderr.contains("calls delivered"),
+        "{stderr}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" demo-calls-"))
+        .collect();
+    assert!(calls.len() >= 6, "{text}");
+    for l in &calls {
+        assert!(
+            l.contains(" POST 200  ") && l.contains(" → ") && l.ends_with("  signed"),
+            "{l}"
+        );
+        assert!(l.len() < 200, "one short line: {l}");
+    }
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = postcall(&json_args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let calls: Vec<serde_json::Value> = text
+    let hooks: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
         .lines()
-        .filter_map(|l| l.strip_prefix("POST /calls "))
-        .map(|body| serde_json::from_str(body).expect("a JSON payload"))
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    assert!(calls.len() >= 6, "{text}");
-    for p in &calls {
-        assert_eq!(p["cdr"]["dType"], "CloudSessionCdr");
-        assert_eq!(p["cdr"]["pbxName"], "postcall demo PBX");
+    let calls: Vec<&serde_json::Value> = hooks.iter().filter(|h| h["uri"] == "/calls").collect();
+    assert!(calls.len() >= 6);
+    for h in &calls {
+        assert_eq!(h["method"], "POST");
+        assert_eq!(h["status"], 200);
+        assert_eq!(h["payload"]["cdr"]["dType"], "CloudSessionCdr");
+        assert_eq!(h["payload"]["cdr"]["pbxName"], "postcall demo PBX");
     }
-    assert!(String::from_utf8_lossy(&out.stderr).contains("calls delivered"));
 }
 
 #[test]
