@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -20,7 +21,6 @@ use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::HttpClient;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// A receiver answering 200 at once; counts requests and records the `t` (µs) in each body.
 async fn receiver(count: Arc<AtomicU64>, lat: Arc<Mutex<Vec<i64>>>) -> std::net::SocketAddr {
@@ -142,7 +142,8 @@ fn main() {
             AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
         );
         let engine = Engine::new(outbox, http, DeliveryOptions { max_in_flight: conc, max_in_flight_per_endpoint: conc, ..DeliveryOptions::default() });
-        let (stop, stopped) = watch::channel(false);
+        let stopped = CancellationToken::new();
+    let stop = stopped.clone();
         let task = tokio::spawn(engine.clone().run(stopped));
         let before = count.load(Ordering::Relaxed);
         let t = Instant::now();
@@ -166,7 +167,7 @@ fn main() {
         let mut l = lat.lock().unwrap().clone();
         l.sort_unstable();
         let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
-        let _ = stop.send(true);
+        stop.cancel();
         let _ = task.await;
 
         println!("payload {} bytes, {n} webhooks, {conc} concurrent, loopback keep-alive receiver", body.len());

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The system allocator, counting bytes: memory per open leg is measured as what the program
 /// holds live, independent of how the allocator keeps freed pages.
@@ -180,7 +181,8 @@ fn main() {
         use postcall::source::blackhole::SourceMsg;
         use std::sync::atomic::Ordering::Relaxed;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
         let (_settings_tx, settings_rx) = tokio::sync::watch::channel(settings.clone());
         let (out_tx, mut out_rx) = tokio::sync::mpsc::channel(1024);
         let counters = Arc::new(DriverCounters::default());
@@ -221,7 +223,7 @@ fn main() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let during = live_bytes() + handed_over as i64;
         drop(frames);
-        let _ = stop.send(true);
+        stop.cancel();
         drop(tx);
         let asm = driver.await.expect("driver");
         (asm.open_legs(), asm.open_sessions(), during)

@@ -38,12 +38,14 @@
 //!   description of a call they and the demo print.
 //!
 //! Embedding: build a [`config::PluginConfig`] (or load `plugin.toml`) and call
-//! [`run::sidecar::run`] with a shutdown channel (it validates first; or call
+//! [`run::sidecar::run`] with a `tokio_util::sync::CancellationToken` (cancel it to stop; the
+//! run drains, saves and joins before it returns; it validates first; or call
 //! [`config::validate`] yourself, report every problem, and pass the result to
 //! [`run::sidecar::run_validated`]); or use the pure parts directly —
 //! [`source::decode_frame`], [`session::Assembler`], [`trigger::TriggerSet::matches`],
 //! [`delivery::payload::encode`].
 
+pub mod backfill;
 pub mod cdr;
 pub mod config;
 pub mod delivery;

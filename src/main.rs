@@ -4,6 +4,7 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -511,7 +512,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(async move {
-                let (stop, shutdown) = tokio::sync::watch::channel(false);
+                let shutdown = CancellationToken::new();
+                let stop = shutdown.clone();
                 tokio::spawn(stop_on_signals(stop));
                 let opts = RunOptions {
                     admin,
@@ -537,7 +539,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(async move {
-                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let stopped = CancellationToken::new();
+                let stop = stopped.clone();
                 tokio::spawn(stop_on_signals(stop));
                 let opts = DemoOptions {
                     calls,
@@ -620,7 +623,8 @@ fn record(
         std::fs::File::create(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let rt = tokio::runtime::Runtime::new()?;
     let recorded = rt.block_on(async move {
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
         let mut live = source::live::start(opts, Arc::new(settings), shutdown).await?;
         let mut w = std::io::BufWriter::new(file);
         let stop_asked = async {
@@ -644,7 +648,7 @@ fn record(
             stop_asked,
         )
         .await?;
-        let _ = stop.send(true);
+        stop.cancel();
         // Let the client close the socket; the runtime drops whatever is left.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
             for t in live.tasks {
@@ -725,7 +729,7 @@ fn init_logs(format: LogFormat, default_level: &str) {
 }
 
 /// Turns SIGTERM and SIGINT into a shutdown request.
-async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
+async fn stop_on_signals(stop: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -745,7 +749,7 @@ async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stopping");
-    let _ = stop.send(true);
+    stop.cancel();
 }
 
 fn main() -> ExitCode {

@@ -167,3 +167,36 @@ pub fn replay_str(text: &str, settings: Arc<Settings>) -> Vec<ClosedSession> {
     text.lines().for_each(|l| r.feed_line(l));
     r.finish().0
 }
+
+/// Builds the sessions of a set of Kazoo leg CDR documents (all legs of the interactions
+/// wanted, e.g. every page of `/cdrs/legs/{interaction_id}`), through the same assembler and
+/// builder as the stream. Every event is applied before any session is closed, so legs that
+/// ended minutes apart still meet; the sessions are then closed (all their legs are
+/// destroyed) and returned ordered by `end`, then `id`, with the documents that could not be
+/// read.
+pub fn replay_cdr_docs(
+    docs: &[serde_json::Value],
+    settings: Arc<Settings>,
+) -> (Vec<ClosedSession>, Vec<crate::source::CdrDocError>) {
+    let mut errors = Vec::new();
+    let mut events: Vec<crate::source::CallEvent<'_>> = Vec::with_capacity(docs.len());
+    for d in docs {
+        match crate::source::leg_event(d) {
+            Ok(ev) => events.push(ev),
+            Err(e) => errors.push(e),
+        }
+    }
+    events.sort_by_key(|e| e.time_us);
+    let now = events.iter().filter_map(|e| e.time_us).max().unwrap_or(0);
+    let mut asm = Assembler::new(settings);
+    for ev in &events {
+        asm.apply(ev, now);
+    }
+    let mut closed = Vec::new();
+    asm.flush(&mut closed);
+    closed.sort_by(|a, b| {
+        (a.end_us.div_euclid(1_000_000), &a.cdr.id)
+            .cmp(&(b.end_us.div_euclid(1_000_000), &b.cdr.id))
+    });
+    (closed, errors)
+}

@@ -17,6 +17,7 @@ mod servers;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::config::PluginConfig;
 use postcall::delivery::{webhook_id, DeliveryOptions, Endpoint, Engine, Job, Outbox};
@@ -26,7 +27,7 @@ use postcall::source::auth::{Auth, Credentials};
 use postcall::source::backoff::Backoff;
 use postcall::source::blackhole::{self, BlackholeOptions, SourceCounters};
 use postcall::source::crossbar::Crossbar;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use servers::blackhole::Blackhole;
 use servers::http::{HttpServer, Reply};
@@ -163,7 +164,8 @@ async fn rejected_reload(config: &std::path::Path) {
         .unwrap();
     let reloader = postcall::trigger::Reloader::new(tc.sources).unwrap();
     let (req_tx, req_rx) = mpsc::channel(1);
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone();
     let mut status = reloader.status();
     tokio::spawn(reloader.clone().run(
         None::<postcall::trigger::remote::HttpFetcher>,
@@ -215,7 +217,8 @@ async fn blackhole_echoes(seen: &mut Seen) {
         )
     };
     let (tx, mut rx) = mpsc::channel(64);
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let counters = Arc::new(SourceCounters::default());
     tokio::spawn(blackhole::run(
         options(bh.url()),
@@ -254,7 +257,7 @@ async fn blackhole_echoes(seen: &mut Seen) {
     .await
     .expect("the subscription is refused")
     .unwrap();
-    let _ = stop.send(true);
+    stop.cancel();
 }
 
 /// Crossbar refuses the API key and echoes it.
@@ -306,7 +309,8 @@ async fn delivery(dir: &std::path::Path, seen: &mut Seen) {
     engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
         [("t1".to_owned(), key)].into(),
     )));
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let task = tokio::spawn(engine.clone().run(shutdown));
     let cdr = serde_json::json!({"id": "s1"});
     let job = Job {
@@ -339,7 +343,7 @@ async fn delivery(dir: &std::path::Path, seen: &mut Seen) {
     })
     .await
     .expect("dead-lettered");
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
     for j in outbox.dead().unwrap() {
         seen.add("redacted", j.redacted());

@@ -14,11 +14,13 @@ use serde::Deserialize;
 use crate::session::{Settings, TenantSettings};
 
 mod admin;
+mod backfill;
 mod delivery;
 mod kazoo;
 mod limits;
 pub mod parse_error;
 pub use admin::AdminSection;
+pub use backfill::BackfillSection;
 pub use delivery::DeliverySection;
 pub use kazoo::{is_account_id, KazooSection};
 pub use limits::LimitsSection;
@@ -159,6 +161,9 @@ pub struct PluginConfig {
     /// `[limits]`: what the PBX may make postcall hold.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[backfill]`: reading Kazoo's stored CDRs for gaps in the event stream.
+    #[serde(default)]
+    pub backfill: BackfillSection,
     /// `[admin]`: the admin listener's token, allowed host names and limits.
     #[serde(default)]
     pub admin: AdminSection,

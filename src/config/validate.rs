@@ -39,6 +39,15 @@ pub enum Problem {
     },
     /// A trigger document (file, trigger id, field path).
     Trigger(TriggerError),
+    /// A setting that lets `run` start but will not do what it says.
+    Warning {
+        /// The configuration file.
+        file: PathBuf,
+        /// The field, e.g. `backfill.enabled`.
+        path: String,
+        /// What will not happen.
+        message: String,
+    },
     /// A reference file (contacts, rate deck); a warning leaves the file in use.
     Reference {
         /// File, line and what is wrong.
@@ -51,7 +60,10 @@ pub enum Problem {
 impl Problem {
     /// A warning: reported, but `run` starts.
     pub fn is_warning(&self) -> bool {
-        matches!(self, Self::Reference { warning: true, .. })
+        matches!(
+            self,
+            Self::Reference { warning: true, .. } | Self::Warning { .. }
+        )
     }
 
     /// A secret variable that is not set.
@@ -70,6 +82,11 @@ impl fmt::Display for Problem {
                 file.display()
             ),
             Self::Trigger(e) => write!(f, "{e}"),
+            Self::Warning {
+                file,
+                path,
+                message,
+            } => write!(f, "{}: {path}: {message}", file.display()),
             Self::Reference { message, .. } => f.write_str(message),
         }
     }
@@ -105,6 +122,8 @@ pub struct Validated {
     pub admin: crate::config::AdminSection,
     /// `[limits]`: what the PBX may make postcall hold.
     pub limits: crate::config::LimitsSection,
+    /// `[backfill]`, when it is on and Crossbar is configured.
+    pub backfill: Option<crate::backfill::BackfillOptions>,
     /// Problems that do not stop `run` (logged by `run`, printed by `check`).
     pub warnings: Vec<Problem>,
 }
@@ -214,6 +233,16 @@ pub fn validate(
         enricher
     });
 
+    let has_crossbar = cfg.kazoo.as_ref().is_some_and(|k| k.crossbar_url.is_some());
+    if cfg.backfill.enabled && cfg.kazoo.is_some() && !has_crossbar {
+        out.push(Problem::Warning {
+            file: cfg.file.clone(),
+            path: "backfill.enabled".into(),
+            message: "without kazoo.crossbar_url, calls that start and end while the event stream is down cannot be backfilled (set backfill.enabled = false to silence this)".into(),
+        });
+    }
+    let backfill = (cfg.backfill.enabled && has_crossbar).then(|| cfg.backfill.options());
+
     if out.iter().any(|p| !p.is_warning()) {
         return Err(out);
     }
@@ -240,6 +269,7 @@ pub fn validate(
             enricher,
             admin: cfg.admin.clone(),
             limits: cfg.limits.clone(),
+            backfill,
             warnings: out,
         }),
         // Every `None` above pushed a problem; this is not reached.

@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 use super::job::Job;
 use super::outbox::{Completion, Outbox, OutboxError, Store};
@@ -313,7 +314,7 @@ impl Engine {
 
     /// Dispatches until `shutdown`; attempts in flight finish (their outcome is recorded)
     /// before it returns.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         // Finished attempts wait here for the next commit; one commit runs at a time on the
         // outbox's thread while new attempts keep going (group commit, pipelined).
@@ -340,7 +341,7 @@ impl Engine {
                 sleep.min(Duration::from_secs(1))
             };
             tokio::select! {
-                _ = shutdown.changed() => break,
+                () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
                 Some(first) = tasks.join_next(), if !tasks.is_empty() => {

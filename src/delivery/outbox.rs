@@ -527,6 +527,23 @@ struct Gauges {
     dead: std::sync::atomic::AtomicU64,
     /// The last request failed with a storage error (cleared by the next success).
     failing: std::sync::atomic::AtomicBool,
+    /// Cancelled at the first error waiting cannot fix ([`OutboxError::is_fatal`]).
+    fatal: tokio_util::sync::CancellationToken,
+    /// That error, for the operator.
+    fatal_error: std::sync::OnceLock<String>,
+}
+
+impl Gauges {
+    /// Notes `r`'s error when waiting cannot fix it (the first one is kept).
+    fn note<T>(&self, r: &Result<T, OutboxError>) {
+        if let Err(e) = r {
+            if e.is_fatal() && !self.fatal.is_cancelled() {
+                let _ = self.fatal_error.set(e.to_string());
+                tracing::error!(error = %e, "the outbox failed and cannot recover by waiting");
+                self.fatal.cancel();
+            }
+        }
+    }
 }
 
 /// The durable outbox. One thread owns the database (a [`Store`]) and runs requests one at a
@@ -632,7 +649,9 @@ impl Outbox {
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(OutboxError::Closed),
         }
-        answer.await.map_err(|_| OutboxError::Closed)?
+        let r = answer.await.unwrap_or(Err(OutboxError::Closed));
+        self.gauges.note(&r);
+        r
     }
 
     /// Runs `op` on the owner thread and blocks the calling thread until it is done. Not for
@@ -650,7 +669,22 @@ impl Outbox {
             let _ = reply.send(op(s));
         }))
         .map_err(|_| OutboxError::Closed)?;
-        answer.recv().map_err(|_| OutboxError::Closed)?
+        let r = answer.recv().unwrap_or(Err(OutboxError::Closed));
+        self.gauges.note(&r);
+        r
+    }
+
+    /// Cancelled once the outbox has failed in a way waiting cannot fix (a corrupted file,
+    /// its owner thread gone): the process should stop, keeping what it holds elsewhere.
+    #[must_use]
+    pub fn failed(&self) -> tokio_util::sync::CancellationToken {
+        self.gauges.fatal.clone()
+    }
+
+    /// The error that made the outbox fail for good, if it has.
+    #[must_use]
+    pub fn failure(&self) -> Option<&str> {
+        self.gauges.fatal_error.get().map(String::as_str)
     }
 
     /// Pending jobs as of the owner's last request (no waiting).
@@ -782,7 +816,10 @@ fn refresh(store: &Store, gauges: &Gauges) {
             gauges.dead.store(d, Ordering::Relaxed);
             gauges.failing.store(false, Ordering::Relaxed);
         }
-        Err(_) => gauges.failing.store(true, Ordering::Relaxed),
+        Err(e) => {
+            gauges.failing.store(true, Ordering::Relaxed);
+            gauges.note::<()>(&Err(e));
+        }
     }
 }
 

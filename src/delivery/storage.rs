@@ -24,6 +24,9 @@ pub enum Fault {
     WriteError,
     /// Syncs fail with `EIO` (writes reach the page cache).
     SyncError,
+    /// The file can no longer be read back (a device that lost its data): reads fail with
+    /// `InvalidData`, writes and syncs with `EIO`. Reopening finds a corrupted file.
+    Unreadable,
 }
 
 /// A shared switch of injected storage faults. The default is [`Fault::None`].
@@ -80,6 +83,7 @@ impl Faults {
             Fault::NoSpace => 1,
             Fault::WriteError => 2,
             Fault::SyncError => 3,
+            Fault::Unreadable => 4,
         };
         self.0.fault.store(v, Ordering::Release);
     }
@@ -91,6 +95,7 @@ impl Faults {
             1 => Fault::NoSpace,
             2 => Fault::WriteError,
             3 => Fault::SyncError,
+            4 => Fault::Unreadable,
             _ => Fault::None,
         }
     }
@@ -129,7 +134,7 @@ impl FaultyFile {
     fn write_fault(&self) -> Option<io::Error> {
         match self.faults.get() {
             Fault::NoSpace => Some(os_error(ENOSPC)),
-            Fault::WriteError => Some(os_error(EIO)),
+            Fault::WriteError | Fault::Unreadable => Some(os_error(EIO)),
             Fault::None | Fault::SyncError => None,
         }
     }
@@ -141,6 +146,12 @@ impl StorageBackend for FaultyFile {
     }
 
     fn read(&self, offset: u64, len: usize) -> Result<Vec<u8>, io::Error> {
+        if self.faults.get() == Fault::Unreadable {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "injected: the file cannot be read back",
+            ));
+        }
         self.file.read(offset, len)
     }
 
@@ -155,7 +166,7 @@ impl StorageBackend for FaultyFile {
 
     fn sync_data(&self, eventual: bool) -> Result<(), io::Error> {
         match self.faults.get() {
-            Fault::WriteError | Fault::SyncError => Err(os_error(EIO)),
+            Fault::WriteError | Fault::SyncError | Fault::Unreadable => Err(os_error(EIO)),
             Fault::None | Fault::NoSpace => self.file.sync_data(eventual),
         }
     }

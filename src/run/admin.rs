@@ -24,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -32,7 +33,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::metrics::Registry;
 use crate::net::Secret;
@@ -323,7 +324,7 @@ async fn accept_loop<S, A, AF, H, HF>(
     mut accept: A,
     slots: Arc<Semaphore>,
     counters: Arc<AdminCounters>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     handle: H,
 ) where
     A: FnMut() -> AF,
@@ -340,11 +341,11 @@ async fn accept_loop<S, A, AF, H, HF>(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
         };
         let accepted = tokio::select! {
             r = accept() => r,
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
         };
         match accepted {
             Ok(s) => {
@@ -362,7 +363,7 @@ async fn accept_loop<S, A, AF, H, HF>(
                 }
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
-                    _ = shutdown.changed() => break,
+                    () = shutdown.cancelled() => break,
                 }
             }
         }
@@ -377,7 +378,7 @@ async fn accept_loop<S, A, AF, H, HF>(
 pub async fn serve(
     opts: AdminOptions,
     mut reg: Registry,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(opts.addr).await?;
     let local = listener.local_addr()?;
@@ -583,7 +584,8 @@ mod tests {
     async fn accept_errors_back_off() {
         let calls = Arc::new(AtomicU64::new(0));
         let counters = Arc::new(AdminCounters::default());
-        let (stop, shutdown) = watch::channel(false);
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
         let n = calls.clone();
         let task = tokio::spawn(accept_loop(
             move || {
@@ -599,7 +601,7 @@ mod tests {
         let made = calls.load(Ordering::Relaxed);
         assert!((5..=10).contains(&made), "{made} accept calls in 1 s");
         assert_eq!(counters.accept_errors.load(Ordering::Relaxed), made);
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
         assert_eq!(accept_backoff(1), Duration::from_millis(10));
         assert_eq!(accept_backoff(30), Duration::from_secs(1));

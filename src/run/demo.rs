@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::watch;
 
@@ -289,7 +290,7 @@ impl Drop for Scratch {
 pub async fn demo(
     opts: DemoOptions,
     show: impl Fn(Shown<'_>) + Send + Sync + 'static,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> anyhow::Result<DemoReport> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -325,7 +326,7 @@ pub async fn demo(
             at: chrono::Local::now(),
         };
         shown(Shown::Webhook(&hook));
-        reply
+        reply.into()
     })
     .await?;
     let addr = receiver.addr;
@@ -333,7 +334,7 @@ pub async fn demo(
     std::fs::write(dir.0.join("triggers.toml"), trigger_file(&pbx, addr))?;
     let cfg_path = dir.0.join("plugin.toml");
     let cfg = PluginConfig::from_toml_str(&config_text(&pbx, &server.url(), &dir.0), &cfg_path)?;
-    let (shutdown_tx, shutdown) = watch::channel(false);
+    let shutdown = stop.child_token();
     let run_opts = RunOptions {
         admin: opts.admin,
         retry_unit: Some(Duration::from_millis(250)),
@@ -341,7 +342,12 @@ pub async fn demo(
         ..RunOptions::default()
     };
     let (started_tx, started) = tokio::sync::oneshot::channel();
-    let mut sidecar = tokio::spawn(sidecar::run(cfg, run_opts, shutdown, Some(started_tx)));
+    let mut sidecar = tokio::spawn(sidecar::run(
+        cfg,
+        run_opts,
+        shutdown.clone(),
+        Some(started_tx),
+    ));
     if let Ok(s) = started.await {
         show(Shown::Banner(&banner(&pbx, &server.url(), addr, s.admin)));
     }
@@ -349,7 +355,7 @@ pub async fn demo(
     let target = opts.calls;
     let ended_early = tokio::select! {
         _ = calls_rx.wait_for(|n| target.is_some_and(|t| *n >= t)) => None,
-        _ = stop.wait_for(|s| *s) => None,
+        () = stop.cancelled() => None,
         r = &mut sidecar => Some(r),
     };
     match ended_early {
@@ -358,7 +364,7 @@ pub async fn demo(
             anyhow::bail!("the sidecar stopped on its own");
         }
         None => {
-            let _ = shutdown_tx.send(true);
+            shutdown.cancel();
             sidecar.await??;
         }
     }

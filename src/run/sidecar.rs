@@ -5,7 +5,7 @@
 //!                                                                                 enrich, match
 //! ```
 //!
-//! Stopping (SIGTERM/SIGINT, or the `shutdown` channel): the source stops reading, the driver
+//! Stopping (SIGTERM/SIGINT, the caller's `shutdown` token, or the outbox failing for good): the source stops reading, the driver
 //! emits every session that is complete, the sink writes their deliveries to the outbox, open
 //! sessions (and any closed session the outbox could not take) are saved to `sessions.json`
 //! next to the outbox, attempts in flight finish. The next start restores all of it.
@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
 use tokio::sync::{mpsc, watch};
@@ -122,7 +123,7 @@ impl Sink {
     async fn put(
         &self,
         mut sessions: Vec<ClosedSession>,
-        stopping: &watch::Receiver<bool>,
+        stopping: &CancellationToken,
     ) -> Vec<ClosedSession> {
         let mut jobs: Vec<Vec<Job>> = sessions.iter_mut().map(|s| self.jobs(s)).collect();
         let all: Vec<Job> = jobs.iter().flatten().cloned().collect();
@@ -149,7 +150,7 @@ impl Sink {
                 error = %e,
                 "cannot write deliveries to the outbox; holding the sessions and retrying"
             );
-            if *stopping.borrow() {
+            if stopping.is_cancelled() {
                 return held;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -173,7 +174,7 @@ pub struct InvalidConfig(pub Vec<crate::config::Problem>);
 pub async fn run(
     cfg: PluginConfig,
     opts: RunOptions,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     started: Option<tokio::sync::oneshot::Sender<Started>>,
 ) -> anyhow::Result<RunReport> {
     let valid = tokio::task::spawn_blocking(move || {
@@ -195,7 +196,7 @@ pub async fn run(
 pub async fn run_validated(
     cfg: Validated,
     opts: RunOptions,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     started: Option<tokio::sync::oneshot::Sender<Started>>,
 ) -> anyhow::Result<RunReport> {
     for w in &cfg.warnings {
@@ -205,6 +206,9 @@ pub async fn run_validated(
     let admin_opts = cfg
         .admin
         .options(&cfg.file, opts.admin, |var| std::env::var(var).ok())?;
+    // Every task of this run stops on this token: the caller's `shutdown`, or the outbox
+    // failing in a way waiting cannot fix (then the run ends with [`OutboxFailed`]).
+    let stop = shutdown.child_token();
     let base = Arc::new(cfg.settings);
     let kazoo = cfg.kazoo;
     let (mut dopts, guard) = (cfg.delivery, cfg.guard);
@@ -243,7 +247,7 @@ pub async fn run_validated(
         None => None,
     };
     let enricher = Arc::new(cfg.enricher);
-    let src = live::start(kazoo, base, shutdown.clone()).await?;
+    let src = live::start(kazoo, base, stop.clone()).await?;
     let counters = Arc::new(RunCounters::default());
     let driver_counters = Arc::new(DriverCounters::default());
     let registry = Registry {
@@ -253,7 +257,7 @@ pub async fn run_validated(
         run: Some(counters.clone()),
         admin: Some(Arc::default()),
     };
-    let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), shutdown.clone())
+    let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), stop.clone())
         .await
         .with_context(|| format!("admin listener {}", opts.admin))?;
 
@@ -270,19 +274,18 @@ pub async fn run_validated(
 
     // Tasks, all tracked and joined when stopping.
     let tracker = TaskTracker::new();
-    let (stop_engine, engine_stop) = watch::channel(false);
-    let engine_task = tokio::spawn(engine.clone().run(engine_stop));
+    tracker.spawn(stop_when_the_outbox_fails(engine.clone(), stop.clone()));
+    // The engine stops last, after the sink has written what the driver closed.
+    let engine_stop = CancellationToken::new();
+    let engine_task = tracker.spawn(engine.clone().run(engine_stop.clone()));
     let (_reload_requests, reload_rx) = mpsc::channel(1);
-    tracker.spawn(reloader.clone().run(fetcher, reload_rx, shutdown.clone()));
+    tracker.spawn(reloader.clone().run(fetcher, reload_rx, stop.clone()));
     tracker.spawn(watch_reload_status(
         reloader.status(),
         counters.clone(),
-        shutdown.clone(),
+        stop.clone(),
     ));
-    tracker.spawn(reload_enrichment_on_hangup(
-        enricher.clone(),
-        shutdown.clone(),
-    ));
+    tracker.spawn(reload_enrichment_on_hangup(enricher.clone(), stop.clone()));
     let (closed_tx, mut closed_rx) = mpsc::channel::<ClosedSession>(1024);
     let driver_opts = DriverOptions {
         tick: Duration::from_millis(250),
@@ -290,14 +293,14 @@ pub async fn run_validated(
         channels: src.channels.clone(),
         limits: cfg.limits.ingest(),
     };
-    let driver = tokio::spawn(drive(
+    let driver = tracker.spawn(drive(
         restored,
         src.settings,
         src.messages,
         closed_tx,
         driver_opts,
         driver_counters,
-        shutdown.clone(),
+        stop.clone(),
     ));
     if let Err(e) = tokio::task::spawn_blocking(move || state::remove(&state_path)).await? {
         tracing::error!(error = %e, "saved sessions restored but their file cannot be removed");
@@ -318,7 +321,7 @@ pub async fn run_validated(
         engine: engine.clone(),
         counters,
     };
-    let mut unsent = sink.put(carried, &shutdown).await;
+    let mut unsent = sink.put(carried, &stop).await;
     while let Some(first) = closed_rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -327,7 +330,7 @@ pub async fn run_validated(
                 Err(_) => break,
             }
         }
-        unsent.extend(sink.put(batch, &shutdown).await);
+        unsent.extend(sink.put(batch, &stop).await);
     }
     let mut asm = driver.await.context("assembler task")?;
     let report = RunReport {
@@ -343,7 +346,7 @@ pub async fn run_validated(
         tokio::task::spawn_blocking(move || timed_save(&path, &saved)).await??;
     }
     // Attempts in flight get a deadline; anything not delivered stays in the outbox.
-    let _ = stop_engine.send(true);
+    engine_stop.cancel();
     if tokio::time::timeout(opts.stop_deadline, engine_task)
         .await
         .is_err()
@@ -364,7 +367,48 @@ pub async fn run_validated(
     {
         tracing::warn!("some tasks did not finish within the stop deadline");
     }
-    Ok(report)
+    match engine.outbox().failure() {
+        Some(error) => Err(OutboxFailed {
+            error: error.to_owned(),
+            path: outbox_path,
+            report,
+        }
+        .into()),
+        None => Ok(report),
+    }
+}
+
+/// The run stopped because the outbox failed in a way waiting cannot fix (a corrupted file):
+/// what it held is saved in `sessions.json`; the operator moves the outbox aside (or restores
+/// it) and starts again.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stopped: the outbox {} cannot be used ({error}); {} open and {} closed sessions saved for the next start; move the file aside (or restore it) and start again",
+    path.display(), report.saved_open, report.saved_closed
+)]
+pub struct OutboxFailed {
+    /// The storage error.
+    pub error: String,
+    /// The outbox file.
+    pub path: PathBuf,
+    /// What was saved.
+    pub report: RunReport,
+}
+
+/// Stops the run when the outbox fails for good: nothing more can be written to it, so the
+/// sessions it would have taken are saved with the open ones instead of being held forever.
+async fn stop_when_the_outbox_fails(engine: Arc<Engine>, stop: CancellationToken) {
+    let failed = engine.outbox().failed();
+    tokio::select! {
+        () = failed.cancelled() => {
+            tracing::error!(
+                error = engine.outbox().failure().unwrap_or_default(),
+                "stopping: the outbox cannot be used; sessions are saved for the next start"
+            );
+            stop.cancel();
+        }
+        () = stop.cancelled() => {}
+    }
 }
 
 /// How long stopping waits for the remaining tasks (reloaders, source, admin) to return.
@@ -409,7 +453,7 @@ fn timed_save(path: &std::path::Path, saved: &SavedState) -> anyhow::Result<()> 
 async fn watch_reload_status(
     mut status: watch::Receiver<crate::trigger::reload::ReloadStatus>,
     counters: Arc<RunCounters>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     loop {
         tokio::select! {
@@ -425,7 +469,7 @@ async fn watch_reload_status(
                     .trigger_reload_errors
                     .store(s.rejected, Ordering::Relaxed);
             }
-            _ = shutdown.changed() => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }
@@ -465,7 +509,7 @@ impl crate::delivery::KeySource for TriggerKeys {
 }
 
 /// Reloads contact directories and rate decks on SIGHUP (triggers reload themselves).
-async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, mut shutdown: watch::Receiver<bool>) {
+async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, shutdown: CancellationToken) {
     #[cfg(unix)]
     {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -478,7 +522,7 @@ async fn reload_enrichment_on_hangup(e: Arc<SharedEnricher>, mut shutdown: watch
                     log_reference_file_problems(&e.reload());
                     tracing::info!("reference data reloaded");
                 }
-                _ = shutdown.changed() => return,
+                () = shutdown.cancelled() => return,
             }
         }
     }

@@ -227,6 +227,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
             "truncated",
             facts.truncated || legs.iter().any(|l| l.cavs_refused > 0),
         ),
+        ("backfilled", legs.iter().any(|l| l.from_cdr)),
     ];
     let tags = tags(legs, &system);
     let recording_ids = recording_ids(legs);
@@ -761,10 +762,13 @@ fn session_cause(legs: &[Leg], roles: &[LegRole], origin: usize, answered: bool)
 }
 
 /// Events are missing: a party leg without its CREATE or its DESTROY.
+///
+/// A leg read from Kazoo's stored CDR without its CREATE is not missing anything: the CDR
+/// gives its start, answer and end.
 fn partial(legs: &[Leg], roles: &[LegRole]) -> bool {
     legs.iter()
         .zip(roles)
-        .any(|(l, r)| r.person() && (!l.saw_create || l.destroyed_us.is_none()))
+        .any(|(l, r)| r.person() && ((!l.saw_create && !l.from_cdr) || l.destroyed_us.is_none()))
 }
 
 /// Peers that billed legs were bridged to but that the session never saw (frames lost in a

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::{mpsc, watch};
 
@@ -134,7 +135,7 @@ pub async fn drive(
     out: mpsc::Sender<ClosedSession>,
     opts: DriverOptions,
     counters: Arc<DriverCounters>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Assembler {
     let mut settings = settings;
     let mut lost_us: Option<i64> = None;
@@ -159,12 +160,10 @@ pub async fn drive(
     let mut budget = LegBudget::default();
     loop {
         tokio::select! {
-            changed = shutdown.changed(), if !draining => {
-                if changed.is_err() || *shutdown.borrow() {
-                    draining = true;
-                    drain_deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_DEADLINE);
-                    tracing::info!(queued = source.len(), "stopping: folding the frames already received");
-                }
+            () = shutdown.cancelled(), if !draining => {
+                draining = true;
+                drain_deadline.as_mut().reset(tokio::time::Instant::now() + DRAIN_DEADLINE);
+                tracing::info!(queued = source.len(), "stopping: folding the frames already received");
             }
             () = &mut drain_deadline, if draining => {
                 let left = source.len() as u64;

@@ -248,6 +248,10 @@ pub struct Leg {
     pub cavs_refused: u32,
     /// Timeline marks, sorted.
     pub marks: Vec<Mark>,
+    /// An event read from Kazoo's stored leg CDR (not from the stream) was folded in: the
+    /// session CDR is tagged `backfilled`.
+    #[serde(default)]
+    pub from_cdr: bool,
     /// (kind, fingerprint) of every event folded in, for dedupe.
     seen: Vec<(EventKind, u64)>,
 }
@@ -298,6 +302,7 @@ impl Leg {
         self.last_us = self.last_us.max(t);
         self.loopback |= ev.loopback;
         self.transfer |= ev.transfer;
+        self.from_cdr |= ev.from_cdr;
         if let Some(c) = ev.created_us {
             self.created_us = Some(self.created_us.map_or(c, |h| h.min(c)));
         }

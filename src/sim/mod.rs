@@ -21,6 +21,7 @@
 //! assert!(matches!(first, postcall::source::Frame::Event(_)));
 //! ```
 
+pub mod cdrs;
 mod frames;
 mod json;
 mod mix;

@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -164,10 +165,10 @@ pub async fn run(
     opts: BlackholeOptions,
     auth: Arc<Auth>,
     tx: mpsc::Sender<SourceMsg>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     counters: Arc<SourceCounters>,
 ) {
-    run_inner(&opts, &auth, &tx, &mut shutdown, &counters).await;
+    run_inner(&opts, &auth, &tx, &shutdown, &counters).await;
     counters.status.send_replace(SourceStatus::Stopped);
 }
 
@@ -175,7 +176,7 @@ async fn run_inner(
     opts: &BlackholeOptions,
     auth: &Auth,
     tx: &mpsc::Sender<SourceMsg>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     counters: &SourceCounters,
 ) {
     let seed = u64::try_from(now_us()).unwrap_or_default() ^ u64::from(std::process::id());
@@ -183,7 +184,7 @@ async fn run_inner(
     let mut attempt: u32 = 0;
     let mut connected_before = false;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             return;
         }
         counters.status.send_replace(SourceStatus::Connecting);
@@ -227,7 +228,7 @@ async fn run_inner(
         tracing::warn!(error = %ended, retry_in_ms = delay.as_millis() as u64, attempt, "blackhole connection ended");
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }
@@ -264,7 +265,7 @@ async fn connection(
     opts: &BlackholeOptions,
     auth: &Auth,
     tx: &mpsc::Sender<SourceMsg>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     counters: &SourceCounters,
     reconnect: bool,
     subscribed_flag: &mut bool,
@@ -289,7 +290,7 @@ async fn connection(
             Ok(Err(e)) => return Ended::Connect(token.scrub(&e.to_string())),
             Ok(Ok((ws, _))) => ws,
         },
-        _ = shutdown.changed() => return Ended::Shutdown,
+        () = shutdown.cancelled() => return Ended::Shutdown,
     };
     let (write, read) = ws.split();
     let (queue, queued) = mpsc::channel(WRITE_QUEUE);
@@ -335,7 +336,7 @@ async fn read_loop<R>(
     queue: &mpsc::Sender<Message>,
     writer: &mut tokio::task::JoinHandle<String>,
     tx: &mpsc::Sender<SourceMsg>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &CancellationToken,
     counters: &SourceCounters,
     reconnect: bool,
     subscribed_flag: &mut bool,
@@ -368,7 +369,7 @@ where
     loop {
         let waiting_pong = pong_deadline.unwrap_or(next_ping);
         tokio::select! {
-            _ = shutdown.changed() => return Ended::Shutdown,
+            () = shutdown.cancelled() => return Ended::Shutdown,
             why = &mut *writer => {
                 let why = why.unwrap_or_else(|e| e.to_string());
                 return Ended::Closed(token.scrub(&why));

@@ -182,6 +182,9 @@ pub struct CallEvent<'a> {
     pub ccv: Ccvs<'a>,
     /// `custom_application_vars`, as text.
     pub cavs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The event was read from a CDR document Kazoo stored (`cdr_doc::leg_event`), not from
+    /// the live stream.
+    pub from_cdr: bool,
 }
 
 /// A reply to a command the client sent.
@@ -302,7 +305,7 @@ fn routing_account(key: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
     })
 }
 
-fn from_data<'a>(
+pub(super) fn from_data<'a>(
     kind: EventKind,
     d: Box<WireData<'a>>,
     routing_key: Option<Cow<'a, str>>,
@@ -372,6 +375,7 @@ fn from_data<'a>(
             .into_iter()
             .map(|(k, v)| (Cow::Owned(k), Cow::Owned(v)))
             .collect(),
+        from_cdr: false,
     })
 }
 

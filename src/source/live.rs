@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -134,7 +135,7 @@ pub fn with_directory(base: &Settings, snap: &DirectorySnapshot) -> Settings {
 pub async fn start(
     opts: KazooOptions,
     base: Arc<Settings>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<LiveSource, StartError> {
     let tls = tls::client_config(opts.ca_file.as_deref())?;
     let http = HttpClient::new(tls.clone(), &HttpOptions::default());
@@ -215,7 +216,7 @@ pub async fn start(
     });
 
     if let (Some(cb), Some(every)) = (crossbar, opts.directory_refresh) {
-        let (auth, accounts, mut shutdown) = (auth.clone(), accounts.clone(), shutdown.clone());
+        let (auth, accounts, shutdown) = (auth.clone(), accounts.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 match auth.token(now_us()).await {
@@ -236,7 +237,7 @@ pub async fn start(
                 }
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
-                    _ = shutdown.changed() => return,
+                    () = shutdown.cancelled() => return,
                 }
             }
         }));

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod blackhole;
+mod cdr_doc;
 pub mod crossbar;
 pub mod directory;
 mod event;
@@ -16,6 +17,7 @@ pub mod live;
 pub mod record;
 mod wire;
 
+pub use cdr_doc::{leg_event, CdrDocError};
 pub use event::{
     decode_frame, event_time_us, CallEvent, Ccvs, DecodeError, Direction, EventKind, Frame, Reply,
     GREGORIAN_UNIX_OFFSET_SECS,

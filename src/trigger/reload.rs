@@ -23,6 +23,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
@@ -386,7 +387,7 @@ impl Reloader {
         self: Arc<Self>,
         fetcher: Option<F>,
         mut requests: mpsc::Receiver<()>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
         let mut hup = if self.sources.sighup {
             Hangup::listen()
@@ -405,7 +406,7 @@ impl Reloader {
         self.status.send_modify(|s| s.running = true);
         loop {
             let cause = tokio::select! {
-                () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => break,
+                () = shutdown.cancelled() => break,
                 () = async {
                     if let Some(t) = watch_tick.as_mut() { t.tick().await; }
                 }, if watch_tick.is_some() => Some(ReloadCause::FileChange),

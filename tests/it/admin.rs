@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::delivery::{webhook_id, Completion, DeliveryOptions, Endpoint, Engine, Job, Outbox};
 use postcall::net::{HttpClient, Secret};
@@ -13,7 +14,6 @@ use postcall::run::admin::{self, AdminOptions};
 use postcall::run::metrics::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 const TOKEN: &str = "adm-0123456789abcdef";
 
@@ -59,7 +59,8 @@ async fn idle_and_slow_connections_are_closed_and_capped() {
         ..Registry::default()
     };
     let counters = reg.admin.clone().unwrap();
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone();
     let opts = AdminOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         max_connections: 8,
@@ -128,7 +129,7 @@ fn dead_job(n: u32) -> Job {
 
 async fn with_dead_letter(
     token: Option<&str>,
-) -> (SocketAddr, Job, tempfile::TempDir, watch::Sender<bool>) {
+) -> (SocketAddr, Job, tempfile::TempDir, CancellationToken) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
     let j = dead_job(1);
@@ -145,7 +146,8 @@ async fn with_dead_letter(
         engine: Some(engine),
         ..Registry::default()
     };
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let opts = AdminOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         token: token.map(Secret::new),
@@ -233,7 +235,8 @@ async fn a_non_loopback_admin_without_token_does_not_start() {
     )
     .unwrap();
     let cfg = postcall::config::PluginConfig::load(&path).unwrap();
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone();
     let opts = postcall::run::sidecar::RunOptions {
         admin: "0.0.0.0:0".parse().unwrap(),
         ..Default::default()

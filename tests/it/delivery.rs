@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::delivery::{
     webhook_id, DeliveryOptions, Endpoint, Engine, Format, Job, Method, Outbox,
@@ -13,7 +14,6 @@ use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::{HttpClient, Secret};
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::servers::http::{HttpServer, Recorded, Reply};
 use crate::servers::tls::TestCa;
@@ -35,7 +35,7 @@ fn fast() -> DeliveryOptions {
 
 struct Running {
     engine: Arc<Engine>,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -57,7 +57,8 @@ impl Running {
         engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
             [("trig".to_owned(), key)].into(),
         )));
-        let (stop, rx) = watch::channel(false);
+        let rx = CancellationToken::new();
+        let stop = rx.clone();
         let task = tokio::spawn(engine.clone().run(rx));
         Self {
             engine,
@@ -76,7 +77,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
+        self.stop.cancel();
         self.task.await.unwrap();
     }
 
@@ -502,7 +503,7 @@ async fn a_hung_endpoint_does_not_hold_up_others() {
     .expect("the fast endpoint's ten deliveries complete while the slow one hangs");
     // The slow endpoint holds exactly its two slots; none of its jobs has finished.
     assert_eq!(counters.attempts.load(Ordering::Relaxed), 12);
-    run.stop.send(true).unwrap();
+    run.stop.cancel();
     run.task.abort();
 }
 
@@ -619,7 +620,7 @@ async fn stalled_endpoints_leave_slots_for_a_healthy_one() {
     // from the reserve; never all 64.
     let in_flight = *held.borrow();
     assert!(in_flight < 64, "{in_flight} stalled attempts in flight");
-    run.stop.send(true).unwrap();
+    run.stop.cancel();
 }
 
 /// A receiver answering 200 with an endless body: the attempt counts as delivered after the
@@ -743,7 +744,8 @@ async fn engine_with(keys: Arc<SwitchKeys>) -> Running {
     );
     let engine = Engine::new(outbox, http, fast());
     engine.use_keys(keys);
-    let (stop, rx) = watch::channel(false);
+    let rx = CancellationToken::new();
+    let stop = rx.clone();
     let task = tokio::spawn(engine.clone().run(rx));
     Running {
         engine,

@@ -20,7 +20,6 @@ use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::{HttpClient, Secret};
 use serde_json::value::RawValue;
-use tokio::sync::watch;
 
 use crate::servers::http::{HttpServer, Recorded, Reply};
 
@@ -156,8 +155,8 @@ async fn signed_webhooks() -> Vec<Recorded> {
     engine.use_keys(Arc::new(postcall::delivery::StaticKeys(
         [(TRIGGER_ID.to_owned(), key)].into(),
     )));
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(engine.clone().run(stopped));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(engine.clone().run(stop.clone()));
     let p = sample_payload();
     let jobs: Vec<Job> = [
         ("/json", Method::Post, Format::Json),
@@ -192,7 +191,7 @@ async fn signed_webhooks() -> Vec<Recorded> {
     for _ in 0..jobs.len() {
         got.push(rx.next_request().await);
     }
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(20), task)
         .await
         .unwrap()

@@ -422,6 +422,66 @@ async fn disk_full_injected_under_the_outbox() {
     );
 }
 
+/// The outbox's file can no longer be read (injected: reads fail, writes fail, reopening finds
+/// it corrupted), which waiting cannot fix: the run stops on its own with [`OutboxFailed`]
+/// naming the file, and saves the sessions it holds. Started again with the file moved aside,
+/// it delivers every call the broken outbox never took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_outbox_stops_the_run_and_keeps_its_sessions() {
+    let extra = "[delivery]\nallow_private = [\"127.0.0.1/32\"]\n";
+    let Rig {
+        mut bh,
+        rx,
+        cfg,
+        _server,
+        _dir,
+    } = Rig::new(false, extra).await;
+    let faults = postcall::delivery::Faults::default();
+    let run = start_with(
+        cfg.clone(),
+        postcall::run::sidecar::RunOptions {
+            outbox_faults: faults.clone(),
+            ..opts()
+        },
+    )
+    .await;
+    bh.wait_subscribed(1).await;
+    let (before, delivered_before) = stream(10, 31, 5);
+    for f in &before {
+        bh.push(f);
+    }
+    rx.wait_for("/calls", &delivered_before, Duration::from_secs(60))
+        .await;
+    assert!(rx.delivered("/calls").is_superset(&delivered_before));
+
+    faults.set(postcall::delivery::Fault::Unreadable);
+    let (after, expected) = stream(10, 32, 5);
+    for f in &after {
+        bh.push(f);
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(60), run.task)
+        .await
+        .expect("the run stops on its own")
+        .unwrap();
+    let failed = ended
+        .expect_err("the run ends with an error")
+        .downcast::<postcall::run::sidecar::OutboxFailed>()
+        .expect("typed as a failed outbox");
+    assert!(failed.error.contains("corrupted"), "{failed}");
+    let saved = failed.report.saved_open + failed.report.saved_closed;
+    assert_eq!(saved, expected.len(), "every later call saved: {failed}");
+
+    // The operator moves the broken file aside; the next start delivers what was saved.
+    let outbox = failed.path.clone();
+    std::fs::rename(&outbox, outbox.with_extension("broken")).unwrap();
+    let again = start(cfg).await;
+    rx.wait_for("/calls", &expected, Duration::from_secs(60))
+        .await;
+    again.stop().await;
+    println!("fault run corrupted outbox: stopped with {saved} sessions saved, all delivered after the restart");
+    report("corrupted outbox", &expected, &rx.delivered("/calls"), 0);
+}
+
 /// 10 000 calls in progress at once, delivered to a fast and a slow (20 ms) endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load run: minutes in a debug build; run by scripts/faults"]

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::run::state;
 use postcall::session::driver::{drive, DriverCounters, DriverOptions};
@@ -34,8 +35,9 @@ async fn a_stopping_driver_folds_every_frame_already_received() {
         }
         // The source has stopped: the stop is signalled and its sender is gone.
         drop(tx);
-        let (stop, shutdown) = watch::channel(false);
-        stop.send(true).unwrap();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        stop.cancel();
         let (_settings_tx, settings) = watch::channel(Arc::new(Settings::default()));
         let (out_tx, mut out) = mpsc::channel(16);
         let mut asm = drive(
@@ -101,7 +103,8 @@ async fn a_failed_start_keeps_the_saved_sessions() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut o = opts();
     o.admin = taken.local_addr().unwrap();
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone();
     let err = postcall::run::sidecar::run(cfg, o, shutdown, None)
         .await
         .expect_err("the admin port is taken");

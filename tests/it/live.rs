@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::net::Secret;
 use postcall::session::driver::{drive, DriverCounters, DriverOptions};
@@ -71,7 +72,7 @@ fn scenario(name: &str) -> Vec<String> {
 /// The source and the driver running, CDRs on `out`.
 struct Pipeline {
     out: mpsc::Receiver<ClosedSession>,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     source: Arc<SourceCounters>,
     driver: Arc<DriverCounters>,
     settings: watch::Receiver<Arc<Settings>>,
@@ -79,7 +80,8 @@ struct Pipeline {
 
 impl Pipeline {
     async fn start(o: KazooOptions, base: Settings) -> Self {
-        let (shutdown, rx) = watch::channel(false);
+        let rx = CancellationToken::new();
+        let shutdown = rx.clone();
         let src = live::start(o, Arc::new(base), rx.clone()).await.unwrap();
         let (tx, out) = mpsc::channel(64);
         let driver = Arc::new(DriverCounters::default());
@@ -118,7 +120,7 @@ impl Pipeline {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
     }
 }
 
@@ -179,7 +181,8 @@ async fn refused_subscriptions_are_reported_and_the_rest_kept() {
     let accts = accounts();
     let mut bh = Blackhole::start(&[TOKEN], &account_refs(&accts[..1])).await;
     let (tx, mut rx) = mpsc::channel(16);
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone();
     let counters = Arc::new(SourceCounters::default());
     let o = BlackholeOptions {
         url: bh.url(),
@@ -486,7 +489,8 @@ async fn shutdown_during_backoff_is_prompt() {
         .unwrap()
         .port();
     let (tx, _rx) = mpsc::channel(16);
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let counters = Arc::new(SourceCounters::default());
     let o = BlackholeOptions {
         url: format!("ws://127.0.0.1:{port}/"),
@@ -515,7 +519,7 @@ async fn shutdown_during_backoff_is_prompt() {
         .wait_for(|s| *s == SourceStatus::Backoff)
         .await
         .unwrap();
-    stop.send(true).unwrap();
+    stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("stopped while backing off for 5+ minutes")

@@ -2,6 +2,8 @@
 
 mod admin;
 mod captures;
+// Kazoo's stored leg CDRs (issue 15).
+mod cdr_docs;
 mod cli;
 mod delivery;
 // The integration guide: samples, snippets.

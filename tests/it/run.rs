@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::config::PluginConfig;
 use postcall::run::sidecar::{self, RunOptions, Started};
 use postcall::sim::{self, MixSpec, Pbx, DEMO_SEED};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
@@ -73,7 +74,7 @@ pub(crate) fn opts() -> RunOptions {
 }
 
 pub(crate) struct Running {
-    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) stop: CancellationToken,
     pub(crate) task: tokio::task::JoinHandle<anyhow::Result<sidecar::RunReport>>,
     pub(crate) started: Started,
 }
@@ -83,7 +84,8 @@ pub(crate) async fn start(cfg: PluginConfig) -> Running {
 }
 
 pub(crate) async fn start_with(cfg: PluginConfig, opts: RunOptions) -> Running {
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(sidecar::run(cfg, opts, shutdown, Some(tx)));
     match rx.await {
@@ -98,7 +100,7 @@ pub(crate) async fn start_with(cfg: PluginConfig, opts: RunOptions) -> Running {
 
 impl Running {
     pub(crate) async fn stop(self) -> sidecar::RunReport {
-        self.stop.send(true).unwrap();
+        self.stop.cancel();
         self.task.await.unwrap().unwrap()
     }
 }
@@ -277,7 +279,8 @@ async fn the_demo_delivers_signed_webhooks_for_every_call() {
     let banners = Arc::new(Mutex::new(Vec::<(String, usize)>::new()));
     let hooks = Arc::new(Mutex::new(Vec::<Webhook>::new()));
     let (b, h) = (banners.clone(), hooks.clone());
-    let (_stop, stopped) = watch::channel(false);
+    let stopped = CancellationToken::new();
+    let _stop = stopped.clone();
     let report = postcall::run::demo::demo(
         postcall::run::demo::DemoOptions {
             calls: Some(12),

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::delivery::{
     Completion, DeliveryOptions, Endpoint, Engine, Fault, Faults, Format, Job, Method, Outbox,
@@ -14,7 +15,6 @@ use postcall::delivery::{
 use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::HttpClient;
-use tokio::sync::watch;
 
 use crate::servers::http::{HttpServer, Reply};
 
@@ -189,7 +189,8 @@ async fn deliveries_survive_a_failing_device() {
         ..DeliveryOptions::default()
     };
     let engine = Engine::new(outbox.clone(), http, opts);
-    let (stop, rx) = watch::channel(false);
+    let rx = CancellationToken::new();
+    let stop = rx.clone();
     let task = tokio::spawn(engine.clone().run(rx));
 
     let mut expected = BTreeSet::new();
@@ -229,7 +230,7 @@ async fn deliveries_survive_a_failing_device() {
     })
     .await
     .expect("the outbox drained");
-    stop.send(true).unwrap();
+    stop.cancel();
     task.await.unwrap();
     assert_eq!(outbox.dead_len().unwrap(), 0);
     let got = got.lock().unwrap().clone();

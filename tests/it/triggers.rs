@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::session::ClosedSession;
 use postcall::trigger::file::parse_document;
@@ -339,7 +340,8 @@ async fn watched_file_changes_are_picked_up_and_bad_ones_rejected() {
         ..quiet_sources(vec![file.clone()])
     };
     let reloader = Reloader::new(sources).unwrap();
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let (_tx, rx) = mpsc::channel(1);
     let task = tokio::spawn(reloader.clone().run(None::<HttpFetcher>, rx, shutdown));
     let mut status = reloader.status();
@@ -361,7 +363,7 @@ async fn watched_file_changes_are_picked_up_and_bad_ones_rejected() {
     replace(&file, &doc(4, 1, TENANTS[0]));
     wait(&mut status, "generation 3", |s| s.generation == 3).await;
     assert_eq!(ids(&reloader.current()), ["g4-0"]);
-    let _ = stop.send(true);
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -376,7 +378,8 @@ async fn sighup_reloads() {
         ..quiet_sources(vec![file.clone()])
     };
     let reloader = Reloader::new(sources).unwrap();
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let (_tx, rx) = mpsc::channel(1);
     let task = tokio::spawn(reloader.clone().run(None::<HttpFetcher>, rx, shutdown));
     let mut status = reloader.status();
@@ -391,7 +394,7 @@ async fn sighup_reloads() {
     assert!(kill.success());
     wait(&mut status, "the reload", |s| s.generation >= 2).await;
     assert_eq!(ids(&reloader.current()), ["g2-0"]);
-    let _ = stop.send(true);
+    stop.cancel();
     task.await.unwrap();
 }
 
@@ -433,7 +436,8 @@ async fn remote_source_over_https_with_etags() {
         .unwrap();
     let client = postcall::net::HttpClient::new(ca.client(), &Default::default());
     let fetcher = HttpFetcher::new(client, url, Duration::from_secs(5));
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let (_tx, rx) = mpsc::channel(1);
     let task = tokio::spawn(reloader.clone().run(Some(fetcher), rx, shutdown));
     let mut status = reloader.status();
@@ -466,7 +470,7 @@ async fn remote_source_over_https_with_etags() {
     );
     assert!(!err.contains("SECRET"));
     assert_eq!(ids(&reloader.current()), ["local", "json-1"]);
-    let _ = stop.send(true);
+    stop.cancel();
     task.await.unwrap();
 }
 

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use postcall::net::Secret;
 use postcall::run::admin::readiness;
@@ -40,12 +41,13 @@ fn options(url: String, max_frame_bytes: usize) -> BlackholeOptions {
 struct Client {
     counters: Arc<SourceCounters>,
     frames: mpsc::Receiver<blackhole::SourceMsg>,
-    _stop: watch::Sender<bool>,
+    _stop: CancellationToken,
 }
 
 async fn connect(bh: &mut Blackhole, max_frame_bytes: usize) -> Client {
     let (tx, frames) = mpsc::channel(1024);
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let counters = Arc::new(SourceCounters::default());
     let auth = Auth::new(
         Credentials::Token(Secret::new(TOKEN)),
@@ -141,7 +143,8 @@ async fn the_driver_enforces_the_ingest_limits() {
     use postcall::source::limits::IngestLimits;
     let (tx, rx) = mpsc::channel(64);
     let (out_tx, _out) = mpsc::channel(64);
-    let (_stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone();
     let (_settings_tx, settings) = watch::channel(Arc::new(postcall::session::Settings::default()));
     let counters = Arc::new(DriverCounters::default());
     let opts = DriverOptions {

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::trigger::remote::FetchError;
@@ -157,7 +158,8 @@ async fn remote_poll_is_conditional_retries_and_keeps_the_last_good_set() {
         ),
         new_doc(doc(&["r3"]), "\"c\""),
     ]);
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let (_req_tx, req_rx) = mpsc::channel(1);
     let start = tokio::time::Instant::now();
     let task = tokio::spawn(r.clone().run(Some(fake.clone()), req_rx, shutdown));
@@ -180,7 +182,7 @@ async fn remote_poll_is_conditional_retries_and_keeps_the_last_good_set() {
     );
     status.wait_for(|s| s.generation == 3).await.unwrap();
     assert_eq!(ids(&r.current()), ["file1", "r3"]);
-    let _ = stop.send(true);
+    stop.cancel();
     task.await.unwrap();
 
     let calls = fake.calls.lock().unwrap().clone();
@@ -209,7 +211,8 @@ async fn requests_reload_and_shutdown_stops_the_loop() {
     let a = dir.path().join("a.toml");
     std::fs::write(&a, doc(&["a1"])).unwrap();
     let r = Reloader::new(sources(vec![a.clone()])).unwrap();
-    let (stop, shutdown) = watch::channel(false);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
     let (req_tx, req_rx) = mpsc::channel(1);
     let task = tokio::spawn(r.clone().run(None::<FakeFetcher>, req_rx, shutdown));
     let mut status = r.status();
@@ -217,7 +220,7 @@ async fn requests_reload_and_shutdown_stops_the_loop() {
     req_tx.send(()).await.unwrap();
     status.wait_for(|s| s.generation == 2).await.unwrap();
     assert_eq!(ids(&r.current()), ["a2"]);
-    let _ = stop.send(true);
+    stop.cancel();
     task.await.unwrap();
     assert!(!status.borrow().running);
 }

@@ -1,6 +1,9 @@
 //! A fake Crossbar (Kazoo's REST API) on 127.0.0.1:0, serving the simulator's demo PBX:
 //! `PUT /v2/api_auth` issues JWT-shaped tokens with an `exp` claim, every other call needs a
 //! valid `X-Auth-Token`, listings are paged two items at a time with `next_start_key`.
+//! Stored leg CDRs (`/cdrs`, `/cdrs/legs/…`, `/cdrs/{id}`) are served from
+//! [`CrossbarState::cdrs`] with Kazoo's filters, paging and envelopes, and can fail on demand
+//! (see `cdr_store.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::http::{HttpServer, Recorded, Reply};
+use super::cdr_store::CdrStore;
+use super::http::{HttpServer, Recorded, Reply, Served};
 use postcall::sim::Pbx;
 
 /// Mutable state a test can steer.
@@ -26,6 +30,8 @@ pub struct CrossbarState {
     pub channels: HashMap<String, Vec<String>>,
     /// Paths requested, in order.
     pub paths: Vec<String>,
+    /// Stored leg CDRs and the faults to inject into CDR requests.
+    pub cdrs: CdrStore,
 }
 
 /// A running fake Crossbar.
@@ -45,7 +51,7 @@ impl Crossbar {
             ..CrossbarState::default()
         }));
         let st = state.clone();
-        let server = HttpServer::start(None, move |r| route(&pbx, &st, r)).await;
+        let server = HttpServer::start_served(None, move |r| serve(&pbx, &st, r)).await;
         Self { server, state }
     }
 
@@ -82,6 +88,30 @@ fn page(items: Vec<Value>, uri: &str) -> Reply {
         body["next_start_key"] = json!(end.to_string());
     }
     Reply::json(200, &body)
+}
+
+/// CDR requests (after the token check) go to the store; everything else to [`route`].
+fn serve(pbx: &Pbx, state: &Mutex<CrossbarState>, r: &Recorded) -> Served {
+    let (path, query) = r.uri.split_once('?').unwrap_or((&r.uri, ""));
+    let parts: Vec<&str> = path
+        .trim_start_matches("/v2/accounts/")
+        .split('/')
+        .collect();
+    if path.starts_with("/v2/accounts/") && parts.get(1) == Some(&"cdrs") {
+        let mut st = state.lock().unwrap();
+        st.paths.push(r.uri.clone());
+        if !r
+            .header("x-auth-token")
+            .is_some_and(|t| st.valid.contains(t))
+        {
+            return Served::Reply(Reply::json(
+                401,
+                &json!({"status":"error","error":"401","message":"invalid_credentials"}),
+            ));
+        }
+        return st.cdrs.serve(parts[0], &parts[2..], query);
+    }
+    Served::Reply(route(pbx, state, r))
 }
 
 fn route(pbx: &Pbx, state: &Mutex<CrossbarState>, r: &Recorded) -> Reply {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use postcall::run::receiver::Receiver;
 use tokio::sync::mpsc;
 
-pub use postcall::run::receiver::{Received as Recorded, Reply};
+pub use postcall::run::receiver::{Received as Recorded, Reply, Served};
 
 use super::tls::TestCa;
 
@@ -25,11 +25,19 @@ impl HttpServer {
         ca: Option<&TestCa>,
         handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_served(ca, move |r| Served::Reply(handler(r))).await
+    }
+
+    /// Starts a server whose handler may also stream chunks or cut connections.
+    pub async fn start_served(
+        ca: Option<&TestCa>,
+        handler: impl Fn(&Recorded) -> Served + Send + Sync + 'static,
+    ) -> Self {
         let (tx, requests) = mpsc::unbounded_channel();
         let receiver = Receiver::start(ca.map(|ca| ca.server.clone()), move |r| {
-            let reply = handler(&r);
+            let served = handler(&r);
             let _ = tx.send(r);
-            reply
+            served
         })
         .await
         .unwrap();

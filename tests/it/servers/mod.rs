@@ -2,6 +2,7 @@
 //! HTTP(S) receiver, a fake Crossbar and a fake Blackhole that enforces the real protocol.
 
 pub mod blackhole;
+pub mod cdr_store;
 pub mod crossbar;
 pub mod http;
 pub mod tls;
