@@ -224,14 +224,14 @@ pub struct Cdr {
     #[schemars(schema_with = "flag")]
     pub t2t: u8,
     /// Caller id (CLI) number in E.164 format: the external party (the caller on incoming
-    /// calls, the dialled number on outgoing calls, the calling extension on internal calls).
-    /// Absent when withheld.
+    /// and "both" calls, the dialled number on outgoing calls, the calling extension on
+    /// internal calls). Absent when withheld.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_num: Option<String>,
     /// Caller name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_name: Option<String>,
-    /// CLI location: the place name of `cliNum`.
+    /// CLI location: the place name of `cliNum` (when it is a valid E.164 number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_loc: Option<String>,
     /// CLI area code.
