@@ -200,6 +200,7 @@ fn main() {
                     max_open_legs_per_tenant: target_legs,
                     ..Default::default()
                 },
+                backfill: None,
             },
             counters.clone(),
             shutdown,

@@ -10,7 +10,9 @@
 //! half-seen session is completed instead of going out with legs missing, and a leg whose
 //! DESTROY was lost is ended at its real time.
 
+pub mod crossbar;
 pub mod fetch;
+pub mod link;
 pub mod mark;
 pub mod window;
 
@@ -18,4 +20,6 @@ pub use fetch::{
     BackfillCounters, BackfillMsg, BackfillOptions, BackfillState, CdrSource, Listing, Outcome,
     ReadError,
 };
+pub use crossbar::CrossbarCdrs;
+pub use link::{BackfillLink, Gaps};
 pub use window::{Resume, Window};

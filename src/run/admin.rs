@@ -215,6 +215,13 @@ pub fn readiness(reg: &Registry) -> Result<(), String> {
             return Err("outbox unavailable (storage errors; see the log)".into());
         }
     }
+    if let Some(b) = &reg.backfill {
+        if let crate::backfill::BackfillState::Retrying { window, error } = b.state() {
+            return Err(format!(
+                "backfill of {window} cannot read Kazoo's CDRs ({error}); retrying, events keep flowing"
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -36,6 +36,29 @@ pub struct Registry {
     pub run: Option<Arc<RunCounters>>,
     /// The admin listener (set by [`super::admin::serve`]).
     pub admin: Option<Arc<super::admin::AdminCounters>>,
+    /// The backfill, when it runs.
+    pub backfill: Option<Arc<crate::backfill::BackfillCounters>>,
+}
+
+/// The backfill's counters.
+fn backfill(o: &mut String, b: &crate::backfill::BackfillCounters) {
+    let retrying = u64::from(matches!(
+        b.state(),
+        crate::backfill::BackfillState::Retrying { .. }
+    ));
+    let rows: [(&str, &str, &str, u64); 8] = [
+        ("postcall_backfill_windows_total", "counter", "Gap windows read from Kazoo's stored CDRs to the end.", get(&b.windows)),
+        ("postcall_backfill_given_up_total", "counter", "Gap windows given up (a refused request, or failures past give_up_after).", get(&b.given_up)),
+        ("postcall_backfill_requests_total", "counter", "Crossbar requests made by the backfill.", get(&b.requests)),
+        ("postcall_backfill_errors_total", "counter", "Backfill requests that failed (each retry counts).", get(&b.errors)),
+        ("postcall_backfill_interactions_total", "counter", "Interactions read from stored CDRs.", get(&b.interactions)),
+        ("postcall_backfill_legs_total", "counter", "Stored leg CDRs read.", get(&b.legs)),
+        ("postcall_backfill_truncated_total", "counter", "Interactions left out over backfill.max_interactions.", get(&b.truncated)),
+        ("postcall_backfill_retrying", "gauge", "1 while a backfill request keeps failing and is being retried.", retrying),
+    ];
+    for (name, kind, help, v) in rows {
+        metric(o, name, kind, help, &[("", v)]);
+    }
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
@@ -71,6 +94,9 @@ impl Registry {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut o = String::new();
+        if let Some(b) = &self.backfill {
+            backfill(&mut o, b);
+        }
         if let Some(a) = &self.admin {
             metric(
                 &mut o,
@@ -269,6 +295,20 @@ impl Registry {
                 "counter",
                 "Events refused because their tenant held max_open_legs_per_tenant open legs.",
                 &[("", get(&d.refused_events))],
+            );
+            metric(
+                &mut o,
+                "postcall_backfill_legs_folded_total",
+                "counter",
+                "Stored leg CDRs folded into the assembler (a leg seen live counts as a duplicate event).",
+                &[("", get(&d.stored_legs))],
+            );
+            metric(
+                &mut o,
+                "postcall_backfill_legs_skipped_total",
+                "counter",
+                "Stored leg CDRs that could not be read as a leg (logged with the reason).",
+                &[("", get(&d.stored_skipped))],
             );
         }
         if let Some(r) = &self.run {

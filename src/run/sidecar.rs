@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use super::admin;
 use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
+use crate::backfill::{mark, BackfillCounters, BackfillLink, CrossbarCdrs};
 use crate::config::{PluginConfig, Validated};
 use crate::delivery::{Engine, Job, Outbox, OutboxOptions};
 use crate::enrich::{FileError, SharedEnricher};
@@ -250,7 +251,10 @@ pub async fn run_validated(
     let src = live::start(kazoo, base, stop.clone()).await?;
     let counters = Arc::new(RunCounters::default());
     let driver_counters = Arc::new(DriverCounters::default());
+    let backfill_counters = Arc::new(BackfillCounters::default());
     let registry = Registry {
+        backfill: (cfg.backfill.is_some() && src.crossbar.is_some())
+            .then(|| backfill_counters.clone()),
         source: Some(src.counters.clone()),
         driver: Some(driver_counters.clone()),
         engine: Some(engine.clone()),
@@ -287,11 +291,28 @@ pub async fn run_validated(
     ));
     tracker.spawn(reload_enrichment_on_hangup(enricher.clone(), stop.clone()));
     let (closed_tx, mut closed_rx) = mpsc::channel::<ClosedSession>(1024);
+    let backfill = match (cfg.backfill, src.crossbar.clone()) {
+        (Some(bopts), Some((cb, auth))) => Some(
+            start_backfill(
+                bopts,
+                backfill_counters.clone(),
+                CrossbarCdrs::new(cb, auth),
+                src.accounts.clone(),
+                &data_dir,
+                &tracker,
+                &stop,
+            )
+            .await,
+        ),
+        _ => None,
+    };
+    let whole_until = backfill.as_ref().map(|b| b.whole_until.clone());
     let driver_opts = DriverOptions {
         tick: Duration::from_millis(250),
         tenants: src.accounts.iter().cloned().collect::<HashSet<_>>(),
         channels: src.channels.clone(),
         limits: cfg.limits.ingest(),
+        backfill,
     };
     let driver = tracker.spawn(drive(
         restored,
@@ -333,6 +354,12 @@ pub async fn run_validated(
         unsent.extend(sink.put(batch, &stop).await);
     }
     let mut asm = driver.await.context("assembler task")?;
+    if let Some(w) = whole_until {
+        let (path, t) = (mark::path(&data_dir), w.load(Ordering::Relaxed));
+        if let Err(e) = tokio::task::spawn_blocking(move || mark::write(&path, t)).await? {
+            tracing::error!(error = %e, "cannot write the stream mark; the next start may backfill less");
+        }
+    }
     let report = RunReport {
         saved_open: asm.open_sessions(),
         saved_closed: unsent.len(),
@@ -410,6 +437,86 @@ async fn stop_when_the_outbox_fails(engine: Arc<Engine>, stop: CancellationToken
         () = stop.cancelled() => {}
     }
 }
+
+/// Starts the backfill task and the stream mark's writer; returns the driver's end of the
+/// link.
+async fn start_backfill(
+    opts: crate::backfill::BackfillOptions,
+    counters: Arc<BackfillCounters>,
+    cdrs: CrossbarCdrs,
+    accounts: Vec<String>,
+    data_dir: &std::path::Path,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) -> BackfillLink {
+    let path = mark::path(data_dir);
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || mark::read(&path)).await
+    };
+    let mark_us = match read {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, file = %path.display(), "stream mark unreadable: calls while postcall was down are not backfilled (run `postcall reconcile`)");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stream mark not read");
+            None
+        }
+    };
+    let (req_tx, req_rx) = mpsc::channel(16);
+    let (out_tx, out_rx) = mpsc::channel(64);
+    let whole_until = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let link = BackfillLink {
+        requests: req_tx,
+        results: out_rx,
+        margin_secs: opts.margin_secs,
+        mark_us,
+        first_lookback_secs: opts.first_lookback_secs,
+        whole_until: whole_until.clone(),
+    };
+    tracker.spawn(crate::backfill::fetch::run(
+        Arc::new(cdrs),
+        accounts,
+        opts,
+        req_rx,
+        out_tx,
+        counters,
+        stop.clone(),
+    ));
+    tracker.spawn(write_marks(path, whole_until, stop.clone()));
+    link
+}
+
+/// Writes the stream mark every few seconds while it moves (the final one is written when
+/// the driver has stopped).
+async fn write_marks(
+    path: PathBuf,
+    whole_until: Arc<std::sync::atomic::AtomicI64>,
+    stop: CancellationToken,
+) {
+    let mut written = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(MARK_EVERY) => {}
+            () = stop.cancelled() => return,
+        }
+        let t = whole_until.load(Ordering::Relaxed);
+        if t == written || t == 0 {
+            continue;
+        }
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || mark::write(&p, t)).await {
+            Ok(Ok(())) => written = t,
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the stream mark; trying again"),
+            Err(e) => tracing::warn!(error = %e, "stream mark writer failed"),
+        }
+    }
+}
+
+/// How often the stream mark is written.
+const MARK_EVERY: Duration = Duration::from_secs(5);
 
 /// How long stopping waits for the remaining tasks (reloaders, source, admin) to return.
 const TASK_JOIN_DEADLINE: Duration = Duration::from_secs(5);

@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 use super::{Applied, Assembler, ClosedSession, Settings, Snapshot};
 use crate::source::blackhole::{now_us, SourceMsg};
 use crate::source::limits::{clamp, Admit, IngestLimits, LegBudget};
-use crate::source::{decode_frame, Frame};
+use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
+use crate::source::{decode_frame, leg_event, Frame};
 
 /// Fetches the call ids of the PBX's active channels for the resync after a reconnect.
 pub type ChannelFetch = Arc<
@@ -50,6 +51,10 @@ pub struct DriverCounters {
     pub dropped_values: std::sync::atomic::AtomicU64,
     /// Events refused: their tenant held its maximum of open legs.
     pub refused_events: std::sync::atomic::AtomicU64,
+    /// Stored leg CDRs (backfill) folded in.
+    pub stored_legs: std::sync::atomic::AtomicU64,
+    /// Stored leg CDRs that could not be read as a leg.
+    pub stored_skipped: std::sync::atomic::AtomicU64,
 }
 
 impl DriverCounters {
@@ -63,7 +68,6 @@ impl DriverCounters {
 }
 
 /// Tunables of [`drive`].
-#[derive(Clone)]
 pub struct DriverOptions {
     /// How often due sessions are closed when no events arrive.
     pub tick: Duration,
@@ -73,6 +77,8 @@ pub struct DriverOptions {
     pub channels: Option<ChannelFetch>,
     /// What one event may make the assembler hold.
     pub limits: IngestLimits,
+    /// Gaps in the stream are read from Kazoo's stored CDRs (see [`crate::backfill`]).
+    pub backfill: Option<BackfillLink>,
 }
 
 /// Cuts an event to the limits and decides whether its tenant may open it; counts and logs
@@ -133,10 +139,12 @@ pub async fn drive(
     settings: watch::Receiver<Arc<Settings>>,
     mut source: mpsc::Receiver<SourceMsg>,
     out: mpsc::Sender<ClosedSession>,
-    opts: DriverOptions,
+    mut opts: DriverOptions,
     counters: Arc<DriverCounters>,
     shutdown: CancellationToken,
 ) -> Assembler {
+    let mut gaps = opts.backfill.take().map(|l| Gaps::new(l, now_us()));
+    let mut first_connection = true;
     let mut settings = settings;
     let mut lost_us: Option<i64> = None;
     let mut gap_pending = false;
@@ -158,6 +166,15 @@ pub async fn drive(
     tokio::pin!(drain_deadline);
     let mut draining = false;
     let mut budget = LegBudget::default();
+    let resync = |lost: i64, asm: &mut Assembler| match &opts.channels {
+        Some(fetch) => {
+            let (fetch, tx) = (fetch.clone(), resync_tx.clone());
+            tokio::spawn(async move {
+                let _ = tx.send((lost, fetch().await)).await;
+            });
+        }
+        None => asm.mark_gap(),
+    };
     loop {
         tokio::select! {
             () = shutdown.cancelled(), if !draining => {
@@ -183,7 +200,27 @@ pub async fn drive(
                 if let Some(t) = asm.stream_time() {
                     budget.expire(t.saturating_sub(settings.borrow().idle_timeout_us));
                 }
+                if let Some(g) = &gaps {
+                    g.tick(now_us());
+                }
             }
+            Some(msg) = async {
+                match gaps.as_mut() {
+                    Some(g) => g.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match msg {
+                BackfillMsg::Legs(docs) => {
+                    for doc in &docs {
+                        fold_stored(&mut asm, doc, &opts.limits, &mut budget, &counters);
+                    }
+                }
+                BackfillMsg::Done { .. } => {
+                    if let Some(lost) = gaps.as_mut().and_then(Gaps::done) {
+                        resync(lost, &mut asm);
+                    }
+                }
+            },
             changed = settings.changed(), if settings_open => {
                 // A closed channel means no more updates (no directory configured).
                 match changed {
@@ -226,20 +263,22 @@ pub async fn drive(
                     // In stream time, so legs ended by the resync line up with the PBX's
                     // clock whatever the skew between it and this host.
                     lost_us.get_or_insert(asm.stream_time().unwrap_or(at_us));
+                    if let Some(g) = gaps.as_mut() {
+                        g.lost();
+                    }
                     tracing::warn!(%reason, "event stream lost");
                 }
                 Some(SourceMsg::Connected { reconnect, .. }) => {
+                    let first = std::mem::take(&mut first_connection);
                     if reconnect || std::mem::take(&mut gap_pending) {
                         let lost = lost_us.take().or(asm.stream_time()).unwrap_or_else(now_us);
-                        match &opts.channels {
-                            Some(fetch) => {
-                                let (fetch, tx) = (fetch.clone(), resync_tx.clone());
-                                tokio::spawn(async move {
-                                    let _ = tx.send((lost, fetch().await)).await;
-                                });
-                            }
-                            None => asm.mark_gap(),
+                        // With a backfill, the resync waits until the gap's CDRs are in.
+                        let deferred = gaps.as_mut().is_some_and(|g| g.regained_after(lost, now_us()));
+                        if !deferred {
+                            resync(lost, &mut asm);
                         }
+                    } else if let (true, Some(g)) = (first, gaps.as_mut()) {
+                        g.first_connected(now_us());
                     }
                 }
             },
@@ -251,6 +290,36 @@ pub async fn drive(
     // Stopping: what is complete goes out; the rest stays open for the caller to persist.
     emit(&mut asm, &mut closed, &out).await;
     asm
+}
+
+/// Folds one stored leg CDR (backfill) into the assembler as the DESTROY it was stored from:
+/// a leg seen live is a duplicate, a leg whose DESTROY was lost ends at its real time, a leg
+/// never seen joins its session (or makes one) by the same grouping rules.
+fn fold_stored(
+    asm: &mut Assembler,
+    doc: &serde_json::Value,
+    limits: &IngestLimits,
+    budget: &mut LegBudget,
+    counters: &DriverCounters,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    match leg_event(doc) {
+        Ok(mut ev) => {
+            let now = now_us();
+            let t = ev.time_us.unwrap_or(now);
+            if admit(&mut ev, t, limits, budget, counters) {
+                counters.stored_legs.fetch_add(1, Relaxed);
+                let applied = asm.apply(&ev, now);
+                log_applied(asm, &ev, applied);
+            }
+        }
+        Err(e) => {
+            let n = counters.stored_skipped.fetch_add(1, Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(reason = e.reason(), error = %e, skipped = n, "stored leg CDR skipped");
+            }
+        }
+    }
 }
 
 /// Logs what the assembler did with an event where something was left out: a late event

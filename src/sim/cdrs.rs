@@ -53,16 +53,34 @@ pub enum NotStored {
 /// The documents Kazoo stores for `frames` (any Blackhole stream: scenarios, mixes, captures),
 /// in the order they are written: one per leg, from its first `CHANNEL_DESTROY`.
 pub fn documents(frames: &[SimFrame]) -> Vec<Value> {
+    stored(frames.iter().map(|f| (f.text.as_str(), f.time_us)))
+}
+
+/// The documents Kazoo stores for the mix `spec`: its calls as they happened in the PBX, so a
+/// DESTROY that a fault call's stream loses still has its CDR. Frames are generated and
+/// dropped one at a time; only the documents are kept.
+pub fn mix_documents(spec: super::MixSpec) -> Vec<Value> {
     let mut seen = std::collections::HashSet::new();
-    frames
-        .iter()
+    super::mix::Mix::undamaged(spec)
         .filter_map(|f| document(&f.text, f.time_us).ok())
-        .filter(|d| seen.insert((account_of(d), d["_id"].as_str().map(str::to_owned))))
+        .filter(|d| seen.insert(conflict_key(d)))
         .collect()
 }
 
-fn account_of(doc: &Value) -> Option<String> {
-    doc["pvt_account_id"].as_str().map(str::to_owned)
+fn stored<'a>(frames: impl Iterator<Item = (&'a str, i64)>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    frames
+        .filter_map(|(text, t)| document(text, t).ok())
+        .filter(|d| seen.insert(conflict_key(d)))
+        .collect()
+}
+
+/// What a second save of the same leg conflicts on: the document id in the account's MODB.
+fn conflict_key(d: &Value) -> (Option<String>, Option<String>) {
+    (
+        d["pvt_account_db"].as_str().map(str::to_owned),
+        d["_id"].as_str().map(str::to_owned),
+    )
 }
 
 /// The document stored for one frame handled by the `cdr` app at `written_us` (unix µs).

@@ -59,6 +59,8 @@ pub(crate) struct Mix {
     next_start: i64,
     heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
     calls: HashMap<u64, (Script, usize)>,
+    /// Render the calls as they happened, without the stream damage of fault calls.
+    undamaged: bool,
 }
 
 impl Mix {
@@ -71,6 +73,16 @@ impl Mix {
             heap: BinaryHeap::new(),
             calls: HashMap::new(),
             spec,
+            undamaged: false,
+        }
+    }
+
+    /// The same calls as [`Mix::new`], as they happened in the PBX: a fault call's lost or
+    /// reordered frames are sent as they were raised (what Kazoo's `cdr` app saw).
+    pub(crate) fn undamaged(spec: MixSpec) -> Self {
+        Self {
+            undamaged: true,
+            ..Self::new(spec)
         }
     }
 
@@ -81,7 +93,13 @@ impl Mix {
     }
 
     /// The script of call `index` of a mix (what [`Iterator::next`] renders).
-    pub(crate) fn call(pbx: &Pbx, spec: &MixSpec, index: u64, start_us: i64) -> Script {
+    pub(crate) fn call(
+        pbx: &Pbx,
+        spec: &MixSpec,
+        index: u64,
+        start_us: i64,
+        undamaged: bool,
+    ) -> Script {
         let mut rng = Rng::derive(spec.seed, index);
         let mut weights = WEIGHTS;
         if !spec.faults {
@@ -90,12 +108,22 @@ impl Mix {
         }
         let kind = Kind::ALL[rng.weighted(&weights)];
         let p = random_params(pbx, kind, &mut rng);
-        kind.script(pbx, rng, start_us, &p)
+        if undamaged {
+            kind.call(pbx, rng, start_us, &p)
+        } else {
+            kind.script(pbx, rng, start_us, &p)
+        }
     }
 
     fn spawn(&mut self) {
         let index = self.next_call;
-        let script = Self::call(&self.pbx, &self.spec, index, self.next_start);
+        let script = Self::call(
+            &self.pbx,
+            &self.spec,
+            index,
+            self.next_start,
+            self.undamaged,
+        );
         for (i, e) in script.events.iter().enumerate() {
             self.heap.push(Reverse((e.deliver_us, index, i as u32)));
         }

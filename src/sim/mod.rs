@@ -11,6 +11,8 @@
 //!   produce from it.
 //! - [`mix`]: N random calls of those kinds, streamed in send-time order with memory bounded by
 //!   the number of calls in flight.
+//! - [`cdrs`] / [`scenario_cdrs`]: the leg CDR documents Kazoo's `cdr` app stores for the
+//!   same calls, following Kazoo's source (for backfill tests and the fake Crossbar).
 //! - [`Pbx`]: the directory behind both (accounts, users, devices, numbers, callflows), which
 //!   a fake Crossbar can serve.
 //!
@@ -73,6 +75,25 @@ pub fn scenario(name: &str) -> Option<Vec<SimFrame>> {
             })
             .collect(),
     )
+}
+
+/// The leg CDR documents Kazoo's `cdr` app stores for scenario `name` (see [`cdrs`]), or
+/// `None` for an unknown name. They come from the call as it happened in the PBX: a DESTROY
+/// the scenario's stream loses (`missing_destroy`) still has its CDR, as in Kazoo.
+pub fn scenario_cdrs(name: &str) -> Option<Vec<serde_json::Value>> {
+    let kind = Kind::from_name(name)?;
+    let pbx = Pbx::demo(DEMO_SEED);
+    let (start, params) = scenarios::fixture(kind);
+    let call = kind.call(&pbx, rng::Rng::from_text(name), start, &params);
+    let frames: Vec<SimFrame> = call
+        .events
+        .iter()
+        .map(|e| SimFrame {
+            time_us: e.deliver_us,
+            text: frames::render(&pbx, &call, e),
+        })
+        .collect();
+    Some(cdrs::documents(&frames))
 }
 
 /// A stream of `spec.calls` random calls (kinds weighted towards plain answered calls), each

@@ -109,11 +109,16 @@ impl Kind {
 
     /// Builds the call starting at `t0_us` with ids drawn from `rng`.
     pub(crate) fn script(self, pbx: &Pbx, rng: Rng, t0_us: i64, p: &Params) -> Script {
-        let mut g = CallGen::new(pbx, p.account, rng, t0_us);
-        self.build(&mut g, p);
-        let mut s = g.finish();
+        let mut s = self.call(pbx, rng, t0_us, p);
         damage(self, &mut s);
         s
+    }
+
+    /// The call as it happened in the PBX, before the stream damage of the fault scenarios.
+    pub(crate) fn call(self, pbx: &Pbx, rng: Rng, t0_us: i64, p: &Params) -> Script {
+        let mut g = CallGen::new(pbx, p.account, rng, t0_us);
+        self.build(&mut g, p);
+        g.finish()
     }
 
     fn build(self, g: &mut CallGen<'_>, p: &Params) {

@@ -277,7 +277,7 @@ fn mix_calls_have_distinct_ids() {
     let mut owner: HashMap<String, u64> = HashMap::new();
     let mut kinds = HashSet::new();
     for i in 0..spec.calls {
-        let s = Mix::call(&pbx, &spec, i, spec.start_us);
+        let s = Mix::call(&pbx, &spec, i, spec.start_us, false);
         kinds.insert(s.legs.len());
         for id in s
             .legs

@@ -100,6 +100,8 @@ pub struct LiveSource {
     pub accounts: Vec<String>,
     /// Channel fetch for resyncs (when Crossbar is configured).
     pub channels: Option<ChannelFetch>,
+    /// Crossbar with the source's credentials (when configured), for reading stored CDRs.
+    pub crossbar: Option<(Crossbar, Arc<Auth>)>,
     /// Source counters.
     pub counters: Arc<SourceCounters>,
     /// The tasks (the Blackhole client, the directory refresher).
@@ -195,6 +197,7 @@ pub async fn start(
         counters.clone(),
     )));
 
+    let crossbar_auth = crossbar.clone().map(|cb| (cb, auth.clone()));
     let channels = crossbar.clone().map(|cb| {
         let (auth, accounts) = (auth.clone(), accounts.clone());
         let fetch: ChannelFetch = Arc::new(move || {
@@ -248,6 +251,7 @@ pub async fn start(
         settings,
         accounts,
         channels,
+        crossbar: crossbar_auth,
         counters,
         tasks,
     })

@@ -4,6 +4,8 @@
 //! [`CallEvent`] the assembler consumes (still borrowing its text from the frame), or to a [`Reply`], or to a [`DecodeError`]
 //! with a stable reason label. [`blackhole`] is the live websocket client, [`auth`] the token
 //! it and [`crossbar`] use, [`directory`] the names and channels read from Crossbar.
+//! [`leg_event`] reads one of Kazoo's stored leg CDR documents back as the DESTROY event it
+//! was written from.
 
 pub mod auth;
 pub mod backoff;

@@ -669,3 +669,88 @@ fn leg_cdrs_of_legs_seen_live_are_duplicates() {
         assert_eq!(out[0].cdr.id, live[0].cdr.id, "{name}");
     }
 }
+
+/// `missing_destroy`: the stream never delivers B's DESTROY, so replay keeps the session open
+/// until the idle timeout and force-closes it. Kazoo stored B's CDR all the same; applied to
+/// the open session, it closes the session normally, as the call really ended.
+#[test]
+fn a_lost_destroy_is_closed_from_its_leg_cdr() {
+    let settings = Arc::new(Settings::default());
+    let frames = sim::scenario("missing_destroy").unwrap();
+    let live = replay_str(&sim::to_jsonl(&frames), settings.clone());
+    assert!(live[0].cdr.tags.contains_key("forced_close"));
+    let docs = sim::scenario_cdrs("missing_destroy").unwrap();
+    assert_eq!(docs.len(), 2, "both legs have a CDR");
+    assert_eq!(
+        sim::cdrs::documents(&frames).len(),
+        1,
+        "the stream shows one DESTROY"
+    );
+
+    let mut asm = postcall::session::Assembler::new(settings.clone());
+    for (e, f) in live_events(&frames).iter().zip(&frames) {
+        asm.apply(e, f.time_us);
+    }
+    let now = frames.last().unwrap().time_us;
+    let applied: Vec<_> = docs
+        .iter()
+        .map(|d| asm.apply(&postcall::source::leg_event(d).unwrap(), now))
+        .collect();
+    // Written in end order: B's (lost from the stream) first, then A's (seen live).
+    assert_eq!(
+        applied,
+        [
+            postcall::session::Applied::Accepted,
+            postcall::session::Applied::Duplicate
+        ],
+        "B's DESTROY from its CDR; A's was seen live"
+    );
+    let mut out = Vec::new();
+    // The session closes after the grace period, not the 4-hour idle timeout.
+    asm.poll(now + settings.grace_us + 1, &mut out);
+    assert_eq!(out.len(), 1);
+    let cdr = &out[0].cdr;
+    for tag in ["forced_close", "partial", "unseen_peer"] {
+        assert!(!cdr.tags.contains_key(tag), "{tag}: {:?}", cdr.tags);
+    }
+    assert_eq!(cdr.tags.get("backfilled").map(String::as_str), Some("1"));
+    assert_eq!(
+        (cdr.id.as_str(), cdr.end.as_str(), cdr.dur),
+        (
+            live[0].cdr.id.as_str(),
+            live[0].cdr.end.as_str(),
+            live[0].cdr.dur
+        )
+    );
+    assert_eq!(cdr.answering, live[0].cdr.answering);
+    // The answering leg's talk, as Kazoo billed it (B answered first, so the caller talked
+    // for as long as B was billed).
+    assert_eq!(Some(cdr.talk as i64), docs[0]["billing_seconds"].as_i64());
+}
+
+/// A mix with damaged streams: the documents of the calls as they happened include the CDR
+/// of every DESTROY the stream lost, and apart from those they are the stream's.
+#[test]
+fn mix_documents_include_the_destroys_a_damaged_stream_lost() {
+    let spec = sim::MixSpec {
+        calls: 400,
+        seed: 3,
+        faults: true,
+        ..sim::MixSpec::default()
+    };
+    let frames: Vec<sim::SimFrame> = sim::mix(spec.clone()).collect();
+    let from_stream = sim::cdrs::documents(&frames);
+    let all = sim::cdrs::mix_documents(spec);
+    let ids = |docs: &[Value]| -> std::collections::BTreeSet<String> {
+        docs.iter()
+            .map(|d| d["_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (stream_ids, all_ids) = (ids(&from_stream), ids(&all));
+    assert!(stream_ids.is_subset(&all_ids));
+    let lost = all_ids.len() - stream_ids.len();
+    assert!(lost >= 1, "no DESTROY lost in 400 damaged calls");
+    for d in &from_stream {
+        assert!(all.contains(d), "{} differs", d["_id"]);
+    }
+}

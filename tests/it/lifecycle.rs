@@ -50,6 +50,7 @@ async fn a_stopping_driver_folds_every_frame_already_received() {
                 tenants: Default::default(),
                 channels: None,
                 limits: Default::default(),
+                backfill: None,
             },
             Arc::new(DriverCounters::default()),
             shutdown,

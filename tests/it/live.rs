@@ -90,6 +90,7 @@ impl Pipeline {
             tenants: src.accounts.iter().cloned().collect(),
             channels: src.channels.clone(),
             limits: Default::default(),
+            backfill: None,
         };
         let settings = src.settings.clone();
         tokio::spawn(drive(

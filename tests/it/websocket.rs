@@ -155,6 +155,7 @@ async fn the_driver_enforces_the_ingest_limits() {
             max_open_legs_per_tenant: 3,
             ..IngestLimits::default()
         },
+        backfill: None,
     };
     let driver = tokio::spawn(drive(
         None,
