@@ -529,6 +529,27 @@ mod tests {
         assert_eq!(back, f);
     }
 
+    /// Each role's schema has exactly the role's six field names (the ones serialisation
+    /// writes), each described as the role followed by the party field's description.
+    #[test]
+    fn party_schemas_name_the_serialised_fields() {
+        fn check<R: Role>() {
+            let mut g = schemars::SchemaGenerator::default();
+            let s = PartyFields::<R>::json_schema(&mut g);
+            let props = s.get("properties").and_then(|p| p.as_object()).unwrap();
+            let keys: Vec<&str> = props.keys().map(String::as_str).collect();
+            assert_eq!(keys, R::NAMES);
+            for p in props.values() {
+                let d = p["description"].as_str().unwrap();
+                assert!(d.starts_with(&format!("{} ", R::ROLE)), "{d}");
+            }
+        }
+        check::<FirstRang>();
+        check::<LastRang>();
+        check::<Answering>();
+        check::<LastAnswering>();
+    }
+
     /// The seed's codes and names (product page, `dir` and `type` rows), as JSON integers.
     #[test]
     fn direction_and_type_travel_as_the_seeds_codes() {

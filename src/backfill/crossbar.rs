@@ -62,7 +62,14 @@ impl CdrSource for CrossbarCdrs {
             let token = self.token().await?;
             let page = match self
                 .crossbar
-                .cdr_page(&token, account, window.from, window.to, start_key, PAGE_SIZE)
+                .cdr_page(
+                    &token,
+                    account,
+                    window.from,
+                    window.to,
+                    start_key,
+                    PAGE_SIZE,
+                )
                 .await
             {
                 Ok(p) => p,

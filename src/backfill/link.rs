@@ -78,7 +78,12 @@ impl Gaps {
     pub fn first_connected(&mut self, now_us: i64) {
         self.connected = true;
         let resume = self.link.mark_us.map_or(Resume::First, Resume::Marked);
-        if let Some(w) = at_start(resume, now_us, self.link.margin_secs, self.link.first_lookback_secs) {
+        if let Some(w) = at_start(
+            resume,
+            now_us,
+            self.link.margin_secs,
+            self.link.first_lookback_secs,
+        ) {
             self.ask(w);
         }
     }
@@ -143,25 +148,57 @@ mod tests {
     #[test]
     fn the_mark_holds_through_a_gap_until_its_window_is_read() {
         let (mut g, mut rx, whole) = gaps(Some(1_000 * S), 0);
-        assert_eq!(whole.load(Ordering::Relaxed), 1_000 * S, "starts where the last run left it");
+        assert_eq!(
+            whole.load(Ordering::Relaxed),
+            1_000 * S,
+            "starts where the last run left it"
+        );
         g.tick(5_001 * S);
-        assert_eq!(whole.load(Ordering::Relaxed), 1_000 * S, "not connected yet");
+        assert_eq!(
+            whole.load(Ordering::Relaxed),
+            1_000 * S,
+            "not connected yet"
+        );
         g.first_connected(5_002 * S);
-        assert_eq!(rx.try_recv().unwrap(), Window { from: 990, to: 5_012 });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Window {
+                from: 990,
+                to: 5_012
+            }
+        );
         g.tick(5_003 * S);
-        assert_eq!(whole.load(Ordering::Relaxed), 1_000 * S, "the start window is being read");
+        assert_eq!(
+            whole.load(Ordering::Relaxed),
+            1_000 * S,
+            "the start window is being read"
+        );
         assert_eq!(g.done(), None, "no resync was deferred");
         g.tick(5_004 * S);
         assert_eq!(whole.load(Ordering::Relaxed), 5_004 * S);
 
         g.lost();
         g.tick(5_010 * S);
-        assert_eq!(whole.load(Ordering::Relaxed), 5_004 * S, "frozen while down");
+        assert_eq!(
+            whole.load(Ordering::Relaxed),
+            5_004 * S,
+            "frozen while down"
+        );
         assert!(g.regained_after(5_005 * S, 5_020 * S));
-        assert_eq!(rx.try_recv().unwrap(), Window { from: 4_995, to: 5_030 });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Window {
+                from: 4_995,
+                to: 5_030
+            }
+        );
         g.tick(5_021 * S);
         assert_eq!(whole.load(Ordering::Relaxed), 5_004 * S);
-        assert_eq!(g.done(), Some(5_005 * S), "the resync runs once the gap is read");
+        assert_eq!(
+            g.done(),
+            Some(5_005 * S),
+            "the resync runs once the gap is read"
+        );
         g.tick(5_022 * S);
         assert_eq!(whole.load(Ordering::Relaxed), 5_022 * S);
     }
@@ -173,7 +210,13 @@ mod tests {
         assert!(rx.try_recv().is_err());
         let (mut g, mut rx, _) = gaps(None, 60);
         g.first_connected(5_000 * S);
-        assert_eq!(rx.try_recv().unwrap(), Window { from: 4_930, to: 5_010 });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Window {
+                from: 4_930,
+                to: 5_010
+            }
+        );
     }
 
     #[test]

@@ -16,10 +16,10 @@ pub mod link;
 pub mod mark;
 pub mod window;
 
+pub use crossbar::CrossbarCdrs;
 pub use fetch::{
     BackfillCounters, BackfillMsg, BackfillOptions, BackfillState, CdrSource, Listing, Outcome,
     ReadError,
 };
-pub use crossbar::CrossbarCdrs;
 pub use link::{BackfillLink, Gaps};
 pub use window::{Resume, Window};

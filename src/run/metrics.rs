@@ -47,14 +47,54 @@ fn backfill(o: &mut String, b: &crate::backfill::BackfillCounters) {
         crate::backfill::BackfillState::Retrying { .. }
     ));
     let rows: [(&str, &str, &str, u64); 8] = [
-        ("postcall_backfill_windows_total", "counter", "Gap windows read from Kazoo's stored CDRs to the end.", get(&b.windows)),
-        ("postcall_backfill_given_up_total", "counter", "Gap windows given up (a refused request, or failures past give_up_after).", get(&b.given_up)),
-        ("postcall_backfill_requests_total", "counter", "Crossbar requests made by the backfill.", get(&b.requests)),
-        ("postcall_backfill_errors_total", "counter", "Backfill requests that failed (each retry counts).", get(&b.errors)),
-        ("postcall_backfill_interactions_total", "counter", "Interactions read from stored CDRs.", get(&b.interactions)),
-        ("postcall_backfill_legs_total", "counter", "Stored leg CDRs read.", get(&b.legs)),
-        ("postcall_backfill_truncated_total", "counter", "Interactions left out over backfill.max_interactions.", get(&b.truncated)),
-        ("postcall_backfill_retrying", "gauge", "1 while a backfill request keeps failing and is being retried.", retrying),
+        (
+            "postcall_backfill_windows_total",
+            "counter",
+            "Gap windows read from Kazoo's stored CDRs to the end.",
+            get(&b.windows),
+        ),
+        (
+            "postcall_backfill_given_up_total",
+            "counter",
+            "Gap windows given up (a refused request, or failures past give_up_after).",
+            get(&b.given_up),
+        ),
+        (
+            "postcall_backfill_requests_total",
+            "counter",
+            "Crossbar requests made by the backfill.",
+            get(&b.requests),
+        ),
+        (
+            "postcall_backfill_errors_total",
+            "counter",
+            "Backfill requests that failed (each retry counts).",
+            get(&b.errors),
+        ),
+        (
+            "postcall_backfill_interactions_total",
+            "counter",
+            "Interactions read from stored CDRs.",
+            get(&b.interactions),
+        ),
+        (
+            "postcall_backfill_legs_total",
+            "counter",
+            "Stored leg CDRs read.",
+            get(&b.legs),
+        ),
+        (
+            "postcall_backfill_truncated_total",
+            "counter",
+            "Interactions left out over backfill.max_interactions.",
+            get(&b.truncated),
+        ),
+        (
+            "postcall_backfill_retrying",
+            "gauge",
+            "1 while a backfill request keeps failing and is being retried.",
+            retrying,
+        ),
     ];
     for (name, kind, help, v) in rows {
         metric(o, name, kind, help, &[("", v)]);

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::{mpsc, watch};
 
 use super::{Applied, Assembler, ClosedSession, Settings, Snapshot};
+use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
 use crate::source::blackhole::{now_us, SourceMsg};
 use crate::source::limits::{clamp, Admit, IngestLimits, LegBudget};
-use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
 use crate::source::{decode_frame, leg_event, Frame};
 
 /// Fetches the call ids of the PBX's active channels for the resync after a reconnect.
