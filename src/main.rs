@@ -569,6 +569,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "postcall demo: {} calls delivered, {} webhooks in all",
                 report.calls, report.webhooks
             );
+            if report.not_shown > 0 {
+                eprintln!(
+                    "postcall demo: {} webhooks were not printed (the output fell behind)",
+                    report.not_shown
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Record {

@@ -49,7 +49,12 @@ pub struct DemoReport {
     pub webhooks: u64,
     /// Calls delivered to the every-call trigger.
     pub calls: u64,
+    /// Webhooks received but not shown because the output fell behind by [`SHOW_QUEUE`].
+    pub not_shown: u64,
 }
+
+/// Received webhooks waiting to be shown, at most.
+pub const SHOW_QUEUE: usize = 1024;
 
 /// One of the demo's triggers (each tenant gets all three): what the banner says and what the
 /// trigger file holds come from here.
@@ -310,10 +315,12 @@ pub async fn demo(
     let server = SimServer::start(TOKEN, frames, opts.speed).await?;
 
     let webhooks = Arc::new(AtomicU64::new(0));
+    let not_shown = Arc::new(AtomicU64::new(0));
     let (calls_tx, mut calls_rx) = watch::channel(0u64);
-    let (w, calls_tx) = (webhooks.clone(), Arc::new(calls_tx));
-    let show = Arc::new(show);
-    let shown = show.clone();
+    // Webhooks are shown by this task, after the banner, in the order received; a printer
+    // that falls behind by a whole queue loses lines (counted), never deliveries.
+    let (hooks_tx, mut hooks_rx) = tokio::sync::mpsc::channel::<Webhook>(SHOW_QUEUE);
+    let (w, lost, calls_tx) = (webhooks.clone(), not_shown.clone(), Arc::new(calls_tx));
     let receiver = Receiver::start(None, move |r| {
         w.fetch_add(1, Ordering::Relaxed);
         if r.uri.starts_with("/calls") {
@@ -325,7 +332,9 @@ pub async fn demo(
             status: reply.status.as_u16(),
             at: chrono::Local::now(),
         };
-        shown(Shown::Webhook(&hook));
+        if hooks_tx.try_send(hook).is_err() {
+            lost.fetch_add(1, Ordering::Relaxed);
+        }
         reply.into()
     })
     .await?;
@@ -353,10 +362,13 @@ pub async fn demo(
     }
 
     let target = opts.calls;
-    let ended_early = tokio::select! {
-        _ = calls_rx.wait_for(|n| target.is_some_and(|t| *n >= t)) => None,
-        () = stop.cancelled() => None,
-        r = &mut sidecar => Some(r),
+    let ended_early = loop {
+        tokio::select! {
+            Some(h) = hooks_rx.recv() => show(Shown::Webhook(&h)),
+            _ = calls_rx.wait_for(|n| target.is_some_and(|t| *n >= t)) => break None,
+            () = stop.cancelled() => break None,
+            r = &mut sidecar => break Some(r),
+        }
     };
     match ended_early {
         Some(r) => {
@@ -369,9 +381,13 @@ pub async fn demo(
         }
     }
     drop(receiver);
+    while let Ok(h) = hooks_rx.try_recv() {
+        show(Shown::Webhook(&h));
+    }
     let calls = *calls_rx.borrow();
     Ok(DemoReport {
         webhooks: webhooks.load(Ordering::Relaxed),
         calls,
+        not_shown: not_shown.load(Ordering::Relaxed),
     })
 }

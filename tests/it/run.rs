@@ -324,6 +324,12 @@ async fn the_demo_delivers_signed_webhooks_for_every_call() {
     }
 
     let got = hooks.lock().unwrap().clone();
+    assert_eq!(report.not_shown, 0);
+    assert_eq!(
+        got.len() as u64,
+        report.webhooks,
+        "every webhook received is shown"
+    );
     let line_re = regex::Regex::new(
         r"^\d\d:\d\d:\d\d  (demo-(?:calls|missed|mine)-\d+) +(POST|PUT|GET) +200  (?:Unknown|Internal|Incoming|Outgoing|Both) .+ → .+, (?:answered|answered \(short\)|lost|abandoned|voicemail|lost in park|not answered), ring (\d+) s, talk (\d+) s(  signed)?$",
     )
