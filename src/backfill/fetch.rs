@@ -77,6 +77,9 @@ pub struct BackfillOptions {
     pub give_up_after: Duration,
     /// Interactions read per window at most (beyond: logged, counted, left out).
     pub max_interactions: usize,
+    /// An open session quiet this long with a leg up has its stored CDRs looked up (again
+    /// after twice as long, and so on); `None`: never.
+    pub lost_destroy_after: Option<Duration>,
 }
 
 impl Default for BackfillOptions {
@@ -92,8 +95,24 @@ impl Default for BackfillOptions {
             },
             give_up_after: Duration::from_secs(3600),
             max_interactions: 100_000,
+            lost_destroy_after: Some(Duration::from_secs(600)),
         }
     }
+}
+
+/// What the driver asks the task for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Every interaction that ended in a gap.
+    Window(Window),
+    /// The stored legs of one interaction of an open session that has been quiet with a leg
+    /// up for long: its DESTROY may have been lost.
+    Interaction {
+        /// The account.
+        account: String,
+        /// The interaction id.
+        interaction: String,
+    },
 }
 
 /// What the task hands the driver.
@@ -156,6 +175,8 @@ pub struct BackfillCounters {
     pub interactions: AtomicU64,
     /// Leg CDRs handed to the driver.
     pub legs: AtomicU64,
+    /// Quiet sessions looked up (a lost DESTROY?).
+    pub lookups: AtomicU64,
     /// Interactions left out over `max_interactions`.
     pub truncated: AtomicU64,
     /// Where it is now.
@@ -181,7 +202,7 @@ pub async fn run(
     source: Arc<dyn CdrSource>,
     accounts: Vec<String>,
     opts: BackfillOptions,
-    mut requests: mpsc::Receiver<Window>,
+    mut requests: mpsc::Receiver<Request>,
     out: mpsc::Sender<BackfillMsg>,
     counters: Arc<BackfillCounters>,
     stop: CancellationToken,
@@ -196,25 +217,47 @@ pub async fn run(
     };
     loop {
         let first = tokio::select! {
-            w = requests.recv() => match w { Some(w) => w, None => return },
+            r = requests.recv() => match r { Some(r) => r, None => return },
             () = reader.stop.cancelled() => return,
+        };
+        let mut window = match first {
+            Request::Window(w) => w,
+            Request::Interaction {
+                account,
+                interaction,
+            } => {
+                if !reader.look_up(&account, &interaction, &out).await {
+                    return;
+                }
+                continue;
+            }
         };
         tokio::select! {
             () = tokio::time::sleep(reader.opts.settle) => {}
             () = reader.stop.cancelled() => return,
         }
-        let mut window = first;
+        // Windows asked for meanwhile are merged when they touch, else read after this one.
+        let mut later = Vec::new();
         while let Ok(next) = requests.try_recv() {
-            if window.touches(&next) {
-                window = window.union(&next);
-            } else {
-                // Read separately, after this one.
-                reader.read_and_report(window, &accounts, &out).await;
-                window = next;
+            match next {
+                Request::Window(w) if window.touches(&w) => window = window.union(&w),
+                other => later.push(other),
             }
         }
         if !reader.read_and_report(window, &accounts, &out).await {
             return;
+        }
+        for r in later {
+            let more = match r {
+                Request::Window(w) => reader.read_and_report(w, &accounts, &out).await,
+                Request::Interaction {
+                    account,
+                    interaction,
+                } => reader.look_up(&account, &interaction, &out).await,
+            };
+            if !more {
+                return;
+            }
         }
     }
 }
@@ -235,6 +278,35 @@ enum Halt {
 }
 
 impl Reader {
+    /// Looks one interaction up once (a quiet session will be looked up again later);
+    /// false when stopping (or the driver is gone).
+    async fn look_up(
+        &mut self,
+        account: &str,
+        interaction: &str,
+        out: &mpsc::Sender<BackfillMsg>,
+    ) -> bool {
+        if self.wait_turn().await.is_err() {
+            return false;
+        }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        match self.source.legs(account, interaction).await {
+            Ok(docs) if docs.is_empty() => true,
+            Ok(docs) => {
+                self.counters
+                    .legs
+                    .fetch_add(docs.len() as u64, Ordering::Relaxed);
+                out.send(BackfillMsg::Legs(docs)).await.is_ok()
+            }
+            Err(e) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(interaction, error = %e, "backfill: quiet session lookup failed; it is tried again later");
+                true
+            }
+        }
+    }
+
     /// Reads one window and reports it; false when stopping (or the driver is gone).
     async fn read_and_report(
         &mut self,
@@ -491,7 +563,7 @@ mod tests {
         let (out_tx, mut out_rx) = mpsc::channel(8);
         let counters = Arc::new(BackfillCounters::default());
         for w in windows {
-            req_tx.send(*w).await.unwrap();
+            req_tx.send(Request::Window(*w)).await.unwrap();
         }
         drop(req_tx);
         let task = tokio::spawn(run(
@@ -647,7 +719,7 @@ mod tests {
             stop.clone(),
         ));
         let w = Window { from: 0, to: 10 };
-        req_tx.send(w).await.unwrap();
+        req_tx.send(Request::Window(w)).await.unwrap();
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(
             counters.state(),

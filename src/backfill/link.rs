@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::fetch::BackfillMsg;
+use super::fetch::{BackfillMsg, Request};
 use super::window::{at_start, Resume, Window};
 
 /// What connects the driver to the backfill task.
 #[derive(Debug)]
 pub struct BackfillLink {
-    /// Gap windows to read.
-    pub requests: mpsc::Sender<Window>,
+    /// Gap windows and quiet sessions to read.
+    pub requests: mpsc::Sender<Request>,
     /// What was read.
     pub results: mpsc::Receiver<BackfillMsg>,
     /// Widening of every gap, seconds.
@@ -23,8 +23,10 @@ pub struct BackfillLink {
     pub mark_us: Option<i64>,
     /// On a first start, how far back to read (0: none).
     pub first_lookback_secs: i64,
-    /// Until when the stream is known whole (Unix µs; the sidecar persists it).
+    /// Until when the stream is known whole (Unix µs, stream time; the sidecar persists it).
     pub whole_until: Arc<AtomicI64>,
+    /// A session quiet this long (µs) with a leg up is looked up in the stored CDRs.
+    pub lost_destroy_after_us: Option<i64>,
 }
 
 /// The gaps being read (no I/O; the driver owns it).
@@ -89,7 +91,7 @@ impl Gaps {
     }
 
     fn ask(&mut self, w: Window) -> bool {
-        match self.link.requests.try_send(w) {
+        match self.link.requests.try_send(Request::Window(w)) {
             Ok(()) => {
                 self.pending += 1;
                 true
@@ -99,6 +101,27 @@ impl Gaps {
                 false
             }
         }
+    }
+
+    /// How long a session may stay quiet with a leg up before its stored CDRs are looked up.
+    #[must_use]
+    pub fn lost_destroy_after_us(&self) -> Option<i64> {
+        self.link.lost_destroy_after_us
+    }
+
+    /// Asks for the stored legs of a quiet session's interaction; skipped (until the next
+    /// look) when the task is busy.
+    pub fn look_up(&self, account: String, interaction: String) {
+        let _ = self.link.requests.try_send(Request::Interaction {
+            account,
+            interaction,
+        });
+    }
+
+    /// Gap windows are being read.
+    #[must_use]
+    pub fn reading(&self) -> bool {
+        self.pending > 0
     }
 
     /// A window is done: returns the loss time of a deferred resync once none is pending.
@@ -111,10 +134,11 @@ impl Gaps {
         }
     }
 
-    /// Moves the mark to `now_us` while the stream is up and no gap is being read.
-    pub fn tick(&self, now_us: i64) {
+    /// Moves the mark to `stream_us` (the latest event time seen: the PBX's clock, like the
+    /// CDRs' times and a saved snapshot's) while the stream is up and no gap is being read.
+    pub fn tick(&self, stream_us: i64) {
         if self.connected && self.pending == 0 {
-            self.link.whole_until.store(now_us, Ordering::Relaxed);
+            self.link.whole_until.store(stream_us, Ordering::Relaxed);
         }
     }
 
@@ -130,7 +154,7 @@ mod tests {
 
     const S: i64 = 1_000_000;
 
-    fn gaps(mark: Option<i64>, lookback: i64) -> (Gaps, mpsc::Receiver<Window>, Arc<AtomicI64>) {
+    fn gaps(mark: Option<i64>, lookback: i64) -> (Gaps, mpsc::Receiver<Request>, Arc<AtomicI64>) {
         let (tx, rx) = mpsc::channel(4);
         let (_rtx, results) = mpsc::channel(1);
         let whole = Arc::new(AtomicI64::new(0));
@@ -141,6 +165,7 @@ mod tests {
             mark_us: mark,
             first_lookback_secs: lookback,
             whole_until: whole.clone(),
+            lost_destroy_after_us: None,
         };
         (Gaps::new(link, 5_000 * S), rx, whole)
     }
@@ -162,10 +187,10 @@ mod tests {
         g.first_connected(5_002 * S);
         assert_eq!(
             rx.try_recv().unwrap(),
-            Window {
+            Request::Window(Window {
                 from: 990,
                 to: 5_012
-            }
+            })
         );
         g.tick(5_003 * S);
         assert_eq!(
@@ -187,10 +212,10 @@ mod tests {
         assert!(g.regained_after(5_005 * S, 5_020 * S));
         assert_eq!(
             rx.try_recv().unwrap(),
-            Window {
+            Request::Window(Window {
                 from: 4_995,
                 to: 5_030
-            }
+            })
         );
         g.tick(5_021 * S);
         assert_eq!(whole.load(Ordering::Relaxed), 5_004 * S);
@@ -212,10 +237,10 @@ mod tests {
         g.first_connected(5_000 * S);
         assert_eq!(
             rx.try_recv().unwrap(),
-            Window {
+            Request::Window(Window {
                 from: 4_930,
                 to: 5_010
-            }
+            })
         );
     }
 

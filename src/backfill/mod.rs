@@ -19,7 +19,7 @@ pub mod window;
 pub use crossbar::CrossbarCdrs;
 pub use fetch::{
     BackfillCounters, BackfillMsg, BackfillOptions, BackfillState, CdrSource, Listing, Outcome,
-    ReadError,
+    ReadError, Request,
 };
 pub use link::{BackfillLink, Gaps};
 pub use window::{Resume, Window};

@@ -29,6 +29,10 @@ pub struct BackfillSection {
     pub give_up_after_secs: u64,
     /// Interactions read per gap at most (default 100000).
     pub max_interactions: usize,
+    /// A call quiet this long with a leg still up has its stored CDRs looked up, so a lost
+    /// DESTROY ends it at its real time instead of the idle timeout (again after twice as long,
+    /// and so on); seconds, default 600, 0 turns it off.
+    pub lost_destroy_after_secs: u64,
 }
 
 impl Default for BackfillSection {
@@ -42,6 +46,7 @@ impl Default for BackfillSection {
             first_start_lookback_secs: 0,
             give_up_after_secs: d.give_up_after.as_secs(),
             max_interactions: d.max_interactions,
+            lost_destroy_after_secs: d.lost_destroy_after.map_or(0, |t| t.as_secs()),
         }
     }
 }
@@ -58,6 +63,8 @@ impl BackfillSection {
             first_lookback_secs: secs(self.first_start_lookback_secs),
             give_up_after: Duration::from_secs(self.give_up_after_secs.max(1)),
             max_interactions: self.max_interactions.max(1),
+            lost_destroy_after: (self.lost_destroy_after_secs > 0)
+                .then(|| Duration::from_secs(self.lost_destroy_after_secs)),
             ..BackfillOptions::default()
         }
     }

@@ -46,7 +46,13 @@ fn backfill(o: &mut String, b: &crate::backfill::BackfillCounters) {
         b.state(),
         crate::backfill::BackfillState::Retrying { .. }
     ));
-    let rows: [(&str, &str, &str, u64); 8] = [
+    let rows: [(&str, &str, &str, u64); 9] = [
+        (
+            "postcall_backfill_lookups_total",
+            "counter",
+            "Quiet sessions with a leg up looked up in the stored CDRs (a lost DESTROY?).",
+            get(&b.lookups),
+        ),
         (
             "postcall_backfill_windows_total",
             "counter",

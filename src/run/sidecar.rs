@@ -475,6 +475,9 @@ async fn start_backfill(
         mark_us,
         first_lookback_secs: opts.first_lookback_secs,
         whole_until: whole_until.clone(),
+        lost_destroy_after_us: opts
+            .lost_destroy_after
+            .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
     };
     tracker.spawn(crate::backfill::fetch::run(
         Arc::new(cdrs),

@@ -96,12 +96,21 @@ struct Session {
     /// Events were refused at a limit.
     #[serde(default)]
     truncated: bool,
+    /// Times its stored CDRs were looked up while it was quiet with a leg up.
+    #[serde(default)]
+    lookups: u8,
 }
 
 impl Session {
     /// A leg is still up: events of this session may still come (and be missed).
     fn live(&self) -> bool {
         self.legs.iter().any(|l| l.destroyed_us.is_none())
+    }
+
+    /// Events of it may have been missed: it spanned a gap, or a leg was first seen after
+    /// its CREATE (and not from its stored CDR).
+    fn incomplete(&self) -> bool {
+        self.gap || self.legs.iter().any(|l| !l.saw_create && !l.from_cdr)
     }
 }
 
@@ -144,6 +153,8 @@ pub struct Assembler {
     stats: AssemblerStats,
     /// Legs held in open sessions.
     open_legs: usize,
+    /// Incomplete sessions are not closed (a backfill is reading what they may miss).
+    holding: bool,
     /// Scratch space for the grouping keys of the event being applied (reused, so looking
     /// keys up allocates nothing; only keys new to the index are copied).
     scratch: Keys,
@@ -217,6 +228,7 @@ impl Assembler {
             now: i64::MIN,
             stats: AssemblerStats::default(),
             open_legs: 0,
+            holding: false,
             scratch: Keys::default(),
         }
     }
@@ -406,6 +418,7 @@ impl Assembler {
                         gap: false,
                         events: 0,
                         truncated: false,
+                        lookups: 0,
                     },
                 );
                 sid
@@ -480,6 +493,30 @@ impl Assembler {
         }
     }
 
+    /// Open sessions with a leg up and no event for `quiet_us` of processing time (then
+    /// twice that since the last event, four times, …): their DESTROY may have been lost.
+    /// Appends each one's tenant and interaction id (sessions without one are skipped).
+    pub fn quiet_sessions(&mut self, now: i64, quiet_us: i64, out: &mut Vec<(String, String)>) {
+        for s in self.sessions.values_mut() {
+            let wait = quiet_us.saturating_mul(1_i64 << s.lookups.min(30));
+            if !s.live() || now < s.last_activity.saturating_add(wait) {
+                continue;
+            }
+            s.lookups = s.lookups.saturating_add(1);
+            let prefix = format!("i|{}|", s.tenant);
+            if let Some(i) = s.keys.iter().find_map(|k| k.strip_prefix(prefix.as_str())) {
+                out.push((s.tenant.to_string(), i.to_owned()));
+            }
+        }
+    }
+
+    /// While `hold` is true, sessions that may have missed events (tag `gap`, or a leg first
+    /// seen after its CREATE) are not closed: a backfill is reading what they may be missing.
+    /// The maximum session age still applies.
+    pub fn hold_incomplete(&mut self, hold: bool) {
+        self.holding = hold;
+    }
+
     /// Marks every open session that could have missed events as having spanned a gap in the
     /// event stream (the source reconnected): their CDRs carry tag `gap`. A session whose legs
     /// had all been destroyed before the drop, and that only waits out its grace period, has
@@ -538,7 +575,18 @@ impl Assembler {
             let Some(s) = self.sessions.get_mut(&sid) else {
                 continue;
             };
-            if s.deadline == queued {
+            if s.deadline == queued
+                && self.holding
+                && s.incomplete()
+                && now
+                    < s.first_activity
+                        .saturating_add(self.settings.max_session_us)
+            {
+                // Kept until the backfill is in, then closed by the usual rules.
+                s.deadline = now.saturating_add(self.settings.grace_us.max(1));
+                s.queued = s.deadline;
+                self.deadlines.insert((s.deadline, sid));
+            } else if s.deadline == queued {
                 self.close(sid, now, out);
             } else {
                 // The deadline moved later since the entry was filed: file it again.

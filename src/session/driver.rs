@@ -166,6 +166,14 @@ pub async fn drive(
     tokio::pin!(drain_deadline);
     let mut draining = false;
     let mut budget = LegBudget::default();
+    // Quiet sessions with a leg up are looked up in the stored CDRs (a lost DESTROY?).
+    let quiet_us = gaps.as_ref().and_then(Gaps::lost_destroy_after_us);
+    let mut look = tokio::time::interval(
+        Duration::from_micros(quiet_us.unwrap_or(0).unsigned_abs() / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30)),
+    );
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = Vec::new();
     let resync = |lost: i64, asm: &mut Assembler| match &opts.channels {
         Some(fetch) => {
             let (fetch, tx) = (fetch.clone(), resync_tx.clone());
@@ -200,8 +208,16 @@ pub async fn drive(
                 if let Some(t) = asm.stream_time() {
                     budget.expire(t.saturating_sub(settings.borrow().idle_timeout_us));
                 }
-                if let Some(g) = &gaps {
-                    g.tick(now_us());
+                if let (Some(g), Some(t)) = (&gaps, asm.stream_time()) {
+                    g.tick(t);
+                }
+            }
+            _ = look.tick(), if quiet_us.is_some() => {
+                if let (Some(g), Some(q)) = (&gaps, quiet_us) {
+                    asm.quiet_sessions(now_us(), q, &mut quiet);
+                    for (account, interaction) in quiet.drain(..) {
+                        g.look_up(account, interaction);
+                    }
                 }
             }
             Some(msg) = async {
@@ -219,6 +235,7 @@ pub async fn drive(
                     if let Some(lost) = gaps.as_mut().and_then(Gaps::done) {
                         resync(lost, &mut asm);
                     }
+                    asm.hold_incomplete(gaps.as_ref().is_some_and(Gaps::reading));
                 }
             },
             changed = settings.changed(), if settings_open => {
@@ -280,6 +297,8 @@ pub async fn drive(
                     } else if let (true, Some(g)) = (first, gaps.as_mut()) {
                         g.first_connected(now_us());
                     }
+                    // Sessions that may miss events wait for the gap's CDRs.
+                    asm.hold_incomplete(gaps.as_ref().is_some_and(Gaps::reading));
                 }
             },
         }

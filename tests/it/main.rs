@@ -1,6 +1,7 @@
 //! Integration tests, one binary with a module per area.
 
 mod admin;
+mod backfill;
 mod captures;
 // Kazoo's stored leg CDRs (issue 15).
 mod cdr_docs;
