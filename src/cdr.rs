@@ -8,7 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// A 1/0 flag: an integer, 0 or 1 (the schema of every flag field).
+fn flag(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "integer", "enum": [0, 1]})
+}
 
 /// `dType` of every record.
 pub const CDR_TYPE: &str = "CloudSessionCdr";
@@ -57,6 +63,22 @@ macro_rules! coded_enum {
                 match self {
                     $($name::$variant => stringify!($variant),)+
                 }
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            /// The codes, as integers (the field's own doc comment describes them).
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let codes: Vec<u8> = $name::ALL.iter().map(|v| v.code()).collect();
+                schemars::json_schema!({"type": "integer", "enum": codes})
             }
         }
 
@@ -118,86 +140,114 @@ coded_enum! {
     }
 }
 
-/// One call session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The call data of one call session (the payload's `cdr`).
+// The doc comment of each field is its description in `postcall schema` (the product page's
+// meaning, made precise by PRODUCT.md §3), so every field is defined once, here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("additionalProperties" = false))]
 pub struct Cdr {
-    /// Session id: a UUID derived from the session, stable across replays and redeliveries.
+    /// The session id of the CDR record: a UUID derived from the call session, the same
+    /// across replays and re-sends.
     pub id: String,
-    /// Always [`CDR_TYPE`].
+    /// CDR record type: always "CloudSessionCdr".
     #[serde(rename = "dType")]
+    #[schemars(extend("enum" = [CDR_TYPE]))]
     pub d_type: String,
-    /// Always [`CDR_VERSION`].
+    /// CDR version: always 1.
     #[serde(rename = "sVer")]
+    #[schemars(extend("enum" = [CDR_VERSION]))]
     pub s_ver: u32,
-    /// Id of the communications platform (configuration).
+    /// Id of the communications platform the CDR is from (configuration `[pbx] id`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pbx_id: Option<String>,
-    /// Configured name of the platform.
+    /// The configured name of the communications platform.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pbx_name: Option<String>,
-    /// IANA time zone of `start`, `answer` and `end`.
+    /// TZ (IANA) identifier of the call times `start`, `answer` and `end`.
     pub tz: String,
-    /// First leg created (RFC 3339, whole seconds, offset of `tz`).
+    /// Start time of the call session: when its first leg was created (RFC 3339, whole
+    /// seconds, with the offset of `tz`).
+    #[schemars(extend("format" = "date-time"))]
     pub start: String,
-    /// First moment a person was connected; absent when never answered.
+    /// Time the call was first answered: the first moment a person was connected (the PBX
+    /// answering for an IVR, queue or voicemail is not an answer). Absent when never answered.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub answer: Option<String>,
-    /// Last leg destroyed (or the last event seen when force-closed).
+    /// End time of the call session: when its last leg was destroyed (or the last event seen
+    /// when it was force-closed).
+    #[schemars(extend("format" = "date-time"))]
     pub end: String,
-    /// `end − start`, seconds.
+    /// Duration of the call in seconds (`end` − `start`).
     pub dur: u64,
-    /// Seconds before answer (or end) during which a destination was alerting.
+    /// Ring time of the call in seconds: the time before the answer (or the end, when
+    /// unanswered) during which at least one destination was alerting.
     pub ring: u64,
-    /// Person-connected seconds, excluding hold and park.
+    /// Talk time of the call in seconds: person-connected time, not counting hold and park.
     pub talk: u64,
-    /// Held seconds while connected.
+    /// Hold time of the call in seconds (held while connected).
     pub hold: u64,
-    /// Parked seconds.
+    /// Park time of the call in seconds (parked until retrieved or hung up).
     pub park: u64,
-    /// Unanswered external incoming call that rang longer than the short-ring threshold.
+    /// Whether the call was lost, 1/0: an unanswered external incoming call (`dir` 2 or 4)
+    /// that rang longer than the short-ring threshold (default 6 s).
+    #[schemars(schema_with = "flag")]
     pub lost: u8,
-    /// The parked party hung up before retrieval.
+    /// Whether the call was abandoned whilst parked, 1/0: the parked party hung up before
+    /// being retrieved.
     #[serde(rename = "lostinPark")]
+    #[schemars(schema_with = "flag")]
     pub lostin_park: u8,
-    /// Unanswered external incoming call that rang at most the short-ring threshold.
+    /// Whether the call was a short ringing abandoned call, 1/0: an unanswered external
+    /// incoming call (`dir` 2 or 4) that rang at most the short-ring threshold (default 6 s).
+    /// Never 1 together with `lost`.
+    #[schemars(schema_with = "flag")]
     pub aban: u8,
-    /// A person answered.
+    /// Whether the call was answered by a person, 1/0 (1 exactly when `answer` is present).
+    #[schemars(schema_with = "flag")]
     pub ans: u8,
-    /// Answered, and talk + hold below the short-call threshold.
+    /// Whether the call had a short duration, 1/0: answered, with talk + hold below the
+    /// short-call threshold (default 20 s).
+    #[schemars(schema_with = "flag")]
     pub short: u8,
-    /// Clear-down cause.
+    /// Clear-down cause of the call (the origin leg's hangup cause, e.g. "NORMAL_CLEARING").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-    /// Direction, sent as its code (0 unknown, 1 internal, 2 incoming, 3 outgoing, 4 both).
+    /// Call direction: 0 Unknown, 1 Internal, 2 Incoming, 3 Outgoing, 4 Both (came in on a
+    /// trunk and went out on one, e.g. forwarded to a mobile).
     pub dir: Direction,
-    /// Type, sent as its code (0 unknown, 1 internal, 2 external).
+    /// Call type: 0 Unknown, 1 Internal (no trunk took part), 2 External.
     #[serde(rename = "type")]
     pub call_type: CallType,
-    /// Two trunk legs were connected.
+    /// Whether the call was a trunk to trunk call, 1/0: two trunk legs were connected.
+    #[schemars(schema_with = "flag")]
     pub t2t: u8,
-    /// The external party (E.164 where it is a valid number).
+    /// Caller id (CLI) number in E.164 format: the external party (the caller on incoming
+    /// and "both" calls, the dialled number on outgoing calls, the calling extension on
+    /// internal calls). Absent when withheld.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_num: Option<String>,
-    /// Caller name as received.
+    /// Caller name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_name: Option<String>,
-    /// Place name of `cliNum`.
+    /// CLI location: the place name of `cliNum` (when it is a valid E.164 number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_loc: Option<String>,
-    /// Area code of `cliNum`.
+    /// CLI area code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_area: Option<String>,
-    /// US state of `cliNum`.
+    /// CLI state (US only), from the area code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_state: Option<String>,
-    /// ISO country of `cliNum`.
+    /// CLI country (ISO 3166 code, e.g. "GB").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cli_ctry: Option<String>,
-    /// Our number (DID dialled, or caller id presented), E.164.
+    /// DID number in E.164 format: our number (the DID dialled on incoming calls, the
+    /// presented caller id on outgoing calls).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ddi_num: Option<String>,
-    /// Name of that number.
+    /// DID name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ddi_name: Option<String>,
     /// First rang device, user and agent.
@@ -212,70 +262,81 @@ pub struct Cdr {
     /// Last answering device, user and agent.
     #[serde(flatten)]
     pub last_answering: PartyFields<LastAnswering>,
-    /// Prefix the routing added to the caller-id number.
+    /// Prefix number: any number added to the CLI as a prefix during routing through the
+    /// communications platform.
     #[serde(rename = "rteID", skip_serializing_if = "Option::is_none")]
     pub rte_id: Option<String>,
-    /// Prefix the routing added to the caller-id name.
+    /// Prefix name: any string added to the caller name as a prefix during routing through
+    /// the communications platform.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rte_name: Option<String>,
-    /// Group (queue or ring group) of the first rang device.
+    /// First rang group name (queue or ring group, when known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub f_rng_group_name: Option<String>,
-    /// Group of the last rang device.
+    /// Last rang group name (queue or ring group, when known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub l_rng_group_name: Option<String>,
-    /// Group of the answering device.
+    /// Answering group name (queue or ring group, when known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ans_group_name: Option<String>,
-    /// A recording exists.
+    /// Whether the call was recorded, 1/0.
+    #[schemars(schema_with = "flag")]
     pub has_rec: u8,
-    /// A rate was applied.
+    /// Whether the call has been rated, 1/0.
+    #[schemars(schema_with = "flag")]
     pub rate: u8,
-    /// Cost of the call under the applied rate.
+    /// The rate cost of the call (a decimal number).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_cost: Option<f64>,
-    /// Band of the applied rate.
+    /// The band name of the rate applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_band: Option<String>,
-    /// Name of the applied rate.
+    /// The name of the rate applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_name: Option<String>,
-    /// Recording ids, in order of appearance.
+    /// Ids of the recordings of this call session, in order of appearance (empty when none).
     pub recording_ids: Vec<String>,
-    /// Contacts whose number matches `cliNum`, strongest match first.
+    /// Contact directory items matched to the caller's number, strongest match first
+    /// (empty when none).
     pub directory_matches: Vec<DirectoryMatch>,
-    /// Callflow application variables and system tags.
+    /// Tags applied to the call as key/value pairs: callflow application variables, and
+    /// system tags with value "1" (voicemail, transferred, forwarded, pickup, parked,
+    /// withheld, partial, forced_close, gap, backfilled).
     pub tags: BTreeMap<String, String>,
 }
 
-/// A contact matched to the call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A contact matched to the call (the product page's "CDR Contact Directory Item").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("additionalProperties" = false))]
 pub struct DirectoryMatch {
-    /// Directory name.
+    /// Name of the directory the contact is in.
     pub dir_name: String,
-    /// Directory id.
+    /// Id of the directory.
     pub dir_id: String,
-    /// Always `DirectoryContactMatch`.
+    /// Match type: always "DirectoryContactMatch".
     pub dir_type: String,
-    /// Contact id.
+    /// Id of the contact.
     pub contact_id: String,
-    /// Contact fields (`fullName`, `companyName`, `phone1`, ... `field10`), present ones only.
+    /// The contact's fields, present ones only: title, fullName, companyName, jobTitle,
+    /// phone1 to phone4 (E.164), email, crmId (the contact's id in an external CRM) and
+    /// field1 to field10 (custom data).
     pub fields: BTreeMap<String, String>,
 }
 
 /// Who a role (first rang, answering, ...) resolved to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Party {
-    /// Device number (SIP username).
+    /// Device number (the device's SIP username).
     pub dev_num: Option<String>,
     /// Device name.
     pub dev_name: Option<String>,
-    /// User number (extension).
+    /// User number (the owner's extension).
     pub usr_num: Option<String>,
     /// User name.
     pub usr_name: Option<String>,
-    /// Agent number.
+    /// Agent number (the ACDc agent for queue-delivered calls, else the user).
     pub agt_num: Option<String>,
     /// Agent name.
     pub agt_name: Option<String>,
@@ -302,22 +363,26 @@ impl<R> From<Party> for PartyFields<R> {
 pub trait Role {
     /// Field names in order: device number/name, user number/name, agent number/name.
     const NAMES: [&'static str; 6];
+    /// The role as the start of a sentence ("First rang"): each field's description is this
+    /// followed by the [`Party`] field's own.
+    const ROLE: &'static str;
 }
 
 macro_rules! role {
-    ($ty:ident, $doc:literal, $($name:literal),+) => {
-        #[doc = $doc]
+    ($ty:ident, $role:literal, $($name:literal),+) => {
+        #[doc = concat!($role, ".")]
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct $ty;
         impl Role for $ty {
             const NAMES: [&'static str; 6] = [$($name),+];
+            const ROLE: &'static str = $role;
         }
     };
 }
 
 role!(
     FirstRang,
-    "First rang.",
+    "First rang",
     "fRngDevNum",
     "fRngDevName",
     "fRngUsrNum",
@@ -327,7 +392,7 @@ role!(
 );
 role!(
     LastRang,
-    "Last rang.",
+    "Last rang",
     "lRngDevNum",
     "lRngDevName",
     "lRngUsrNum",
@@ -337,7 +402,7 @@ role!(
 );
 role!(
     Answering,
-    "Answering.",
+    "Answering",
     "ansDevNum",
     "ansDevName",
     "ansUsrNum",
@@ -347,7 +412,7 @@ role!(
 );
 role!(
     LastAnswering,
-    "Last answering.",
+    "Last answering",
     "lAnsDevNum",
     "lAnsDevName",
     "lAnsUsrNum",
@@ -375,6 +440,52 @@ impl<R: Role> Serialize for PartyFields<R> {
             }
         }
         map.end()
+    }
+}
+
+/// The role's six properties, each described as the role followed by the [`Party`] field's own
+/// description ("First rang" + "device number …"), none required (unknown ones are omitted).
+impl<R: Role> JsonSchema for PartyFields<R> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("PartyFields{}", R::NAMES[0]).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let party = Party::json_schema(generator);
+        let mut properties = serde_json::Map::new();
+        let fields = party
+            .get("properties")
+            .and_then(serde_json::Value::as_object);
+        for (key, field) in fields.into_iter().flatten() {
+            // `devNum` is the role's `…DevNum`.
+            let mut chars = key.chars();
+            let suffix: String = chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+                .collect();
+            let Some(name) = R::NAMES.iter().find(|n| n.ends_with(&suffix)) else {
+                continue;
+            };
+            let mut field = field.clone();
+            if let Some(d) = field.get("description").and_then(serde_json::Value::as_str) {
+                let mut d = d.chars();
+                let lower: String = d
+                    .next()
+                    .map(|c| c.to_ascii_lowercase())
+                    .into_iter()
+                    .chain(d)
+                    .collect();
+                field["description"] = format!("{} {lower}", R::ROLE).into();
+            }
+            properties.insert((*name).to_owned(), field);
+        }
+        schemars::json_schema!({"type": "object", "properties": properties})
     }
 }
 
@@ -416,6 +527,27 @@ mod tests {
         );
         let back: PartyFields<LastRang> = serde_json::from_value(v).unwrap();
         assert_eq!(back, f);
+    }
+
+    /// Each role's schema has exactly the role's six field names (the ones serialisation
+    /// writes), each described as the role followed by the party field's description.
+    #[test]
+    fn party_schemas_name_the_serialised_fields() {
+        fn check<R: Role>() {
+            let mut g = schemars::SchemaGenerator::default();
+            let s = PartyFields::<R>::json_schema(&mut g);
+            let props = s.get("properties").and_then(|p| p.as_object()).unwrap();
+            let keys: Vec<&str> = props.keys().map(String::as_str).collect();
+            assert_eq!(keys, R::NAMES);
+            for p in props.values() {
+                let d = p["description"].as_str().unwrap();
+                assert!(d.starts_with(&format!("{} ", R::ROLE)), "{d}");
+            }
+        }
+        check::<FirstRang>();
+        check::<LastRang>();
+        check::<Answering>();
+        check::<LastAnswering>();
     }
 
     /// The seed's codes and names (product page, `dir` and `type` rows), as JSON integers.

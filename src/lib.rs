@@ -34,7 +34,9 @@
 //!   and its metrics.
 //! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes,
 //!   and serves them as a simulated Blackhole.
-//! - [`replay`] runs recorded frames through the assembler.
+//! - [`replay`] runs recorded frames through the assembler; [`explain`] shows which triggers
+//!   fire for the replayed sessions and why the others do not; [`summary`] is the one-line
+//!   description of a call they and the demo print.
 //!
 //! Embedding: build a [`config::PluginConfig`] (or load `plugin.toml`) and call
 //! [`run::sidecar::run`] with a `tokio_util::sync::CancellationToken` (cancel it to stop; the
@@ -49,6 +51,7 @@ pub mod cdr;
 pub mod config;
 pub mod delivery;
 pub mod enrich;
+pub mod explain;
 pub mod net;
 pub mod replay;
 pub mod run;
@@ -56,4 +59,5 @@ pub mod schema;
 pub mod session;
 pub mod sim;
 pub mod source;
+pub mod summary;
 pub mod trigger;

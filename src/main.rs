@@ -39,6 +39,21 @@ enum Command {
         /// Configuration (time zones, thresholds, pbx id); defaults apply without one.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print `{"tenantId": …, "userIds": […], "cdr": {…}}` per line instead of the bare
+        /// CDR (the tenant and users triggers are scoped by).
+        #[arg(long)]
+        tenant: bool,
+        /// Fixture files, read as one stream in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Replay recorded frames against the configuration's triggers: per session its tenant,
+    /// a summary, the triggers that fire and, for the tenant's others, the first condition
+    /// that fails with the CDR's value.
+    Explain {
+        /// Configuration: its `[triggers] files` (and time zones, thresholds, enrichment).
+        #[arg(long, default_value = "plugin.toml")]
+        config: PathBuf,
         /// Fixture files, read as one stream in the order given.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -87,6 +102,10 @@ enum Command {
         /// Also log what the sidecar does (to stderr).
         #[arg(long)]
         verbose: bool,
+        /// Print each webhook as one JSON object (time, method, URI, status, payload) instead
+        /// of a readable line.
+        #[arg(long)]
+        json: bool,
     },
     /// Capture live Blackhole frames into a fixture file (`[kazoo]` in the configuration).
     Record {
@@ -125,8 +144,14 @@ enum Command {
         #[command(subcommand)]
         action: CdrsAction,
     },
-    /// Print the JSON Schema of the webhook payload (for Azure Logic Apps and receivers).
-    Schema,
+    /// Print the JSON Schema of the webhook payload (for Azure Logic Apps, Power Automate,
+    /// Zapier and receivers): inline, draft-4 keywords, no `$ref` unless asked otherwise.
+    Schema {
+        /// `draft-04`: one inline schema, draft-4 keywords (what low-code designers read
+        /// fully); `2020-12`: JSON Schema 2020-12 with `$defs`.
+        #[arg(long, value_enum, default_value_t = SchemaDialect::Draft04)]
+        dialect: SchemaDialect,
+    },
     /// Validate the configuration as `run` will and report every problem with its file and
     /// field.
     Check {
@@ -138,6 +163,17 @@ enum Command {
         #[arg(long)]
         without_secrets: bool,
     },
+}
+
+/// `postcall schema --dialect`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaDialect {
+    /// Inline, draft-4 keywords.
+    #[value(name = "draft-04")]
+    Draft04,
+    /// JSON Schema 2020-12.
+    #[value(name = "2020-12")]
+    Draft2020_12,
 }
 
 #[derive(Subcommand)]
@@ -418,6 +454,49 @@ fn write_cdrs(out: &mut impl Write, closed: &[ClosedSession]) -> anyhow::Result<
     Ok(())
 }
 
+/// `replay --tenant`: each CDR with the tenant and users its triggers are scoped by.
+fn write_scoped_cdrs(out: &mut impl Write, closed: &[ClosedSession]) -> anyhow::Result<()> {
+    for c in closed {
+        let line = serde_json::json!({
+            "tenantId": c.tenant_id,
+            "userIds": c.user_ids,
+            "cdr": c.cdr,
+        });
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Replays `files` as one stream, enriched as `run` would (frames skipped are reported on
+/// stderr).
+fn replay_files(config: Option<&PathBuf>, files: &[PathBuf]) -> anyhow::Result<Vec<ClosedSession>> {
+    let mut replay = Replay::new(Arc::new(settings(config)?));
+    for f in files {
+        let file =
+            std::fs::File::open(f).with_context(|| format!("{}: cannot open", f.display()))?;
+        replay
+            .feed_reader(BufReader::new(file))
+            .with_context(|| format!("{}: cannot read", f.display()))?;
+    }
+    let (mut closed, stats) = replay.finish();
+    enrich(config, &mut closed)?;
+    report_skipped(&stats);
+    Ok(closed)
+}
+
+/// The trigger set of the configuration's `[triggers] files` (a remote source is not fetched:
+/// `explain` stays offline like `check`).
+fn load_triggers(config: &Path) -> anyhow::Result<postcall::trigger::TriggerSet> {
+    let cfg = PluginConfig::load(config)?;
+    let sources = cfg.triggers.options(config)?;
+    if sources.remote.is_some() {
+        eprintln!("postcall: the remote trigger source is not fetched; only the trigger files are explained");
+    }
+    postcall::trigger::reload::build_from_files(&sources.sources)
+        .map_err(|e| anyhow::anyhow!("{}: triggers do not load:\n{e}", config.display()))
+}
+
 fn report_skipped(stats: &ReplayStats) {
     if !stats.skipped.is_empty() {
         let skipped: Vec<String> = stats
@@ -536,21 +615,33 @@ fn check(config: &Path, without_secrets: bool) -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Replay { config, files } => {
-            let mut replay = Replay::new(Arc::new(settings(config.as_ref())?));
-            for f in &files {
-                let file = std::fs::File::open(f)
-                    .with_context(|| format!("{}: cannot open", f.display()))?;
-                replay
-                    .feed_reader(BufReader::new(file))
-                    .with_context(|| format!("{}: cannot read", f.display()))?;
-            }
-            let (mut closed, stats) = replay.finish();
-            enrich(config.as_ref(), &mut closed)?;
+        Command::Replay {
+            config,
+            tenant,
+            files,
+        } => {
+            let closed = replay_files(config.as_ref(), &files)?;
             let mut out = std::io::stdout().lock();
-            write_cdrs(&mut out, &closed)?;
+            if tenant {
+                write_scoped_cdrs(&mut out, &closed)?;
+            } else {
+                write_cdrs(&mut out, &closed)?;
+            }
             out.flush()?;
-            report_skipped(&stats);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { config, files } => {
+            let set = load_triggers(&config)?;
+            let closed = replay_files(Some(&config), &files)?;
+            let mut out = std::io::stdout().lock();
+            let stats = postcall::explain::explain(&mut out, &closed, &set)?;
+            out.flush()?;
+            eprintln!(
+                "postcall explain: {} sessions, {} triggers, {} webhooks would be sent",
+                stats.sessions,
+                set.len(),
+                stats.fired
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim {
@@ -619,11 +710,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gap_ms,
             admin,
             verbose: _,
+            json,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            eprintln!(
-                "postcall demo: simulated PBX → websocket → postcall → webhooks (Ctrl-C to stop)"
-            );
             let report = rt.block_on(async move {
                 let stopped = CancellationToken::new();
                 let stop = stopped.clone();
@@ -637,10 +726,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 demo::demo(
                     opts,
-                    |r| {
-                        let mut out = std::io::stdout().lock();
-                        let _ = writeln!(out, "{}", demo::describe(r));
-                        let _ = out.flush();
+                    move |shown| match shown {
+                        // The banner goes to stderr: stdout stays one line per webhook.
+                        demo::Shown::Banner(b) => eprint!("{b}(Ctrl-C to stop)\n\n"),
+                        demo::Shown::Webhook(w) => {
+                            let mut out = std::io::stdout().lock();
+                            let line = if json { w.json().to_string() } else { w.line() };
+                            let _ = writeln!(out, "{line}");
+                            let _ = out.flush();
+                        }
                     },
                     stopped,
                 )
@@ -650,6 +744,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "postcall demo: {} calls delivered, {} webhooks in all",
                 report.calls, report.webhooks
             );
+            if report.not_shown > 0 {
+                eprintln!(
+                    "postcall demo: {} webhooks were not printed (the output fell behind)",
+                    report.not_shown
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Record {
@@ -659,9 +759,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             attempts,
         } => record(&config, &out, frames, timeout, attempts),
-        Command::Schema => {
+        Command::Schema { dialect } => {
+            let dialect = match dialect {
+                SchemaDialect::Draft04 => postcall::schema::Dialect::Draft4,
+                SchemaDialect::Draft2020_12 => postcall::schema::Dialect::Draft2020_12,
+            };
             let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema())?;
+            serde_json::to_writer_pretty(&mut out, &postcall::schema::payload_schema(dialect))?;
             writeln!(out)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1,327 +1,230 @@
-//! `postcall schema`: the JSON Schema (draft 2020-12) of the webhook payload, paste-able into
-//! Azure Logic Apps' "When a HTTP request is received" or a Zapier/CRM mapping.
+//! `postcall schema`: the JSON Schema of the webhook payload, for Azure Logic Apps' "When a
+//! HTTP request is received", Power Automate, Zapier or a CRM mapping.
 //!
-//! The CDR's properties are derived from the [`Cdr`] type itself — every field filled in,
-//! serialised, each value's JSON type read back — so the schema cannot drift from what is
-//! sent; `required` lists the fields a CDR always carries. Descriptions follow the product page.
+//! The schema is derived (`schemars`) from the types that are serialised into the payload —
+//! [`crate::delivery::payload`]'s payload object and [`Cdr`] — and each field's description is
+//! that field's doc comment, so every field is defined once and the schema cannot drift from
+//! what is sent. Fields that serialisation may omit (unknown optional text) are not
+//! `required`; postcall never sends `null`, so no field is nullable.
+//!
+//! Two dialects:
+//! - [`Dialect::Draft4`] (the default of `postcall schema`): one self-contained schema with no
+//!   `$ref` and no definitions, using only draft-4 keywords (`const` becomes a one-value
+//!   `enum`). The Logic Apps designer reads a draft-4-like dialect and does not resolve
+//!   `$ref` fully (descriptions behind a reference are lost).
+//! - [`Dialect::Draft2020_12`]: the same schema in the 2020-12 dialect, with shared parts
+//!   under `$defs`.
 
-use serde_json::{json, Map, Value};
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value};
 
-use crate::cdr::{CallType, Cdr, Direction, DirectoryMatch, Party};
+use crate::cdr::Cdr;
+use crate::delivery::payload::Payload;
 
-/// Product-page description of each CDR field.
-const DESCRIPTIONS: &[(&str, &str)] = &[
-    (
-        "id",
-        "Session id: stable for the call, across replays and re-sends.",
-    ),
-    ("dType", "CDR record type: \"CloudSessionCdr\"."),
-    ("sVer", "CDR version: 1."),
-    (
-        "pbxId",
-        "Id of the communications platform the CDR is from.",
-    ),
-    ("pbxName", "Configured name of the communications platform."),
-    ("tz", "TZ identifier of the call times."),
-    (
-        "start",
-        "Start of the call session (RFC 3339 with the tz offset).",
-    ),
-    ("answer", "When the call was first answered."),
-    ("end", "End of the call session."),
-    ("dur", "Duration in seconds."),
-    ("ring", "Ring time in seconds."),
-    ("talk", "Talk time in seconds."),
-    ("hold", "Hold time in seconds."),
-    ("park", "Park time in seconds."),
-    (
-        "lost",
-        "The caller gave up after ringing longer than the short-ring threshold: 1/0.",
-    ),
-    ("lostinPark", "The caller hung up while parked: 1/0."),
-    (
-        "aban",
-        "The caller gave up within the short-ring threshold: 1/0.",
-    ),
-    ("ans", "The call was answered: 1/0."),
-    (
-        "short",
-        "Answered with talk + hold under the short-call threshold: 1/0.",
-    ),
-    ("cause", "Clear-down cause."),
-    (
-        "dir",
-        "Direction: 0 unknown, 1 internal, 2 incoming, 3 outgoing, 4 both (trunk to trunk).",
-    ),
-    ("type", "Type: 0 unknown, 1 internal, 2 external."),
-    ("t2t", "Trunk-to-trunk call: 1/0."),
-    (
-        "cliNum",
-        "Caller id number (E.164 when it is a public number).",
-    ),
-    ("cliName", "Caller name."),
-    ("cliLoc", "Caller location."),
-    ("cliArea", "Caller area code."),
-    ("cliState", "Caller state (US only)."),
-    ("cliCtry", "Caller country."),
-    ("ddiNum", "Dialled number (DID) in E.164."),
-    ("ddiName", "DID name."),
-    ("rteID", "Prefix added to the caller id number by routing."),
-    ("rteName", "Prefix added to the caller name by routing."),
-    ("fRngGroupName", "First rang group name."),
-    ("lRngGroupName", "Last rang group name."),
-    ("ansGroupName", "Answering group name."),
-    ("hasRec", "The call was recorded: 1/0."),
-    ("rate", "A rate was applied: 1/0."),
-    ("rateCost", "Cost of the call."),
-    ("rateBand", "Band of the rate."),
-    ("rateName", "Name of the rate."),
-    ("recordingIds", "Ids of the call's recordings."),
-    (
-        "directoryMatches",
-        "Contacts matched to the caller, strongest match first.",
-    ),
-    (
-        "tags",
-        "Key/value tags of the call (callflow variables and system tags).",
-    ),
+/// `$schema` of the draft-4 form.
+pub const DRAFT4: &str = "http://json-schema.org/draft-04/schema#";
+
+/// Which JSON Schema dialect to write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// Inline, draft-4 keywords only (what low-code designers read fully).
+    #[default]
+    Draft4,
+    /// JSON Schema 2020-12 with `$defs`.
+    Draft2020_12,
+}
+
+/// Every keyword a draft-4 schema object may carry (draft-04 core and validation), less
+/// `$ref` and `definitions`, which the inline form never uses.
+pub const DRAFT4_KEYWORDS: &[&str] = &[
+    "$schema",
+    "id",
+    "title",
+    "description",
+    "default",
+    "type",
+    "enum",
+    "format",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "items",
+    "additionalItems",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "properties",
+    "patternProperties",
+    "additionalProperties",
+    "dependencies",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
 ];
 
-const ROLES: [(&str, &str); 4] = [
-    ("fRng", "First rang"),
-    ("lRng", "Last rang"),
-    ("ans", "Answering"),
-    ("lAns", "Last answering"),
-];
+/// Formats kept: the standard ones the payload uses. Numeric widths (`uint64`, `double`, …)
+/// that `schemars` adds are not JSON Schema formats.
+const FORMATS: &[&str] = &["date-time"];
 
-fn party_description(key: &str) -> Option<String> {
-    let (prefix, role) = ROLES.iter().find(|(p, _)| {
-        key.strip_prefix(p)
-            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
-    })?;
-    let rest = &key[prefix.len()..];
-    let what = match rest {
-        "DevNum" => "device number (SIP username)",
-        "DevName" => "device name",
-        "UsrNum" => "user number (extension)",
-        "UsrName" => "user name",
-        "AgtNum" => "agent number",
-        "AgtName" => "agent name",
-        _ => return None,
-    };
-    Some(format!("{role} {what}."))
+/// The webhook payload's schema: `{triggerId, id, tenantId, cdr, customData}`.
+pub fn payload_schema(dialect: Dialect) -> Value {
+    let settings = match dialect {
+        Dialect::Draft4 => SchemaSettings::draft07().with(|s| s.inline_subschemas = true),
+        Dialect::Draft2020_12 => SchemaSettings::draft2020_12(),
+    }
+    .for_serialize();
+    let schema = settings
+        .into_generator()
+        .into_root_schema_for::<Payload<'static, Cdr>>();
+    let mut v = schema.to_value();
+    tidy(&mut v, dialect);
+    if let Value::Object(root) = &mut v {
+        root.insert("title".into(), "postcall webhook payload".into());
+        if dialect == Dialect::Draft4 {
+            root.insert("$schema".into(), DRAFT4.into());
+        }
+    }
+    v
 }
 
-fn full_party() -> Party {
-    let s = || Some("x".to_owned());
-    Party {
-        dev_num: s(),
-        dev_name: s(),
-        usr_num: s(),
-        usr_name: s(),
-        agt_num: s(),
-        agt_name: s(),
+/// Rewrites every schema object below `v`: descriptions as one plain line, no `null` types (postcall omits unknown fields
+/// instead), only standard formats, and for draft 4 `const` as a one-value `enum` and no
+/// keyword draft 4 lacks.
+fn tidy(v: &mut Value, dialect: Dialect) {
+    let Value::Object(o) = v else { return };
+    if let Some(Value::Array(types)) = o.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let t = types.remove(0);
+            o.insert("type".into(), t);
+        }
+    }
+    if let Some(Value::String(d)) = o.get_mut("description") {
+        // Doc comments wrap lines and quote names in backticks; designers show text as is.
+        *d = d.replace('\n', " ").replace('`', "");
+    }
+    if o.get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| !FORMATS.contains(&f))
+    {
+        o.remove("format");
+    }
+    if dialect == Dialect::Draft4 {
+        if let Some(c) = o.remove("const") {
+            o.insert("enum".into(), Value::Array(vec![c]));
+        }
+        o.retain(|k, _| DRAFT4_KEYWORDS.contains(&k.as_str()));
+    }
+    for (k, sub) in o.iter_mut() {
+        match k.as_str() {
+            // Maps of name → schema.
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                if let Value::Object(m) = sub {
+                    m.values_mut().for_each(|s| tidy(s, dialect));
+                }
+            }
+            "items" | "additionalProperties" | "additionalItems" | "not" => tidy(sub, dialect),
+            "allOf" | "anyOf" | "oneOf" => {
+                if let Value::Array(a) = sub {
+                    a.iter_mut().for_each(|s| tidy(s, dialect));
+                }
+            }
+            _ => {}
+        }
     }
 }
 
-/// A CDR with every optional field filled (its serialisation has every key there is).
-fn full_cdr() -> Cdr {
-    let s = || Some("x".to_owned());
-    Cdr {
-        id: String::new(),
-        d_type: String::new(),
-        s_ver: 1,
-        pbx_id: s(),
-        pbx_name: s(),
-        tz: String::new(),
-        start: String::new(),
-        answer: s(),
-        end: String::new(),
-        dur: 0,
-        ring: 0,
-        talk: 0,
-        hold: 0,
-        park: 0,
-        lost: 0,
-        lostin_park: 0,
-        aban: 0,
-        ans: 0,
-        short: 0,
-        cause: s(),
-        dir: Direction::Unknown,
-        call_type: CallType::Unknown,
-        t2t: 0,
-        cli_num: s(),
-        cli_name: s(),
-        cli_loc: s(),
-        cli_area: s(),
-        cli_state: s(),
-        cli_ctry: s(),
-        ddi_num: s(),
-        ddi_name: s(),
-        first_rang: full_party().into(),
-        last_rang: full_party().into(),
-        answering: full_party().into(),
-        last_answering: full_party().into(),
-        rte_id: s(),
-        rte_name: s(),
-        f_rng_group_name: s(),
-        l_rng_group_name: s(),
-        ans_group_name: s(),
-        has_rec: 0,
-        rate: 0,
-        rate_cost: Some(0.5),
-        rate_band: s(),
-        rate_name: s(),
-        recording_ids: Vec::new(),
-        directory_matches: Vec::new(),
-        tags: Default::default(),
-    }
-}
-
-/// A CDR with every optional field empty (its serialisation has exactly the required keys).
-fn bare_cdr() -> Cdr {
-    let mut c = full_cdr();
-    let none = Party::default;
-    c.pbx_id = None;
-    c.pbx_name = None;
-    c.answer = None;
-    c.cause = None;
-    for f in [
-        &mut c.cli_num,
-        &mut c.cli_name,
-        &mut c.cli_loc,
-        &mut c.cli_area,
-        &mut c.cli_state,
-        &mut c.cli_ctry,
-        &mut c.ddi_num,
-        &mut c.ddi_name,
-        &mut c.rte_id,
-        &mut c.rte_name,
-        &mut c.f_rng_group_name,
-        &mut c.l_rng_group_name,
-        &mut c.ans_group_name,
-        &mut c.rate_band,
-        &mut c.rate_name,
-    ] {
-        *f = None;
-    }
-    c.rate_cost = None;
-    c.first_rang = none().into();
-    c.last_rang = none().into();
-    c.answering = none().into();
-    c.last_answering = none().into();
-    c
-}
-
-fn property(key: &str, sample: &Value) -> Value {
-    let description = DESCRIPTIONS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, d)| (*d).to_owned())
-        .or_else(|| party_description(key))
-        .unwrap_or_default();
-    let mut p = match (key, sample) {
-        ("dir", _) => {
-            json!({"type": "integer", "enum": Direction::ALL.iter().map(|d| d.code()).collect::<Vec<_>>()})
-        }
-        ("type", _) => {
-            json!({"type": "integer", "enum": CallType::ALL.iter().map(|t| t.code()).collect::<Vec<_>>()})
-        }
-        ("lost" | "lostinPark" | "aban" | "ans" | "short" | "t2t" | "hasRec" | "rate", _) => {
-            json!({"type": "integer", "enum": [0, 1]})
-        }
-        ("start" | "answer" | "end", _) => json!({"type": "string", "format": "date-time"}),
-        ("recordingIds", _) => json!({"type": "array", "items": {"type": "string"}}),
-        ("directoryMatches", _) => {
-            json!({"type": "array", "items": {"$ref": "#/$defs/directoryMatch"}})
-        }
-        ("tags", _) => json!({"type": "object", "additionalProperties": {"type": "string"}}),
-        (_, Value::String(_)) => json!({"type": "string"}),
-        (_, Value::Number(n)) if n.is_f64() => json!({"type": "number"}),
-        (_, Value::Number(_)) => json!({"type": "integer", "minimum": 0}),
-        _ => json!({}),
-    };
-    p["description"] = Value::String(description);
-    p
-}
-
-/// The CDR object's schema.
+/// The CDR object's schema (the `cdr` property of the draft-4 payload schema).
 pub fn cdr_schema() -> Value {
-    let full = serde_json::to_value(full_cdr()).unwrap_or_default();
-    let bare = serde_json::to_value(bare_cdr()).unwrap_or_default();
-    let mut props = Map::new();
-    if let Value::Object(m) = &full {
-        for (k, v) in m {
-            props.insert(k.clone(), property(k, v));
-        }
-    }
-    let required: Vec<Value> = bare
-        .as_object()
-        .map(|m| m.keys().map(|k| Value::String(k.clone())).collect())
-        .unwrap_or_default();
-    json!({
-        "type": "object",
-        "properties": props,
-        "required": required,
-        "additionalProperties": false,
-    })
+    payload_schema(Dialect::Draft4)["properties"]["cdr"].clone()
 }
 
-/// The whole payload's schema: `{triggerId, id, tenantId, cdr, customData}`.
-pub fn payload_schema() -> Value {
-    let m = DirectoryMatch {
-        dir_name: String::new(),
-        dir_id: String::new(),
-        dir_type: String::new(),
-        contact_id: String::new(),
-        fields: Default::default(),
-    };
-    let match_keys: Vec<String> = serde_json::to_value(m)
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default();
-    let mut match_props = Map::new();
-    for k in &match_keys {
-        match_props.insert(
-            k.clone(),
-            if k == "fields" {
-                json!({"type": "object", "additionalProperties": {"type": "string"},
-                       "description": "Contact fields: title, fullName, companyName, jobTitle, phone1–phone4, email, crmId, field1–field10."})
+/// Every property path the schema describes, with its description (`cdr.cliNum`,
+/// `cdr.directoryMatches[].dirName`), in schema order. For docs and tests.
+pub fn described_fields(schema: &Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, s: &Value, out: &mut Vec<(String, String)>) {
+        let props = s.get("properties").and_then(Value::as_object);
+        for (k, p) in props.into_iter().flat_map(Map::iter) {
+            let path = if prefix.is_empty() {
+                k.clone()
             } else {
-                json!({"type": "string"})
-            },
-        );
+                format!("{prefix}.{k}")
+            };
+            let d = p.get("description").and_then(Value::as_str).unwrap_or("");
+            out.push((path.clone(), d.to_owned()));
+            walk(&path, p, out);
+            if let Some(items) = p.get("items") {
+                walk(&format!("{path}[]"), items, out);
+            }
+        }
     }
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "postcall webhook payload",
-        "type": "object",
-        "properties": {
-            "triggerId": {"type": "string", "description": "Id of the trigger that fired."},
-            "id": {"type": "string", "description": "Owning user id of the trigger, else the tenant id."},
-            "tenantId": {"type": "string", "description": "Tenant (Kazoo account) id."},
-            "cdr": {"$ref": "#/$defs/cdr"},
-            "customData": {"type": "object", "additionalProperties": {"type": "string"},
-                           "description": "The trigger's additional key/value data."},
-        },
-        "required": ["triggerId", "id", "tenantId", "cdr", "customData"],
-        "additionalProperties": false,
-        "$defs": {
-            "cdr": cdr_schema(),
-            "directoryMatch": {
-                "type": "object",
-                "properties": match_props,
-                "required": match_keys,
-                "additionalProperties": false,
-            },
-        },
-    })
+    let mut out = Vec::new();
+    walk("", schema, &mut out);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn walk_schemas(v: &Value, f: &mut impl FnMut(&Map<String, Value>)) {
+        let Value::Object(o) = v else { return };
+        f(o);
+        for (k, sub) in o {
+            match k.as_str() {
+                "properties" | "patternProperties" | "$defs" | "definitions" => {
+                    sub.as_object()
+                        .into_iter()
+                        .flat_map(|m| m.values())
+                        .for_each(|s| walk_schemas(s, f));
+                }
+                "items" | "additionalProperties" | "not" => walk_schemas(sub, f),
+                "allOf" | "anyOf" | "oneOf" => sub
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .for_each(|s| walk_schemas(s, f)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The default form is one inline schema with draft-4 keywords only: no `$ref`,
+    /// `$defs`, `definitions` or `const` anywhere (the text itself is searched too).
+    #[test]
+    fn the_default_form_is_inline_draft4() {
+        let s = payload_schema(Dialect::Draft4);
+        let text = s.to_string();
+        for word in ["$ref", "$defs", "definitions", "\"const\"", "\"null\""] {
+            assert!(!text.contains(word), "{word} in {text}");
+        }
+        assert_eq!(s["$schema"], DRAFT4);
+        let mut objects = 0;
+        walk_schemas(&s, &mut |o| {
+            objects += 1;
+            for k in o.keys() {
+                assert!(DRAFT4_KEYWORDS.contains(&k.as_str()), "keyword {k}");
+            }
+        });
+        assert!(objects > 70, "{objects}");
+        assert_eq!(
+            s["properties"]["cdr"]["properties"]["dType"]["enum"],
+            serde_json::json!(["CloudSessionCdr"])
+        );
+        // The 2020-12 form shares the contact item through `$defs`.
+        let t = payload_schema(Dialect::Draft2020_12);
+        assert_eq!(t["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert!(t.to_string().contains("$ref"));
+    }
 
     #[test]
     fn every_property_is_described_and_typed() {
@@ -355,6 +258,27 @@ mod tests {
         }
         for k in ["answer", "cliNum", "ansDevName", "rateCost"] {
             assert!(!required.contains(&k), "{k}");
+        }
+        assert_eq!(
+            props["lAnsUsrNum"]["description"],
+            "Last answering user number (the owner's extension)."
+        );
+        assert_eq!(props["lost"]["enum"], serde_json::json!([0, 1]));
+        assert_eq!(props["dir"]["enum"], serde_json::json!([0, 1, 2, 3, 4]));
+        assert_eq!(props["start"]["format"], "date-time");
+    }
+
+    /// The `dir` and `type` descriptions name every code with the name filters accept.
+    #[test]
+    fn code_descriptions_name_every_code() {
+        let s = cdr_schema();
+        let dir = s["properties"]["dir"]["description"].as_str().unwrap();
+        for d in crate::cdr::Direction::ALL {
+            assert!(dir.contains(&format!("{} {}", d.code(), d.name())), "{dir}");
+        }
+        let ty = s["properties"]["type"]["description"].as_str().unwrap();
+        for t in crate::cdr::CallType::ALL {
+            assert!(ty.contains(&format!("{} {}", t.code(), t.name())), "{ty}");
         }
     }
 }

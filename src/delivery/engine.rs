@@ -472,7 +472,7 @@ impl Engine {
                     "trigger {} was removed: the delivery cannot be signed",
                     job.trigger_id
                 );
-                tracing::warn!(webhook_id = %job.webhook_id, trigger_id = %job.trigger_id, "signed delivery whose trigger was removed; moved to the dead letters");
+                // Logged (WARN, with this reason) when recorded, like every dead letter.
                 return Done {
                     completion: Completion::Dead(why.clone()),
                     detail: why,
@@ -582,6 +582,16 @@ impl Engine {
                 ms = d.elapsed.as_millis() as u64,
                 "delivery attempt"
             );
+            if let Completion::Dead(reason) = &d.completion {
+                // A webhook given up for good: an operator must see it at the default level.
+                tracing::warn!(
+                    webhook_id = %d.job.webhook_id,
+                    trigger_id = %d.job.trigger_id,
+                    attempts = d.job.attempts,
+                    reason = %reason,
+                    "delivery dead-lettered"
+                );
+            }
         }
         let mut slots = Vec::with_capacity(done.len());
         let mut batch = Vec::with_capacity(done.len());

@@ -52,13 +52,23 @@ pub enum EncodeError {
     Url(String),
 }
 
-#[derive(Serialize)]
+/// A post-call webhook: one call session for one trigger.
+// The doc comment of each field is its description in `postcall schema` (`crate::schema`).
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct Payload<'a, C: Serialize + ?Sized> {
+#[schemars(extend("additionalProperties" = false))]
+pub(crate) struct Payload<'a, C: Serialize + ?Sized> {
+    /// The unique id of the trigger the webhook request is fired for.
     trigger_id: &'a str,
+    /// The id of the entity the trigger belongs to: the owning user's id for a user's
+    /// trigger, else the tenant id.
     id: &'a str,
+    /// The customer tenant id (Kazoo account id) the call is associated with.
     tenant_id: &'a str,
+    /// The call data: one session CDR.
     cdr: &'a C,
+    /// The trigger's additional payload data as key/value pairs (empty when none is
+    /// configured).
     custom_data: &'a std::collections::BTreeMap<String, String>,
 }
 

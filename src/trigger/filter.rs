@@ -414,6 +414,8 @@ pub struct Filter {
     key: Box<str>,
     field_name: Box<str>,
     op: Op,
+    /// The value as written (`true` for a bare `exists`), for explanations.
+    value: Value,
     field: Field,
     test: Test,
     negate: bool,
@@ -631,6 +633,7 @@ impl Filter {
             key: format!("{field_name}\u{1}{}\u{1}{value}", op.name()).into(),
             field_name: field_name.into(),
             op,
+            value: value.clone(),
             field,
             test,
             negate: matches!(op, Op::Ne | Op::NotIn),
@@ -672,6 +675,53 @@ impl Filter {
         self.op
     }
 
+    /// The value as written in the trigger (`true` for a bare `exists`).
+    pub fn expected(&self) -> &Value {
+        &self.value
+    }
+
+    /// What the CDR holds for the field, as JSON: a string or number, a list for the list
+    /// fields (`recordingIds`, `directoryMatches.<key>`; tag names for `tags`, directory ids
+    /// for `directoryMatches`), `null` when the CDR omits it. For explanations only: matching
+    /// never builds it.
+    pub fn actual(&self, cdr: &Cdr) -> Value {
+        let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_owned()));
+        let texts = |it: &mut dyn Iterator<Item = &str>| {
+            Value::Array(it.map(|s| Value::String(s.to_owned())).collect())
+        };
+        match &self.field {
+            Field::Str(get) => text(get(cdr)),
+            Field::Num(get, _) => get(cdr)
+                .and_then(|n| {
+                    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                        Some(Value::from(n as i64))
+                    } else {
+                        serde_json::Number::from_f64(n).map(Value::Number)
+                    }
+                })
+                .unwrap_or(Value::Null),
+            Field::Tag(k) => text(cdr.tags.get(&**k).map(String::as_str)),
+            Field::Tags => texts(&mut cdr.tags.keys().map(String::as_str)),
+            Field::RecordingIds => texts(&mut cdr.recording_ids.iter().map(String::as_str)),
+            Field::DirMatches => {
+                texts(&mut cdr.directory_matches.iter().map(|m| m.dir_id.as_str()))
+            }
+            Field::Dir(k) => texts(&mut cdr.directory_matches.iter().filter_map(|m| k.get(m))),
+        }
+    }
+
+    /// The name of a `dir` or `type` code (`2` → `Incoming`), for explanations.
+    pub fn code_name(&self, code: &Value) -> Option<&'static str> {
+        let Field::Num(_, kind) = self.field else {
+            return None;
+        };
+        let code = code.as_u64()?;
+        code_names(kind)
+            .into_iter()
+            .find(|(_, c)| u64::from(*c) == code)
+            .map(|(n, _)| n)
+    }
+
     /// Whether the CDR satisfies the condition.
     #[inline]
     pub fn matches(&self, cdr: &Cdr) -> bool {
@@ -687,6 +737,52 @@ impl Filter {
         };
         positive != self.negate
     }
+}
+
+/// A condition of a trigger that a CDR does not satisfy: the field, operator and value as
+/// written, and what the CDR holds ([`Filter::actual`]).
+#[derive(Clone, Debug)]
+pub struct Failure<'a> {
+    /// The condition.
+    pub filter: &'a Filter,
+    /// The CDR's value of the field (`null` when absent).
+    pub actual: Value,
+}
+
+impl Failure<'_> {
+    fn show(&self, v: &Value, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (v, self.filter.code_name(v)) {
+            (Value::Null, _) => f.write_str("absent"),
+            (_, Some(name)) => write!(f, "{v} ({name})"),
+            _ => write!(f, "{v}"),
+        }
+    }
+}
+
+/// `ans eq 0 — the CDR has 1`, `cliCtry eq "GB" — the CDR has absent`.
+impl std::fmt::Display for Failure<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} — the CDR has ",
+            self.filter.field_name(),
+            self.filter.op().name(),
+            self.filter.expected()
+        )?;
+        self.show(&self.actual, f)
+    }
+}
+
+/// The first of `filters` (in the order given) that `cdr` does not satisfy, decided by
+/// [`Filter::matches`] — the code matching runs — with the CDR's value; `None` when all hold.
+pub fn first_failure<'a>(filters: &'a [Filter], cdr: &Cdr) -> Option<Failure<'a>> {
+    filters
+        .iter()
+        .find(|f| !f.matches(cdr))
+        .map(|filter| Failure {
+            filter,
+            actual: filter.actual(cdr),
+        })
 }
 
 #[cfg(test)]

@@ -14,5 +14,5 @@ pub mod reload;
 pub mod remote;
 
 pub use file::{BuildOptions, DocFormat, TriggerError, TriggerErrors};
-pub use model::{Action, Format, Match, Method, SigningSecret, Trigger, TriggerSet};
+pub use model::{Action, Format, Match, Method, SigningSecret, Trigger, TriggerSet, Verdict};
 pub use reload::{ReloadStatus, Reloader, SharedTriggers, TriggerSources};

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use super::filter::Filter;
+use super::filter::{first_failure, Failure, Filter};
 use crate::cdr::Cdr;
 use crate::delivery::sign::SigningKey;
 use crate::delivery::{webhook_id, Endpoint, Job};
@@ -135,6 +135,20 @@ impl Trigger {
     pub fn payload_id(&self) -> &str {
         self.user_id.as_deref().unwrap_or(&self.tenant_id)
     }
+}
+
+/// Why a trigger of the session's tenant does or does not fire for it
+/// ([`TriggerSet::explain`]).
+#[derive(Clone, Debug)]
+pub enum Verdict<'a> {
+    /// It fires (it is one of [`TriggerSet::matches`]).
+    Fires,
+    /// It is disabled.
+    Disabled,
+    /// It is owned by a user who took no part in the session.
+    NotOwner(&'a str),
+    /// This condition, the first in the order written that fails.
+    Failed(Failure<'a>),
 }
 
 /// A trigger that fires for a session.
@@ -315,6 +329,43 @@ impl TriggerSet {
                 trigger: &e.trigger,
                 payload_id: e.trigger.payload_id(),
             })
+    }
+
+    /// Every trigger of the session's tenant in definition order, with why it does or does not
+    /// fire. Those that fire are exactly [`TriggerSet::matches`] (the code `run` uses); for
+    /// the others the reason is the first that applies: disabled, owned by a user not in the
+    /// call, or the first condition that fails ([`first_failure`], the same
+    /// [`Filter::matches`]).
+    pub fn explain<'a>(
+        &'a self,
+        session: &'a ClosedSession,
+    ) -> Vec<(&'a Arc<Trigger>, Verdict<'a>)> {
+        let fired: Vec<&str> = self
+            .matches(session)
+            .map(|m| m.trigger.id.as_str())
+            .collect();
+        let tenant = session.tenant_id.as_deref();
+        self.all
+            .iter()
+            .filter(|t| Some(t.tenant_id.as_str()) == tenant)
+            .filter_map(|t| {
+                let verdict = if fired.contains(&t.id.as_str()) {
+                    Verdict::Fires
+                } else if !t.enabled {
+                    Verdict::Disabled
+                } else if let Some(u) = t
+                    .user_id
+                    .as_deref()
+                    .filter(|u| !session.user_ids.iter().any(|x| x == u))
+                {
+                    Verdict::NotOwner(u)
+                } else {
+                    // Enabled, owned as needed and not fired: a condition failed.
+                    Verdict::Failed(first_failure(&t.filters, &session.cdr)?)
+                };
+                Some((t, verdict))
+            })
+            .collect()
     }
 
     /// The same answer as [`TriggerSet::matches`] without the index: every trigger is checked

@@ -212,26 +212,54 @@ fn sim_scenarios_are_the_committed_fixtures() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("pstn_answered"));
 }
 
+/// `demo` prints the banner on stderr and one readable line per webhook on stdout; with
+/// `--json` one JSON object per webhook carrying the payload; it stops after the calls asked for.
 #[test]
 fn demo_prints_webhooks_and_stops_after_the_calls_asked_for() {
-    let out = postcall(&["demo", "--calls", "6", "--speed", "300", "--gap-ms", "5000"]);
+    let args = ["demo", "--calls", "6", "--speed", "300", "--gap-ms", "5000"];
+    let out = postcall(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("admin     http://127.0.0.1:"), "{stderr}");
+    assert!(
+        stderr.contains("demo-missed") && stderr.contains("calls delivered"),
+        "{stderr}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" demo-calls-"))
+        .collect();
+    assert!(calls.len() >= 6, "{text}");
+    for l in &calls {
+        assert!(
+            l.contains(" POST 200  ") && l.contains(" → ") && l.ends_with("  signed"),
+            "{l}"
+        );
+        assert!(l.len() < 200, "one short line: {l}");
+    }
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = postcall(&json_args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let calls: Vec<serde_json::Value> = text
+    let hooks: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
         .lines()
-        .filter_map(|l| l.strip_prefix("POST /calls "))
-        .map(|body| serde_json::from_str(body).expect("a JSON payload"))
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    assert!(calls.len() >= 6, "{text}");
-    for p in &calls {
-        assert_eq!(p["cdr"]["dType"], "CloudSessionCdr");
-        assert_eq!(p["cdr"]["pbxName"], "postcall demo PBX");
+    let calls: Vec<&serde_json::Value> = hooks.iter().filter(|h| h["uri"] == "/calls").collect();
+    assert!(calls.len() >= 6);
+    for h in &calls {
+        assert_eq!(h["method"], "POST");
+        assert_eq!(h["status"], 200);
+        assert_eq!(h["payload"]["cdr"]["dType"], "CloudSessionCdr");
+        assert_eq!(h["payload"]["cdr"]["pbxName"], "postcall demo PBX");
     }
-    assert!(String::from_utf8_lossy(&out.stderr).contains("calls delivered"));
 }
 
 #[test]
@@ -300,32 +328,115 @@ fn deliveries_lists_shows_resends_and_purges_dead_letters() {
     );
 }
 
+/// Every fixture replayed with enrichment (contacts, rate decks, so `directoryMatches`,
+/// `rateCost` and the rest are present), as the payloads a trigger sends.
+fn enriched_fixture_payloads() -> Vec<serde_json::Value> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/enrich/plugin.toml");
+    let cfg = postcall::config::PluginConfig::load(&path).unwrap();
+    let settings = std::sync::Arc::new(cfg.settings().unwrap());
+    let (enricher, _) = postcall::enrich::SharedEnricher::load(cfg.enrich_sources().unwrap());
+    let enricher = enricher.current();
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
+    let mut payloads = Vec::new();
+    for f in fixture_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for mut c in postcall::replay::replay_str(&text, settings.clone()) {
+            enricher.enrich_session(&mut c);
+            let cdr = serde_json::to_value(&c.cdr).unwrap();
+            payloads.push(
+                serde_json::from_str(
+                    postcall::delivery::payload::payload("t1", "u1", "acct", &cdr, &custom).get(),
+                )
+                .unwrap(),
+            );
+        }
+    }
+    payloads
+}
+
+/// Every key path of `v` (`cdr.cliNum`, `cdr.directoryMatches[].dirName`), stopping at maps of
+/// free keys (`tags`, `customData`, a contact's `fields`), whose keys are data, not fields.
+fn key_paths(
+    prefix: &str,
+    v: &serde_json::Value,
+    maps: &[&str],
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    match v {
+        serde_json::Value::Object(o) if !maps.contains(&prefix) => {
+            for (k, sub) in o {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(path.clone());
+                key_paths(&path, sub, maps, out);
+            }
+        }
+        serde_json::Value::Array(a) => a
+            .iter()
+            .for_each(|e| key_paths(&format!("{prefix}[]"), e, maps, out)),
+        _ => {}
+    }
+}
+
+/// `postcall schema` (default: inline, draft 4): every field a real payload carries is
+/// described, every real payload validates (as draft 4, and against the 2020-12 form), and
+/// there is no `$ref` anywhere.
 #[test]
 fn every_fixture_payload_validates_against_the_printed_schema() {
     let out = postcall(&["schema"]);
     assert!(out.status.success());
-    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
-    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
-    let mut checked = 0;
-    for f in fixture_files() {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for c in postcall::replay::replay_str(&text, std::sync::Arc::new(Default::default())) {
-            let cdr = serde_json::to_value(&c.cdr).unwrap();
-            let payload: serde_json::Value = serde_json::from_str(
-                postcall::delivery::payload::payload("t1", "u1", "acct", &cdr, &custom).get(),
-            )
-            .unwrap();
-            let errors: Vec<String> = validator
-                .iter_errors(&payload)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(errors.is_empty(), "{}: {errors:?}", f.display());
-            checked += 1;
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("$ref") && !text.contains("$defs"), "{text}");
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
+    let validator = jsonschema::draft4::new(&schema).expect("a valid draft-4 JSON Schema");
+    let out = postcall(&["schema", "--dialect", "2020-12"]);
+    assert!(out.status.success());
+    let schema_2020: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator_2020 =
+        jsonschema::draft202012::new(&schema_2020).expect("a valid 2020-12 JSON Schema");
+
+    let described: std::collections::BTreeMap<String, String> =
+        postcall::schema::described_fields(&schema)
+            .into_iter()
+            .collect();
+    let mut carried = std::collections::BTreeSet::new();
+    let payloads = enriched_fixture_payloads();
+    for payload in &payloads {
+        key_paths(
+            "",
+            payload,
+            &["customData", "cdr.tags", "cdr.directoryMatches[].fields"],
+            &mut carried,
+        );
+        for v in [&validator, &validator_2020] {
+            let errors: Vec<String> = v.iter_errors(payload).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", payload["cdr"]["id"]);
         }
     }
-    assert!(checked >= 20);
+    assert!(payloads.len() >= 20);
+    // The enriched fixtures carry the enrichment fields too.
+    for k in [
+        "cdr.rateCost",
+        "cdr.cliLoc",
+        "cdr.directoryMatches[].fields",
+        "cdr.fRngDevName",
+        "cdr.answer",
+    ] {
+        assert!(carried.contains(k), "no fixture carries {k}");
+    }
+    for k in &carried {
+        let d = described
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} is sent but not in the schema"));
+        assert!(!d.trim().is_empty(), "{k} has no description");
+    }
     // And it rejects what is not a payload.
+    let custom = [("crm".to_owned(), "hubspot".to_owned())].into();
     let mut bad: serde_json::Value = serde_json::from_str(
         postcall::delivery::payload::payload(
             "t",
@@ -338,6 +449,12 @@ fn every_fixture_payload_validates_against_the_printed_schema() {
     )
     .unwrap();
     assert!(!validator.is_valid(&bad));
+    let mut extra = payloads[0].clone();
+    extra["cdr"]["lRgDevName"] = "the seed's typo".into();
+    assert!(
+        !validator.is_valid(&extra),
+        "unknown CDR fields are refused"
+    );
     bad["cdr"] = serde_json::Value::Null;
     assert!(!validator.is_valid(&bad));
 }
@@ -368,4 +485,117 @@ fn deliveries_names_an_outbox_in_use_or_corrupted() {
         err.contains("corrupted") && err.contains("move the file aside"),
         "{err}"
     );
+}
+
+/// `postcall explain`: per session the tenant, a summary, the triggers that fire and for the
+/// tenant's others the first failing condition with the CDR's value. The calls are the
+/// fixtures' scenarios: a US caller answered by Maria Lopez after 8 s, a caller who gave up
+/// after 25 s of ringing (lost), and a UK caller who gave up after 3 s (abandoned) in another
+/// tenant.
+#[test]
+fn explain_names_firing_triggers_and_the_failing_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = "fcf7b9a4d79956568efec53468bf28e0";
+    std::fs::write(
+        dir.path().join("triggers.toml"),
+        format!(
+            r#"
+[[trigger]]
+id = "every-call"
+tenant = "{tenant}"
+[trigger.action]
+url = "https://hooks.example.com/calls?sig=s3cr3tSIG"
+
+[[trigger]]
+id = "missed"
+tenant = "{tenant}"
+filter = [{{ field = "type", op = "eq", value = "External" }}, {{ field = "ans", op = "eq", value = 0 }}]
+[trigger.action]
+url = "https://hooks.example.com/missed"
+method = "PUT"
+format = "form"
+
+[[trigger]]
+id = "outgoing"
+tenant = "{tenant}"
+filter = [{{ field = "dir", op = "eq", value = "Outgoing" }}]
+[trigger.action]
+url = "https://hooks.example.com/out"
+
+[[trigger]]
+id = "off"
+tenant = "{tenant}"
+enabled = false
+[trigger.action]
+url = "https://hooks.example.com/off"
+
+[[trigger]]
+id = "bobs"
+tenant = "{tenant}"
+user = "0000000000000000000000000000b0b0"
+[trigger.action]
+url = "https://hooks.example.com/bob"
+"#
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(&cfg, "[triggers]\nfiles = [\"triggers.toml\"]\n").unwrap();
+    let fx = |n: &str| crate::support::fixtures_dir().join(n).display().to_string();
+    let files = [
+        fx("pstn_answered.jsonl"),
+        fx("caller_hangup_long_ring.jsonl"),
+        fx("caller_hangup_short_ring.jsonl"),
+    ];
+    let mut args = vec!["explain", "--config", cfg.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let out = postcall(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let sessions: Vec<&str> = text.split("\n2024-").collect();
+    assert_eq!(sessions.len(), 3, "{text}");
+    let answered = sessions[0];
+    for want in [
+        &format!("tenant {tenant}") as &str,
+        "Incoming WIRELESS CALLER (+14155550123) → Maria Lopez (1001), answered, ring 8 s, talk 90 s",
+        "  fires  every-call  POST https://hooks.example.com/calls?[redacted]",
+        "  not    missed: ans eq 0 — the CDR has 1",
+        "  not    outgoing: dir eq \"Outgoing\" — the CDR has 2 (Incoming)",
+        "  not    off: disabled",
+        "  not    bobs: owned by user 0000000000000000000000000000b0b0, who took no part in the call",
+    ] {
+        assert!(answered.contains(want), "{want:?} not in\n{answered}");
+    }
+    let lost = sessions[1];
+    assert!(lost.contains(", lost, ring 25 s"), "{lost}");
+    assert!(
+        lost.contains("  fires  missed  PUT https://hooks.example.com/missed"),
+        "{lost}"
+    );
+    let other = sessions[2];
+    assert!(
+        other.contains("tenant f14e4b3aa62925c63a07337e8a9e07db"),
+        "{other}"
+    );
+    assert!(
+        other.contains("abandoned, ring 3 s") && other.contains("(no trigger of this tenant)"),
+        "{other}"
+    );
+    assert!(
+        !text.contains("s3cr3tSIG"),
+        "the URL query is never printed"
+    );
+    assert!(
+        stderr.contains("3 sessions, 5 triggers, 3 webhooks would be sent"),
+        "{stderr}"
+    );
+
+    // `replay --tenant` carries the tenant and users with each CDR.
+    let out = postcall(&["replay", "--tenant", &files[2]]);
+    assert!(out.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["tenantId"], "f14e4b3aa62925c63a07337e8a9e07db");
+    assert_eq!(line["cdr"]["aban"], 1);
+    assert!(line["userIds"].is_array());
 }

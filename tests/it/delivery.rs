@@ -836,3 +836,74 @@ async fn a_signed_job_of_a_removed_trigger_is_dead_lettered() {
         .is_none());
     run.stop().await;
 }
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A webhook given up for good is logged at WARN with its reason (visible at the default
+/// level of every command); retried and delivered attempts stay at INFO.
+#[tokio::test(flavor = "current_thread")]
+async fn dead_letters_are_logged_at_warn_with_the_reason() {
+    let logs = LogCapture::default();
+    let w = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    // This runtime has one thread: the engine's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rx = HttpServer::start(None, |r| {
+        if r.uri.ends_with("/ok") {
+            Reply::status(200)
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await;
+    let run = Running::temp(None, loopback_guard(), fast()).await;
+    let gone = job(
+        1,
+        &format!("{}/gone", rx.url()),
+        Method::Post,
+        Format::Json,
+        3,
+        false,
+    );
+    let ok = job(
+        2,
+        &format!("{}/ok", rx.url()),
+        Method::Post,
+        Format::Json,
+        3,
+        false,
+    );
+    run.engine.enqueue(&[gone.clone(), ok]).await.unwrap();
+    run.settle(1).await;
+    run.stop().await;
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let line = lines[0];
+    for want in [
+        "WARN",
+        "delivery dead-lettered",
+        gone.webhook_id.as_str(),
+        "trigger_id=trig",
+        "reason=HTTP 404",
+        "attempts=1",
+    ] {
+        assert!(line.contains(want), "{want} not in {line}");
+    }
+}

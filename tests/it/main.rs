@@ -7,6 +7,8 @@ mod captures;
 mod cdr_docs;
 mod cli;
 mod delivery;
+// The integration guide: samples, snippets.
+mod docs;
 mod enrich;
 mod faults;
 // The CDR journal (issue 15).

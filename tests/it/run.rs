@@ -270,10 +270,15 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     run.stop().await;
 }
 
+/// The demo: a banner explaining the three triggers with the admin URL, then one readable
+/// line per webhook whose trigger, method, status and ring/talk seconds are those of the
+/// request received; every call's JSON webhook is signed; `--json` objects carry the payload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_delivers_signed_webhooks_for_every_call() {
-    let lines = Arc::new(Mutex::new(Vec::<postcall::run::receiver::Received>::new()));
-    let l = lines.clone();
+    use postcall::run::demo::{Shown, Webhook};
+    let banners = Arc::new(Mutex::new(Vec::<(String, usize)>::new()));
+    let hooks = Arc::new(Mutex::new(Vec::<Webhook>::new()));
+    let (b, h) = (banners.clone(), hooks.clone());
     let stopped = CancellationToken::new();
     let _stop = stopped.clone();
     let report = postcall::run::demo::demo(
@@ -284,31 +289,103 @@ async fn the_demo_delivers_signed_webhooks_for_every_call() {
             mean_gap_ms: 5_000,
             admin: "127.0.0.1:0".parse().unwrap(),
         },
-        move |r| l.lock().unwrap().push(r.clone()),
+        move |shown| match shown {
+            Shown::Banner(text) => b
+                .lock()
+                .unwrap()
+                .push((text.to_owned(), h.lock().unwrap().len())),
+            Shown::Webhook(w) => h.lock().unwrap().push(w.clone()),
+        },
         stopped,
     )
     .await
     .unwrap();
     assert!(report.calls >= 12);
-    let got = lines.lock().unwrap().clone();
-    let calls: Vec<_> = got.iter().filter(|r| r.uri == "/calls").collect();
-    assert!(calls.len() >= 12);
-    let wh = standardwebhooks::Webhook::new(postcall::run::demo::DEMO_SECRET).unwrap();
-    let mut ids = BTreeSet::new();
-    for r in &calls {
-        let mut headers = hyper::HeaderMap::new();
-        for (k, v) in &r.headers {
-            headers.insert(
-                hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        wh.verify(&r.body, &headers).expect("signed");
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v["customData"]["source"], "postcall demo");
+
+    let banners = banners.lock().unwrap().clone();
+    assert_eq!(banners.len(), 1, "one banner");
+    let (banner, before) = &banners[0];
+    assert_eq!(*before, 0, "the banner comes before the first webhook");
+    let admin = regex::Regex::new(r"admin +http://127\.0\.0\.1:([0-9]+)/").unwrap();
+    let port: u16 = admin.captures(banner).expect(banner)[1].parse().unwrap();
+    assert_ne!(port, 0, "the bound port, not the requested 0");
+    for (id, why) in [
+        ("demo-calls", "every call"),
+        (
+            "demo-missed",
+            "type = External AND dir in [Incoming, Both] AND ans = 0",
+        ),
+        ("demo-mine", "owned by one user"),
+    ] {
         assert!(
-            ids.insert(v["cdr"]["id"].as_str().unwrap().to_owned()),
-            "one webhook per call"
+            banner.contains(id) && banner.contains(why),
+            "{id}: {banner}"
         );
     }
+
+    let got = hooks.lock().unwrap().clone();
+    assert_eq!(report.not_shown, 0);
+    assert_eq!(
+        got.len() as u64,
+        report.webhooks,
+        "every webhook received is shown"
+    );
+    let line_re = regex::Regex::new(
+        r"^\d\d:\d\d:\d\d  (demo-(?:calls|missed|mine)-\d+) +(POST|PUT|GET) +200  (?:Unknown|Internal|Incoming|Outgoing|Both) .+ → .+, (?:answered|answered \(short\)|lost|abandoned|voicemail|lost in park|not answered), ring (\d+) s, talk (\d+) s(  signed)?$",
+    )
+    .unwrap();
+    let wh = standardwebhooks::Webhook::new(postcall::run::demo::DEMO_SECRET).unwrap();
+    let mut ids = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    for w in &got {
+        let r = &w.received;
+        let line = w.line();
+        let c = line_re.captures(&line).unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(&c[2], r.method.as_str(), "{line}");
+        // The line's fields are the payload's, wherever the encoding put them.
+        let fields: Vec<(String, String)> = if r.method == hyper::Method::GET {
+            url::form_urlencoded::parse(r.uri.split_once('?').unwrap().1.as_bytes())
+                .into_owned()
+                .collect()
+        } else if r.uri == "/missed" {
+            url::form_urlencoded::parse(&r.body).into_owned().collect()
+        } else {
+            Vec::new()
+        };
+        let field = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let json = w.json();
+        assert_eq!(json["status"], 200);
+        if r.uri == "/calls" {
+            wh.verify(&r.body, &r.headers).expect("signed");
+            assert!(c.get(5).is_some(), "{line}");
+            let v = &json["payload"];
+            assert_eq!(v["customData"]["source"], "postcall demo");
+            assert_eq!(&c[1], v["triggerId"].as_str().unwrap());
+            assert_eq!(c[3], v["cdr"]["ring"].to_string(), "{line}");
+            assert_eq!(c[4], v["cdr"]["talk"].to_string(), "{line}");
+            assert!(
+                ids.insert(v["cdr"]["id"].as_str().unwrap().to_owned()),
+                "one webhook per call"
+            );
+        } else {
+            assert_eq!(c[1], field("triggerId").unwrap(), "{line}");
+            assert_eq!(c[3], field("cdr[ring]").unwrap(), "{line}");
+            assert_eq!(c[4], field("cdr[talk]").unwrap(), "{line}");
+            assert!(json["payload"].is_string(), "form and query as sent");
+        }
+        if r.uri == "/missed" {
+            assert_eq!(field("cdr[type]").as_deref(), Some("2"));
+            assert_eq!(field("cdr[ans]").as_deref(), Some("0"));
+            assert!(
+                matches!(field("cdr[dir]").as_deref(), Some("2" | "4")),
+                "{line}"
+            );
+        }
+        kinds.insert(c[1].rsplit_once('-').unwrap().0.to_owned());
+    }
+    assert!(ids.len() >= 12);
+    assert!(
+        kinds.contains("demo-calls") && kinds.len() >= 2,
+        "{kinds:?}"
+    );
 }

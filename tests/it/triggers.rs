@@ -152,6 +152,49 @@ proptest! {
         prop_assert_eq!(sorted, reference);
     }
 
+    /// `explain` (what `postcall explain` prints) agrees with matching: every trigger of the
+    /// session's tenant is listed once, those that fire are exactly the reference's, and each
+    /// other one has the reason that applies — disabled, an owner not in the call, or the
+    /// first condition in the order written that fails, with the value the CDR serialises.
+    #[test]
+    fn explain_agrees_with_matching(specs in proptest::collection::vec(spec(), 0..40), s in session()) {
+        use postcall::trigger::Verdict;
+        let set = set_of(&specs);
+        let reference: Vec<String> = set.matches_unindexed(&s).map(|m| m.trigger.id.clone()).collect();
+        let verdicts = set.explain(&s);
+        let own: Vec<&str> = set
+            .triggers()
+            .iter()
+            .filter(|t| Some(&t.tenant_id) == s.tenant_id.as_ref())
+            .map(|t| t.id.as_str())
+            .collect();
+        let listed: Vec<&str> = verdicts.iter().map(|(t, _)| t.id.as_str()).collect();
+        prop_assert_eq!(listed, own);
+        let cdr = serde_json::to_value(&s.cdr).unwrap();
+        for (t, v) in &verdicts {
+            let fires = reference.contains(&t.id);
+            match v {
+                Verdict::Fires => prop_assert!(fires),
+                Verdict::Disabled => prop_assert!(!fires && !t.enabled),
+                Verdict::NotOwner(u) => {
+                    prop_assert!(!fires && t.enabled);
+                    prop_assert!(!s.user_ids.iter().any(|x| x == u));
+                }
+                Verdict::Failed(f) => {
+                    prop_assert!(!fires && t.enabled);
+                    let at = t.filters.iter().position(|x| std::ptr::eq(x, f.filter)).unwrap();
+                    prop_assert!(t.filters[..at].iter().all(|x| x.matches(&s.cdr)));
+                    prop_assert!(!f.filter.matches(&s.cdr));
+                    let name = f.filter.field_name();
+                    if !name.contains('.') {
+                        let want = cdr.get(name).cloned().unwrap_or(serde_json::Value::Null);
+                        prop_assert_eq!(&f.actual, &want, "{}", name);
+                    }
+                }
+            }
+        }
+    }
+
     /// Another tenant's trigger never fires, even one without filters.
     #[test]
     fn other_tenants_match_nothing(s in session(), user in proptest::option::of(0..USERS.len())) {

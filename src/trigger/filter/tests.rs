@@ -341,3 +341,73 @@ fn op_names_round_trip() {
     assert_eq!(Op::parse("NOT_IN"), Some(Op::NotIn));
     assert_eq!(Op::parse("like"), None);
 }
+
+/// `actual` reads what the CDR serialises for every scalar field (and `null` for an omitted
+/// one), so an explanation shows the value the receiver would see.
+#[test]
+fn actual_is_the_serialised_value() {
+    let full = full_cdr();
+    let bare = bare_cdr();
+    for cdr in [&full, &bare] {
+        let map = serde_json::to_value(cdr).unwrap();
+        for name in field_names() {
+            let f = Filter::compile(name, Op::Exists, None).unwrap();
+            let want = match map.get(name) {
+                None => Value::Null,
+                Some(Value::Array(items)) if name == "directoryMatches" => {
+                    items.iter().map(|m| m["dirId"].clone()).collect()
+                }
+                Some(Value::Object(tags)) => tags.keys().map(|k| json!(k)).collect(),
+                Some(v) => v.clone(),
+            };
+            assert_eq!(f.actual(cdr), want, "{name}");
+        }
+    }
+    let f = Filter::compile("directoryMatches.companyName", Op::Exists, None).unwrap();
+    assert_eq!(f.actual(&full), json!(["ACME"]));
+    let f = Filter::compile("tags.Support", Op::Exists, None).unwrap();
+    assert_eq!(f.actual(&full), json!("step1"));
+}
+
+/// The first failing condition in the order written, with the CDR's value; names for
+/// `dir`/`type` codes; `None` exactly when every condition holds (the same answer as
+/// `matches`).
+#[test]
+fn first_failure_names_the_condition_and_the_cdrs_value() {
+    let compile =
+        |f: &str, op: &str, v: Value| Filter::compile(f, Op::parse(op).unwrap(), Some(&v)).unwrap();
+    let filters = vec![
+        compile("type", "eq", json!("External")),
+        compile("ans", "eq", json!(0)),
+        compile("cliCtry", "eq", json!("GB")),
+    ];
+    let full = full_cdr();
+    let fail = first_failure(&filters, &full).expect("answered, so ans eq 0 fails");
+    assert_eq!(fail.filter.field_name(), "ans");
+    assert_eq!(fail.actual, json!(1));
+    assert_eq!(fail.to_string(), "ans eq 0 — the CDR has 1");
+    let bare = bare_cdr();
+    let fail = first_failure(&filters, &bare).unwrap();
+    assert_eq!(
+        fail.to_string(),
+        "type eq \"External\" — the CDR has 1 (Internal)"
+    );
+    let absent = [compile("cliCtry", "eq", json!("GB"))];
+    assert_eq!(
+        first_failure(&absent, &bare).unwrap().to_string(),
+        "cliCtry eq \"GB\" — the CDR has absent"
+    );
+    let holds = [
+        compile("dir", "in", json!(["Incoming", "Both"])),
+        compile("cliCtry", "eq", json!("GB")),
+    ];
+    assert!(first_failure(&holds, &full).is_none());
+    for cdr in [&full, &bare] {
+        for fs in [&filters[..], &absent[..], &holds[..]] {
+            assert_eq!(
+                first_failure(fs, cdr).is_none(),
+                fs.iter().all(|f| f.matches(cdr))
+            );
+        }
+    }
+}
