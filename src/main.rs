@@ -152,6 +152,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SchemaDialect::Draft04)]
         dialect: SchemaDialect,
     },
+    /// Compare the CDR journal with Kazoo's stored CDRs for a window: calls Kazoo has and
+    /// postcall does not, sessions postcall has and Kazoo does not, answered times that differ
+    /// by more than 1 s. Exit 0 when nothing is missing, 1 when something is, 2 when the
+    /// comparison could not be made.
+    Reconcile {
+        /// Configuration file (`[kazoo]` with `crossbar_url`; its data directory holds the
+        /// journal).
+        #[arg(long, default_value = "plugin.toml")]
+        config: PathBuf,
+        /// Sessions that ended from this time (RFC 3339, or a duration ago: `2h`, `1d`).
+        #[arg(long)]
+        from: String,
+        /// … to this time (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// One account (Kazoo account id) instead of every configured one.
+        #[arg(long)]
+        account: Option<String>,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The running sidecar's admin listener, read when it holds the journal.
+        #[arg(long, default_value = "127.0.0.1:9646")]
+        admin: std::net::SocketAddr,
+    },
     /// Validate the configuration as `run` will and report every problem with its file and
     /// field.
     Check {
@@ -540,6 +565,51 @@ fn enrich(config: Option<&PathBuf>, closed: &mut [ClosedSession]) -> anyhow::Res
 // --- end enrichment ---
 
 /// The process environment, where secret variables are read.
+fn reconcile(
+    config: &Path,
+    from: &str,
+    to: Option<&str>,
+    account: Option<String>,
+    json: bool,
+    admin: std::net::SocketAddr,
+) -> anyhow::Result<ExitCode> {
+    use postcall::delivery::journal::parse_time;
+    let now = chrono::Utc::now().timestamp_micros();
+    let cfg = PluginConfig::load(config)?;
+    let opts = postcall::run::reconcile::ReconcileOptions {
+        from_us: parse_time(from, now).map_err(anyhow::Error::msg)?,
+        to_us: to
+            .map_or(Ok(now), |t| parse_time(t, now))
+            .map_err(anyhow::Error::msg)?,
+        account,
+        admin,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = match rt.block_on(postcall::run::reconcile::reconcile(
+        &cfg,
+        &process_env,
+        &opts,
+    )) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("postcall: reconcile: {}", error_chain(&e));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{report}")?;
+    }
+    Ok(if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn process_env(var: &str) -> Option<String> {
     std::env::var(var).ok()
 }
@@ -774,6 +844,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cdrs { config, action } => cdrs(&config, action),
+        Command::Reconcile {
+            config,
+            from,
+            to,
+            account,
+            json,
+            admin,
+        } => reconcile(&config, &from, to.as_deref(), account, json, admin),
         Command::Check {
             config,
             without_secrets,

@@ -6,5 +6,6 @@ pub mod cdrs;
 pub mod demo;
 pub mod metrics;
 pub mod receiver;
+pub mod reconcile;
 pub mod sidecar;
 pub mod state;

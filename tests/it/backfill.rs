@@ -507,3 +507,73 @@ async fn a_killed_sidecar_backfills_from_its_stream_mark_exactly_once() {
     assert!(!before.is_empty(), "calls were delivered before the kill");
     assert_exactly_once(&rig.rx.snapshot(), &expected);
 }
+
+/// `reconcile` over the window of a restart: with backfill off it names exactly the calls
+/// postcall never delivered (read through the running sidecar's admin listener); with
+/// backfill on, nothing is missing (read from the stopped sidecar's store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_names_exactly_what_is_missing() {
+    use postcall::run::reconcile::{reconcile, ReconcileOptions};
+
+    for backfill in [false, true] {
+        let mut rig = Rig::new().await;
+        let (frames, docs, expected) = calls(24, 64);
+        rig.cb.state.lock().unwrap().cdrs.add(docs);
+        let cfg = rig.config(if backfill { "" } else { "enabled = false" });
+        let third = frames.len() / 3;
+        let first = start(cfg.clone()).await;
+        rig.bh.wait_subscribed(1).await;
+        push_all(&rig.bh, &first, &frames[..third], 1).await;
+        first.stop().await;
+        let second = start(cfg.clone()).await;
+        rig.bh.wait_subscribed(2).await;
+        push_all(&rig.bh, &second, &frames[2 * third..], 1).await;
+        if backfill {
+            wait_metric(&second, "postcall_backfill_windows_total 1").await;
+        }
+        wait_metric(&second, "postcall_open_sessions 0").await;
+        wait_metric(&second, "postcall_outbox_pending 0").await;
+
+        let now = postcall::source::blackhole::now_us();
+        let opts = ReconcileOptions {
+            from_us: now - 3 * 3600 * 1_000_000,
+            to_us: now,
+            account: None,
+            admin: second.started.admin,
+        };
+        let env = |_: &str| None;
+        let report = if backfill {
+            second.stop().await;
+            reconcile(&cfg, &env, &opts).await.unwrap()
+        } else {
+            let r = reconcile(&cfg, &env, &opts).await.unwrap();
+            second.stop().await;
+            r
+        };
+        let delivered = rig.rx.snapshot();
+        let never: Vec<String> = expected
+            .iter()
+            .filter(|id| !delivered.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut missing: Vec<String> = report.missing.iter().map(|s| s.id.clone()).collect();
+        missing.sort();
+        let mut never_sorted = never.clone();
+        never_sorted.sort();
+        println!("reconcile, backfill {backfill}: {report}");
+        assert_eq!(report.kazoo, expected.len(), "{report}");
+        assert_eq!(missing, never_sorted, "{report}");
+        assert_eq!(report.complete(), backfill, "{report}");
+        if backfill {
+            assert!(
+                report.disagreeing.is_empty() && report.unknown_to_kazoo.is_empty(),
+                "{report}"
+            );
+        } else {
+            assert!(
+                !never.is_empty(),
+                "the downtime lost calls without backfill"
+            );
+        }
+    }
+}

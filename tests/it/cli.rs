@@ -599,3 +599,25 @@ url = "https://hooks.example.com/bob"
     assert_eq!(line["cdr"]["aban"], 1);
     assert!(line["userIds"].is_array());
 }
+
+/// `reconcile` says why it cannot compare, and exits 2 (not 0 "complete", not 1 "missing").
+#[test]
+fn reconcile_without_crossbar_cannot_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(
+        &cfg,
+        "[kazoo]\nwebsocket_url = \"ws://127.0.0.1:1/\"\naccounts = [\"fcf7b9a4d79956568efec53468bf28e0\"]\nauth_token = \"t\"\n",
+    )
+    .unwrap();
+    let out = postcall(&[
+        "reconcile",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--from",
+        "1h",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("kazoo.crossbar_url"), "{err}");
+}
