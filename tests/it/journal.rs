@@ -233,6 +233,25 @@ fn put_replaces_an_entry_by_session_id_and_keeps_both_deliveries() {
         );
         let (entries, _) = o.call_blocking(|s| s.journal_stats()).unwrap();
         assert_eq!(entries, 1);
+
+        // A copy built from Kazoo's stored CDRs (tag `backfilled`, no hold or park) never
+        // replaces what is kept; one that is not kept yet is.
+        let mut backfilled = JournalEntry {
+            session: session("s1", TENANTS[0], T0 - 2 * MIN),
+            deliveries: vec![d("t3")],
+        };
+        backfilled
+            .session
+            .cdr
+            .tags
+            .insert("backfilled".into(), "1".into());
+        j.put(backfilled.clone()).await.unwrap();
+        let got = j.get("s1").await.unwrap().expect("entry");
+        assert_eq!(got.entry.session, complete.session, "the kept copy stays");
+        backfilled.session.cdr.id = "s2".into();
+        j.put(backfilled.clone()).await.unwrap();
+        let got = j.get("s2").await.unwrap().expect("a new backfilled entry is kept");
+        assert_eq!(got.entry.session, backfilled.session);
     });
 }
 
