@@ -6,9 +6,7 @@
 //! before the drop whose sessions had not closed yet, CDRs written a moment after the
 //! DESTROY) and cut into pieces no longer than Crossbar accepts in one listing.
 
-/// Crossbar refuses a `created_from`..`created_to` range longer than this
-/// (`cb_cdrs.erl`: 31 days and one hour).
-pub const MAX_RANGE_SECS: i64 = 2_682_000;
+use crate::source::crossbar::MAX_CDR_RANGE_SECS as MAX_RANGE_SECS;
 
 /// A stretch of leg end times, Unix seconds, both ends inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -3,7 +3,7 @@
 //!
 //! CDRs (`cb_cdrs.erl`, 4.3): [`Crossbar::cdr_page`] reads one page of the `/cdrs` summary
 //! listing of a window (at most [`MAX_CDR_RANGE_SECS`]; longer windows are refused with a
-//! typed error before any request, [`cdr_windows`] splits them), [`Crossbar::cdr_legs`] the
+//! typed error before any request: the caller cuts longer ones), [`Crossbar::cdr_legs`] the
 //! whole stored documents of one interaction. [`CrossbarError::is_retryable`] tells a caller
 //! whether to back off and retry.
 //!
@@ -59,7 +59,7 @@ pub enum CrossbarError {
         message: String,
     },
     /// A CDR window Kazoo would refuse (400): `to` before `from`, or longer than
-    /// [`MAX_CDR_RANGE_SECS`]. Split it with [`cdr_windows`].
+    /// [`MAX_CDR_RANGE_SECS`]: cut it into windows Kazoo accepts.
     #[error("CDR window {from_unix_s}..{to_unix_s} is not 0..={MAX_CDR_RANGE_SECS} s long")]
     Range {
         /// Start (Unix seconds).
@@ -94,23 +94,6 @@ impl CrossbarError {
 /// The longest `created_from`..`created_to` window Kazoo's `/cdrs` accepts: 31 days + 1 hour
 /// (`crossbar_view`, `maximum_range` default; a longer one is a 400).
 pub const MAX_CDR_RANGE_SECS: i64 = 2_682_000;
-
-/// `from..to` (Unix seconds) cut into consecutive windows Kazoo accepts (each at most
-/// [`MAX_CDR_RANGE_SECS`] long); empty when `to < from`.
-pub fn cdr_windows(from_unix_s: i64, to_unix_s: i64) -> impl Iterator<Item = (i64, i64)> {
-    let mut next = from_unix_s;
-    let mut done = to_unix_s < from_unix_s;
-    std::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        let end = next.saturating_add(MAX_CDR_RANGE_SECS).min(to_unix_s);
-        let w = (next, end);
-        done = end >= to_unix_s;
-        next = end;
-        Some(w)
-    })
-}
 
 /// One row of the `/cdrs` listing: a summary of one stored leg CDR, not the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +285,7 @@ impl Crossbar {
     /// strings) and the plain one.
     ///
     /// # Errors
-    /// [`CrossbarError::Range`] for a window Kazoo would refuse (see [`cdr_windows`]); else
+    /// [`CrossbarError::Range`] for a window Kazoo would refuse; else
     /// as [`Crossbar::get`], and a `data` that is not a list.
     pub async fn cdr_page(
         &self,
@@ -501,22 +484,6 @@ mod tests {
         );
         assert_eq!(jwt_expiry_us("0123456789abcdef"), None);
         assert_eq!(jwt_expiry_us("a.!!!.c"), None);
-    }
-
-    #[test]
-    fn cdr_windows_cover_the_range_in_kazoo_sized_steps() {
-        assert_eq!(cdr_windows(10, 5).count(), 0);
-        assert_eq!(cdr_windows(7, 7).collect::<Vec<_>>(), [(7, 7)]);
-        let m = MAX_CDR_RANGE_SECS;
-        assert_eq!(cdr_windows(0, m).collect::<Vec<_>>(), [(0, m)]);
-        assert_eq!(
-            cdr_windows(100, 100 + 2 * m + 5).collect::<Vec<_>>(),
-            [
-                (100, 100 + m),
-                (100 + m, 100 + 2 * m),
-                (100 + 2 * m, 100 + 2 * m + 5)
-            ]
-        );
     }
 
     /// A listing row as Kazoo's 2015 `applications/crossbar/doc/cdrs.md` shows it (2600hz/kazoo,

@@ -250,7 +250,11 @@ fn put_replaces_an_entry_by_session_id_and_keeps_both_deliveries() {
         assert_eq!(got.entry.session, complete.session, "the kept copy stays");
         backfilled.session.cdr.id = "s2".into();
         j.put(backfilled.clone()).await.unwrap();
-        let got = j.get("s2").await.unwrap().expect("a new backfilled entry is kept");
+        let got = j
+            .get("s2")
+            .await
+            .unwrap()
+            .expect("a new backfilled entry is kept");
         assert_eq!(got.entry.session, backfilled.session);
     });
 }
