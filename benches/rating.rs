@@ -7,17 +7,15 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use postcall::enrich::{Direction, Rate, RateDeck};
+use rand_xoshiro::rand_core::{Rng as _, SeedableRng};
+use rand_xoshiro::SplitMix64;
 
-/// A small deterministic generator (SplitMix64), so every run rates the same deck.
-struct Mix(u64);
+/// A seeded generator, so every run rates the same deck.
+struct Mix(SplitMix64);
 
 impl Mix {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn digits(&mut self, n: usize) -> String {
@@ -75,7 +73,7 @@ fn measure(name: &str, numbers: &[String], f: impl Fn(&str) -> Option<i64>) -> f
 }
 
 fn main() {
-    let mut rng = Mix(6);
+    let mut rng = Mix(SplitMix64::seed_from_u64(6));
     let prefixes = 100_000;
     let deck = deck(prefixes, &mut rng);
     let sample = numbers(&deck, 10_000, &mut rng);

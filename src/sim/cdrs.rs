@@ -31,9 +31,8 @@
 
 use serde_json::{Map, Value};
 
-use super::rng::fnv1a;
 use super::SimFrame;
-use crate::source::GREGORIAN_UNIX_OFFSET_SECS;
+use crate::source::{fnv1a, GREGORIAN_UNIX_OFFSET_SECS};
 
 /// Why the `cdr` app stores no document for a DESTROY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,11 +7,11 @@
 //! hex `msg_id` and no `timestamp`. Channel variables depend on the leg's role and on whether
 //! the leg has been routed yet (a carrier A-leg's CREATE carries only `account_id`).
 
-use crate::source::EventKind;
+use crate::source::{fnv1a, EventKind};
 
 use super::json::Json;
 use super::model::{Account, Pbx};
-use super::rng::{fnv1a, Rng};
+use super::rng::Rng;
 use super::script::{gregorian, Ev, Leg, Role, Script};
 
 /// Blackhole's routing-key encoding of a call id (`kz_amqp_util:encode/1`): `[A-Za-z0-9-~_]`

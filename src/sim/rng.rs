@@ -1,36 +1,45 @@
-//! A small seeded PRNG (SplitMix64) and the id shapes Kazoo uses.
+//! The simulator's seeded generator and the id shapes Kazoo uses.
 //!
 //! Everything the simulator randomises goes through [`Rng`], so one seed always gives the same
-//! frames, on every platform (integer arithmetic only, no floating point).
+//! frames, on every platform (integer arithmetic only, no floating point). The stream is
+//! SplitMix64 (from `rand_xoshiro`, a fixed published algorithm, not a "some good generator"
+//! type whose output may change between versions): the fixtures and snapshots are defined by it.
 
-/// SplitMix64: tiny, fast, and good enough for test data.
+use rand_xoshiro::rand_core::{Rng as _, SeedableRng};
+use rand_xoshiro::SplitMix64;
+
+use crate::source::fnv1a;
+
+/// SplitMix64 plus the draws the simulator needs (bounded, weighted, ids).
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub(crate) struct Rng(SplitMix64);
 
+/// SplitMix64's state increment: `stream × GOLDEN` is where stream `stream` of the seed-0
+/// sequence starts, which [`Rng::derive`] uses to spread stream numbers over 64 bits.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl Rng {
     /// A generator for `seed`.
     pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::seed_from_u64(seed))
     }
 
     /// An independent stream `stream` of `seed` (e.g. one per generated call).
     pub(crate) fn derive(seed: u64, stream: u64) -> Self {
-        let mut r = Self(seed ^ mix64(stream.wrapping_add(1).wrapping_mul(GOLDEN)));
+        let spread = SplitMix64::seed_from_u64(stream.wrapping_mul(GOLDEN)).next_u64();
+        let mut r = Self::new(seed ^ spread);
         r.next_u64();
         r
     }
 
     /// A generator seeded from text (stable across runs).
     pub(crate) fn from_text(text: &str) -> Self {
-        Self(fnv1a(text.as_bytes()))
+        Self::new(fnv1a(text.as_bytes()))
     }
 
     /// The next 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN);
-        mix64(self.0)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (0 when `n` is 0).
@@ -124,19 +133,6 @@ impl Rng {
     }
 }
 
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// FNV-1a: a stable hash for deriving per-leg values from a call id.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +148,19 @@ mod tests {
         assert!(a.hex(32).bytes().all(|c| c.is_ascii_hexdigit()));
         assert!((0..1000).all(|_| a.range(5, 9) >= 5 && a.range(5, 9) < 9));
         assert_ne!(Rng::derive(1, 0).next_u64(), Rng::derive(1, 1).next_u64());
+    }
+
+    /// The stream the fixtures are defined by is Vigna's SplitMix64: the first values for a seed,
+    /// as his reference `splitmix64.c` prints them (the same vector `rand_xoshiro` tests with).
+    #[test]
+    fn stream_is_reference_splitmix64() {
+        let mut r = Rng::new(1_477_776_061_723_855_037);
+        let first = [
+            1_985_237_415_132_408_290,
+            2_979_275_885_539_914_483,
+            13_511_426_838_097_143_398,
+            8_488_337_342_461_049_707,
+        ];
+        assert_eq!(first.map(|_| r.next_u64()), first);
     }
 }

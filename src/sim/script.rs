@@ -5,10 +5,10 @@
 //! (see `frames.rs`). Rendering is a pure function of the script, so a call mix can keep
 //! thousands of calls in flight at a few hundred bytes per leg.
 
-use crate::source::{EventKind, GREGORIAN_UNIX_OFFSET_SECS};
+use crate::source::{fnv1a, EventKind, GREGORIAN_UNIX_OFFSET_SECS};
 
 use super::model::Pbx;
-use super::rng::{fnv1a, Rng};
+use super::rng::Rng;
 
 /// A caller-id pair as presented on a leg.
 #[derive(Debug, Clone, PartialEq, Eq)]

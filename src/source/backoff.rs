@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use rand_xoshiro::rand_core::{Rng as _, SeedableRng};
+use rand_xoshiro::SplitMix64;
+
 /// Backoff policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -45,23 +48,20 @@ impl Backoff {
     }
 }
 
-/// A small non-cryptographic generator for jitter (SplitMix64), seeded by the caller.
+/// A small non-cryptographic generator for jitter (`rand_xoshiro`'s SplitMix64), seeded by the
+/// caller.
 #[derive(Debug, Clone)]
-pub struct Jitter(u64);
+pub struct Jitter(SplitMix64);
 
 impl Jitter {
     /// A generator from a seed (the shell seeds it from the clock and process id).
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::seed_from_u64(seed))
     }
 
     /// The next value.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 

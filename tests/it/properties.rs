@@ -2,6 +2,8 @@
 
 use postcall::cdr::{CallType, Cdr};
 use proptest::prelude::*;
+use rand_xoshiro::rand_core::SeedableRng;
+use rand_xoshiro::SplitMix64;
 
 use crate::support::{fixture_files, replay_lines};
 
@@ -71,19 +73,9 @@ fn leg_and_event(line: &str) -> Option<(String, String)> {
     ))
 }
 
-/// Small deterministic generator for the perturbations (proptest supplies the seed).
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// Uniform-enough index below `n` for the perturbations (proptest supplies the seed).
+fn below(rng: &mut SplitMix64, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
 }
 
 /// Shuffles each leg's events among the positions that leg's events occupy, and duplicates
@@ -91,7 +83,7 @@ impl SplitMix {
 /// their own (they take the latest time seen, PRODUCT.md §3), so where they arrive relative
 /// to the timed frames is part of their meaning and stays fixed.
 fn perturb(lines: &[String], seed: u64) -> Vec<String> {
-    let mut rng = SplitMix(seed);
+    let mut rng = SplitMix64::seed_from_u64(seed);
     let mut out = Vec::with_capacity(lines.len() + 4);
     let mut block: Vec<String> = Vec::new();
     for l in lines {
@@ -107,7 +99,7 @@ fn perturb(lines: &[String], seed: u64) -> Vec<String> {
     out
 }
 
-fn perturb_block(lines: &[String], rng: &mut SplitMix) -> Vec<String> {
+fn perturb_block(lines: &[String], rng: &mut SplitMix64) -> Vec<String> {
     let mut out = lines.to_vec();
     if out.is_empty() {
         return out;
@@ -121,15 +113,15 @@ fn perturb_block(lines: &[String], rng: &mut SplitMix) -> Vec<String> {
     for slots in by_leg.values() {
         let mut frames: Vec<String> = slots.iter().map(|&i| lines[i].clone()).collect();
         for i in (1..frames.len()).rev() {
-            frames.swap(i, rng.below(i + 1));
+            frames.swap(i, below(rng, i + 1));
         }
         for (&slot, frame) in slots.iter().zip(frames) {
             out[slot] = frame;
         }
     }
-    for _ in 0..rng.below(3) {
-        let i = rng.below(out.len());
-        let at = i + rng.below(out.len() - i + 1);
+    for _ in 0..below(rng, 3) {
+        let i = below(rng, out.len());
+        let at = i + below(rng, out.len() - i + 1);
         let frame = out[i].clone();
         out.insert(at, frame);
     }
