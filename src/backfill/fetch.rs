@@ -213,7 +213,7 @@ pub async fn run(
         counters,
         stop,
         pace: None,
-        jitter: Jitter::new(u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15),
+        jitter: Jitter::from_clock(),
     };
     loop {
         let first = tokio::select! {

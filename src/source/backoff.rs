@@ -59,6 +59,15 @@ impl Jitter {
         Self(SplitMix64::seed_from_u64(seed))
     }
 
+    /// A generator seeded from the clock and the process id, so that processes restarted
+    /// together do not retry in step.
+    pub fn from_clock() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self::new(now ^ u64::from(std::process::id()).rotate_left(32))
+    }
+
     /// The next value.
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()

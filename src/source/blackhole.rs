@@ -179,8 +179,7 @@ async fn run_inner(
     shutdown: &CancellationToken,
     counters: &SourceCounters,
 ) {
-    let seed = u64::try_from(now_us()).unwrap_or_default() ^ u64::from(std::process::id());
-    let mut jitter = Jitter::new(seed);
+    let mut jitter = Jitter::from_clock();
     let mut attempt: u32 = 0;
     let mut connected_before = false;
     loop {
