@@ -8,6 +8,10 @@
 //! - After a reconnect the PBX's active channels are fetched (off the hot path) and the
 //!   assembler is reconciled: sessions that spanned the gap get tag `gap`, legs that ended
 //!   during it are ended at the moment the stream was lost.
+//! - With a backfill ([`crate::backfill`]): every gap (reconnect, restart, crash mark) is
+//!   asked for as a window; while it is read, sessions that may miss events are held and the
+//!   resync waits; the stored leg CDRs that come back are folded in as DESTROYs. Sessions
+//!   quiet with a leg up are looked up too (a lost DESTROY).
 //! - New settings (directory refresh, reload) are picked up from a watch channel.
 
 use std::collections::{BTreeMap, HashSet};
