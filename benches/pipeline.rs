@@ -177,7 +177,7 @@ fn main() {
         .build()
         .expect("runtime");
     let (driven_legs, driven_sessions, during) = runtime.block_on(async {
-        use postcall::session::driver::{drive, DriverCounters, DriverOptions};
+        use postcall::run::driver::{drive, DriverCounters, DriverOptions};
         use postcall::source::blackhole::SourceMsg;
         use std::sync::atomic::Ordering::Relaxed;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -209,7 +209,7 @@ fn main() {
         let mut frames = frames.into_iter();
         let mut handed_over = 0usize;
         for text in frames.by_ref() {
-            let at_us = postcall::source::blackhole::now_us();
+            let at_us = postcall::clock::now_us();
             handed_over += text.capacity();
             if tx.send(SourceMsg::Frame { text, at_us }).await.is_err() {
                 break;

@@ -6,7 +6,7 @@
 //!  Kazoo Blackhole (websocket)                       Crossbar (REST)
 //!        │ frames                                        │ tokens, names, channels
 //!        ▼                                               ▼
-//!  source::blackhole ──(bounded)──► session::driver ──► session::Assembler (pure)
+//!  source::blackhole ──(bounded)──► run::driver ──────► session::Assembler (pure)
 //!                                   decode, clock,        legs → sessions → CDRs
 //!                                   resync, settings
 //!                                          │ closed sessions (bounded)
@@ -19,9 +19,13 @@
 //! ```
 //!
 //! - [`source`] decodes Blackhole frames into [`source::CallEvent`]s and is the live client
-//!   (websocket, tokens, Crossbar directory and channels, `record`).
-//! - [`session`] is the pure assembler — events and time in, finished CDRs out, no I/O and no
-//!   clock, so replay is deterministic — and [`session::driver`], its async shell.
+//!   (websocket, tokens, Crossbar directory, channels and stored CDRs, `record`); it depends
+//!   on nothing of the pipeline after it.
+//! - [`session`] is the pure, synchronous assembler — events and time in, finished CDRs out,
+//!   no I/O, no tokio and no clock, so replay is deterministic. Its async shell is
+//!   [`run::driver`].
+//! - [`clock`]: wall time for the shell; stream time comes from the events.
+//! - [`backfill`] reads what the stream missed from Kazoo's stored CDRs, and reconciles.
 //! - [`cdr`] is the data contract carried in the webhook's `cdr` object; [`schema`] its JSON
 //!   Schema.
 //! - [`enrich`] adds number location, contact-directory matches and rating to a closed CDR.
@@ -30,8 +34,9 @@
 //!   engine that delivers from the outbox.
 //! - [`net`] is the shared TLS configuration, HTTP client, SSRF guard and `Secret`.
 //! - [`config`] is the inert configuration (`plugin.toml`) and its validation.
-//! - [`run`] wires everything into the sidecar (`postcall run`), the demo, the admin listener
-//!   and its metrics.
+//! - [`run`] is the async shell: the driver around the assembler, the live source's wiring
+//!   ([`run::live`]), the sidecar (`postcall run`), the demo, the admin listener and its
+//!   metrics, `reconcile`. Layers point one way: source ← session ← trigger, delivery ← run.
 //! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes,
 //!   and serves them as a simulated Blackhole.
 //! - [`replay`] runs recorded frames through the assembler; [`explain`] shows which triggers
@@ -48,6 +53,7 @@
 
 pub mod backfill;
 pub mod cdr;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod enrich;

@@ -885,7 +885,7 @@ fn record(
     let recorded = rt.block_on(async move {
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let mut live = source::live::start(opts, Arc::new(settings), shutdown).await?;
+        let mut live = postcall::run::live::start(opts, Arc::new(settings), shutdown).await?;
         let mut w = std::io::BufWriter::new(file);
         let stop_asked = async {
             let deadline = async {

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::fetch::{CdrSource, Listing, ReadError};
 use super::window::Window;
+use crate::clock::now_us;
 use crate::source::auth::{Auth, AuthError};
-use crate::source::blackhole::now_us;
 use crate::source::crossbar::{Crossbar, CrossbarError};
 
 /// Rows per listing page.

@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use super::{ConfigError, Problem};
 use crate::net::Secret;
+use crate::run::live::KazooOptions;
 use crate::source::auth::Credentials;
 use crate::source::backoff::Backoff;
-use crate::source::live::KazooOptions;
 
 /// `[kazoo]` as written.
 #[derive(Clone, PartialEq, Eq, Deserialize)]

@@ -225,7 +225,7 @@ impl PluginConfig {
     /// # Errors
     /// No `[kazoo]` section, or the first invalid value in it (a secret variable that is not
     /// set included). [`validate`] reports every problem.
-    pub fn kazoo_options(&self) -> Result<crate::source::live::KazooOptions, ConfigError> {
+    pub fn kazoo_options(&self) -> Result<crate::run::live::KazooOptions, ConfigError> {
         let mut problems = Vec::new();
         let env = |var: &str| std::env::var(var).ok();
         match self.kazoo_checked(&env, &mut problems) {
@@ -239,7 +239,7 @@ impl PluginConfig {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
         out: &mut Vec<Problem>,
-    ) -> Option<crate::source::live::KazooOptions> {
+    ) -> Option<crate::run::live::KazooOptions> {
         match &self.kazoo {
             Some(k) => k.checked(&self.file, env, out).map(|mut o| {
                 o.max_frame_bytes = self.limits.max_frame_bytes();

@@ -19,8 +19,8 @@ use super::{ConfigError, PluginConfig, TriggerConfig};
 use crate::delivery::DeliveryOptions;
 use crate::enrich::SharedEnricher;
 use crate::net::guard::AddressGuard;
+use crate::run::live::KazooOptions;
 use crate::session::Settings;
-use crate::source::live::KazooOptions;
 use crate::trigger::{Trigger, TriggerError};
 
 /// One thing wrong with a configuration.

@@ -23,8 +23,8 @@ use super::outbox::{Completion, Outbox, OutboxError, Store};
 use super::payload::{encode, Method};
 use super::retry::{classify, next_delay, Outcome, Verdict};
 use super::sign::SigningKey;
+use crate::clock::now_us;
 use crate::net::{HttpClient, HttpError};
-use crate::source::blackhole::now_us;
 
 /// Tunables.
 #[derive(Debug, Clone)]

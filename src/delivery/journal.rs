@@ -573,7 +573,7 @@ impl Store {
     /// # Errors
     /// A storage error; nothing was written.
     pub fn journal_put(&self, entries: &[Encoded]) -> Result<(), OutboxError> {
-        self.write(|tx| put_in(tx, entries, crate::source::blackhole::now_us()))
+        self.write(|tx| put_in(tx, entries, crate::clock::now_us()))
     }
 
     /// [`Journal::get`] on the owner thread.

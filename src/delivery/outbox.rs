@@ -876,7 +876,7 @@ fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize
     if !entries.is_empty() {
         let now = jobs
             .first()
-            .map_or_else(crate::source::blackhole::now_us, |j| j.created_us);
+            .map_or_else(crate::clock::now_us, |j| j.created_us);
         super::journal::put_in(&tx, entries, now)?;
     }
     tx.commit()?;
@@ -1012,7 +1012,7 @@ fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), Outbox
             Completion::RetryAt(..) => None,
         })
         .collect();
-    super::journal::record_states(&tx, &finals, crate::source::blackhole::now_us())?;
+    super::journal::record_states(&tx, &finals, crate::clock::now_us())?;
     Ok(tx.commit()?)
 }
 
@@ -1079,7 +1079,7 @@ fn purge(db: &Database, id: Option<&str>) -> Result<usize, OutboxError> {
         .iter()
         .map(|i| (i.as_str(), DeliveryState::Purged))
         .collect();
-    super::journal::record_states(&tx, &purged, crate::source::blackhole::now_us())?;
+    super::journal::record_states(&tx, &purged, crate::clock::now_us())?;
     tx.commit()?;
     Ok(n)
 }

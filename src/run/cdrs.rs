@@ -20,11 +20,11 @@ use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
 
 use super::metrics::Registry;
+use crate::clock::now_us;
 use crate::delivery::journal::{
     cursor_text, parse_cursor, parse_time, ListFilter, ResendReport, ResendTarget,
 };
 use crate::delivery::OutboxError;
-use crate::source::blackhole::now_us;
 
 /// Sessions per re-send transaction.
 pub const RESEND_PAGE: usize = 200;

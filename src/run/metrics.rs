@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::delivery::Engine;
-use crate::session::driver::DriverCounters;
+use crate::run::driver::DriverCounters;
 use crate::source::blackhole::{SourceCounters, SourceStatus};
 
 /// Counters of the run shell itself.

@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod cdrs;
 pub mod demo;
+pub mod driver;
+pub mod live;
 pub mod metrics;
 pub mod receiver;
 pub mod reconcile;

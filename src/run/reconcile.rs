@@ -56,7 +56,7 @@ pub async fn reconcile(
         )
     })?;
     let tls = crate::net::tls::client_config(kazoo.ca_file.as_deref())?;
-    let (crossbar, auth) = crate::source::live::crossbar_and_auth(&kazoo, tls);
+    let (crossbar, auth) = crate::run::live::crossbar_and_auth(&kazoo, tls);
     let crossbar = crossbar
         .context("reconcile reads Kazoo's CDRs through Crossbar: set kazoo.crossbar_url")?;
     let accounts = opts

@@ -29,16 +29,16 @@ use super::admin;
 use super::metrics::{Registry, RunCounters};
 use super::state::{self, SavedState};
 use crate::backfill::{mark, BackfillCounters, BackfillLink, CrossbarCdrs};
+use crate::clock::now_us;
 use crate::config::{PluginConfig, Validated};
 use crate::delivery::journal::{Encoded, JournalCounters};
 use crate::delivery::{Engine, Job, Journal, Outbox, OutboxOptions};
 use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
 use crate::net::HttpClient;
-use crate::session::driver::{drive, DriverCounters, DriverOptions};
+use crate::run::driver::{drive, DriverCounters, DriverOptions};
+use crate::run::live;
 use crate::session::{ClosedSession, Snapshot};
-use crate::source::blackhole::now_us;
-use crate::source::live;
 use crate::trigger::{Reloader, SharedTriggers};
 
 /// Where the admin listener ended up and what it reports (for tests and the demo).

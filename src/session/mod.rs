@@ -7,14 +7,12 @@
 
 mod assembler;
 mod build;
-pub mod driver;
 pub mod leg;
-mod names;
 pub mod numbers;
 mod settings;
 pub mod timeline;
 
+pub use crate::source::names::{DeviceInfo, PbxDirectory, UserInfo};
 pub use assembler::{Applied, Assembler, AssemblerStats, Snapshot};
 pub use build::{build, BillableLeg, ClosedSession, SessionFacts};
-pub use names::{DeviceInfo, PbxDirectory, UserInfo};
 pub use settings::{Settings, TenantSettings};

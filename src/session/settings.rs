@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::numbers::Region;
 use chrono_tz::Tz;
 
-use super::names::PbxDirectory;
+use crate::source::names::PbxDirectory;
 
 /// Per-tenant values (a tenant is a Kazoo account).
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_us;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -153,11 +155,6 @@ enum Ended {
     Oversize(usize),
     #[error("connection closed: {0}")]
     Closed(String),
-}
-
-/// The wall clock in unix µs.
-pub fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 /// Runs the client until `shutdown` turns true or the receiver of `tx` is dropped.

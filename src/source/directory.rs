@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use super::crossbar::{Crossbar, CrossbarError};
+use super::names::{DeviceInfo, PbxDirectory, UserInfo};
 use crate::net::Secret;
-use crate::session::{DeviceInfo, PbxDirectory, UserInfo};
 
 /// An account document's useful fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -15,7 +15,7 @@ pub mod crossbar;
 pub mod directory;
 mod event;
 pub mod limits;
-pub mod live;
+pub mod names;
 pub mod record;
 mod wire;
 

@@ -105,7 +105,7 @@ fn calls(n: u64, seed: u64) -> (Vec<SimFrame>, Vec<serde_json::Value>, Vec<Strin
         calls: n,
         seed,
         mean_gap_ms: 20_000,
-        start_us: postcall::source::blackhole::now_us() - 2 * 3600 * 1_000_000,
+        start_us: postcall::clock::now_us() - 2 * 3600 * 1_000_000,
         ..MixSpec::default()
     };
     let frames: Vec<SimFrame> = sim::mix(spec.clone()).collect();
@@ -534,7 +534,7 @@ async fn reconcile_names_exactly_what_is_missing() {
         wait_metric(&second, "postcall_open_sessions 0").await;
         wait_metric(&second, "postcall_outbox_pending 0").await;
 
-        let now = postcall::source::blackhole::now_us();
+        let now = postcall::clock::now_us();
         let opts = ReconcileOptions {
             from_us: now - 3 * 3600 * 1_000_000,
             to_us: now,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use postcall::run::driver::{drive, DriverCounters, DriverOptions};
 use postcall::run::state;
-use postcall::session::driver::{drive, DriverCounters, DriverOptions};
 use postcall::session::Settings;
 use postcall::sim;
 use postcall::source::blackhole::SourceMsg;
@@ -29,7 +29,7 @@ async fn a_stopping_driver_folds_every_frame_already_received() {
         for text in &frames {
             tx.try_send(SourceMsg::Frame {
                 text: text.clone(),
-                at_us: postcall::source::blackhole::now_us(),
+                at_us: postcall::clock::now_us(),
             })
             .unwrap();
         }

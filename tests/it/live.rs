@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use postcall::net::Secret;
-use postcall::session::driver::{drive, DriverCounters, DriverOptions};
+use postcall::run::driver::{drive, DriverCounters, DriverOptions};
+use postcall::run::live::{self, KazooOptions};
 use postcall::session::{ClosedSession, Settings};
 use postcall::sim::{self, Pbx, DEMO_SEED};
 use postcall::source::auth::{Auth, Credentials};
@@ -15,7 +16,6 @@ use postcall::source::backoff::Backoff;
 use postcall::source::blackhole::{
     self, BlackholeOptions, SourceCounters, SourceMsg, SourceStatus,
 };
-use postcall::source::live::{self, KazooOptions};
 use tokio::sync::{mpsc, watch};
 
 use crate::servers::blackhole::Blackhole;

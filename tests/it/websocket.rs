@@ -139,7 +139,7 @@ fn create(call: &str, extra: &str) -> String {
 /// caller name of 1 MB or 10 000 custom variables are cut, each counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_driver_enforces_the_ingest_limits() {
-    use postcall::session::driver::{drive, DriverCounters, DriverOptions};
+    use postcall::run::driver::{drive, DriverCounters, DriverOptions};
     use postcall::source::limits::IngestLimits;
     let (tx, rx) = mpsc::channel(64);
     let (out_tx, _out) = mpsc::channel(64);
@@ -166,7 +166,7 @@ async fn the_driver_enforces_the_ingest_limits() {
         counters.clone(),
         shutdown,
     ));
-    let now = postcall::source::blackhole::now_us();
+    let now = postcall::clock::now_us();
     let vars: Vec<String> = (0..10_000).map(|i| format!(r#""k{i}":"v""#)).collect();
     let big = format!(
         r#","caller_id_name":"{}","custom_application_vars":{{{}}}"#,

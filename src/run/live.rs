@@ -11,15 +11,16 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::auth::{Auth, Credentials};
-use super::backoff::Backoff;
-use super::blackhole::{self, now_us, BlackholeOptions, SourceCounters, SourceMsg};
-use super::crossbar::Crossbar;
-use super::directory::{self, DirectorySnapshot};
+use super::driver::ChannelFetch;
+use crate::clock::now_us;
 use crate::net::http::HttpOptions;
 use crate::net::{tls, HttpClient, TlsError};
-use crate::session::driver::ChannelFetch;
 use crate::session::{Settings, TenantSettings};
+use crate::source::auth::{Auth, Credentials};
+use crate::source::backoff::Backoff;
+use crate::source::blackhole::{self, BlackholeOptions, SourceCounters, SourceMsg};
+use crate::source::crossbar::Crossbar;
+use crate::source::directory::{self, DirectorySnapshot};
 
 /// Everything needed to listen to one Kazoo cluster.
 #[derive(Debug, Clone)]
@@ -92,7 +93,7 @@ pub enum StartError {
 
 /// A started live source.
 pub struct LiveSource {
-    /// Frames and connection changes, for [`crate::session::driver::drive`].
+    /// Frames and connection changes, for [`crate::run::driver::drive`].
     pub messages: mpsc::Receiver<SourceMsg>,
     /// Settings with the directory applied, refreshed periodically.
     pub settings: watch::Receiver<Arc<Settings>>,

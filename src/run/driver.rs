@@ -23,9 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{Applied, Assembler, ClosedSession, Settings, Snapshot};
 use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
-use crate::source::blackhole::{now_us, SourceMsg};
+use crate::clock::now_us;
+use crate::session::{Applied, Assembler, ClosedSession, Settings, Snapshot};
+use crate::source::blackhole::SourceMsg;
 use crate::source::limits::{clamp, Admit, IngestLimits, LegBudget};
 use crate::source::{decode_frame, leg_event, Frame};
 
@@ -40,7 +41,7 @@ pub struct DriverCounters {
     /// Frames skipped, by reason.
     pub skipped: Mutex<BTreeMap<&'static str, u64>>,
     /// Latest assembler counters.
-    pub assembler: Mutex<super::AssemblerStats>,
+    pub assembler: Mutex<crate::session::AssemblerStats>,
     /// Legs ended by a resync.
     pub resync_ended_legs: std::sync::atomic::AtomicU64,
     /// Resyncs that could not fetch the channels.
