@@ -183,6 +183,10 @@ directory_refresh_secs = 0
 data_dir = "{dir}"
 allow_private = ["127.0.0.1/32"]
 
+# The simulated PBX has no Crossbar with stored CDRs to backfill from.
+[backfill]
+enabled = false
+
 [triggers]
 files = ["triggers.toml"]
 allow_http = true
