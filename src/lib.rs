@@ -37,7 +37,9 @@
 //! - [`run`] is the async shell: the driver around the assembler, the live source's wiring
 //!   ([`run::live`]), the sidecar (`postcall run`), the demo, the admin listener and its
 //!   metrics, `reconcile`. Layers point one way: source ← session ← trigger, delivery ← run.
-//! - [`sim`] generates realistic Kazoo 4.3 frames for named scenarios and random call mixes,
+//! - `sim` (feature `sim`, on by default; the binary, tests and benches need it; an embedder
+//!   may leave it out with `default-features = false`, which also leaves out `run::demo`)
+//!   generates realistic Kazoo 4.3 frames for named scenarios and random call mixes,
 //!   and serves them as a simulated Blackhole.
 //! - [`replay`] runs recorded frames through the assembler; [`explain`] shows which triggers
 //!   fire for the replayed sessions and why the others do not; [`summary`] is the one-line
@@ -63,6 +65,7 @@ pub mod replay;
 pub mod run;
 pub mod schema;
 pub mod session;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod source;
 pub mod summary;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cdrs;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod driver;
 pub mod live;

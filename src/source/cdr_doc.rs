@@ -178,7 +178,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::source::{decode_frame, Direction, Frame};
+    use crate::source::Direction;
 
     /// 2600hz/kazoo `applications/cdr/priv/couchdb/fixtures/cdr.json`, branch 4.3, commit
     /// 223893d0ba0268b87451f2ff1d803614999a03eb (verbatim): a stored CDR of the 2013 shape,
@@ -294,12 +294,13 @@ mod tests {
     /// stored the way `cdr_channel_destroy.erl` stores it, reads back as the event the live
     /// frame gives, but for the CDR flag and the interaction id the `cdr` app made up for it.
     #[test]
+    #[cfg(feature = "sim")]
     fn a_stored_kazoo_destroy_reads_back_as_the_live_event() {
         let line = include_str!("../../fixtures/capture_bh_readme_star97_destroy_only.jsonl")
             .lines()
             .find(|l| l.contains("CHANNEL_DESTROY"))
             .unwrap();
-        let Frame::Event(live) = decode_frame(line).unwrap() else {
+        let crate::source::Frame::Event(live) = crate::source::decode_frame(line).unwrap() else {
             panic!("event expected")
         };
         let doc = crate::sim::cdrs::document(line, live.time_us.unwrap()).unwrap();

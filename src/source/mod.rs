@@ -20,6 +20,7 @@ pub mod record;
 mod wire;
 
 pub use cdr_doc::{leg_event, CdrDocError};
+#[cfg(feature = "sim")]
 pub(crate) use event::fnv1a;
 pub use event::{
     decode_frame, event_time_us, CallEvent, Ccvs, DecodeError, Direction, EventKind, Frame, Reply,
