@@ -257,3 +257,33 @@ async fn the_metrics_exposition_parses_with_every_family() {
         assert!(last.count >= 1.0, "{h}: {text}");
     }
 }
+
+/// The checks above refuse what a broken encoder could write: each change to a valid
+/// exposition (the run shell's and the journal's families) makes `parse` fail.
+#[test]
+fn a_malformed_exposition_is_refused() {
+    let reg = postcall::run::metrics::Registry {
+        run: Some(Arc::default()),
+        journal: Some(Arc::default()),
+        ..Default::default()
+    };
+    let good = reg.render();
+    parse(&good);
+    let broken = [
+        good.replace("# EOF\n", ""),
+        good.replace("{result=\"applied\"}", "{result=applied}"),
+        good.replace("postcall_enqueue_errors_total 0", "postcall_enqueue_error_total 0"),
+        good.replace("postcall_journal_entries 0", "postcall_journal_entries zero"),
+        good.replace("postcall_journal_bytes 0", "postcall_journal_bytes 0 1700000000"),
+        good.replace(
+            "# HELP postcall_journal_bytes",
+            "# HELP postcall_journal_entries x\n# TYPE postcall_journal_entries gauge\n# HELP postcall_journal_bytes",
+        ),
+        good.replace("# TYPE postcall_journal_pruned counter\n", ""),
+    ];
+    for text in broken {
+        assert_ne!(text, good, "the change applies");
+        let refused = std::panic::catch_unwind(|| parse(&text)).is_err();
+        assert!(refused, "accepted:\n{text}");
+    }
+}
