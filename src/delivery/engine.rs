@@ -71,18 +71,9 @@ impl Default for DeliveryOptions {
     }
 }
 
-/// A latency histogram with fixed buckets (seconds), Prometheus style (cumulative on render).
-#[derive(Debug)]
-pub struct Histogram {
-    /// Upper bounds in seconds.
-    pub bounds: &'static [f64],
-    /// Observations per bucket (the last is +Inf).
-    pub buckets: Vec<AtomicU64>,
-    /// Sum of observations in microseconds.
-    pub sum_us: AtomicU64,
-    /// Number of observations.
-    pub count: AtomicU64,
-}
+/// A latency histogram (seconds) with fixed buckets, kept by `prometheus-client`.
+#[derive(Debug, Clone)]
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
 
 const LATENCY_BOUNDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -90,32 +81,21 @@ const LATENCY_BOUNDS: &[f64] = &[
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self {
-            bounds: LATENCY_BOUNDS,
-            buckets: (0..=LATENCY_BOUNDS.len())
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            sum_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
+        Self(prometheus_client::metrics::histogram::Histogram::new(
+            LATENCY_BOUNDS.iter().copied(),
+        ))
     }
 }
 
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(self.bounds.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.0.observe(d.as_secs_f64());
+    }
+
+    /// The histogram, for the exposition.
+    pub fn inner(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        &self.0
     }
 }
 

@@ -246,7 +246,7 @@ async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<F
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/metrics") => {
-            reply(StatusCode::OK, "text/plain; version=0.0.4", reg.render())
+            reply(StatusCode::OK, super::metrics::CONTENT_TYPE, reg.render())
         }
         (&Method::GET, "/healthz") => reply(StatusCode::OK, TEXT, "ok\n"),
         (&Method::GET, "/readyz") => match readiness(reg) {

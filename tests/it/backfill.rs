@@ -18,7 +18,7 @@ use crate::servers::http::{HttpServer, Reply};
 
 /// Session id → webhooks received, and the last CDR of each.
 #[derive(Clone, Default)]
-struct Counts(
+pub(crate) struct Counts(
     Arc<Mutex<BTreeMap<String, usize>>>,
     Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
 );
@@ -45,16 +45,17 @@ impl Counts {
     }
 }
 
-struct Rig {
-    bh: Blackhole,
-    cb: Crossbar,
-    rx: Counts,
+/// The whole sidecar's surroundings: Blackhole, Crossbar with stored CDRs, a counting receiver.
+pub(crate) struct Rig {
+    pub(crate) bh: Blackhole,
+    pub(crate) cb: Crossbar,
+    pub(crate) rx: Counts,
     _server: HttpServer,
     dir: tempfile::TempDir,
 }
 
 impl Rig {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let accts = accounts();
         let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
         let bh = Blackhole::start(&[TOKEN], &refs).await;
@@ -72,7 +73,7 @@ impl Rig {
     }
 
     /// One JSON trigger per tenant to the receiver; Crossbar for resyncs and backfill.
-    fn config(&self, backfill: &str) -> PluginConfig {
+    pub(crate) fn config(&self, backfill: &str) -> PluginConfig {
         let mut triggers = String::new();
         for (n, a) in accounts().iter().enumerate() {
             triggers.push_str(&format!(
@@ -120,7 +121,7 @@ fn calls(n: u64, seed: u64) -> (Vec<SimFrame>, Vec<serde_json::Value>, Vec<Strin
 
 /// Pushes frames and waits until the sidecar has taken them all (an undecodable frame marks
 /// the end: it is counted when everything before it is folded in).
-async fn push_all(bh: &Blackhole, run: &Running, frames: &[SimFrame], marks: u64) {
+pub(crate) async fn push_all(bh: &Blackhole, run: &Running, frames: &[SimFrame], marks: u64) {
     for f in frames {
         bh.push(&f.text);
     }
@@ -150,7 +151,7 @@ async fn wait_metric(run: &Running, line: &str) {
 
 /// Waits until every expected id arrived; then until the outbox is empty and nothing is
 /// open, so late duplicates would have arrived too.
-async fn wait_delivered(
+pub(crate) async fn wait_delivered(
     rx: &Counts,
     run: &Running,
     expected: &[String],

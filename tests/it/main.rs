@@ -16,6 +16,7 @@ mod journal;
 mod lifecycle;
 mod limits;
 mod live;
+mod metrics;
 mod net;
 mod numbers;
 mod properties;
