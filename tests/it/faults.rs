@@ -453,6 +453,24 @@ async fn a_corrupted_outbox_stops_the_run_and_keeps_its_sessions() {
     rx.wait_for("/calls", &delivered_before, Duration::from_secs(60))
         .await;
     assert!(rx.delivered("/calls").is_superset(&delivered_before));
+    // The outcomes of those deliveries are recorded too before the file turns unreadable
+    // (else that write is the one that fails, before the later calls have come in).
+    let outbox = run
+        .started
+        .registry
+        .engine
+        .as_ref()
+        .unwrap()
+        .outbox()
+        .clone();
+    let t = std::time::Instant::now();
+    while outbox.pending_gauge() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "outcomes never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     faults.set(postcall::delivery::Fault::Unreadable);
     let (after, expected) = stream(10, 32, 5);
