@@ -57,18 +57,26 @@ pub struct JournalEntry {
     pub deliveries: Vec<DeliveryRef>,
 }
 
-impl JournalEntry {
-    /// The entry of `session` with the deliveries of `jobs`.
-    pub fn new(session: ClosedSession, jobs: &[Job]) -> Self {
-        let mut deliveries: Vec<DeliveryRef> = jobs
+impl DeliveryRef {
+    /// The deliveries of `jobs`, sorted, each once.
+    fn of(jobs: &[Job]) -> Vec<Self> {
+        let mut deliveries: Vec<Self> = jobs
             .iter()
-            .map(|j| DeliveryRef {
+            .map(|j| Self {
                 webhook_id: j.webhook_id.clone(),
                 trigger_id: j.trigger_id.clone(),
             })
             .collect();
         deliveries.sort();
         deliveries.dedup();
+        deliveries
+    }
+}
+
+impl JournalEntry {
+    /// The entry of `session` with the deliveries of `jobs`.
+    pub fn new(session: ClosedSession, jobs: &[Job]) -> Self {
+        let deliveries = DeliveryRef::of(jobs);
         Self {
             session,
             deliveries,
@@ -106,15 +114,7 @@ impl Encoded {
             session: &'a ClosedSession,
             deliveries: &'a [DeliveryRef],
         }
-        let mut deliveries: Vec<DeliveryRef> = jobs
-            .iter()
-            .map(|j| DeliveryRef {
-                webhook_id: j.webhook_id.clone(),
-                trigger_id: j.trigger_id.clone(),
-            })
-            .collect();
-        deliveries.sort();
-        deliveries.dedup();
+        let deliveries = DeliveryRef::of(jobs);
         let bytes = serde_json::to_vec(&EntryRef {
             session,
             deliveries: &deliveries,

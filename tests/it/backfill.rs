@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use postcall::config::PluginConfig;
 use postcall::sim::{self, MixSpec, Pbx, SimFrame, DEMO_SEED};
 
-use crate::run::{accounts, get, start, Running, TOKEN};
+use crate::run::{accounts, free_port, get, spawn_binary, start, Running, TOKEN};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::crossbar::Crossbar;
 use crate::servers::http::{HttpServer, Reply};
@@ -426,25 +426,7 @@ async fn a_killed_sidecar_backfills_from_its_stream_mark_exactly_once() {
     rig.cb.state.lock().unwrap().cdrs.add(docs);
     let cfg = rig.config("");
     let third = frames.len() / 3;
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let spawn = |admin: std::net::SocketAddr| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
-            .args([
-                "run",
-                "--config",
-                cfg.file.to_str().unwrap(),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |admin| spawn_binary(&cfg, admin);
     let mut child = spawn(free_port());
     rig.bh.wait_subscribed(1).await;
     for f in &frames[..third] {

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use postcall::sim::{self, MixSpec};
 
-use crate::run::{accounts, get, opts, start, start_with, write_config_with, Running, TOKEN};
+use crate::run::{
+    accounts, free_port, get, opts, spawn_binary, start, start_with, write_config_with, Running,
+    TOKEN,
+};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
 
@@ -235,25 +238,7 @@ async fn sidecar_killed_mid_backlog_and_restarted() {
         _server,
         _dir,
     } = Rig::new(true, "").await;
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let spawn = |admin: std::net::SocketAddr| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
-            .args([
-                "run",
-                "--config",
-                cfg.file.to_str().unwrap(),
-                "--admin",
-                &admin.to_string(),
-            ])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |admin| spawn_binary(&cfg, admin);
     let admin = free_port();
     let mut child = spawn(admin);
     bh.wait_subscribed(1).await;

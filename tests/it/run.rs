@@ -79,6 +79,29 @@ pub(crate) struct Running {
     pub(crate) started: Started,
 }
 
+/// A free loopback port (bound, then released).
+pub(crate) fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The `postcall` binary running `cfg` with its admin listener on `admin` (stderr dropped).
+pub(crate) fn spawn_binary(cfg: &PluginConfig, admin: std::net::SocketAddr) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
+        .args([
+            "run",
+            "--config",
+            cfg.file.to_str().unwrap(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 pub(crate) async fn start(cfg: PluginConfig) -> Running {
     start_with(cfg, opts()).await
 }
