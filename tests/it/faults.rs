@@ -207,15 +207,7 @@ async fn websocket_dropped_repeatedly() {
     bh.wait_subscribed(chunks as u64 + 1).await;
     rx.wait_for("/calls", &expected, Duration::from_secs(30))
         .await;
-    let dead = run
-        .started
-        .registry
-        .engine
-        .as_ref()
-        .unwrap()
-        .outbox()
-        .dead_len()
-        .unwrap() as usize;
+    let dead = run.outbox().dead_len().unwrap() as usize;
     assert!(source.disconnects.load(Ordering::Relaxed) >= chunks as u64);
     run.stop().await;
     report(
@@ -342,15 +334,7 @@ async fn disk_full_on_the_outbox_path() {
     rx.down.store(false, Ordering::Relaxed);
     rx.wait_for("/calls", &expected, Duration::from_secs(120))
         .await;
-    let dead = run
-        .started
-        .registry
-        .engine
-        .as_ref()
-        .unwrap()
-        .outbox()
-        .dead_len()
-        .unwrap() as usize;
+    let dead = run.outbox().dead_len().unwrap() as usize;
     run.stop().await;
     println!("fault run disk full: {errors} outbox write failures reported and retried");
     report("disk full", &expected, &rx.delivered("/calls"), dead);
@@ -389,14 +373,7 @@ async fn disk_full_injected_under_the_outbox() {
     rx.down.store(false, Ordering::Relaxed);
     rx.wait_for("/calls", &expected, Duration::from_secs(120))
         .await;
-    let dead = run
-        .started
-        .registry
-        .engine
-        .as_ref()
-        .unwrap()
-        .outbox()
-        .dead_gauge() as usize;
+    let dead = run.outbox().dead_gauge() as usize;
     run.stop().await;
     println!("fault run injected disk full: {errors} outbox write failures reported and retried");
     report(
@@ -440,14 +417,7 @@ async fn a_corrupted_outbox_stops_the_run_and_keeps_its_sessions() {
     assert!(rx.delivered("/calls").is_superset(&delivered_before));
     // The outcomes of those deliveries are recorded too before the file turns unreadable
     // (else that write is the one that fails, before the later calls have come in).
-    let outbox = run
-        .started
-        .registry
-        .engine
-        .as_ref()
-        .unwrap()
-        .outbox()
-        .clone();
+    let outbox = run.outbox().clone();
     let t = std::time::Instant::now();
     while outbox.pending_gauge() > 0 {
         assert!(
@@ -521,15 +491,7 @@ async fn ten_thousand_concurrent_calls_with_a_slow_endpoint() {
     rx.wait_for("/slow", &expected, Duration::from_secs(900))
         .await;
     let slow_done = t.elapsed();
-    let dead = run
-        .started
-        .registry
-        .engine
-        .as_ref()
-        .unwrap()
-        .outbox()
-        .dead_len()
-        .unwrap() as usize;
+    let dead = run.outbox().dead_len().unwrap() as usize;
     run.stop().await;
     println!(
         "fault run load: {} frames; fast endpoint complete after {:.1} s, slow endpoint after {:.1} s",

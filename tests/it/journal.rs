@@ -12,7 +12,7 @@ use postcall::delivery::journal::{
     DeliveryState, Encoded, JournalEntry, JournalPolicy, ListFilter, ResendTarget,
 };
 use postcall::delivery::{
-    webhook_id, Completion, Fault, Faults, Job, Journal, Outbox, OutboxError, OutboxOptions,
+    webhook_id, Completion, Fault, Faults, Job, Journal, Outbox, OutboxError,
 };
 use postcall::session::ClosedSession;
 use postcall::trigger::{BuildOptions, DocFormat, TriggerSet};
@@ -38,16 +38,7 @@ fn session(id: &str, tenant: &str, start_us: i64) -> ClosedSession {
     s
 }
 
-fn open(dir: &tempfile::TempDir, faults: &Faults) -> Outbox {
-    Outbox::open_with(
-        &dir.path().join("outbox.redb"),
-        OutboxOptions {
-            reserve_bytes: 0,
-            faults: faults.clone(),
-        },
-    )
-    .unwrap()
-}
+use crate::storage_faults::open;
 
 /// Journal entries without deliveries.
 fn put(o: &Outbox, sessions: &[ClosedSession]) {

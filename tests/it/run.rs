@@ -122,6 +122,11 @@ pub(crate) async fn start_with(cfg: PluginConfig, opts: RunOptions) -> Running {
 }
 
 impl Running {
+    /// The running sidecar's outbox.
+    pub(crate) fn outbox(&self) -> &std::sync::Arc<postcall::delivery::Outbox> {
+        self.started.registry.engine.as_ref().unwrap().outbox()
+    }
+
     pub(crate) async fn stop(self) -> sidecar::RunReport {
         self.stop.cancel();
         self.task.await.unwrap().unwrap()

@@ -37,7 +37,8 @@ fn job(id: &str, url: &str) -> Job {
     }
 }
 
-fn open(dir: &tempfile::TempDir, faults: &Faults) -> Outbox {
+/// An outbox in `dir` through the fault switch `faults`, without a disk reserve.
+pub(crate) fn open(dir: &tempfile::TempDir, faults: &Faults) -> Outbox {
     Outbox::open_with(
         &dir.path().join("outbox.redb"),
         OutboxOptions {
