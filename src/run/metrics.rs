@@ -54,6 +54,8 @@ pub struct Registry {
     pub journal: Option<Arc<crate::delivery::journal::JournalCounters>>,
     /// The running trigger set (the admin listener's journal re-sends match against it).
     pub triggers: Option<crate::trigger::SharedTriggers>,
+    /// The operator's console, served by the admin listener under `/console/`.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// The `/metrics` content type: the OpenMetrics text `prometheus-client` encodes.
