@@ -1,0 +1,451 @@
+//! The operator's console (issue 17) on a running sidecar: a fake Blackhole, a real receiver
+//! (`run::receiver`) and the admin listener, all on 127.0.0.1.
+//!
+//! - Over plain HTTP: the login, the session cookie, CSRF tokens and the same-origin check on
+//!   forms, the `Host` check, a trigger created by a form that is live at once and still there
+//!   after a restart.
+//! - In a real headless Chromium driven through WebDriver (`fantoccini`): a trigger with two
+//!   conditions created in the browser (a validation error shown beside its field first), seen
+//!   firing in the delivery log on a simulated call, the failing condition of a call that does
+//!   not match, a dead letter re-sent. Needs `POSTCALL_TEST_CHROMEDRIVER` and
+//!   `POSTCALL_TEST_CHROMIUM` (set by `scripts/test`); without them the test says SKIPPED.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use postcall::config::PluginConfig;
+use postcall::run::receiver::{Receiver, Reply};
+use postcall::session::ClosedSession;
+
+use crate::run::{accounts, start, start_with, TOKEN};
+use crate::servers::blackhole::Blackhole;
+
+const ADMIN_TOKEN: &str = "console-admin-token-0123";
+
+/// A scenario's frames and the session they make (its tenant, its CDR).
+fn scenario(name: &str) -> (Vec<String>, ClosedSession) {
+    let frames: Vec<String> = postcall::sim::scenario(name)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.text)
+        .collect();
+    let session = postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()))
+        .remove(0);
+    (frames, session)
+}
+
+/// Configuration: the fake Blackhole at `ws`, the admin token, `files` as the trigger file,
+/// a journal that keeps the scenarios' 2024 CDRs.
+fn config(dir: &std::path::Path, ws: &str, file: &str) -> PluginConfig {
+    std::fs::write(dir.join("triggers.toml"), file).unwrap();
+    let quoted: Vec<String> = accounts().iter().map(|a| format!("\"{a}\"")).collect();
+    let text = format!(
+        "[cdr]\ngrace_secs = 1\n[kazoo]\nwebsocket_url = \"{ws}\"\naccounts = [{}]\nauth_token = \"{TOKEN}\"\ndirectory_refresh_secs = 0\n\
+         [triggers]\nfiles = [\"triggers.toml\"]\nallow_http = true\n\
+         [delivery]\ndata_dir = \"data\"\nallow_private = [\"127.0.0.1/32\"]\n\
+         [journal]\nretention_days = 3650\n\
+         [admin]\ntoken = \"{ADMIN_TOKEN}\"\n",
+        quoted.join(", ")
+    );
+    let path = dir.join("plugin.toml");
+    std::fs::write(&path, text).unwrap();
+    PluginConfig::load(&path).unwrap()
+}
+
+struct Answer {
+    status: u16,
+    headers: hyper::HeaderMap,
+    body: String,
+}
+
+/// One request to the admin listener with `headers` (and a form body for POST).
+async fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: &[(&str, &str)],
+) -> Answer {
+    let client = postcall::net::HttpClient::new(
+        postcall::net::tls::client_config(None).unwrap(),
+        &Default::default(),
+    );
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    if method == "POST" {
+        b = b.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let r = client
+        .send(b.body(Full::new(Bytes::from(body))).unwrap(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    Answer {
+        status: r.status.as_u16(),
+        headers: r.headers,
+        body: String::from_utf8_lossy(&r.body).into_owned(),
+    }
+}
+
+/// The value of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// The login form, the cookie, CSRF and origin checks, and a form-made trigger that is live
+/// at once and survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_forms_need_login_csrf_and_same_origin() {
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &bh.url(), "");
+    let run = start(cfg.clone()).await;
+    let admin = run.started.admin;
+    let host = admin.to_string();
+    let origin = format!("http://{admin}");
+    let tenant = &accts[0];
+
+    // Not logged in: pages redirect to the login form, forms are refused.
+    let r = call(admin, "GET", "/console/tenants", &[], &[]).await;
+    assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/console/login"));
+    let page = format!("/console/tenants/{tenant}/triggers/new");
+    assert_eq!(call(admin, "POST", &format!("/console/tenants/{tenant}/triggers"), &[], &[]).await.status, 401);
+    // A rebound host name is refused before anything else.
+    assert_eq!(call(admin, "GET", &page, &[("host", "evil.example")], &[]).await.status, 403);
+    // The wrong token does not log in; the right one sets the session cookie.
+    assert_eq!(call(admin, "POST", "/console/login", &[], &[("token", "nope")]).await.status, 401);
+    let r = call(admin, "POST", "/console/login", &[("origin", &origin)], &[("token", ADMIN_TOKEN)]).await;
+    assert_eq!(r.status, 303);
+    let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(!set.contains(ADMIN_TOKEN), "the cookie is derived from the token, not the token");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    // The bearer token works as well (scripts).
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    assert_eq!(call(admin, "GET", "/console/tenants", &[("authorization", &bearer)], &[]).await.status, 200);
+
+    let form = call(admin, "GET", &page, &[("cookie", &cookie)], &[]).await;
+    assert_eq!(form.status, 200);
+    let (csrf, guid) = (hidden(&form.body, "csrf"), hidden(&form.body, "id"));
+    let fields = |csrf: &str, value: &str| -> Vec<(String, String)> {
+        [
+            ("csrf", csrf),
+            ("id", guid.as_str()),
+            ("enabled", "on"),
+            ("f_field", "dir"),
+            ("f_op", "in"),
+            ("f_value", value),
+            ("f_field", "talk"),
+            ("f_op", "gt"),
+            ("f_value", "30"),
+            ("url", "http://127.0.0.1:9/hook"),
+            ("method", "POST"),
+            ("format", "json"),
+            ("retries", "2"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    };
+    let post = |csrf: String, value: &'static str, extra: Vec<(&'static str, String)>| {
+        let cookie = cookie.clone();
+        let path = format!("/console/tenants/{tenant}/triggers");
+        let f = fields(&csrf, value);
+        async move {
+            let mut h: Vec<(&str, &str)> = vec![("cookie", &cookie)];
+            h.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            call(admin, "POST", &path, &h, &pairs).await
+        }
+    };
+    // Without the form's token, or from another origin: refused, nothing saved.
+    assert_eq!(post("x".repeat(32), "Incoming", vec![]).await.status, 403);
+    assert_eq!(post(csrf.clone(), "Incoming", vec![("origin", "http://evil.example".into())]).await.status, 403);
+    assert_eq!(post(csrf.clone(), "Incoming", vec![("sec-fetch-site", "cross-site".into())]).await.status, 403);
+    let reg = &run.started.registry;
+    let set = || reg.triggers.as_ref().unwrap().load_full();
+    assert!(set().get(&guid).is_none());
+    // The validator's message beside the field, the form kept.
+    let bad = post(csrf.clone(), "Incoming, Inbound", vec![("origin", origin.clone())]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains(r#"data-error-for="filter[0].value">unknown name &quot;Inbound&quot;"#), "{}", bad.body);
+    // Same origin, the session's token: saved and live at once.
+    let ok = post(csrf.clone(), "Incoming, Both", vec![("origin", origin.clone()), ("host", host.clone())]).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(
+        ok.headers["location"].to_str().unwrap(),
+        format!("/console/tenants/{tenant}/triggers/{guid}?saved")
+    );
+    let t = set().get(&guid).cloned().expect("live without a restart");
+    assert_eq!((t.filters.len(), t.action.retries, &*t.origin), (2, 2, "console"));
+    assert_eq!(t.tenant_id, *tenant);
+    run.stop().await;
+
+    // Stored: the next start has it.
+    let again = start(cfg).await;
+    let t = again.started.registry.triggers.as_ref().unwrap().load_full();
+    assert_eq!(t.get(&guid).map(|t| t.filters.len()), Some(2));
+    again.stop().await;
+}
+
+/// Headless Chromium through chromedriver, both started here and stopped on drop.
+struct Browser {
+    client: Option<fantoccini::Client>,
+    driver: std::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `None` (after saying so on stderr) when the paths are not given.
+    async fn start() -> Option<Self> {
+        let (Ok(driver), Ok(chromium)) = (
+            std::env::var("POSTCALL_TEST_CHROMEDRIVER"),
+            std::env::var("POSTCALL_TEST_CHROMIUM"),
+        ) else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED console::console_in_a_real_browser: needs Chromium (run scripts/test; POSTCALL_TEST_CHROMEDRIVER and POSTCALL_TEST_CHROMIUM)"
+            );
+            return None;
+        };
+        let port = crate::run::free_port().port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Self {
+            client: None,
+            driver: child,
+            _profile: profile,
+        };
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--window-size=1360,1000",
+                    format!("--user-data-dir={}", browser._profile.path().display()),
+                ]
+            }
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        // chromedriver takes a moment to listen: retried until it answers (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let attempt = fantoccini::ClientBuilder::new(
+                hyper_util::client::legacy::connect::HttpConnector::new(),
+            )
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&url)
+            .await;
+            match attempt {
+                Ok(c) => break c,
+                Err(e) if std::time::Instant::now() > deadline => panic!("chromedriver: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        browser.client = Some(client);
+        Some(browser)
+    }
+
+    fn c(&self) -> &fantoccini::Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+use fantoccini::Locator;
+
+/// The text of the first element matching `css`.
+async fn text(b: &Browser, css: &str) -> String {
+    b.c().find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+/// Reloads `url` until the page's text satisfies `ok` (30 s at most).
+async fn until(b: &Browser, url: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        b.c().goto(url).await.unwrap();
+        let body = text(b, "main").await;
+        if ok(&body) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_a_real_browser() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (answered, answered_session) = scenario("pstn_answered");
+    let (missed, missed_session) = scenario("caller_hangup_short_ring");
+    let tenant = answered_session.tenant_id.clone().unwrap();
+    assert_eq!(missed_session.tenant_id.as_deref(), Some(tenant.as_str()));
+    assert_eq!((answered_session.cdr.ans, missed_session.cdr.ans), (1, 0));
+
+    // The receiver: `/hook` takes everything; `/gone` refuses (400, final) until told to
+    // take (status in `gone`), which makes the file trigger's delivery a dead letter first.
+    let gone = Arc::new(AtomicU16::new(400));
+    let hooks = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let (g, h) = (gone.clone(), hooks.clone());
+    let rx = Receiver::start(None, move |r| {
+        if r.uri.starts_with("/gone") {
+            return Reply::status(g.load(Ordering::Relaxed)).into();
+        }
+        if let Ok(v) = serde_json::from_slice(&r.body) {
+            h.lock().unwrap().push(v);
+        }
+        Reply::json(200, &serde_json::json!({"ok": true})).into()
+    })
+    .await
+    .unwrap();
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!(
+        "[[trigger]]\nid = \"file-gone\"\ntenant = \"{tenant}\"\nfilter = [{{ field = \"ans\", op = \"eq\", value = 0 }}]\n[trigger.action]\nurl = \"{}/gone\"\nretries = 0\n",
+        rx.url()
+    );
+    let cfg = config(dir.path(), &bh.url(), &file);
+    let run = start_with(cfg, crate::run::opts()).await;
+    bh.wait_subscribed(1).await;
+    let base = format!("http://{}", run.started.admin);
+
+    // Log in.
+    b.c().goto(&format!("{base}/console/")).await.unwrap();
+    assert!(b.c().current_url().await.unwrap().path().ends_with("/console/login"));
+    b.c().find(Locator::Id("token")).await.unwrap().send_keys(ADMIN_TOKEN).await.unwrap();
+    b.c().find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    assert!(text(&b, "#tenants").await.contains(&tenant));
+
+    // A new trigger for the tenant with two conditions; first with a name the validator
+    // does not know, which comes back beside its field.
+    b.c().goto(&format!("{base}/console/tenants/{tenant}/triggers/new")).await.unwrap();
+    let guid = text(&b, "#guid").await;
+    assert!(uuid::Uuid::parse_str(&guid).is_ok(), "{guid}");
+    let rows = b.c().find_all(Locator::Css("tr.filter-row")).await.unwrap();
+    let fill = |row: usize, field: &'static str, op: &'static str, value: &'static str| {
+        let row = rows[row].clone();
+        async move {
+            row.find(Locator::Css(".f-field")).await.unwrap().send_keys(field).await.unwrap();
+            row.find(Locator::Css(&format!(".f-op option[value=\"{op}\"]"))).await.unwrap().click().await.unwrap();
+            let v = row.find(Locator::Css(".f-value")).await.unwrap();
+            v.clear().await.unwrap();
+            v.send_keys(value).await.unwrap();
+        }
+    };
+    fill(0, "type", "eq", "Outside").await;
+    fill(1, "ans", "eq", "1").await;
+    b.c().find(Locator::Id("url")).await.unwrap().send_keys(&format!("{}/hook", rx.url())).await.unwrap();
+    let retries = b.c().find(Locator::Id("retries")).await.unwrap();
+    retries.clear().await.unwrap();
+    retries.send_keys("0").await.unwrap();
+    b.c().find(Locator::Id("save")).await.unwrap().click().await.unwrap();
+    let problem = text(&b, "[data-error-for=\"filter[0].value\"]").await;
+    assert!(problem.starts_with("unknown name \"Outside\"; one of Unknown, Internal, External"), "{problem}");
+    // The form came back as typed; fix the value.
+    let v = b.c().find(Locator::Css("tr.filter-row:nth-child(1) .f-value")).await.unwrap();
+    v.clear().await.unwrap();
+    v.send_keys("External").await.unwrap();
+    b.c().find(Locator::Id("save")).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&b, "#notice").await, "Saved: the trigger is live.");
+    let url = b.c().current_url().await.unwrap();
+    assert_eq!(url.path(), format!("/console/tenants/{tenant}/triggers/{guid}"), "the GUID is in the URL");
+    let set = run.started.registry.triggers.as_ref().unwrap().load_full();
+    let t = set.get(&guid).expect("live");
+    assert_eq!(t.filters.iter().map(|f| f.field_name().to_owned()).collect::<Vec<_>>(), ["type", "ans"]);
+
+    // Two calls: the answered one fires the new trigger, the missed one does not (it fires
+    // the file trigger, whose receiver refuses: a dead letter).
+    for f in answered.iter().chain(&missed) {
+        bh.push(f);
+    }
+    let log = until(&b, &format!("{base}/console/tenants/{tenant}/triggers/{guid}/log"), "the delivery in the log", |p| {
+        p.contains("delivered")
+    })
+    .await;
+    assert!(log.contains(&guid) && log.contains("200"), "{log}");
+    let first = b.c().find(Locator::Css("#attempts tbody tr.delivered")).await.unwrap().text().await.unwrap();
+    assert!(first.contains("{\"ok\":true}"), "the answer's first bytes: {first}");
+    {
+        let got = hooks.lock().unwrap();
+        assert_eq!(got.len(), 1, "only the answered call fires it");
+        assert_eq!(got[0]["triggerId"], guid.as_str());
+        assert_eq!(got[0]["cdr"]["id"], answered_session.cdr.id.as_str());
+    }
+
+    // Test the trigger against the journal: one fires, the other shows its failing condition.
+    let test = until(&b, &format!("{base}/console/tenants/{tenant}/triggers/{guid}/test"), "both CDRs tested", |p| {
+        p.contains(&missed_session.cdr.id) && p.contains(&answered_session.cdr.id)
+    })
+    .await;
+    assert!(test.contains("1 of 2 would fire"), "{test}");
+    let why = text(&b, "#results tr.not .why").await;
+    assert_eq!(why, "ans eq 1 — the CDR has 0");
+
+    // The dead letter of the file trigger, re-sent once the receiver takes it.
+    let dead = until(&b, &format!("{base}/console/deliveries"), "the dead letter", |p| p.contains("file-gone") && p.contains("HTTP 400")).await;
+    assert!(dead.contains("re-send"), "{dead}");
+    gone.store(204, Ordering::Relaxed);
+    b.c().find(Locator::Css("#dead button.resend")).await.unwrap().click().await.unwrap();
+    until(&b, &format!("{base}/console/deliveries?trigger=file-gone"), "the re-sent delivery", |p| {
+        p.contains("No dead letter.") && p.contains("204")
+    })
+    .await;
+
+    // The live counters are refreshed by the page's script.
+    b.c().goto(&format!("{base}/console/tenants/{tenant}")).await.unwrap();
+    let delivered = b
+        .c()
+        .wait()
+        .for_element(Locator::Css("[data-counter=\"delivered\"]"))
+        .await
+        .unwrap();
+    assert!(delivered.text().await.unwrap().parse::<u64>().unwrap() >= 2);
+
+    // The screenshot in the README, when asked for.
+    if let Ok(path) = std::env::var("POSTCALL_TEST_SCREENSHOT") {
+        b.c().goto(&format!("{base}/console/tenants/{tenant}/triggers/{guid}/test")).await.unwrap();
+        let png = b.c().screenshot().await.unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+    b.close().await;
+    run.stop().await;
+}
