@@ -12,7 +12,7 @@
 //!   request (`Origin` naming this host, `Sec-Fetch-Site` same-origin or none) — the admin
 //!   listener's check for state-changing requests.
 //! - Every answer: `Content-Security-Policy` (own scripts and styles only, no framing),
-//!   `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`, `Cache-Control: no-store`.
+//!   `X-Frame-Options: DENY`, `Referrer-Policy: same-origin`, `Cache-Control: no-store`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -254,7 +254,9 @@ fn respond(reply: Reply, cookie: Option<String>) -> Response<Full<Bytes>> {
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     put(header::X_FRAME_OPTIONS, "DENY");
-    put(header::REFERRER_POLICY, "no-referrer");
+    // Not `no-referrer`: with it Chrome sends `Origin: null` on form posts, which the
+    // same-origin check refuses.
+    put(header::REFERRER_POLICY, "same-origin");
     put(header::CACHE_CONTROL, "no-store");
     put(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(to) = location {

@@ -135,6 +135,23 @@ fn body_excerpt(head: &[u8]) -> String {
     out
 }
 
+/// The start of a receiver's answer for the attempt log (shown as HTML-escaped text, not
+/// logged): at most 200 characters, control characters other than line breaks and tabs
+/// replaced.
+fn printable(head: &[u8]) -> String {
+    String::from_utf8_lossy(head)
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The URL without user name and password, and those as a `Basic` authorization value.
 fn split_userinfo(url: &str) -> (String, Option<String>) {
     use base64::Engine as _;
@@ -518,13 +535,14 @@ impl Engine {
         let mut answer = None;
         let (outcome, detail) = match self.send(&job, key.as_ref()).await {
             Ok((status, head)) => {
-                let excerpt = scrub_url_secrets(&body_excerpt(&head), &job.endpoint.url);
+                let url = &job.endpoint.url;
                 let detail = if (200..300).contains(&status) || head.is_empty() {
                     format!("HTTP {status}")
                 } else {
+                    let excerpt = scrub_url_secrets(&body_excerpt(&head), url);
                     format!("HTTP {status}: {excerpt}")
                 };
-                answer = Some((status, excerpt));
+                answer = Some((status, scrub_url_secrets(&printable(&head), url)));
                 (Outcome::Status(status), detail)
             }
             Err(HttpError::Timeout(d)) => (Outcome::Timeout, format!("timed out after {d:?}")),
@@ -752,6 +770,10 @@ mod tests {
         assert_eq!(
             body_excerpt(b"line\nforged=1 \x1b[31m"),
             "line\\nforged=1 \\u{1b}[31m"
+        );
+        assert_eq!(
+            printable(b"{\"ok\":1}\n\x1b[31m"),
+            "{\"ok\":1}\n\u{fffd}[31m"
         );
     }
 }

@@ -33,8 +33,8 @@ fn scenario(name: &str) -> (Vec<String>, ClosedSession) {
         .into_iter()
         .map(|f| f.text)
         .collect();
-    let session = postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()))
-        .remove(0);
+    let session =
+        postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default())).remove(0);
     (frames, session)
 }
 
@@ -87,7 +87,10 @@ async fn call(
         b = b.header("content-type", "application/x-www-form-urlencoded");
     }
     let r = client
-        .send(b.body(Full::new(Bytes::from(body))).unwrap(), Duration::from_secs(10))
+        .send(
+            b.body(Full::new(Bytes::from(body))).unwrap(),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap();
     Answer {
@@ -123,22 +126,70 @@ async fn console_forms_need_login_csrf_and_same_origin() {
 
     // Not logged in: pages redirect to the login form, forms are refused.
     let r = call(admin, "GET", "/console/tenants", &[], &[]).await;
-    assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/console/login"));
+    assert_eq!(
+        (r.status, r.headers["location"].to_str().unwrap()),
+        (303, "/console/login")
+    );
     let page = format!("/console/tenants/{tenant}/triggers/new");
-    assert_eq!(call(admin, "POST", &format!("/console/tenants/{tenant}/triggers"), &[], &[]).await.status, 401);
+    assert_eq!(
+        call(
+            admin,
+            "POST",
+            &format!("/console/tenants/{tenant}/triggers"),
+            &[],
+            &[]
+        )
+        .await
+        .status,
+        401
+    );
     // A rebound host name is refused before anything else.
-    assert_eq!(call(admin, "GET", &page, &[("host", "evil.example")], &[]).await.status, 403);
+    assert_eq!(
+        call(admin, "GET", &page, &[("host", "evil.example")], &[])
+            .await
+            .status,
+        403
+    );
     // The wrong token does not log in; the right one sets the session cookie.
-    assert_eq!(call(admin, "POST", "/console/login", &[], &[("token", "nope")]).await.status, 401);
-    let r = call(admin, "POST", "/console/login", &[("origin", &origin)], &[("token", ADMIN_TOKEN)]).await;
+    assert_eq!(
+        call(admin, "POST", "/console/login", &[], &[("token", "nope")])
+            .await
+            .status,
+        401
+    );
+    let r = call(
+        admin,
+        "POST",
+        "/console/login",
+        &[("origin", &origin)],
+        &[("token", ADMIN_TOKEN)],
+    )
+    .await;
     assert_eq!(r.status, 303);
     let set = r.headers["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
-    assert!(!set.contains(ADMIN_TOKEN), "the cookie is derived from the token, not the token");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert!(
+        !set.contains(ADMIN_TOKEN),
+        "the cookie is derived from the token, not the token"
+    );
     let cookie = set.split(';').next().unwrap().to_owned();
     // The bearer token works as well (scripts).
     let bearer = format!("Bearer {ADMIN_TOKEN}");
-    assert_eq!(call(admin, "GET", "/console/tenants", &[("authorization", &bearer)], &[]).await.status, 200);
+    assert_eq!(
+        call(
+            admin,
+            "GET",
+            "/console/tenants",
+            &[("authorization", &bearer)],
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
 
     let form = call(admin, "GET", &page, &[("cookie", &cookie)], &[]).await;
     assert_eq!(form.status, 200);
@@ -170,36 +221,79 @@ async fn console_forms_need_login_csrf_and_same_origin() {
         async move {
             let mut h: Vec<(&str, &str)> = vec![("cookie", &cookie)];
             h.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let pairs: Vec<(&str, &str)> =
+                f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             call(admin, "POST", &path, &h, &pairs).await
         }
     };
     // Without the form's token, or from another origin: refused, nothing saved.
     assert_eq!(post("x".repeat(32), "Incoming", vec![]).await.status, 403);
-    assert_eq!(post(csrf.clone(), "Incoming", vec![("origin", "http://evil.example".into())]).await.status, 403);
-    assert_eq!(post(csrf.clone(), "Incoming", vec![("sec-fetch-site", "cross-site".into())]).await.status, 403);
+    assert_eq!(
+        post(
+            csrf.clone(),
+            "Incoming",
+            vec![("origin", "http://evil.example".into())]
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        post(
+            csrf.clone(),
+            "Incoming",
+            vec![("sec-fetch-site", "cross-site".into())]
+        )
+        .await
+        .status,
+        403
+    );
     let reg = &run.started.registry;
     let set = || reg.triggers.as_ref().unwrap().load_full();
     assert!(set().get(&guid).is_none());
     // The validator's message beside the field, the form kept.
-    let bad = post(csrf.clone(), "Incoming, Inbound", vec![("origin", origin.clone())]).await;
+    let bad = post(
+        csrf.clone(),
+        "Incoming, Inbound",
+        vec![("origin", origin.clone())],
+    )
+    .await;
     assert_eq!(bad.status, 422);
-    assert!(bad.body.contains(r#"data-error-for="filter[0].value">unknown name &quot;Inbound&quot;"#), "{}", bad.body);
+    assert!(
+        bad.body
+            .contains(r#"data-error-for="filter[0].value">unknown name &quot;Inbound&quot;"#),
+        "{}",
+        bad.body
+    );
     // Same origin, the session's token: saved and live at once.
-    let ok = post(csrf.clone(), "Incoming, Both", vec![("origin", origin.clone()), ("host", host.clone())]).await;
+    let ok = post(
+        csrf.clone(),
+        "Incoming, Both",
+        vec![("origin", origin.clone()), ("host", host.clone())],
+    )
+    .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(
         ok.headers["location"].to_str().unwrap(),
         format!("/console/tenants/{tenant}/triggers/{guid}?saved")
     );
     let t = set().get(&guid).cloned().expect("live without a restart");
-    assert_eq!((t.filters.len(), t.action.retries, &*t.origin), (2, 2, "console"));
+    assert_eq!(
+        (t.filters.len(), t.action.retries, &*t.origin),
+        (2, 2, "console")
+    );
     assert_eq!(t.tenant_id, *tenant);
     run.stop().await;
 
     // Stored: the next start has it.
     let again = start(cfg).await;
-    let t = again.started.registry.triggers.as_ref().unwrap().load_full();
+    let t = again
+        .started
+        .registry
+        .triggers
+        .as_ref()
+        .unwrap()
+        .load_full();
     assert_eq!(t.get(&guid).map(|t| t.filters.len()), Some(2));
     again.stop().await;
 }
@@ -289,9 +383,19 @@ impl Drop for Browser {
 
 use fantoccini::Locator;
 
-/// The text of the first element matching `css`.
+/// The text of the first element matching `css`, waiting for it to appear (a click's page
+/// load finishes after the click returns).
 async fn text(b: &Browser, css: &str) -> String {
-    b.c().find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    match b
+        .c()
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(e) => e.text().await.unwrap(),
+        Err(e) => panic!("{css}: {e}\n{}", b.c().source().await.unwrap_or_default()),
+    }
 }
 
 /// Reloads `url` until the page's text satisfies `ok` (30 s at most).
@@ -314,7 +418,7 @@ async fn console_in_a_real_browser() {
         return;
     };
     let (answered, answered_session) = scenario("pstn_answered");
-    let (missed, missed_session) = scenario("caller_hangup_short_ring");
+    let (missed, missed_session) = scenario("caller_hangup_long_ring");
     let tenant = answered_session.tenant_id.clone().unwrap();
     assert_eq!(missed_session.tenant_id.as_deref(), Some(tenant.as_str()));
     assert_eq!((answered_session.cdr.ans, missed_session.cdr.ans), (1, 0));
@@ -350,22 +454,53 @@ async fn console_in_a_real_browser() {
 
     // Log in.
     b.c().goto(&format!("{base}/console/")).await.unwrap();
-    assert!(b.c().current_url().await.unwrap().path().ends_with("/console/login"));
-    b.c().find(Locator::Id("token")).await.unwrap().send_keys(ADMIN_TOKEN).await.unwrap();
-    b.c().find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    assert!(b
+        .c()
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/console/login"));
+    b.c()
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_TOKEN)
+        .await
+        .unwrap();
+    b.c()
+        .find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert!(text(&b, "#tenants").await.contains(&tenant));
 
     // A new trigger for the tenant with two conditions; first with a name the validator
     // does not know, which comes back beside its field.
-    b.c().goto(&format!("{base}/console/tenants/{tenant}/triggers/new")).await.unwrap();
+    b.c()
+        .goto(&format!("{base}/console/tenants/{tenant}/triggers/new"))
+        .await
+        .unwrap();
     let guid = text(&b, "#guid").await;
     assert!(uuid::Uuid::parse_str(&guid).is_ok(), "{guid}");
     let rows = b.c().find_all(Locator::Css("tr.filter-row")).await.unwrap();
     let fill = |row: usize, field: &'static str, op: &'static str, value: &'static str| {
         let row = rows[row].clone();
         async move {
-            row.find(Locator::Css(".f-field")).await.unwrap().send_keys(field).await.unwrap();
-            row.find(Locator::Css(&format!(".f-op option[value=\"{op}\"]"))).await.unwrap().click().await.unwrap();
+            row.find(Locator::Css(".f-field"))
+                .await
+                .unwrap()
+                .send_keys(field)
+                .await
+                .unwrap();
+            row.find(Locator::Css(&format!(".f-op option[value=\"{op}\"]")))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
             let v = row.find(Locator::Css(".f-value")).await.unwrap();
             v.clear().await.unwrap();
             v.send_keys(value).await.unwrap();
@@ -373,37 +508,85 @@ async fn console_in_a_real_browser() {
     };
     fill(0, "type", "eq", "Outside").await;
     fill(1, "ans", "eq", "1").await;
-    b.c().find(Locator::Id("url")).await.unwrap().send_keys(&format!("{}/hook", rx.url())).await.unwrap();
+    b.c()
+        .find(Locator::Id("url"))
+        .await
+        .unwrap()
+        .send_keys(&format!("{}/hook", rx.url()))
+        .await
+        .unwrap();
     let retries = b.c().find(Locator::Id("retries")).await.unwrap();
     retries.clear().await.unwrap();
     retries.send_keys("0").await.unwrap();
-    b.c().find(Locator::Id("save")).await.unwrap().click().await.unwrap();
+    b.c()
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let problem = text(&b, "[data-error-for=\"filter[0].value\"]").await;
-    assert!(problem.starts_with("unknown name \"Outside\"; one of Unknown, Internal, External"), "{problem}");
+    assert!(
+        problem.starts_with("unknown name \"Outside\"; one of Unknown, Internal, External"),
+        "{problem}"
+    );
     // The form came back as typed; fix the value.
-    let v = b.c().find(Locator::Css("tr.filter-row:nth-child(1) .f-value")).await.unwrap();
+    let v = b
+        .c()
+        .find(Locator::Css("tr.filter-row:nth-child(1) .f-value"))
+        .await
+        .unwrap();
     v.clear().await.unwrap();
     v.send_keys("External").await.unwrap();
-    b.c().find(Locator::Id("save")).await.unwrap().click().await.unwrap();
+    b.c()
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert_eq!(text(&b, "#notice").await, "Saved: the trigger is live.");
     let url = b.c().current_url().await.unwrap();
-    assert_eq!(url.path(), format!("/console/tenants/{tenant}/triggers/{guid}"), "the GUID is in the URL");
+    assert_eq!(
+        url.path(),
+        format!("/console/tenants/{tenant}/triggers/{guid}"),
+        "the GUID is in the URL"
+    );
     let set = run.started.registry.triggers.as_ref().unwrap().load_full();
     let t = set.get(&guid).expect("live");
-    assert_eq!(t.filters.iter().map(|f| f.field_name().to_owned()).collect::<Vec<_>>(), ["type", "ans"]);
+    assert_eq!(
+        t.filters
+            .iter()
+            .map(|f| f.field_name().to_owned())
+            .collect::<Vec<_>>(),
+        ["type", "ans"]
+    );
 
     // Two calls: the answered one fires the new trigger, the missed one does not (it fires
     // the file trigger, whose receiver refuses: a dead letter).
     for f in answered.iter().chain(&missed) {
         bh.push(f);
     }
-    let log = until(&b, &format!("{base}/console/tenants/{tenant}/triggers/{guid}/log"), "the delivery in the log", |p| {
-        p.contains("delivered")
-    })
+    let log = until(
+        &b,
+        &format!("{base}/console/tenants/{tenant}/triggers/{guid}/log"),
+        "the delivery in the log",
+        |p| p.contains("delivered"),
+    )
     .await;
     assert!(log.contains(&guid) && log.contains("200"), "{log}");
-    let first = b.c().find(Locator::Css("#attempts tbody tr.delivered")).await.unwrap().text().await.unwrap();
-    assert!(first.contains("{\"ok\":true}"), "the answer's first bytes: {first}");
+    let first = b
+        .c()
+        .find(Locator::Css("#attempts tbody tr.delivered"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        first.contains("{\"ok\":true}"),
+        "the answer's first bytes: {first}"
+    );
     {
         let got = hooks.lock().unwrap();
         assert_eq!(got.len(), 1, "only the answered call fires it");
@@ -412,26 +595,47 @@ async fn console_in_a_real_browser() {
     }
 
     // Test the trigger against the journal: one fires, the other shows its failing condition.
-    let test = until(&b, &format!("{base}/console/tenants/{tenant}/triggers/{guid}/test"), "both CDRs tested", |p| {
-        p.contains(&missed_session.cdr.id) && p.contains(&answered_session.cdr.id)
-    })
+    let test = until(
+        &b,
+        &format!("{base}/console/tenants/{tenant}/triggers/{guid}/test"),
+        "both CDRs tested",
+        |p| p.contains(&missed_session.cdr.id) && p.contains(&answered_session.cdr.id),
+    )
     .await;
     assert!(test.contains("1 of 2 would fire"), "{test}");
     let why = text(&b, "#results tr.not .why").await;
     assert_eq!(why, "ans eq 1 — the CDR has 0");
 
     // The dead letter of the file trigger, re-sent once the receiver takes it.
-    let dead = until(&b, &format!("{base}/console/deliveries"), "the dead letter", |p| p.contains("file-gone") && p.contains("HTTP 400")).await;
+    let dead = until(
+        &b,
+        &format!("{base}/console/deliveries"),
+        "the dead letter",
+        |p| p.contains("file-gone") && p.contains("HTTP 400"),
+    )
+    .await;
     assert!(dead.contains("re-send"), "{dead}");
     gone.store(204, Ordering::Relaxed);
-    b.c().find(Locator::Css("#dead button.resend")).await.unwrap().click().await.unwrap();
-    until(&b, &format!("{base}/console/deliveries?trigger=file-gone"), "the re-sent delivery", |p| {
-        p.contains("No dead letter.") && p.contains("204")
-    })
+    b.c()
+        .find(Locator::Css("#dead button.resend"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &b,
+        &format!("{base}/console/deliveries?trigger=file-gone"),
+        "the re-sent delivery",
+        |p| p.contains("No dead letter.") && p.contains("204"),
+    )
     .await;
 
     // The live counters are refreshed by the page's script.
-    b.c().goto(&format!("{base}/console/tenants/{tenant}")).await.unwrap();
+    b.c()
+        .goto(&format!("{base}/console/tenants/{tenant}"))
+        .await
+        .unwrap();
     let delivered = b
         .c()
         .wait()
@@ -440,11 +644,54 @@ async fn console_in_a_real_browser() {
         .unwrap();
     assert!(delivered.text().await.unwrap().parse::<u64>().unwrap() >= 2);
 
+    // One test webhook through the delivery code, its answer shown.
+    b.c()
+        .goto(&format!(
+            "{base}/console/tenants/{tenant}/triggers/{guid}/test"
+        ))
+        .await
+        .unwrap();
+    b.c()
+        .find(Locator::Id("send-test"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(&b, "#sent-status").await, "200");
+    assert_eq!(text(&b, "#sent-body").await, "{\"ok\":true}");
+    assert!(text(&b, "#sent").await.contains("content-type"));
+    {
+        let got = hooks.lock().unwrap();
+        assert_eq!(got.len(), 2, "the test webhook reached the receiver");
+        assert_eq!(got[1]["triggerId"], guid.as_str());
+        assert_eq!(got[1]["tenantId"], tenant.as_str());
+    }
+
     // The screenshot in the README, when asked for.
     if let Ok(path) = std::env::var("POSTCALL_TEST_SCREENSHOT") {
-        b.c().goto(&format!("{base}/console/tenants/{tenant}/triggers/{guid}/test")).await.unwrap();
         let png = b.c().screenshot().await.unwrap();
         std::fs::write(path, png).unwrap();
+    }
+    // Every page, for a reviewer's eyes, when asked for.
+    if let Ok(dir) = std::env::var("POSTCALL_TEST_SCREENSHOTS_DIR") {
+        for (name, path) in [
+            ("tenants", "/console/tenants".to_owned()),
+            ("tenant", format!("/console/tenants/{tenant}")),
+            (
+                "trigger",
+                format!("/console/tenants/{tenant}/triggers/{guid}"),
+            ),
+            (
+                "file-trigger",
+                format!("/console/tenants/{tenant}/triggers/file-gone"),
+            ),
+            ("deliveries", "/console/deliveries".to_owned()),
+        ] {
+            b.c().goto(&format!("{base}{path}")).await.unwrap();
+            let png = b.c().screenshot().await.unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        }
     }
     b.close().await;
     run.stop().await;
