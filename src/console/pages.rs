@@ -388,7 +388,7 @@ async fn stored(c: &Console) -> Result<Vec<StoredTrigger>, String> {
 
 /// One change to the console's triggers.
 enum Change {
-    Put(StoredTrigger, Trigger),
+    Put(Box<(StoredTrigger, Trigger)>),
     Delete(String),
 }
 
@@ -403,9 +403,9 @@ async fn apply(c: &Console, change: Change) -> Result<(), FieldErrors> {
         .map_err(|e| top(e.to_string()))?;
     let mut next: Vec<Trigger> = current.clone();
     match &change {
-        Change::Put(_, t) => match next.iter_mut().find(|x| x.id == t.id) {
-            Some(x) => *x = t.clone(),
-            None => next.push(t.clone()),
+        Change::Put(p) => match next.iter_mut().find(|x| x.id == p.1.id) {
+            Some(x) => *x = p.1.clone(),
+            None => next.push(p.1.clone()),
         },
         Change::Delete(id) => next.retain(|x| &x.id != id),
     }
@@ -413,7 +413,7 @@ async fn apply(c: &Console, change: Change) -> Result<(), FieldErrors> {
         .await
         .map_err(|e| triggers::field_errors(&e))?;
     let stored = match change {
-        Change::Put(s, _) => c.store.put(s).await,
+        Change::Put(p) => c.store.put(p.0).await,
         Change::Delete(id) => c.store.delete(id).await.map(drop),
     };
     if let Err(e) = stored {
@@ -455,7 +455,7 @@ async fn put(c: &Console, ctx: &Ctx, tenant: &str, id: &str, new: bool, doc: Val
                 doc,
                 updated_us: now_us(),
             };
-            apply(c, Change::Put(s, t)).await
+            apply(c, Change::Put(Box::new((s, t)))).await
         }
         Err(e) => Err(e),
     };

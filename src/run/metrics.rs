@@ -399,6 +399,16 @@ fn engine(o: &mut Out<'_>, e: &Engine) -> fmt::Result {
         "Duration of delivery attempts.",
         &c.attempt_duration,
     )?;
+    o.gauge(
+        "postcall_attempt_log_entries",
+        "Recent delivery attempts kept for the console's delivery log.",
+        e.attempts.len() as u64,
+    )?;
+    o.counter(
+        "postcall_attempt_log_pruned",
+        "Attempts removed from the console's delivery log (over its count or age bound).",
+        e.attempts.pruned(),
+    )?;
     // As of the outbox's last request: reading the store here would wait on it.
     o.gauge(
         "postcall_outbox_pending",
