@@ -3,7 +3,7 @@
 mod admin;
 mod backfill;
 mod captures;
-// Kazoo's stored leg CDRs (issue 15).
+// Kazoo's stored leg CDRs.
 mod cdr_docs;
 mod cli;
 mod delivery;
@@ -11,7 +11,7 @@ mod delivery;
 mod docs;
 mod enrich;
 mod faults;
-// The CDR journal (issue 15).
+// The CDR journal.
 mod journal;
 mod lifecycle;
 mod limits;
@@ -28,7 +28,7 @@ mod snapshots;
 // Storage faults injected under the outbox.
 mod storage_faults;
 mod support;
-// Triggers (issue 4).
+// Triggers.
 mod triggers;
 // One validation for check and run.
 mod validate;
