@@ -1,4 +1,4 @@
-//! Trigger matching with 10 000 triggers per CDR (PRODUCT.md §4, issue 4).
+//! Trigger matching with 10 000 triggers per CDR (PRODUCT.md §4).
 //!
 //! `cargo bench --bench triggers` prints, side by side in one run:
 //! - **spread**: 10 000 triggers over 100 tenants; the tenant index against checking every

@@ -540,7 +540,7 @@ fn settings(config: Option<&PathBuf>) -> anyhow::Result<Settings> {
     }
 }
 
-// --- enrichment (issue 6) ---
+// --- enrichment ---
 /// Enriches closed sessions: location by default, plus whatever the configuration's `[enrich]`
 /// names. Reference files that cannot be used are reported on stderr and left out; they never
 /// stop the replay.

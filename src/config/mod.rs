@@ -27,7 +27,7 @@ pub use journal::{JournalSection, JournalSettings};
 pub use kazoo::{is_account_id, KazooSection};
 pub use limits::LimitsSection;
 
-// Triggers (issue 4).
+// Triggers.
 mod triggers;
 // One validation for `check` and `run`.
 mod validate;
@@ -409,7 +409,7 @@ fn first_error(problems: Vec<Problem>) -> ConfigError {
     }
 }
 
-// --- enrichment (issue 6) ---
+// --- enrichment ---
 impl PluginConfig {
     /// The enrichment files named by `[enrich]`, resolved against the config file's directory;
     /// location alone when the section is absent.

@@ -144,16 +144,24 @@ impl EnrichSources {
     /// regions from the tenant settings.
     pub fn new(section: &EnrichSection, base: &Path, settings: &Settings) -> Self {
         let resolve = |p: &PathBuf| base.join(p);
+        let contacts = |path: Option<&Path>, id: &Option<String>, name: &Option<String>, region| {
+            path.map(|p| DirectorySource {
+                path: base.join(p),
+                names: DirectoryNames {
+                    id: id.clone(),
+                    name: name.clone(),
+                },
+                region,
+            })
+        };
         let shared_region = settings.default_tenant.region;
         let shared = TenantSources {
-            contacts: section.contacts.as_ref().map(|p| DirectorySource {
-                path: resolve(p),
-                names: DirectoryNames {
-                    id: section.directory_id.clone(),
-                    name: section.directory_name.clone(),
-                },
-                region: shared_region,
-            }),
+            contacts: contacts(
+                section.contacts.as_deref(),
+                &section.directory_id,
+                &section.directory_name,
+                shared_region,
+            ),
             rate_deck: section.rate_deck.as_ref().map(resolve),
             last7: section.last7_match,
         };
@@ -162,14 +170,12 @@ impl EnrichSources {
             .iter()
             .map(|(id, t)| {
                 let src = TenantSources {
-                    contacts: t.contacts.as_ref().map(|p| DirectorySource {
-                        path: resolve(p),
-                        names: DirectoryNames {
-                            id: t.directory_id.clone(),
-                            name: t.directory_name.clone(),
-                        },
-                        region: settings.tenant(Some(id)).region,
-                    }),
+                    contacts: contacts(
+                        t.contacts.as_deref(),
+                        &t.directory_id,
+                        &t.directory_name,
+                        settings.tenant(Some(id)).region,
+                    ),
                     rate_deck: t.rate_deck.as_ref().map(resolve),
                     last7: t.last7_match.unwrap_or(section.last7_match),
                 };

@@ -1,4 +1,4 @@
-//! Kazoo's stored leg CDRs (issue 15): documents from Kazoo's source read as DESTROY events,
+//! Kazoo's stored leg CDRs: documents from Kazoo's source read as DESTROY events,
 //! and sessions built from a stream against those built from its calls' CDR documents.
 
 use std::collections::BTreeMap;

@@ -8,7 +8,6 @@
 //! Regenerate the samples after a deliberate change: `POSTCALL_WRITE_SAMPLES=1 cargo test
 //! --test it docs::` (then review the diff).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -283,11 +282,7 @@ async fn the_verification_snippets_accept_postcall_signatures() {
     .collect();
     for (_, file, r) in &runners {
         if let Err(what) = r {
-            // Straight to the terminal: the test harness does not capture this.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nSKIPPED: {file} was not run: this machine lacks {what}.\n"
-            );
+            crate::support::skip_loudly(file, what);
         }
     }
     if runners.iter().all(|(_, _, r)| r.is_err()) {

@@ -43,6 +43,19 @@ fn fast_settings() -> Settings {
     }
 }
 
+/// A Blackhole that accepts the tokens a Crossbar (tokens living `token_ttl_secs`) hands out
+/// for the API key, and options that log in with that key.
+async fn api_key_rig(token_ttl_secs: i64) -> (Blackhole, Crossbar, KazooOptions) {
+    let accts = accounts();
+    let bh = Blackhole::start(&[], &account_refs(&accts)).await;
+    let cb = Crossbar::start(pbx(), API_KEY, token_ttl_secs).await;
+    let state = cb.state.clone();
+    bh.accept_tokens(move |t| state.lock().unwrap().valid.contains(t));
+    let mut o = opts(&bh.url(), Credentials::ApiKey(Secret::new(API_KEY)));
+    o.crossbar_url = Some(cb.url());
+    (bh, cb, o)
+}
+
 fn opts(url: &str, credentials: Credentials) -> KazooOptions {
     let mut o = KazooOptions::new(url, credentials, accounts());
     o.ping_interval = Duration::from_secs(5);
@@ -128,12 +141,7 @@ impl Drop for Pipeline {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_stream_gives_the_replay_cdr_with_directory_names() {
     let accts = accounts();
-    let mut bh = Blackhole::start(&[], &account_refs(&accts)).await;
-    let cb = Crossbar::start(pbx(), API_KEY, 3600).await;
-    let state = cb.state.clone();
-    bh.accept_tokens(move |t| state.lock().unwrap().valid.contains(t));
-    let mut o = opts(&bh.url(), Credentials::ApiKey(Secret::new(API_KEY)));
-    o.crossbar_url = Some(cb.url());
+    let (mut bh, cb, mut o) = api_key_rig(3600).await;
     o.directory_refresh = Some(Duration::from_secs(3600));
     let mut p = Pipeline::start(o, fast_settings()).await;
     p.settings
@@ -300,14 +308,8 @@ async fn a_bad_token_is_retried_and_never_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchanged_tokens_are_refreshed_before_reconnecting() {
-    let accts = accounts();
-    let mut bh = Blackhole::start(&[], &account_refs(&accts)).await;
     // Tokens live 60 s and are renewed 120 s before expiry: every connect needs a new one.
-    let cb = Crossbar::start(pbx(), API_KEY, 60).await;
-    let state = cb.state.clone();
-    bh.accept_tokens(move |t| state.lock().unwrap().valid.contains(t));
-    let mut o = opts(&bh.url(), Credentials::ApiKey(Secret::new(API_KEY)));
-    o.crossbar_url = Some(cb.url());
+    let (mut bh, cb, mut o) = api_key_rig(60).await;
     o.token_refresh_before = Duration::from_secs(120);
     let _p = Pipeline::start(o, fast_settings()).await;
     bh.wait_subscribed(1).await;

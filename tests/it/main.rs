@@ -3,7 +3,7 @@
 mod admin;
 mod backfill;
 mod captures;
-// Kazoo's stored leg CDRs (issue 15).
+// Kazoo's stored leg CDRs.
 mod cdr_docs;
 mod cli;
 // The operator's console (issue 17), in a real browser too.
@@ -13,7 +13,7 @@ mod delivery;
 mod docs;
 mod enrich;
 mod faults;
-// The CDR journal (issue 15).
+// The CDR journal.
 mod journal;
 mod lifecycle;
 mod limits;
@@ -30,7 +30,7 @@ mod snapshots;
 // Storage faults injected under the outbox.
 mod storage_faults;
 mod support;
-// Triggers (issue 4).
+// Triggers.
 mod triggers;
 // One validation for check and run.
 mod validate;

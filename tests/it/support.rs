@@ -6,6 +6,34 @@ use std::sync::Arc;
 use postcall::replay::Replay;
 use postcall::session::{ClosedSession, Settings};
 
+/// A test cannot run here: it needs `what`, which `scripts/test` installs. Written straight to
+/// the terminal (the test harness does not capture it), so a plain `cargo test` says what it
+/// skipped. Under `scripts/test` (`POSTCALL_TEST_REQUIRE=1`) a missing part fails the test
+/// instead: that command never passes by skipping.
+pub fn skip_loudly(test: &str, what: &str) {
+    if std::env::var_os("POSTCALL_TEST_REQUIRE").is_some_and(|v| v == "1") {
+        panic!("{test} needs {what}, and POSTCALL_TEST_REQUIRE=1 (scripts/test) forbids skipping");
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED: {test}: this machine lacks {what} (scripts/test installs it).\n"
+    );
+}
+
+/// The real part named by the environment variable `var` (set by `scripts/test`: a path to
+/// PostgreSQL's binaries, to Chromium…), or `None` after [`skip_loudly`].
+#[allow(dead_code)] // until the PostgreSQL and browser tests land
+pub fn real_part(var: &str, test: &str, what: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(v) => Some(PathBuf::from(v)),
+        None => {
+            skip_loudly(test, &format!("{what} (${var})"));
+            None
+        }
+    }
+}
+
 /// The repository's `fixtures/` directory.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
