@@ -7,10 +7,10 @@
 //! - In a real headless Chromium driven through WebDriver (`fantoccini`): a trigger with two
 //!   conditions created in the browser (a validation error shown beside its field first), seen
 //!   firing in the delivery log on a simulated call, the failing condition of a call that does
-//!   not match, a dead letter re-sent. Needs `POSTCALL_TEST_CHROMEDRIVER` and
-//!   `POSTCALL_TEST_CHROMIUM` (set by `scripts/test`); without them the test says SKIPPED.
+//!   not match, a test webhook, a dead letter re-sent. Needs `POSTCALL_TEST_CHROMEDRIVER` and
+//!   `POSTCALL_TEST_CHROMIUM` (set by `scripts/test`); without them the test says SKIPPED
+//!   (and fails under `POSTCALL_TEST_REQUIRE=1`).
 
-use std::io::Write as _;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,15 +41,20 @@ fn scenario(name: &str) -> (Vec<String>, ClosedSession) {
 /// Configuration: the fake Blackhole at `ws`, the admin token, `files` as the trigger file,
 /// a journal that keeps the scenarios' 2024 CDRs.
 fn config(dir: &std::path::Path, ws: &str, file: &str) -> PluginConfig {
+    config_with(dir, ws, file, Some(ADMIN_TOKEN))
+}
+
+/// [`config`] with `token` as the admin token (none: the console is open on loopback).
+fn config_with(dir: &std::path::Path, ws: &str, file: &str, token: Option<&str>) -> PluginConfig {
     std::fs::write(dir.join("triggers.toml"), file).unwrap();
     let quoted: Vec<String> = accounts().iter().map(|a| format!("\"{a}\"")).collect();
     let text = format!(
         "[cdr]\ngrace_secs = 1\n[kazoo]\nwebsocket_url = \"{ws}\"\naccounts = [{}]\nauth_token = \"{TOKEN}\"\ndirectory_refresh_secs = 0\n\
          [triggers]\nfiles = [\"triggers.toml\"]\nallow_http = true\n\
          [delivery]\ndata_dir = \"data\"\nallow_private = [\"127.0.0.1/32\"]\n\
-         [journal]\nretention_days = 3650\n\
-         [admin]\ntoken = \"{ADMIN_TOKEN}\"\n",
-        quoted.join(", ")
+         [journal]\nretention_days = 3650\n{}",
+        quoted.join(", "),
+        token.map(|t| format!("[admin]\ntoken = \"{t}\"\n")).unwrap_or_default()
     );
     let path = dir.join("plugin.toml");
     std::fs::write(&path, text).unwrap();
@@ -298,6 +303,257 @@ async fn console_forms_need_login_csrf_and_same_origin() {
     again.stop().await;
 }
 
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Enable/disable and delete, a file trigger read-only, a signed test webhook that verifies
+/// with the Standard Webhooks library, a dead letter purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_manages_triggers_test_webhooks_and_dead_letters() {
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let got = Arc::new(Mutex::new(Vec::<(hyper::HeaderMap, Bytes)>::new()));
+    let g = got.clone();
+    let rx = Receiver::start(None, move |r| {
+        g.lock().unwrap().push((r.headers.clone(), r.body.clone()));
+        Reply::json(200, &serde_json::json!({"thanks": 1}))
+            .with_header("x-receiver", "crm")
+            .into()
+    })
+    .await
+    .unwrap();
+    let (_, session) = scenario("pstn_answered");
+    let tenant = session.tenant_id.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!(
+        "[[trigger]]\nid = \"file-t\"\ntenant = \"{tenant}\"\n[trigger.action]\nurl = \"http://127.0.0.1:9/x\"\n"
+    );
+    let run = start(config(dir.path(), &bh.url(), &file)).await;
+    let admin = run.started.admin;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+    let set = || run.started.registry.triggers.as_ref().unwrap().load_full();
+
+    let form = call(
+        admin,
+        "GET",
+        &format!("/console/tenants/{tenant}/triggers/new"),
+        &auth,
+        &[],
+    )
+    .await;
+    let (csrf, guid) = (hidden(&form.body, "csrf"), hidden(&form.body, "id"));
+    let hook = format!("{}/hook", rx.url());
+    let r = call(
+        admin,
+        "POST",
+        &format!("/console/tenants/{tenant}/triggers"),
+        &auth,
+        &[
+            ("csrf", &csrf),
+            ("id", &guid),
+            ("enabled", "on"),
+            ("url", &hook),
+            ("method", "POST"),
+            ("format", "json"),
+            ("retries", "1"),
+            ("secret", SECRET),
+            ("data_key", "crm"),
+            ("data_value", "acme"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = call(
+        admin,
+        "GET",
+        &format!("/console/tenants/{tenant}/triggers/{guid}"),
+        &auth,
+        &[],
+    )
+    .await;
+    assert!(
+        !page.body.contains(SECRET) && !page.body.contains("MfKQ9"),
+        "the secret is never shown"
+    );
+
+    // A test webhook: signed by delivery's code, answered, the answer shown.
+    let base = format!("/console/tenants/{tenant}/triggers/{guid}");
+    let t = call(
+        admin,
+        "POST",
+        &format!("{base}/test-webhook"),
+        &auth,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert!(
+        t.body.contains(r#"<b id="sent-status">200</b>"#),
+        "{}",
+        t.body
+    );
+    assert!(
+        t.body.contains("x-receiver") && t.body.contains("{&quot;thanks&quot;:1}"),
+        "{}",
+        t.body
+    );
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        let (headers, body) = &got[0];
+        let wh = standardwebhooks::Webhook::new(SECRET).unwrap();
+        wh.verify(body, headers)
+            .expect("the test webhook's signature verifies");
+        assert!(headers["webhook-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("msg_test_"));
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            (v["triggerId"].as_str(), v["customData"]["crm"].as_str()),
+            (Some(guid.as_str()), Some("acme"))
+        );
+    }
+    // Nothing was queued for it.
+    assert_eq!(run.outbox().pending_gauge(), 0);
+
+    // Disable, enable: live each time.
+    let post = |path: String| {
+        let csrf = csrf.clone();
+        let bearer = bearer.clone();
+        async move {
+            call(
+                admin,
+                "POST",
+                &path,
+                &[("authorization", &bearer)],
+                &[("csrf", &csrf)],
+            )
+            .await
+        }
+    };
+    assert_eq!(post(format!("{base}/disable")).await.status, 303);
+    assert!(!set().get(&guid).unwrap().enabled);
+    assert_eq!(post(format!("{base}/enable")).await.status, 303);
+    assert!(set().get(&guid).unwrap().enabled);
+
+    // A file trigger is read-only here.
+    let file_page = call(
+        admin,
+        "GET",
+        &format!("/console/tenants/{tenant}/triggers/file-t"),
+        &auth,
+        &[],
+    )
+    .await;
+    assert_eq!(file_page.status, 200);
+    assert!(file_page.body.contains("triggers.toml") && file_page.body.contains("read-only"));
+    for action in ["", "/disable", "/delete"] {
+        let r = post(format!("/console/tenants/{tenant}/triggers/file-t{action}")).await;
+        assert_eq!(r.status, 403, "{action}: {}", r.body);
+    }
+    assert!(set().get("file-t").unwrap().enabled);
+
+    // A dead letter, purged from its page.
+    let trigger = set().get("file-t").unwrap().clone();
+    let cdr = serde_json::value::to_raw_value(&session.cdr).unwrap();
+    let job = postcall::trigger::Match {
+        trigger: &trigger,
+        payload_id: trigger.payload_id(),
+    }
+    .job(&session, &cdr, 1);
+    let id = job.webhook_id.clone();
+    run.outbox()
+        .call(move |s| {
+            s.enqueue(std::slice::from_ref(&job))?;
+            s.complete(
+                &job,
+                postcall::delivery::Completion::Dead("HTTP 410".into()),
+            )
+        })
+        .await
+        .unwrap();
+    let log = call(admin, "GET", "/console/deliveries", &auth, &[]).await;
+    assert!(
+        log.body.contains(&id) && log.body.contains("HTTP 410"),
+        "{}",
+        log.body
+    );
+    let r = post(format!("/console/dead/{id}/purge")).await;
+    assert_eq!(
+        (r.status, r.headers["location"].to_str().unwrap()),
+        (303, "/console/deliveries")
+    );
+    assert!(run
+        .outbox()
+        .call(postcall::delivery::Store::dead)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Delete: gone at once.
+    assert_eq!(post(format!("{base}/delete")).await.status, 303);
+    assert!(set().get(&guid).is_none());
+    assert_eq!(call(admin, "GET", &base, &auth, &[]).await.status, 404);
+    run.stop().await;
+}
+
+/// Without a token (loopback only) the console is open, but forms still need the session's
+/// CSRF token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_without_token_still_checks_csrf() {
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = start(config_with(dir.path(), &bh.url(), "", None)).await;
+    let admin = run.started.admin;
+    let tenant = &accts[0];
+    let page = call(
+        admin,
+        "GET",
+        &format!("/console/tenants/{tenant}/triggers/new"),
+        &[],
+        &[],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let cookie = page.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (csrf, guid) = (hidden(&page.body, "csrf"), hidden(&page.body, "id"));
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("id", &guid),
+        ("enabled", "on"),
+        ("url", "http://127.0.0.1:9/h"),
+        ("method", "GET"),
+        ("retries", "0"),
+    ];
+    let path = format!("/console/tenants/{tenant}/triggers");
+    // The token without its session (another browser's), or no token: refused.
+    assert_eq!(call(admin, "POST", &path, &[], &fields).await.status, 403);
+    assert_eq!(
+        call(admin, "POST", &path, &[("cookie", &cookie)], &fields[1..])
+            .await
+            .status,
+        403
+    );
+    let r = call(admin, "POST", &path, &[("cookie", &cookie)], &fields).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let set = run.started.registry.triggers.as_ref().unwrap().load_full();
+    assert_eq!(
+        set.get(&guid).map(|t| t.action.method),
+        Some(postcall::trigger::Method::Get)
+    );
+    run.stop().await;
+}
+
 /// Headless Chromium through chromedriver, both started here and stopped on drop.
 struct Browser {
     client: Option<fantoccini::Client>,
@@ -308,16 +564,9 @@ struct Browser {
 impl Browser {
     /// `None` (after saying so on stderr) when the paths are not given.
     async fn start() -> Option<Self> {
-        let (Ok(driver), Ok(chromium)) = (
-            std::env::var("POSTCALL_TEST_CHROMEDRIVER"),
-            std::env::var("POSTCALL_TEST_CHROMIUM"),
-        ) else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED console::console_in_a_real_browser: needs Chromium (run scripts/test; POSTCALL_TEST_CHROMEDRIVER and POSTCALL_TEST_CHROMIUM)"
-            );
-            return None;
-        };
+        const TEST: &str = "console::console_in_a_real_browser";
+        let driver = crate::support::real_part("POSTCALL_TEST_CHROMEDRIVER", TEST, "ChromeDriver")?;
+        let chromium = crate::support::real_part("POSTCALL_TEST_CHROMIUM", TEST, "Chromium")?;
         let port = crate::run::free_port().port();
         let child = std::process::Command::new(driver)
             .arg(format!("--port={port}"))
@@ -334,7 +583,7 @@ impl Browser {
         let caps = serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": chromium,
+                "binary": chromium.display().to_string(),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
