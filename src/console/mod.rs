@@ -102,11 +102,7 @@ pub async fn load_triggers(
         .map(|s| {
             triggers::validate(&s.doc, opts).map_err(|e| ConsoleError::Invalid {
                 id: s.id.clone(),
-                errors: e
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {}", v.join("; ")))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                errors: triggers::describe(&e),
             })
         })
         .collect()

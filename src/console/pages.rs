@@ -560,7 +560,12 @@ async fn delete(c: &Console, ctx: &Ctx, tenant: &str, id: &str) -> Reply {
     match find(c, tenant, id).await {
         Ok(Some(_)) => match apply(c, Change::Delete(id.to_owned())).await {
             Ok(()) => Reply::Redirect(format!("/console/tenants/{}", enc(tenant))),
-            Err(e) => error(c, ctx, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:?}")),
+            Err(e) => error(
+                c,
+                ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &triggers::describe(&e),
+            ),
         },
         Ok(None) => not_editable(c, ctx, tenant, id),
         Err(e) => error(c, ctx, StatusCode::INTERNAL_SERVER_ERROR, &e),

@@ -53,6 +53,18 @@ pub fn field_errors(e: &crate::trigger::TriggerErrors) -> FieldErrors {
     out
 }
 
+/// The errors on one line: `action.url: must be https://…; filter[0].value: …`.
+pub fn describe(errors: &FieldErrors) -> String {
+    errors
+        .iter()
+        .map(|(k, v)| {
+            let k = if k.is_empty() { "trigger" } else { k };
+            format!("{k}: {}", v.join("; "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A posted form: every `name=value` pair in order (repeated names are rows).
 #[derive(Debug, Default)]
 pub struct Form(pub Vec<(String, String)>);

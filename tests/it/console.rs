@@ -554,6 +554,41 @@ async fn console_without_token_still_checks_csrf() {
     run.stop().await;
 }
 
+/// A stored console trigger that no longer validates stops the start with its reason (its
+/// webhooks would otherwise silently stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_stored_trigger_stops_the_start() {
+    use postcall::console::store::{RedbTriggers, StoredTrigger, TriggerStore};
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &bh.url(), "");
+    let outbox = dir.path().join("data").join("outbox.redb");
+    {
+        let store = RedbTriggers::new(Arc::new(postcall::delivery::Outbox::open(&outbox).unwrap()));
+        let doc = serde_json::json!({"id": "g1", "tenant": "acme", "action": {"url": "https://h.example/"}});
+        store
+            .put(StoredTrigger {
+                id: "g1".into(),
+                tenant: "acme".into(),
+                doc,
+                updated_us: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let err = postcall::run::sidecar::run(cfg, crate::run::opts(), Default::default(), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("console trigger g1")
+            && err.contains("tenant: \"acme\" is not a Kazoo account id"),
+        "{err}"
+    );
+}
+
 /// Headless Chromium through chromedriver, both started here and stopped on drop.
 struct Browser {
     client: Option<fantoccini::Client>,
