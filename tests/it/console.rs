@@ -878,6 +878,20 @@ async fn console_in_a_real_browser() {
         assert_eq!(got[0]["cdr"]["id"], answered_session.cdr.id.as_str());
     }
 
+    // The same delivery on its own (per webhook).
+    let wid = postcall::delivery::webhook_id(&answered_session.cdr.id, &guid);
+    b.c()
+        .goto(&format!("{base}/console/deliveries?webhook={wid}"))
+        .await
+        .unwrap();
+    let rows = b
+        .c()
+        .find_all(Locator::Css("#attempts tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].text().await.unwrap().contains(&wid));
+
     // Test the trigger against the journal: one fires, the other shows its failing condition.
     let test = until(
         &b,
