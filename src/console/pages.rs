@@ -359,7 +359,10 @@ fn edit_form(
     errors: &FieldErrors,
     notice: Option<&str>,
 ) -> Reply {
-    let catalog = crate::trigger::filter::catalog();
+    // Derived once: it compiles a probe filter per field and operator.
+    static CATALOG: std::sync::OnceLock<Vec<crate::trigger::filter::FieldSpec>> =
+        std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(crate::trigger::filter::catalog);
     let ops: Vec<&str> = crate::trigger::filter::Op::ALL
         .iter()
         .map(|(n, _)| *n)
@@ -618,11 +621,16 @@ struct TestRow {
     why: String,
 }
 
-/// Why `t` does or does not fire for `session`, judged by the matching code (as if enabled).
-fn verdict(t: &Trigger, session: &ClosedSession) -> (bool, String) {
+/// `t` alone, enabled: the set a trigger is tested with (a disabled one as if enabled).
+fn alone(t: &Trigger) -> TriggerSet {
     let mut t = t.clone();
     t.enabled = true;
-    let set = TriggerSet::from_triggers(vec![t]);
+    TriggerSet::from_triggers(vec![t])
+}
+
+/// Why the trigger of `set` ([`alone`]) does or does not fire for `session`, judged by the
+/// matching code.
+fn verdict(set: &TriggerSet, session: &ClosedSession) -> (bool, String) {
     match set.explain(session).into_iter().next().map(|(_, v)| v) {
         Some(Verdict::Fires) => (true, String::new()),
         Some(Verdict::Failed(f)) => (false, f.to_string()),
@@ -672,10 +680,11 @@ async fn test(
         Ok(e) => e,
         Err(e) => return error(c, ctx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
+    let set = alone(&t);
     let rows: Vec<TestRow> = entries
         .iter()
         .map(|e| {
-            let (fires, why) = verdict(&t, &e.session);
+            let (fires, why) = verdict(&set, &e.session);
             TestRow {
                 start: e.session.cdr.start.clone(),
                 id: e.session.cdr.id.clone(),
