@@ -272,6 +272,87 @@ fn respond(reply: Reply, cookie: Option<String>) -> Response<Full<Bytes>> {
 mod tests {
     use super::*;
 
+    async fn console(dir: &std::path::Path) -> Arc<Console> {
+        let outbox = Arc::new(crate::delivery::Outbox::open(&dir.join("o.redb")).unwrap());
+        let http = crate::net::HttpClient::new(
+            crate::net::tls::client_config(None).unwrap(),
+            &Default::default(),
+        );
+        let engine = crate::delivery::Engine::new(outbox.clone(), http, Default::default());
+        let reloader =
+            crate::trigger::Reloader::new(crate::trigger::TriggerSources::files(Vec::new()))
+                .unwrap();
+        Console::start(
+            Arc::new(super::super::store::RedbTriggers::new(outbox)),
+            reloader,
+            engine,
+            None,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// No path, method, cookie or form makes the console panic, and without the token
+    /// nothing but the login form and the static files is served.
+    #[tokio::test]
+    async fn odd_requests_are_answered_and_need_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = console(dir.path()).await;
+        let token: [u8; 32] = Sha256::digest(b"0123456789abcdef").into();
+        let paths = [
+            "/console",
+            "/console/",
+            "/console//",
+            "/console/tenants",
+            "/console/tenants/",
+            "/console/tenants/x",
+            "/console/tenants/x/triggers",
+            "/console/tenants/x/triggers/new",
+            "/console/tenants/x/triggers/%ff%fe",
+            "/console/tenants/x/triggers/y/test?n=-1",
+            "/console/tenants/x/triggers/y/test?n=99999999999999999999",
+            "/console/tenants/x/triggers/y/log",
+            "/console/tenants/x/triggers/y/delete",
+            "/console/dead//resend",
+            "/console/dead/x/purge",
+            "/console/static/../../etc/passwd",
+            "/console/static/console.css",
+            "/console/counters.json",
+            "/console/new?tenant=",
+            "/console/new?tenant=a%2Fb",
+            "/console/login",
+            "/console/logout",
+            "/console/deliveries?webhook=%00",
+        ];
+        for p in paths {
+            for method in ["GET", "POST", "PUT", "DELETE"] {
+                for (bearer, tok) in [(false, None), (true, Some(token)), (false, Some(token))] {
+                    let req = Request::builder()
+                        .method(method)
+                        .uri(p)
+                        .header(header::COOKIE, "postcall_console=zz; postcall_console=")
+                        .body(Full::new(Bytes::from_static(
+                            b"csrf=x&f_field=dir&f_op=&url=%",
+                        )))
+                        .unwrap();
+                    let access = Access {
+                        bearer,
+                        token: tok,
+                        same_origin: true,
+                    };
+                    let r = handle(Some(&c), access, req).await;
+                    let s = r.status().as_u16();
+                    assert!((200..500).contains(&s), "{method} {p}: {s}");
+                    let open = p.starts_with("/console/static/") || p == "/console/login";
+                    if tok.is_some() && !bearer && !open {
+                        assert!(s == 303 || s == 401, "{method} {p} without the token: {s}");
+                    }
+                    assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+                }
+            }
+        }
+    }
+
     #[test]
     fn cookies_and_sessions() {
         let mut h = hyper::HeaderMap::new();
