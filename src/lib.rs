@@ -57,6 +57,7 @@ pub mod backfill;
 pub mod cdr;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod enrich;
 pub mod explain;

@@ -135,6 +135,23 @@ fn body_excerpt(head: &[u8]) -> String {
     out
 }
 
+/// The start of a receiver's answer for the attempt log (shown as HTML-escaped text, not
+/// logged): at most 200 characters, control characters other than line breaks and tabs
+/// replaced.
+fn printable(head: &[u8]) -> String {
+    String::from_utf8_lossy(head)
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// The URL without user name and password, and those as a `Basic` authorization value.
 fn split_userinfo(url: &str) -> (String, Option<String>) {
     use base64::Engine as _;
@@ -194,6 +211,8 @@ struct Done {
     completion: Completion,
     detail: String,
     elapsed: Duration,
+    /// The answer's status and first bytes, when there was one.
+    answer: Option<(u16, String)>,
 }
 
 #[derive(Default)]
@@ -214,6 +233,32 @@ pub struct Engine {
     wake: Notify,
     /// Counters.
     pub counters: DeliveryCounters,
+    /// Recent attempts, for the console's delivery log.
+    pub attempts: super::attempts::AttemptLog,
+}
+
+/// The attempt log's entry for a finished attempt.
+fn logged(d: &Done, now: i64) -> super::attempts::Attempt {
+    let (outcome, error) = match &d.completion {
+        Completion::Delivered => ("delivered", None),
+        Completion::RetryAt(..) => ("retry", Some(d.detail.clone())),
+        Completion::Dead(_) => ("dead", Some(d.detail.clone())),
+    };
+    super::attempts::Attempt {
+        at_us: now,
+        webhook_id: d.job.webhook_id.clone(),
+        trigger_id: d.job.trigger_id.clone(),
+        attempt: d.job.attempts,
+        status: d.answer.as_ref().map(|(s, _)| *s),
+        latency_ms: u64::try_from(d.elapsed.as_millis()).unwrap_or(u64::MAX),
+        outcome,
+        error,
+        response: d
+            .answer
+            .as_ref()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default(),
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -235,6 +280,7 @@ impl Engine {
             lanes: Mutex::new(Lanes::default()),
             wake: Notify::new(),
             counters: DeliveryCounters::default(),
+            attempts: super::attempts::AttemptLog::default(),
         })
     }
 
@@ -459,6 +505,7 @@ impl Engine {
                     job,
                     lane,
                     elapsed: Duration::ZERO,
+                    answer: None,
                 };
             }
             KeyLookup::NotReady => {
@@ -472,6 +519,7 @@ impl Engine {
                     job,
                     lane,
                     elapsed: Duration::ZERO,
+                    answer: None,
                 };
             }
         };
@@ -484,14 +532,17 @@ impl Engine {
         job.attempts += 1;
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
+        let mut answer = None;
         let (outcome, detail) = match self.send(&job, key.as_ref()).await {
             Ok((status, head)) => {
+                let url = &job.endpoint.url;
                 let detail = if (200..300).contains(&status) || head.is_empty() {
                     format!("HTTP {status}")
                 } else {
-                    let excerpt = scrub_url_secrets(&body_excerpt(&head), &job.endpoint.url);
+                    let excerpt = scrub_url_secrets(&body_excerpt(&head), url);
                     format!("HTTP {status}: {excerpt}")
                 };
+                answer = Some((status, scrub_url_secrets(&printable(&head), url)));
                 (Outcome::Status(status), detail)
             }
             Err(HttpError::Timeout(d)) => (Outcome::Timeout, format!("timed out after {d:?}")),
@@ -503,6 +554,7 @@ impl Engine {
                     job,
                     lane,
                     elapsed: started.elapsed(),
+                    answer: None,
                 };
             }
             Err(e) => (Outcome::ConnectError, e.to_string()),
@@ -526,6 +578,7 @@ impl Engine {
             completion,
             detail,
             elapsed: started.elapsed(),
+            answer,
         }
     }
 
@@ -573,6 +626,9 @@ impl Engine {
                 );
             }
         }
+        let now = now_us();
+        self.attempts
+            .record(done.iter().map(|d| logged(d, now)), now);
         let mut slots = Vec::with_capacity(done.len());
         let mut batch = Vec::with_capacity(done.len());
         for d in done {
@@ -597,53 +653,83 @@ impl Engine {
     /// Builds, signs and sends the request; returns the status and the first bytes of the
     /// body.
     async fn send(&self, job: &Job, key: Option<&SigningKey>) -> Result<(u16, Bytes), HttpError> {
-        let ep = &job.endpoint;
-        let enc = encode(&ep.url, ep.method, ep.format, &job.payload)
-            .map_err(|e| HttpError::Forbidden(e.to_string()))?;
-        let method = match ep.method {
-            Method::Get => hyper::Method::GET,
-            Method::Post => hyper::Method::POST,
-            Method::Put => hyper::Method::PUT,
-        };
-        let ts = now_us() / 1_000_000;
-        // Credentials in the URL become an Authorization header: the request line and
-        // everything hyper logs (its pool keys print the authority) never carry them.
-        let (target, basic) = split_userinfo(&enc.url);
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(&target)
-            .header(
-                "user-agent",
-                concat!("postcall/", env!("CARGO_PKG_VERSION")),
-            )
-            .header("webhook-id", &job.webhook_id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-attempt", job.attempts.to_string());
-        if let Some(b) = basic {
-            req = req.header("authorization", b);
-        }
-        if let Some(ct) = enc.content_type {
-            req = req.header("content-type", ct);
-        }
-        if let Some(key) = key {
-            // For GET the signed content is the query string the payload became.
-            let signed: &[u8] = if enc.body.is_empty() {
-                enc.url
-                    .split_once('?')
-                    .map_or(&[][..], |(_, q)| q.as_bytes())
-            } else {
-                &enc.body
-            };
-            req = req.header("webhook-signature", key.sign(&job.webhook_id, ts, signed));
-        }
-        let req = req
-            .body(Full::new(Bytes::from(enc.body)))
-            .map_err(|_| HttpError::Forbidden("the URL is not a valid request target".into()))?;
+        let req = request(job, key, now_us() / 1_000_000)?;
         self.http
             .send_for_status(req, self.opts.attempt_timeout, KEEP_BODY_BYTES)
             .await
             .map(|(status, head)| (status.as_u16(), head))
     }
+
+    /// Sends `job` once, as an attempt would (same request, same signature), outside the
+    /// outbox: nothing is recorded or retried. Returns the whole answer (status, headers, the
+    /// first [`KEEP_BODY_BYTES`] of the body). For the console's test webhook.
+    ///
+    /// # Errors
+    /// No answer in time, or the request cannot be made.
+    pub async fn send_once(
+        &self,
+        job: &Job,
+        key: Option<&SigningKey>,
+    ) -> Result<crate::net::http::HttpResponse, HttpError> {
+        let req = request(job, key, now_us() / 1_000_000)?;
+        let (parts, head) = self
+            .http
+            .send_head(req, self.opts.attempt_timeout, KEEP_BODY_BYTES)
+            .await?;
+        Ok(crate::net::http::HttpResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: head,
+        })
+    }
+}
+
+/// The request of one attempt of `job` at unix time `ts` (seconds), signed with `key`.
+fn request(
+    job: &Job,
+    key: Option<&SigningKey>,
+    ts: i64,
+) -> Result<hyper::Request<Full<Bytes>>, HttpError> {
+    let ep = &job.endpoint;
+    let enc = encode(&ep.url, ep.method, ep.format, &job.payload)
+        .map_err(|e| HttpError::Forbidden(e.to_string()))?;
+    let method = match ep.method {
+        Method::Get => hyper::Method::GET,
+        Method::Post => hyper::Method::POST,
+        Method::Put => hyper::Method::PUT,
+    };
+    // Credentials in the URL become an Authorization header: the request line and
+    // everything hyper logs (its pool keys print the authority) never carry them.
+    let (target, basic) = split_userinfo(&enc.url);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(&target)
+        .header(
+            "user-agent",
+            concat!("postcall/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", &job.webhook_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-attempt", job.attempts.to_string());
+    if let Some(b) = basic {
+        req = req.header("authorization", b);
+    }
+    if let Some(ct) = enc.content_type {
+        req = req.header("content-type", ct);
+    }
+    if let Some(key) = key {
+        // For GET the signed content is the query string the payload became.
+        let signed: &[u8] = if enc.body.is_empty() {
+            enc.url
+                .split_once('?')
+                .map_or(&[][..], |(_, q)| q.as_bytes())
+        } else {
+            &enc.body
+        };
+        req = req.header("webhook-signature", key.sign(&job.webhook_id, ts, signed));
+    }
+    req.body(Full::new(Bytes::from(enc.body)))
+        .map_err(|_| HttpError::Forbidden("the URL is not a valid request target".into()))
 }
 
 #[cfg(test)]
@@ -684,6 +770,10 @@ mod tests {
         assert_eq!(
             body_excerpt(b"line\nforged=1 \x1b[31m"),
             "line\\nforged=1 \\u{1b}[31m"
+        );
+        assert_eq!(
+            printable(b"{\"ok\":1}\n\x1b[31m"),
+            "{\"ok\":1}\n\u{fffd}[31m"
         );
     }
 }

@@ -600,6 +600,38 @@ impl Store {
         self.read(|tx| list(tx, filter))
     }
 
+    /// The `n` most recent entries of `tenant` (by session start), newest first: a reverse
+    /// scan of the tenant's part of the tenant index.
+    ///
+    /// # Errors
+    /// A storage error, or an entry that cannot be read.
+    pub fn journal_latest(&self, tenant: &str, n: usize) -> Result<Vec<JournalEntry>, OutboxError> {
+        self.read(|tx| {
+            let prefix = tenant_prefix(Some(tenant));
+            let end = after_prefix(&prefix);
+            let entries = tx.open_table(ENTRIES)?;
+            let index = tx.open_table(BY_TENANT)?;
+            let mut out = Vec::new();
+            for k in index
+                .range::<&[u8]>(prefix.as_slice()..end.as_slice())?
+                .rev()
+            {
+                if out.len() >= n {
+                    break;
+                }
+                let key = k?.0.value().to_vec();
+                let Some(tk) = key.get(prefix.len() + 8..) else {
+                    continue;
+                };
+                let id = String::from_utf8_lossy(tk).into_owned();
+                if let Some(v) = entries.get(id.as_str())? {
+                    out.push(serde_json::from_slice(v.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Entries and stored bytes.
     ///
     /// # Errors

@@ -14,7 +14,9 @@
 //! - [`journal`] keeps every session CDR (matched or not) with its deliveries, in the same
 //!   store and transactions as the outbox.
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
+//! - [`attempts`] is the bounded, in-memory log of recent attempts (the console shows it).
 
+pub mod attempts;
 pub mod engine;
 pub mod files;
 pub mod job;

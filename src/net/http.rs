@@ -158,6 +158,21 @@ impl HttpClient {
         deadline: Duration,
         keep: usize,
     ) -> Result<(StatusCode, Bytes), HttpError> {
+        self.send_head(req, deadline, keep)
+            .await
+            .map(|(parts, head)| (parts.status, head))
+    }
+
+    /// [`HttpClient::send_for_status`] with the whole response head (status and headers).
+    ///
+    /// # Errors
+    /// No connection or no response headers within `deadline`.
+    pub async fn send_head(
+        &self,
+        req: Request<Full<Bytes>>,
+        deadline: Duration,
+        keep: usize,
+    ) -> Result<(hyper::http::response::Parts, Bytes), HttpError> {
         let work = async {
             let (parts, mut body) = self.request(req).await?.into_parts();
             let mut head = Vec::new();
@@ -173,7 +188,7 @@ impl HttpClient {
                     Some(Err(_)) | None => break,
                 }
             }
-            Ok((parts.status, Bytes::from(head)))
+            Ok((parts, Bytes::from(head)))
         };
         tokio::time::timeout(deadline, work)
             .await

@@ -18,6 +18,9 @@
 //!   (`Origin` naming this host, `Sec-Fetch-Site` same-origin or none). A non-loopback bind
 //!   without a token is refused before anything starts ([`AdminOptions::validate`]).
 //!   `/metrics`, `/healthz` and `/readyz` carry no personal data and stay open.
+//! - **Console**: `/console/…` is the operator's console ([`crate::console`]): the same
+//!   `Host` check, then its own authentication (the token as a bearer token or through its
+//!   login form), CSRF tokens and the same-origin check on every form.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -339,6 +342,37 @@ fn bump(reg: &Registry, which: impl Fn(&AdminCounters) -> &AtomicU64) {
     }
 }
 
+impl Guard {
+    /// For a console path: the `Host` check (refused as every other path is) and what the
+    /// console needs to authenticate the request. `None` for other paths.
+    fn console_access<B>(
+        &self,
+        reg: &Registry,
+        req: &Request<B>,
+    ) -> Option<Result<crate::console::Access, Response<Full<Bytes>>>> {
+        if !crate::console::is_console_path(req.uri().path()) {
+            return None;
+        }
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok());
+        if !self.host_ok(host) {
+            bump(reg, |c| &c.refused);
+            return Some(Err(reply(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "host not allowed\n",
+            )));
+        }
+        Some(Ok(crate::console::Access {
+            bearer: self.authorized(req),
+            token: self.token,
+            same_origin: Self::same_origin(req),
+        }))
+    }
+}
+
 /// The pause after the `n`th accept error in a row: 10 ms doubling to 1 s.
 fn accept_backoff(n: u32) -> Duration {
     Duration::from_millis(
@@ -434,7 +468,16 @@ pub async fn serve(
                 counters.open_connections.fetch_add(1, Ordering::Relaxed);
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let (reg, guard) = (reg.clone(), guard.clone());
-                    async move { Ok::<_, Infallible>(route(&reg, &guard, &req).await) }
+                    async move {
+                        let r = match guard.console_access(&reg, &req) {
+                            Some(Ok(access)) => {
+                                crate::console::handle(reg.console.as_ref(), access, req).await
+                            }
+                            Some(Err(refused)) => refused,
+                            None => route(&reg, &guard, &req).await,
+                        };
+                        Ok::<_, Infallible>(r)
+                    }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())

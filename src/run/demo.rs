@@ -128,8 +128,8 @@ fn trigger_file(pbx: &Pbx, receiver: SocketAddr) -> String {
     t
 }
 
-/// What the demo prints first: where everything runs (the admin URL, where the console will
-/// live), the three triggers each tenant has and why, and how to read the lines below.
+/// What the demo prints first: where everything runs (the console and the admin URL), the
+/// three triggers each tenant has and why, and how to read the lines below.
 pub fn banner(pbx: &Pbx, sim: &str, receiver: SocketAddr, admin: SocketAddr) -> String {
     let mut b = String::new();
     let _ = writeln!(b, "postcall demo: simulated Kazoo PBX → websocket → postcall → webhooks to an embedded receiver");
@@ -141,7 +141,11 @@ pub fn banner(pbx: &Pbx, sim: &str, receiver: SocketAddr, admin: SocketAddr) -> 
     let _ = writeln!(b, "  receiver  http://{receiver}");
     let _ = writeln!(
         b,
-        "  admin     http://{admin}/  (/metrics, /healthz, /readyz, /deliveries/dead)"
+        "  console   http://{admin}/console/  (open it: tenants → triggers, test a trigger, delivery log, live counters)"
+    );
+    let _ = writeln!(
+        b,
+        "  admin     http://{admin}/  (/metrics, /healthz, /readyz, /deliveries/dead, /cdrs)"
     );
     let _ = writeln!(b, "Triggers of each tenant N (ids end in -N):");
     for d in &TRIGGERS {

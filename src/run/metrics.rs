@@ -54,6 +54,8 @@ pub struct Registry {
     pub journal: Option<Arc<crate::delivery::journal::JournalCounters>>,
     /// The running trigger set (the admin listener's journal re-sends match against it).
     pub triggers: Option<crate::trigger::SharedTriggers>,
+    /// The operator's console, served by the admin listener under `/console/`.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 /// The `/metrics` content type: the OpenMetrics text `prometheus-client` encodes.
@@ -396,6 +398,16 @@ fn engine(o: &mut Out<'_>, e: &Engine) -> fmt::Result {
         "postcall_delivery_attempt",
         "Duration of delivery attempts.",
         &c.attempt_duration,
+    )?;
+    o.gauge(
+        "postcall_attempt_log_entries",
+        "Recent delivery attempts kept for the console's delivery log.",
+        e.attempts.len() as u64,
+    )?;
+    o.counter(
+        "postcall_attempt_log_pruned",
+        "Attempts removed from the console's delivery log (over its count or age bound).",
+        e.attempts.pruned(),
     )?;
     // As of the outbox's last request: reading the store here would wait on it.
     o.gauge(

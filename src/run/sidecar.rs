@@ -288,6 +288,16 @@ pub async fn run_validated(
     let counters = Arc::new(RunCounters::default());
     let driver_counters = Arc::new(DriverCounters::default());
     let backfill_counters = Arc::new(BackfillCounters::default());
+    // Console-managed triggers join the set before any delivery is attempted.
+    let console = crate::console::Console::start(
+        Arc::new(crate::console::store::RedbTriggers::new(
+            engine.outbox().clone(),
+        )),
+        reloader.clone(),
+        engine.clone(),
+        Some(driver_counters.clone()),
+    )
+    .await?;
     let registry = Registry {
         backfill: (cfg.backfill.is_some() && src.crossbar.is_some())
             .then(|| backfill_counters.clone()),
@@ -298,6 +308,7 @@ pub async fn run_validated(
         admin: Some(Arc::default()),
         journal: Some(journal_counters.clone()),
         triggers: Some(reloader.shared()),
+        console: Some(console),
     };
     let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), stop.clone())
         .await

@@ -163,6 +163,82 @@ pub fn field_names() -> impl Iterator<Item = &'static str> {
         .chain(["recordingIds", "directoryMatches", "tags"])
 }
 
+/// What kind of value a field holds, for a form that builds filters (see [`catalog`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    /// Text (compared as written).
+    Text,
+    /// A number.
+    Number,
+    /// A 0/1 flag (also `true`/`false`).
+    Flag,
+    /// A code with names (`dir`, `type`).
+    Code,
+    /// A list of text values (any element may satisfy the condition).
+    List,
+    /// Presence only (`tags`, `directoryMatches`).
+    Presence,
+}
+
+/// One entry of the filter catalog: a field name a filter accepts (`tags.<key>` and
+/// `directoryMatches.<key>` stand for their families), its kind, the operators
+/// [`Filter::compile`] accepts for it and, for codes, the names it reads.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FieldSpec {
+    /// The name as written in a trigger (`cliNum`, `tags.<key>`).
+    pub name: String,
+    /// What it holds.
+    pub kind: FieldKind,
+    /// Operator names accepted for it, in [`Op::ALL`] order.
+    pub ops: Vec<&'static str>,
+    /// Names accepted for a code (`Incoming`, `External`), in code order.
+    pub names: Vec<&'static str>,
+}
+
+/// The kind of value `name` holds, or `None` for a name no filter accepts.
+pub fn field_kind(name: &str) -> Option<FieldKind> {
+    Some(match Field::parse(name).ok()? {
+        Field::Str(_) => FieldKind::Text,
+        Field::Num(_, NumKind::Plain) => FieldKind::Number,
+        Field::Num(_, NumKind::Flag) => FieldKind::Flag,
+        Field::Num(_, NumKind::Dir | NumKind::Type) => FieldKind::Code,
+        Field::Tag(_) => FieldKind::Text,
+        Field::RecordingIds | Field::Dir(_) => FieldKind::List,
+        Field::Tags | Field::DirMatches => FieldKind::Presence,
+    })
+}
+
+/// Every field a filter accepts with the operators and names that go with it, derived from
+/// the validator itself: an operator is listed when [`Filter::compile`] does not reject it
+/// for the field (whatever the value), so a form built from this offers exactly what a
+/// trigger file may say.
+pub fn catalog() -> Vec<FieldSpec> {
+    let families = [
+        ("tags.<key>", "tags.key"),
+        ("directoryMatches.<key>", "directoryMatches.dirName"),
+    ];
+    field_names()
+        .map(|n| (n.to_owned(), n.to_owned()))
+        .chain(families.iter().map(|(shown, probe)| ((*shown).to_owned(), (*probe).to_owned())))
+        .filter_map(|(name, probe)| {
+            let kind = field_kind(&probe)?;
+            let ops = Op::ALL
+                .iter()
+                .filter(|(_, op)| {
+                    !matches!(Filter::compile(&probe, *op, Some(&Value::Null)), Err(e) if e.part != FilterPart::Value)
+                })
+                .map(|(n, _)| *n)
+                .collect();
+            let names = match Field::parse(&probe) {
+                Ok(Field::Num(_, k)) => code_names(k).into_iter().map(|(n, _)| n).collect(),
+                _ => Vec::new(),
+            };
+            Some(FieldSpec { name, kind, ops, names })
+        })
+        .collect()
+}
+
 /// Which part of a directory match a `directoryMatches.<key>` filter reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum DirKey {

@@ -88,6 +88,8 @@ pub enum ReloadCause {
     Request,
     /// A new remote document.
     Remote,
+    /// The console's triggers changed.
+    Console,
 }
 
 /// Progress of the reloader, published on a watch channel (tests and health checks wait on it).
@@ -133,6 +135,8 @@ struct State {
     seen: Vec<(Option<Fingerprint>, Option<u64>)>,
     /// The latest remote document (text, format, origin).
     remote: Option<(String, DocFormat, String)>,
+    /// Triggers managed in the console (validated when they were saved).
+    console: Vec<super::model::Trigger>,
 }
 
 /// Owns the live set and rebuilds it.
@@ -205,6 +209,7 @@ impl Reloader {
             state: Mutex::new(State {
                 seen: vec![(None, None); sources.files.len()],
                 remote: None,
+                console: Vec::new(),
             }),
             sources,
             status: watch::channel(ReloadStatus::default()).0,
@@ -248,6 +253,27 @@ impl Reloader {
     ) -> Result<(), TriggerErrors> {
         self.lock().remote = Some((text, format, origin));
         self.rebuild(ReloadCause::Remote, true).map(drop)
+    }
+
+    /// Makes `triggers` the console's triggers (one more source, merged into the same set)
+    /// and rebuilds. When the new set is rejected (an id also defined elsewhere) the
+    /// previous console triggers stay, as does the running set. Blocking (files are re-read).
+    ///
+    /// # Errors
+    /// The problems that kept the previous set in place.
+    pub fn set_console(&self, triggers: Vec<super::model::Trigger>) -> Result<(), TriggerErrors> {
+        let old = std::mem::replace(&mut self.lock().console, triggers);
+        let r = self.rebuild(ReloadCause::Console, true).map(drop);
+        if r.is_err() {
+            self.lock().console = old;
+        }
+        r
+    }
+
+    /// The build options every source is validated with (the console validates with them
+    /// too).
+    pub fn build_options(&self) -> BuildOptions {
+        self.sources.build
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -312,6 +338,9 @@ impl Reloader {
                 Ok(d) => docs.push(d),
                 Err(e) => errors.extend(e.0),
             }
+        }
+        if !st.console.is_empty() {
+            docs.push(st.console.clone());
         }
         let built = if errors.is_empty() {
             build_set(docs)

@@ -222,6 +222,10 @@ fn demo_prints_webhooks_and_stops_after_the_calls_asked_for() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("admin     http://127.0.0.1:"), "{stderr}");
     assert!(
+        stderr.contains("console   http://127.0.0.1:") && stderr.contains("/console/"),
+        "{stderr}"
+    );
+    assert!(
         stderr.contains("demo-missed") && stderr.contains("calls delivered"),
         "{stderr}"
     );

@@ -6,6 +6,8 @@ mod captures;
 // Kazoo's stored leg CDRs.
 mod cdr_docs;
 mod cli;
+// The operator's console (issue 17), in a real browser too.
+mod console;
 mod delivery;
 // The integration guide: samples, snippets.
 mod docs;

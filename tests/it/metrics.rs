@@ -68,6 +68,8 @@ const FAMILIES: &[(&str, SampleType)] = &[
         SampleType::Histogram,
     ),
     ("postcall_delivery_attempt_seconds", SampleType::Histogram),
+    ("postcall_attempt_log_entries", SampleType::Gauge),
+    ("postcall_attempt_log_pruned", SampleType::Counter),
     ("postcall_outbox_pending", SampleType::Gauge),
     ("postcall_outbox_dead", SampleType::Gauge),
     ("postcall_journal_entries", SampleType::Gauge),

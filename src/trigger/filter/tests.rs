@@ -411,3 +411,68 @@ fn first_failure_names_the_condition_and_the_cdrs_value() {
         }
     }
 }
+
+/// The console's filter builder offers what the validator accepts: numeric fields take the
+/// comparisons, text fields the text operators, `tags`/`directoryMatches` only `exists`, and
+/// the code fields their names (PRODUCT.md §4, the seed's `dir` and `type` codes).
+#[test]
+fn catalog_is_what_the_validator_accepts() {
+    let cat = super::catalog();
+    let get = |n: &str| {
+        cat.iter()
+            .find(|f| f.name == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let all: Vec<&str> = Op::ALL.iter().map(|(n, _)| *n).collect();
+    let numeric = ["eq", "ne", "in", "not_in", "gt", "ge", "lt", "le", "exists"];
+    let text = [
+        "eq",
+        "ne",
+        "in",
+        "not_in",
+        "contains",
+        "starts_with",
+        "ends_with",
+        "exists",
+        "regex",
+    ];
+    assert_eq!(get("dir").ops, numeric);
+    assert_eq!(
+        get("dir").names,
+        ["Unknown", "Internal", "Incoming", "Outgoing", "Both"]
+    );
+    assert_eq!(get("type").names, ["Unknown", "Internal", "External"]);
+    assert_eq!(get("talk").ops, numeric);
+    assert!(get("talk").names.is_empty());
+    assert_eq!(get("cliNum").ops, text);
+    assert_eq!(get("tags.<key>").ops, text);
+    assert_eq!(get("directoryMatches.<key>").ops, text);
+    assert_eq!(get("tags").ops, ["exists"]);
+    assert_eq!(get("recordingIds").ops, text);
+    // Every field the validator names is in the catalog, and no operator outside Op::ALL.
+    for n in super::field_names() {
+        assert!(cat.iter().any(|f| f.name == n), "{n}");
+    }
+    assert!(cat.iter().all(|f| f.ops.iter().all(|o| all.contains(o))));
+    // And each offered (field, operator) compiles with a value of the field's kind, while an
+    // operator left out is refused by the validator.
+    for f in &cat {
+        let probe = f.name.replace("<key>", "dirName");
+        for (name, op) in Op::ALL {
+            let v = match (op, f.kind) {
+                (Op::Exists, _) => serde_json::json!(true),
+                (
+                    Op::In | Op::NotIn,
+                    super::FieldKind::Number | super::FieldKind::Flag | super::FieldKind::Code,
+                ) => serde_json::json!([1]),
+                (Op::In | Op::NotIn, _) => serde_json::json!(["x"]),
+                (_, super::FieldKind::Number | super::FieldKind::Flag | super::FieldKind::Code) => {
+                    serde_json::json!(1)
+                }
+                _ => serde_json::json!("x"),
+            };
+            let ok = Filter::compile(&probe, op, Some(&v)).is_ok();
+            assert_eq!(ok, f.ops.contains(&name), "{} {name}", f.name);
+        }
+    }
+}

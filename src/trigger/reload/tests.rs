@@ -224,3 +224,45 @@ async fn requests_reload_and_shutdown_stops_the_loop() {
     task.await.unwrap();
     assert!(!status.borrow().running);
 }
+
+/// Console triggers are one more source of the same set: published at once, kept across file
+/// reloads, and a clash with a file's id is refused with the previous console triggers kept.
+#[test]
+fn console_triggers_join_the_set_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.toml");
+    std::fs::write(&a, doc(&["a1"])).unwrap();
+    let r = Reloader::new(sources(vec![a.clone()])).unwrap();
+    let console = |ids: &[&str]| {
+        crate::trigger::file::parse_document(
+            &doc(ids),
+            "console",
+            DocFormat::Toml,
+            BuildOptions::default(),
+        )
+        .unwrap()
+    };
+    r.set_console(console(&["c1"])).unwrap();
+    assert_eq!(ids(&r.current()), ["a1", "c1"]);
+    std::fs::write(&a, doc(&["a1", "a2"])).unwrap();
+    r.reload().unwrap();
+    assert_eq!(
+        ids(&r.current()),
+        ["a1", "a2", "c1"],
+        "a file reload keeps them"
+    );
+    let e = r
+        .set_console(console(&["c1", "a2"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("duplicate id"), "{e}");
+    assert_eq!(ids(&r.current()), ["a1", "a2", "c1"]);
+    r.reload().unwrap();
+    assert_eq!(
+        ids(&r.current()),
+        ["a1", "a2", "c1"],
+        "the refused change was not kept"
+    );
+    r.set_console(Vec::new()).unwrap();
+    assert_eq!(ids(&r.current()), ["a1", "a2"]);
+}
