@@ -103,12 +103,16 @@ impl Latest {
     /// Keeps `value` if its event is later in the leg's life than the held one's.
     pub fn offer_str(&mut self, rank: u8, t: i64, value: Option<&str>) {
         let Some(value) = value else { return };
-        let replace = match &self.0 {
-            None => true,
-            Some((held_rank, held_t, held)) => (rank, t, value) > (*held_rank, *held_t, &**held),
-        };
-        if replace {
-            self.0 = Some((rank, t, value.into()));
+        match &mut self.0 {
+            // Later events mostly repeat the value: move its stamp on without copying it again.
+            Some((held_rank, held_t, held)) if **held == *value => {
+                if (rank, t) > (*held_rank, *held_t) {
+                    (*held_rank, *held_t) = (rank, t);
+                }
+            }
+            Some((held_rank, held_t, held))
+                if (rank, t, value) <= (*held_rank, *held_t, &**held) => {}
+            _ => self.0 = Some((rank, t, value.into())),
         }
     }
 
