@@ -25,6 +25,8 @@ mod robustness;
 mod run;
 mod servers;
 mod snapshots;
+// The storage boundary: embedded and PostgreSQL (issue 16).
+mod stores;
 // Storage faults injected under the outbox.
 mod storage_faults;
 mod support;
