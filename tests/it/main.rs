@@ -10,6 +10,7 @@ mod delivery;
 // The integration guide: samples, snippets.
 mod docs;
 mod enrich;
+mod failover;
 mod faults;
 // The CDR journal (issue 15).
 mod journal;

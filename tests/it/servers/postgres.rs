@@ -10,7 +10,7 @@
 //! connection closed, new ones refused) and heal: a network partition.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -180,11 +180,6 @@ impl Postgres {
         drop(client);
         let _ = task.await;
         self.url(name)
-    }
-
-    /// The directory of the cluster (its unix socket is there).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
