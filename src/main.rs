@@ -279,6 +279,13 @@ enum CdrsAction {
 /// while the sidecar holds it.
 fn open_store(config: &Path, running: &str) -> anyhow::Result<Outbox> {
     let cfg = PluginConfig::load(config)?;
+    if cfg.store.postgres_url.is_some() || cfg.store.postgres_url_env.is_some() {
+        // The shared database is reached by the running instances; the CLI reads the embedded
+        // file only.
+        anyhow::bail!(
+            "the outbox is in PostgreSQL ([store]): use a running instance's admin API ({running})"
+        );
+    }
     let path = cfg.delivery.outbox_path(config);
     Outbox::open(&path).map_err(|e| {
         let hint = match &e {

@@ -20,12 +20,14 @@ mod journal;
 mod kazoo;
 mod limits;
 pub mod parse_error;
+mod store;
 pub use admin::AdminSection;
 pub use backfill::BackfillSection;
 pub use delivery::DeliverySection;
 pub use journal::{JournalSection, JournalSettings};
 pub use kazoo::{is_account_id, KazooSection};
 pub use limits::LimitsSection;
+pub use store::StoreSection;
 
 // Triggers.
 mod triggers;
@@ -163,6 +165,9 @@ pub struct PluginConfig {
     /// `[journal]`: retention and size of the CDR journal.
     #[serde(default)]
     pub journal: JournalSection,
+    /// `[store]`: the embedded outbox (default) or a shared PostgreSQL database.
+    #[serde(default)]
+    pub store: StoreSection,
     /// `[limits]`: what the PBX may make postcall hold.
     #[serde(default)]
     pub limits: LimitsSection,

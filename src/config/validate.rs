@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::kazoo::is_account_id;
 use super::{ConfigError, PluginConfig, TriggerConfig};
@@ -114,6 +115,8 @@ pub struct Validated {
     pub disk_reserve_bytes: u64,
     /// `[journal]`: retention, size cap, prune interval.
     pub journal: crate::config::JournalSettings,
+    /// `[store]`: PostgreSQL, or `None` for the embedded outbox.
+    pub store: Option<crate::delivery::pg::PgOptions>,
     /// Trigger sources (files, remote, intervals).
     pub triggers: TriggerConfig,
     /// Triggers in the files.
@@ -196,6 +199,12 @@ pub fn validate(
     }
 
     let journal = cfg.journal.checked(&cfg.file, &mut out);
+    let store = cfg.store.checked(
+        &cfg.file,
+        env,
+        Duration::from_secs(cfg.delivery.attempt_timeout_secs),
+        &mut out,
+    );
     let triggers = cfg.triggers.checked(&cfg.file, &mut out);
     if let (Some(ca), true) = (&cfg.triggers.ca_file, cfg.triggers.remote_url.is_some()) {
         let path = super::resolve(&cfg.file, ca);
@@ -277,6 +286,7 @@ pub fn validate(
             data_dir,
             disk_reserve_bytes,
             journal,
+            store,
             triggers,
             trigger_count,
             enricher,

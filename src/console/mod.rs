@@ -67,8 +67,9 @@ pub struct Console {
     driver: Option<Arc<DriverCounters>>,
     /// Per-process key for session cookies (without a token) and CSRF tokens.
     key: [u8; 32],
-    /// Trigger changes are made one at a time (store and live set stay in step).
-    writes: tokio::sync::Mutex<()>,
+    /// Trigger changes are made one at a time (store and live set stay in step); it holds
+    /// the stored triggers the live console set was last built from.
+    writes: tokio::sync::Mutex<Vec<store::StoredTrigger>>,
     /// Samples of the closed-sessions total for the per-minute rate, (µs, total), bounded.
     closed: Mutex<VecDeque<(i64, u64)>>,
     env: minijinja::Environment<'static>,
@@ -95,9 +96,14 @@ pub async fn load_triggers(
     store: &dyn store::TriggerStore,
     opts: crate::trigger::BuildOptions,
 ) -> Result<Vec<Trigger>, ConsoleError> {
-    store
-        .list()
-        .await?
+    validate_all(store.list().await?, opts)
+}
+
+fn validate_all(
+    stored: Vec<store::StoredTrigger>,
+    opts: crate::trigger::BuildOptions,
+) -> Result<Vec<Trigger>, ConsoleError> {
+    stored
         .into_iter()
         .map(|s| {
             triggers::validate(&s.doc, opts).map_err(|e| ConsoleError::Invalid {
@@ -120,7 +126,8 @@ impl Console {
         engine: Arc<Engine>,
         driver: Option<Arc<DriverCounters>>,
     ) -> Result<Arc<Self>, ConsoleError> {
-        let loaded = load_triggers(store.as_ref(), reloader.build_options()).await?;
+        let stored = store.list().await?;
+        let loaded = validate_all(stored.clone(), reloader.build_options())?;
         if !loaded.is_empty() {
             let r = reloader.clone();
             tokio::task::spawn_blocking(move || r.set_console(loaded))
@@ -133,9 +140,63 @@ impl Console {
             engine,
             driver,
             key: random_key(),
-            writes: tokio::sync::Mutex::new(()),
+            writes: tokio::sync::Mutex::new(stored),
             closed: Mutex::new(VecDeque::new()),
             env: pages::templates().map_err(|e| ConsoleError::Templates(e.to_string()))?,
         }))
+    }
+
+    /// Follows the changes other instances make to a shared store (PostgreSQL): every
+    /// `every`, [`Self::catch_up`]. A stored set this process cannot apply is logged once per
+    /// distinct error and the running set kept. Returns when `stop` fires.
+    pub async fn follow(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_error: Option<String> = None;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.catch_up().await {
+                Ok(_) => last_error = None,
+                Err(e) => {
+                    let e = e.to_string();
+                    if last_error.as_ref() != Some(&e) {
+                        tracing::warn!(error = %e, "console triggers in the store not applied; the running set is kept");
+                        last_error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the stored triggers and, when they differ from those the live console set
+    /// was last built from (another instance changed them), validates and applies them.
+    /// Whether it applied a change.
+    ///
+    /// # Errors
+    /// The store cannot be read, or the stored set does not validate here (nothing changes).
+    pub async fn catch_up(&self) -> Result<bool, ConsoleError> {
+        let mut seen = self.writes.lock().await;
+        let stored = self.store.list().await?;
+        if *seen == stored {
+            return Ok(false);
+        }
+        let triggers = validate_all(stored.clone(), self.reloader.build_options())?;
+        let r = self.reloader.clone();
+        tokio::task::spawn_blocking(move || r.set_console(triggers))
+            .await
+            .map_err(|e| ConsoleError::Templates(e.to_string()))??;
+        tracing::info!(
+            triggers = stored.len(),
+            "console triggers changed in the store; applied"
+        );
+        *seen = stored;
+        Ok(true)
     }
 }

@@ -398,12 +398,11 @@ enum Change {
 /// Applies `change` live (through the reloader, so the set is validated whole) and then
 /// durably; if the store fails, the live set goes back to what the store holds.
 async fn apply(c: &Console, change: Change) -> Result<(), FieldErrors> {
-    let _one_at_a_time = c.writes.lock().await;
+    let mut seen = c.writes.lock().await;
     let opts = c.reloader.build_options();
     let top = |m: String| FieldErrors::from([(String::new(), vec![m])]);
-    let current = super::load_triggers(c.store.as_ref(), opts)
-        .await
-        .map_err(|e| top(e.to_string()))?;
+    let mut now_stored = c.store.list().await.map_err(|e| top(e.to_string()))?;
+    let current = super::validate_all(now_stored.clone(), opts).map_err(|e| top(e.to_string()))?;
     let mut next: Vec<Trigger> = current.clone();
     match &change {
         Change::Put(p) => match next.iter_mut().find(|x| x.id == p.1.id) {
@@ -416,8 +415,22 @@ async fn apply(c: &Console, change: Change) -> Result<(), FieldErrors> {
         .await
         .map_err(|e| triggers::field_errors(&e))?;
     let stored = match change {
-        Change::Put(p) => c.store.put(p.0).await,
-        Change::Delete(id) => c.store.delete(id).await.map(drop),
+        Change::Put(p) => {
+            let put = p.0.clone();
+            let r = c.store.put(p.0).await;
+            match now_stored.iter_mut().find(|x| x.id == put.id) {
+                Some(x) => *x = put,
+                None => {
+                    now_stored.push(put);
+                    now_stored.sort_by(|a, b| a.id.cmp(&b.id));
+                }
+            }
+            r
+        }
+        Change::Delete(id) => {
+            now_stored.retain(|x| x.id != id);
+            c.store.delete(id).await.map(drop)
+        }
     };
     if let Err(e) = stored {
         tracing::error!(error = %e, "console trigger change not stored; the live set is put back");
@@ -426,6 +439,8 @@ async fn apply(c: &Console, change: Change) -> Result<(), FieldErrors> {
         }
         return Err(top(format!("not saved: {e}")));
     }
+    // The live set is now built from what the store holds (`Console::catch_up` compares).
+    *seen = now_stored;
     Ok(())
 }
 
@@ -671,12 +686,7 @@ async fn test(
         );
     };
     let owned = tenant.to_owned();
-    let entries = match c
-        .engine
-        .outbox()
-        .call(move |s| s.journal_latest(&owned, n))
-        .await
-    {
+    let entries = match c.engine.outbox().journal_latest(owned, n).await {
         Ok(e) => e,
         Err(e) => return error(c, ctx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -710,8 +720,9 @@ async fn sample(c: &Console, tenant: &str) -> Option<(ClosedSession, String)> {
     if let Ok(Some(e)) = c
         .engine
         .outbox()
-        .call(move |s| s.journal_latest(&owned, 1).map(|v| v.into_iter().next()))
+        .journal_latest(owned, 1)
         .await
+        .map(|v| v.into_iter().next())
     {
         let what = format!("the tenant's latest CDR {}", e.session.cdr.id);
         return Some((e.session, what));
@@ -797,7 +808,7 @@ async fn deliveries(c: &Console, ctx: &Ctx, trigger: Option<&str>, webhook: Opti
         },
         now_us(),
     );
-    let dead: Vec<Value> = match c.engine.outbox().call(crate::delivery::Store::dead).await {
+    let dead: Vec<Value> = match c.engine.outbox().dead().await {
         Ok(jobs) => jobs
             .iter()
             .filter(|j| trigger.is_none_or(|t| j.trigger_id == t))
@@ -839,8 +850,7 @@ async fn resend(c: &Console, ctx: &Ctx, id: &str, form: &Form) -> Reply {
 }
 
 async fn purge(c: &Console, ctx: &Ctx, id: &str, form: &Form) -> Reply {
-    let owned = id.to_owned();
-    match c.engine.outbox().call(move |s| s.purge(Some(&owned))).await {
+    match c.engine.outbox().purge(Some(id)).await {
         Ok(_) => Reply::Redirect(back(form)),
         Err(crate::delivery::OutboxError::NotFound(_)) => {
             error(c, ctx, StatusCode::NOT_FOUND, "No such dead letter.")

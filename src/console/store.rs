@@ -4,6 +4,10 @@
 //! (`console_triggers`), one row per trigger: its id → the trigger document as JSON (the
 //! structure of a remote JSON trigger document's `trigger` entries) and when it was saved.
 //!
+//! [`PgTriggers`] keeps them in the PostgreSQL store's `postcall_console_triggers` table (one
+//! row per trigger, the same JSON), so every instance sharing the database serves and applies
+//! the same console triggers; [`for_storage`] picks the one of the running backend.
+//!
 //! The store holds documents, not validated triggers: they are validated by the same code as
 //! trigger files each time they are loaded or saved ([`super::triggers`]).
 
@@ -13,6 +17,8 @@ use futures_util::future::BoxFuture;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::backend::Storage;
+use crate::delivery::pg::PgStore;
 use crate::delivery::{Outbox, OutboxError};
 
 /// One console-managed trigger as stored.
@@ -97,14 +103,7 @@ impl TriggerStore for RedbTriggers {
                     })
                 })
                 .await?;
-            rows.into_iter()
-                .map(|(id, v)| {
-                    serde_json::from_slice(&v).map_err(|e| StoreError::Unreadable {
-                        id,
-                        error: e.to_string(),
-                    })
-                })
-                .collect()
+            rows.into_iter().map(|(id, v)| decode(id, &v)).collect()
         })
     }
 
@@ -133,6 +132,64 @@ impl TriggerStore for RedbTriggers {
                 })
                 .await?)
         })
+    }
+}
+
+/// [`TriggerStore`] in PostgreSQL (the `postcall_console_triggers` table, created by the
+/// store's second migration), shared by every instance on the database.
+#[derive(Debug, Clone)]
+pub struct PgTriggers {
+    pg: Arc<PgStore>,
+}
+
+impl PgTriggers {
+    /// The store in `pg`'s database.
+    pub fn new(pg: Arc<PgStore>) -> Self {
+        Self { pg }
+    }
+}
+
+fn decode(id: String, bytes: &[u8]) -> Result<StoredTrigger, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Unreadable {
+        id,
+        error: e.to_string(),
+    })
+}
+
+impl TriggerStore for PgTriggers {
+    fn list(&self) -> BoxFuture<'_, Result<Vec<StoredTrigger>, StoreError>> {
+        Box::pin(async move {
+            self.pg
+                .console_triggers()
+                .await?
+                .into_iter()
+                .map(|(id, text)| decode(id, text.as_bytes()))
+                .collect()
+        })
+    }
+
+    fn put(&self, trigger: StoredTrigger) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let text = serde_json::to_string(&trigger).map_err(OutboxError::from)?;
+            self.pg
+                .console_put(&trigger.id, &trigger.tenant, trigger.updated_us, &text)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn delete(&self, id: String) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.pg.console_delete(&id).await?) })
+    }
+}
+
+/// The console's trigger store on `storage`'s backend: the outbox's redb file, or the shared
+/// PostgreSQL database.
+#[must_use]
+pub fn for_storage(storage: &Storage) -> Arc<dyn TriggerStore> {
+    match storage {
+        Storage::Embedded(o) => Arc::new(RedbTriggers::new(o.clone())),
+        Storage::Postgres(p) => Arc::new(PgTriggers::new(p.clone())),
     }
 }
 

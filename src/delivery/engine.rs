@@ -18,8 +18,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use tokio::sync::Notify;
 
+use super::backend::Storage;
 use super::job::Job;
-use super::outbox::{Completion, Outbox, OutboxError, Store};
+use super::outbox::{Completion, Outbox, OutboxError};
 use super::payload::{encode, Method};
 use super::retry::{classify, next_delay, Outcome, Verdict};
 use super::sign::SigningKey;
@@ -225,7 +226,7 @@ struct Lanes {
 
 /// The engine. Cheap to share.
 pub struct Engine {
-    outbox: Arc<Outbox>,
+    storage: Storage,
     keys: std::sync::OnceLock<Arc<dyn super::keys::KeySource>>,
     http: HttpClient,
     opts: DeliveryOptions,
@@ -268,12 +269,18 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `outbox`, sending with `http`. It reads nothing yet: the lanes that
-    /// have pending jobs are read when [`Engine::run`] starts.
+    /// An engine over the embedded `outbox`, sending with `http`. It reads nothing yet: the
+    /// lanes that have pending jobs are read when [`Engine::run`] starts.
     #[must_use]
     pub fn new(outbox: Arc<Outbox>, http: HttpClient, opts: DeliveryOptions) -> Arc<Self> {
+        Self::with_storage(Storage::Embedded(outbox), http, opts)
+    }
+
+    /// An engine over `storage` (embedded or PostgreSQL), sending with `http`.
+    #[must_use]
+    pub fn with_storage(storage: Storage, http: HttpClient, opts: DeliveryOptions) -> Arc<Self> {
         Arc::new(Self {
-            outbox,
+            storage,
             keys: std::sync::OnceLock::new(),
             http,
             opts,
@@ -300,9 +307,9 @@ impl Engine {
             .map_or(KeyLookup::Removed, |k| k.key(&job.trigger_id))
     }
 
-    /// The outbox.
-    pub fn outbox(&self) -> &Arc<Outbox> {
-        &self.outbox
+    /// Where deliveries are stored (the outbox: embedded or PostgreSQL).
+    pub fn outbox(&self) -> &Storage {
+        &self.storage
     }
 
     /// Writes jobs durably and wakes the dispatcher. When this returns `Ok`, the jobs survive
@@ -324,10 +331,9 @@ impl Engine {
         jobs: &[Job],
         entries: Vec<super::journal::Encoded>,
     ) -> Result<usize, OutboxError> {
-        let owned = jobs.to_vec();
         let n = self
-            .outbox
-            .call(move |s| s.enqueue_journaled(&owned, &entries))
+            .storage
+            .enqueue_journaled(jobs.to_vec(), entries)
             .await?;
         self.counters
             .enqueued
@@ -351,8 +357,7 @@ impl Engine {
     /// # Errors
     /// No such dead letter, or a storage error.
     pub async fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
-        let (id, now) = (webhook_id.to_owned(), now_us());
-        let job = self.outbox.call(move |s| s.resend(&id, now)).await?;
+        let job = self.storage.resend(webhook_id, now_us()).await?;
         if let Ok(mut l) = self.lanes.lock() {
             l.known.insert(job.endpoint.lane());
         }
@@ -370,7 +375,17 @@ impl Engine {
         let mut commit: Option<tokio::task::JoinHandle<()>> = None;
         // The lanes that already have pending jobs (read again until that succeeds).
         let mut lanes_read = self.read_lanes().await;
+        // Shared storage: other instances make work due here (re-sends, expired leases), so
+        // the lanes are read again and the sleep is capped at the poll interval.
+        let poll = self.storage.poll_interval();
+        let mut polled = std::time::Instant::now();
         loop {
+            if let Some(p) = poll {
+                if polled.elapsed() >= p {
+                    polled = std::time::Instant::now();
+                    lanes_read = false;
+                }
+            }
             if commit.is_none() && !finished.is_empty() {
                 let (me, batch) = (self.clone(), std::mem::take(&mut finished));
                 commit = Some(tokio::spawn(async move { me.record(batch).await }));
@@ -388,6 +403,7 @@ impl Engine {
             } else {
                 sleep.min(Duration::from_secs(1))
             };
+            let sleep = poll.map_or(sleep, |p| sleep.min(p));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}
@@ -415,7 +431,7 @@ impl Engine {
     /// Adds the lanes that have pending jobs to the known ones; false when the outbox could
     /// not be read.
     async fn read_lanes(&self) -> bool {
-        match self.outbox.call(Store::lanes).await {
+        match self.storage.lanes().await {
             Ok(known) => {
                 if let Ok(mut l) = self.lanes.lock() {
                     l.known.extend(known);
@@ -454,8 +470,10 @@ impl Engine {
             if room == 0 {
                 continue;
             }
-            let (l, b) = (lane.clone(), busy.clone());
-            let read = self.outbox.call(move |s| s.due(&l, now, room, &b)).await;
+            let read = self
+                .storage
+                .due(lane.clone(), now, room, busy.clone())
+                .await;
             let (due, lane_next) = match read {
                 Ok(x) => x,
                 Err(e) => {
@@ -636,7 +654,7 @@ impl Engine {
             batch.push((d.job, d.completion));
         }
         let jobs = batch.len();
-        if let Err(e) = self.outbox.call(move |s| s.complete_many(&batch)).await {
+        if let Err(e) = self.storage.complete_many(batch).await {
             c.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(jobs, error = %e, "outbox update failed; the jobs stay pending and are attempted again");
         }

@@ -100,6 +100,8 @@ pub struct Encoded {
     /// Built (partly) from Kazoo's stored CDRs: it never replaces an entry already kept
     /// (which was built from more: live events).
     backfilled: bool,
+    /// Built from a stream with a gap (or from stored CDRs): see [`super::backend::CopyKind`].
+    gapped: bool,
 }
 
 impl Encoded {
@@ -126,6 +128,7 @@ impl Encoded {
             deliveries,
             bytes,
             backfilled: session.cdr.tags.contains_key("backfilled"),
+            gapped: is_gapped(session),
         })
     }
 
@@ -141,8 +144,35 @@ impl Encoded {
             deliveries: entry.deliveries.clone(),
             bytes: serde_json::to_vec(entry)?,
             backfilled: entry.session.cdr.tags.contains_key("backfilled"),
+            gapped: is_gapped(&entry.session),
         })
     }
+
+    /// The session id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Tenant, start and the stored JSON (for a backend that keeps its own indexes).
+    pub(crate) fn parts(&self) -> (Option<&str>, i64, &[u8]) {
+        (self.tenant.as_deref(), self.start_us, &self.bytes)
+    }
+
+    /// The deliveries it names.
+    pub(crate) fn deliveries(&self) -> &[DeliveryRef] {
+        &self.deliveries
+    }
+
+    /// Which kind of copy of its session this entry is.
+    pub(crate) fn copy(&self) -> super::backend::CopyKind {
+        super::backend::CopyKind::of(self.backfilled, self.gapped)
+    }
+}
+
+/// Built from a stream with a gap, or (partly) from Kazoo's stored CDRs.
+fn is_gapped(session: &ClosedSession) -> bool {
+    let tags = &session.cdr.tags;
+    tags.contains_key("gap") || tags.contains_key("backfilled")
 }
 
 /// Where a delivery stands.
@@ -162,7 +192,7 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Pending => 0,
             Self::Delivered => 1,
@@ -172,7 +202,7 @@ impl DeliveryState {
         }
     }
 
-    fn from_code(c: u8) -> Self {
+    pub(crate) fn from_code(c: u8) -> Self {
         match c {
             0 => Self::Pending,
             1 => Self::Delivered,
@@ -915,7 +945,7 @@ fn prune(
 /// The journal as the rest of postcall uses it: async, through the outbox's owner thread.
 #[derive(Debug, Clone)]
 pub struct Journal {
-    outbox: Arc<Outbox>,
+    storage: super::backend::Storage,
     policy: JournalPolicy,
 }
 
@@ -923,7 +953,13 @@ impl Journal {
     /// The journal in `outbox`'s database, kept as `policy` says.
     #[must_use]
     pub fn new(outbox: Arc<Outbox>, policy: JournalPolicy) -> Self {
-        Self { outbox, policy }
+        Self::in_storage(outbox.into(), policy)
+    }
+
+    /// The journal in `storage` (embedded or PostgreSQL), kept as `policy` says.
+    #[must_use]
+    pub fn in_storage(storage: super::backend::Storage, policy: JournalPolicy) -> Self {
+        Self { storage, policy }
     }
 
     /// The retention and size policy.
@@ -940,7 +976,7 @@ impl Journal {
     /// A storage error; nothing was written.
     pub async fn put(&self, entry: JournalEntry) -> Result<(), OutboxError> {
         let e = Encoded::new(&entry)?;
-        self.outbox.call(move |s| s.journal_put(&[e])).await
+        self.storage.journal_put(vec![e]).await
     }
 
     /// The entry of session `id`, with the state of each delivery.
@@ -948,8 +984,7 @@ impl Journal {
     /// # Errors
     /// A storage error.
     pub async fn get(&self, id: &str) -> Result<Option<JournalRecord>, OutboxError> {
-        let id = id.to_owned();
-        self.outbox.call(move |s| s.journal_get(&id)).await
+        self.storage.journal_get(id).await
     }
 
     /// One page of entries (see [`ListFilter`]).
@@ -957,7 +992,7 @@ impl Journal {
     /// # Errors
     /// A storage error.
     pub async fn list(&self, filter: ListFilter) -> Result<Page, OutboxError> {
-        self.outbox.call(move |s| s.journal_list(&filter)).await
+        self.storage.journal_list(filter).await
     }
 
     /// Removes one batch of entries past the retention or over the size cap.
@@ -965,8 +1000,7 @@ impl Journal {
     /// # Errors
     /// A storage error; nothing was removed.
     pub async fn prune(&self, now_us: i64) -> Result<Pruned, OutboxError> {
-        let p = self.policy;
-        self.outbox.call(move |s| s.journal_prune(now_us, &p)).await
+        self.storage.journal_prune(now_us, self.policy).await
     }
 }
 

@@ -13,10 +13,13 @@
 //! - [`storage`] is the file layer under the outbox, where tests inject faults.
 //! - [`journal`] keeps every session CDR (matched or not) with its deliveries, in the same
 //!   store and transactions as the outbox.
+//! - [`backend`] is the storage boundary: the embedded outbox or [`pg`] (PostgreSQL, shared
+//!   by several instances), one enum.
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
 //! - [`attempts`] is the bounded, in-memory log of recent attempts (the console shows it).
 
 pub mod attempts;
+pub mod backend;
 pub mod engine;
 pub mod files;
 pub mod job;
@@ -24,10 +27,12 @@ pub mod journal;
 pub mod keys;
 pub mod outbox;
 pub mod payload;
+pub mod pg;
 pub mod retry;
 pub mod sign;
 pub mod storage;
 
+pub use backend::Storage;
 pub use engine::{DeliveryCounters, DeliveryOptions, Engine};
 pub use job::{webhook_id, Endpoint, Job};
 pub use journal::{Journal, JournalEntry, JournalPolicy, ListFilter};

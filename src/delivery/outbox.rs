@@ -68,6 +68,10 @@ pub enum OutboxError {
     /// The outbox's owner thread is gone (it stopped after a failure it could not survive).
     #[error("the outbox has stopped")]
     Closed,
+    /// The PostgreSQL store failed (unreachable, restarting, a statement refused). Waiting
+    /// fixes it: the operation is retried like any storage error.
+    #[error("outbox database: {0}")]
+    Database(String),
 }
 
 const ENOSPC: i32 = 28;

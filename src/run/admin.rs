@@ -264,7 +264,7 @@ async fn route<B>(reg: &Registry, guard: &Guard, req: &Request<B>) -> Response<F
             let Some(engine) = reg.engine.as_ref() else {
                 return reply(StatusCode::NOT_FOUND, TEXT, "no delivery engine\n");
             };
-            match engine.outbox().call(crate::delivery::Store::dead).await {
+            match engine.outbox().dead().await {
                 Ok(jobs) => {
                     let v: Vec<serde_json::Value> = jobs.iter().map(|j| j.redacted()).collect();
                     reply(

@@ -147,7 +147,7 @@ pub async fn serve(
                 Ok(f) => f,
                 Err(e) => return bad(e),
             };
-            match outbox.call(move |s| s.journal_list(&filter)).await {
+            match outbox.journal_list(filter).await {
                 Ok(page) => json(&serde_json::json!({
                     "entries": page.entries.iter().map(|e| e.to_json(None)).collect::<Vec<_>>(),
                     "next": page.next.as_ref().map(cursor_text),
@@ -155,14 +155,11 @@ pub async fn serve(
                 Err(e) => failed(&e),
             }
         }
-        Route::One(id) => {
-            let id = id.to_owned();
-            match outbox.call(move |s| s.journal_get(&id)).await {
-                Ok(Some(r)) => json(&r.to_json()),
-                Ok(None) => reply(StatusCode::NOT_FOUND, TEXT, "no such CDR\n"),
-                Err(e) => failed(&e),
-            }
-        }
+        Route::One(id) => match outbox.journal_get(id).await {
+            Ok(Some(r)) => json(&r.to_json()),
+            Ok(None) => reply(StatusCode::NOT_FOUND, TEXT, "no such CDR\n"),
+            Err(e) => failed(&e),
+        },
         Route::ResendOne(id) => {
             resend(
                 reg,
@@ -211,10 +208,7 @@ async fn resend(
     let mut total = ResendReport::default();
     for _ in 0..pages {
         let (t, set, trig) = (target.clone(), set.clone(), trigger.clone());
-        let r = engine
-            .outbox()
-            .call(move |s| s.journal_resend(&t, &set, trig.as_deref(), now_us()))
-            .await;
+        let r = engine.outbox().journal_resend(t, set, trig, now_us()).await;
         let r = match r {
             Ok(r) => r,
             Err(e) => return failed(&e),

@@ -419,6 +419,34 @@ fn engine(o: &mut Out<'_>, e: &Engine) -> fmt::Result {
         "postcall_outbox_dead",
         "Dead letters.",
         e.outbox().dead_gauge(),
+    )?;
+    match e.outbox().postgres() {
+        Some(p) => claims(o, &p.counters),
+        None => Ok(()),
+    }
+}
+
+/// Claims and leases of this instance on the shared PostgreSQL outbox.
+fn claims(o: &mut Out<'_>, c: &crate::delivery::pg::ClaimCounters) -> fmt::Result {
+    o.counter(
+        "postcall_store_claims",
+        "Deliveries this instance claimed from the shared outbox.",
+        get(&c.claims),
+    )?;
+    o.counter(
+        "postcall_store_lease_expiries",
+        "Deliveries claimed after an earlier claim's lease ran out.",
+        get(&c.lease_expiries),
+    )?;
+    o.counter(
+        "postcall_store_takeovers",
+        "Deliveries taken over from another instance whose lease ran out.",
+        get(&c.takeovers),
+    )?;
+    o.counter(
+        "postcall_store_lost_completions",
+        "Outcomes not recorded because another instance held the delivery by then.",
+        get(&c.lost_completions),
     )
 }
 

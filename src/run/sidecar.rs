@@ -27,12 +27,13 @@ use tokio_util::task::TaskTracker;
 
 use super::admin;
 use super::metrics::{Registry, RunCounters};
-use super::state::{self, SavedState};
+use super::state::SavedState;
 use crate::backfill::{mark, BackfillCounters, BackfillLink, CrossbarCdrs};
 use crate::clock::now_us;
 use crate::config::{PluginConfig, Validated};
 use crate::delivery::journal::{Encoded, JournalCounters};
-use crate::delivery::{Engine, Job, Journal, Outbox, OutboxOptions};
+use crate::delivery::pg::PgStore;
+use crate::delivery::{Engine, Job, Journal, Outbox, OutboxOptions, Storage};
 use crate::enrich::{FileError, SharedEnricher};
 use crate::net::http::HttpOptions;
 use crate::net::HttpClient;
@@ -256,22 +257,28 @@ pub async fn run_validated(
     // Every fallible step comes first, before any saved state is touched: the outbox (nothing
     // is accepted before it is open), triggers, the source, the admin listener (the rest was
     // checked by the validation). A failure here leaves sessions.json as the last stop wrote it.
-    let outbox = {
-        let path = outbox_path.clone();
-        let oopts = OutboxOptions {
-            reserve_bytes: cfg.disk_reserve_bytes,
-            faults: opts.outbox_faults.clone(),
-        };
-        tokio::task::spawn_blocking(move || Outbox::open_with(&path, oopts))
+    let storage = match cfg.store {
+        None => {
+            let path = outbox_path.clone();
+            let oopts = OutboxOptions {
+                reserve_bytes: cfg.disk_reserve_bytes,
+                faults: opts.outbox_faults.clone(),
+            };
+            let outbox = tokio::task::spawn_blocking(move || Outbox::open_with(&path, oopts))
+                .await
+                .context("opening the outbox")?
+                .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?;
+            Storage::Embedded(Arc::new(outbox))
+        }
+        Some(pg) => PgStore::connect(pg)
             .await
-            .context("opening the outbox")?
-            .with_context(|| format!("{}: cannot open the outbox", outbox_path.display()))?
+            .context("cannot open the PostgreSQL outbox")?
+            .into_storage(),
     };
-    let outbox = Arc::new(outbox);
-    let journal = Journal::new(outbox.clone(), journal_settings.policy);
+    let journal = Journal::in_storage(storage.clone(), journal_settings.policy);
     let journal_counters = Arc::new(JournalCounters::default());
     let http = HttpClient::with_guard(cfg.receivers_tls, &HttpOptions::default(), guard);
-    let engine = Engine::new(outbox, http, dopts);
+    let engine = Engine::with_storage(storage.clone(), http, dopts);
     let tcfg = cfg.triggers;
     let reloader = Reloader::new(tcfg.sources.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     engine.use_keys(Arc::new(TriggerKeys {
@@ -290,9 +297,7 @@ pub async fn run_validated(
     let backfill_counters = Arc::new(BackfillCounters::default());
     // Console-managed triggers join the set before any delivery is attempted.
     let console = crate::console::Console::start(
-        Arc::new(crate::console::store::RedbTriggers::new(
-            engine.outbox().clone(),
-        )),
+        crate::console::store::for_storage(&storage),
         reloader.clone(),
         engine.clone(),
         Some(driver_counters.clone()),
@@ -308,18 +313,14 @@ pub async fn run_validated(
         admin: Some(Arc::default()),
         journal: Some(journal_counters.clone()),
         triggers: Some(reloader.shared()),
-        console: Some(console),
+        console: Some(console.clone()),
     };
     let (admin_addr, admin_task) = admin::serve(admin_opts, registry.clone(), stop.clone())
         .await
         .with_context(|| format!("admin listener {}", opts.admin))?;
 
     // What the previous run left: read now, removed once the driver holds it.
-    let state_path = state::state_path(&data_dir);
-    let saved = {
-        let path = state_path.clone();
-        tokio::task::spawn_blocking(move || timed_load(&path)).await?
-    };
+    let saved = timed_load(&storage, &data_dir).await;
     let (restored, carried): (Option<Snapshot>, Vec<ClosedSession>) = match saved {
         Some(s) => (Some(s.open), s.closed),
         None => (None, Vec::new()),
@@ -345,6 +346,10 @@ pub async fn run_validated(
         stop.clone(),
     ));
     tracker.spawn(reload_enrichment_on_hangup(enricher.clone(), stop.clone()));
+    // Instances sharing PostgreSQL apply each other's console trigger changes (polled).
+    if let Some(every) = storage.poll_interval() {
+        tracker.spawn(console.clone().follow(every, stop.clone()));
+    }
     let (closed_tx, mut closed_rx) = mpsc::channel::<ClosedSession>(1024);
     let backfill = match (cfg.backfill, src.crossbar.clone()) {
         (Some(bopts), Some((cb, auth))) => Some(
@@ -378,10 +383,17 @@ pub async fn run_validated(
         driver_counters,
         stop.clone(),
     ));
-    if let Err(e) = tokio::task::spawn_blocking(move || state::remove(&state_path)).await? {
-        tracing::error!(error = %e, "saved sessions restored but their file cannot be removed");
+    if let Err(e) = storage.remove_sessions(&data_dir).await {
+        tracing::error!(error = %e, "saved sessions restored but cannot be removed from the store");
     }
-    tracing::info!(admin = %admin_addr, outbox = %outbox_path.display(), "postcall running");
+    match &storage {
+        Storage::Embedded(_) => {
+            tracing::info!(admin = %admin_addr, outbox = %outbox_path.display(), "postcall running");
+        }
+        Storage::Postgres(p) => {
+            tracing::info!(admin = %admin_addr, outbox = %p.describe(), instance = %p.claimer(), "postcall running (PostgreSQL outbox)");
+        }
+    }
     if let Some(tx) = started {
         let _ = tx.send(Started {
             admin: admin_addr,
@@ -424,8 +436,7 @@ pub async fn run_validated(
             open: asm.snapshot(),
             closed: unsent,
         };
-        let path = state::state_path(&data_dir);
-        tokio::task::spawn_blocking(move || timed_save(&path, &saved)).await??;
+        timed_save(&storage, &data_dir, saved).await?;
     }
     // Attempts in flight get a deadline; anything not delivered stays in the outbox.
     engine_stop.cancel();
@@ -579,10 +590,10 @@ const MARK_EVERY: Duration = Duration::from_secs(5);
 /// How long stopping waits for the remaining tasks (reloaders, source, admin) to return.
 const TASK_JOIN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// [`state::load`], logging what it found and how long it took.
-fn timed_load(path: &std::path::Path) -> Option<SavedState> {
+/// [`Storage::load_sessions`], logging what it found and how long it took.
+async fn timed_load(storage: &Storage, data_dir: &std::path::Path) -> Option<SavedState> {
     let t = std::time::Instant::now();
-    match state::load(path) {
+    match storage.load_sessions(data_dir).await {
         Ok(Some(s)) => {
             tracing::info!(
                 open = s.open.sessions(),
@@ -600,16 +611,28 @@ fn timed_load(path: &std::path::Path) -> Option<SavedState> {
     }
 }
 
-/// [`state::save`], logging before and after (a large save takes a moment).
-fn timed_save(path: &std::path::Path, saved: &SavedState) -> anyhow::Result<()> {
+/// [`Storage::save_sessions`], logging before and after (a large save takes a moment).
+async fn timed_save(
+    storage: &Storage,
+    data_dir: &std::path::Path,
+    saved: SavedState,
+) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
     tracing::info!(
         open = saved.open.sessions(),
         closed = saved.closed.len(),
         "saving sessions for the next start"
     );
-    state::save(path, saved)
-        .with_context(|| format!("{}: cannot save open sessions", path.display()))?;
+    storage
+        .save_sessions(data_dir, saved)
+        .await
+        .with_context(|| match storage {
+            Storage::Embedded(_) => format!(
+                "{}: cannot save open sessions",
+                super::state::state_path(data_dir).display()
+            ),
+            Storage::Postgres(p) => format!("{}: cannot save open sessions", p.describe()),
+        })?;
     tracing::info!(ms = t.elapsed().as_millis(), "sessions saved");
     Ok(())
 }

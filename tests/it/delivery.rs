@@ -83,7 +83,7 @@ impl Running {
 
     /// Waits until the outbox has no pending job and `dead` dead letters.
     async fn settle(&self, dead: usize) {
-        let ob = self.engine.outbox().clone();
+        let ob = self.engine.outbox().embedded().unwrap().clone();
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 if ob.pending_len().unwrap() == 0 && ob.dead().unwrap().len() == dead {
@@ -230,7 +230,7 @@ async fn retries_follow_the_seed_exactly_then_dead_letter() {
             n + 1
         );
     }
-    let dead = run.engine.outbox().dead().unwrap();
+    let dead = run.engine.outbox().embedded().unwrap().dead().unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts, 4, "1 + retries attempts");
     assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 503"));
@@ -279,6 +279,8 @@ async fn final_statuses_are_not_retried_and_2xx_variants_succeed() {
     let mut dead: Vec<String> = run
         .engine
         .outbox()
+        .embedded()
+        .unwrap()
         .dead()
         .unwrap()
         .iter()
@@ -327,7 +329,7 @@ async fn a_slow_receiver_times_out_and_is_retried() {
     rx.next_request().await;
     rx.next_request().await;
     run.settle(1).await;
-    let dead = run.engine.outbox().dead().unwrap();
+    let dead = run.engine.outbox().embedded().unwrap().dead().unwrap();
     assert!(
         dead[0]
             .last_error
@@ -413,7 +415,7 @@ async fn a_restart_mid_backlog_loses_nothing() {
         })
         .await
         .unwrap();
-        let outbox = run.engine.outbox().clone();
+        let outbox = run.engine.outbox().embedded().unwrap().clone();
         run.task.abort();
         let _ = run.task.await;
         drop(run.engine);
@@ -494,7 +496,14 @@ async fn a_hung_endpoint_does_not_hold_up_others() {
     tokio::time::timeout(Duration::from_secs(60), async {
         // Delivered and recorded: only the six slow jobs are left in the outbox.
         while counters.delivered.load(Ordering::Relaxed) < 10
-            || run.engine.outbox().pending_len().unwrap() > 6
+            || run
+                .engine
+                .outbox()
+                .embedded()
+                .unwrap()
+                .pending_len()
+                .unwrap()
+                > 6
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -529,7 +538,7 @@ async fn private_destinations_are_refused_unless_allow_listed() {
     );
     run.engine.enqueue(&[by_ip, by_name]).await.unwrap();
     run.settle(2).await;
-    for d in run.engine.outbox().dead().unwrap() {
+    for d in run.engine.outbox().embedded().unwrap().dead().unwrap() {
         assert_eq!(d.attempts, 1, "not retried");
         assert!(
             d.last_error.as_deref().unwrap().contains("not public"),
@@ -824,7 +833,13 @@ async fn a_signed_job_of_a_removed_trigger_is_dead_lettered() {
     let got = rx.next_request().await;
     assert_eq!(got.header("webhook-id"), Some(unsigned.webhook_id.as_str()));
     run.settle(1).await;
-    let dead = run.engine.outbox().dead_one(&signed.webhook_id).unwrap();
+    let dead = run
+        .engine
+        .outbox()
+        .embedded()
+        .unwrap()
+        .dead_one(&signed.webhook_id)
+        .unwrap();
     assert_eq!(
         dead.last_error.as_deref(),
         Some("trigger trig was removed: the delivery cannot be signed")

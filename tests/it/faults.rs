@@ -141,20 +141,20 @@ async fn receiver_down_then_back() {
     // Every session is in the outbox while the receiver is down…
     let engine = run.started.registry.engine.clone().unwrap();
     let t = Instant::now();
-    while engine.outbox().pending_len().unwrap() < expected.len() as u64
+    while engine.outbox().embedded().unwrap().pending_len().unwrap() < expected.len() as u64
         && t.elapsed() < Duration::from_secs(30)
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        engine.outbox().pending_len().unwrap(),
+        engine.outbox().embedded().unwrap().pending_len().unwrap(),
         expected.len() as u64
     );
     // …and all of it arrives once it is back.
     rx.down.store(false, Ordering::Relaxed);
     rx.wait_for("/calls", &expected, Duration::from_secs(30))
         .await;
-    let dead = engine.outbox().dead_len().unwrap() as usize;
+    let dead = engine.outbox().embedded().unwrap().dead_len().unwrap() as usize;
     drop(engine);
     run.stop().await;
     report(

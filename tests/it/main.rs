@@ -12,6 +12,7 @@ mod delivery;
 // The integration guide: samples, snippets.
 mod docs;
 mod enrich;
+mod failover;
 mod faults;
 // The CDR journal.
 mod journal;
@@ -27,6 +28,8 @@ mod robustness;
 mod run;
 mod servers;
 mod snapshots;
+// The storage boundary: embedded and PostgreSQL (issue 16).
+mod stores;
 // Storage faults injected under the outbox.
 mod storage_faults;
 mod support;

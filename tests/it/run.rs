@@ -124,7 +124,14 @@ pub(crate) async fn start_with(cfg: PluginConfig, opts: RunOptions) -> Running {
 impl Running {
     /// The running sidecar's outbox.
     pub(crate) fn outbox(&self) -> &std::sync::Arc<postcall::delivery::Outbox> {
-        self.started.registry.engine.as_ref().unwrap().outbox()
+        self.started
+            .registry
+            .engine
+            .as_ref()
+            .unwrap()
+            .outbox()
+            .embedded()
+            .unwrap()
     }
 
     pub(crate) async fn stop(self) -> sidecar::RunReport {

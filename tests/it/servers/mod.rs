@@ -5,4 +5,5 @@ pub mod blackhole;
 pub mod cdr_store;
 pub mod crossbar;
 pub mod http;
+pub mod postgres;
 pub mod tls;
