@@ -173,7 +173,11 @@ mod tests {
 
     fn check(s: &StoreSection, env: &[(&str, &str)]) -> (Option<PgOptions>, Vec<String>) {
         let mut out = Vec::new();
-        let env = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let env = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
         let o = s.checked(
             Path::new("plugin.toml"),
             &env,
@@ -195,8 +199,14 @@ mod tests {
         let (o, problems) = check(&s, &[("PG", "postgres://u:pw@db/x")]);
         let o = o.unwrap();
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!((o.instance.as_str(), o.lease), ("a", Duration::from_secs(30)));
-        assert!(!format!("{o:?}").contains("pw"), "the URL's password is never printed");
+        assert_eq!(
+            (o.instance.as_str(), o.lease),
+            ("a", Duration::from_secs(30))
+        );
+        assert!(
+            !format!("{o:?}").contains("pw"),
+            "the URL's password is never printed"
+        );
         let (o, problems) = check(&s, &[]);
         assert!(o.is_none());
         assert_eq!(
@@ -217,7 +227,10 @@ mod tests {
         let (o, problems) = check(&s, &[]);
         assert!(o.is_none());
         let text = problems.join("\n");
-        assert!(text.contains("store.postgres_url: not a PostgreSQL URL"), "{text}");
+        assert!(
+            text.contains("store.postgres_url: not a PostgreSQL URL"),
+            "{text}"
+        );
         assert!(text.contains("store.lease_secs: must be 15"), "{text}");
         assert!(text.contains("store.poll_ms"), "{text}");
         assert!(text.contains("store.instance"), "{text}");

@@ -34,8 +34,6 @@ struct Receiver {
 
 /// How long the receiver takes to answer (so attempts overlap and a backlog builds).
 const ANSWER: Duration = Duration::from_millis(150);
-/// Under the attempt deadline (1 s): attempts long enough to cut a connection during one.
-const SLOW_ANSWER: Duration = Duration::from_millis(800);
 /// Attempts in flight per endpoint, per instance.
 const PER_ENDPOINT: usize = 2;
 
