@@ -1,8 +1,11 @@
-//! `cargo bench --bench delivery`: webhooks/s through the durable outbox and engine against
-//! a bare hyper client posting the same bodies to the same loopback keep-alive receiver, and
-//! the latency from session close (outbox write) to the first attempt (PRODUCT.md §7).
+//! `cargo bench --bench delivery`: webhooks/s through the durable outbox and engine — the
+//! embedded redb outbox and, when `POSTCALL_TEST_PG_BIN` names PostgreSQL's binaries, the
+//! PostgreSQL outbox on a throwaway local cluster — against a bare hyper client posting the
+//! same bodies to the same loopback keep-alive receiver, and the latency from session close
+//! (outbox write) to the first attempt (PRODUCT.md §7).
 //!
-//! Side by side in one run, printed as ratios; nothing asserts a time.
+//! Side by side in one run, printed as ratios; nothing asserts a time. Without
+//! `POSTCALL_TEST_PG_BIN` the PostgreSQL row says it was skipped.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +19,16 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use postcall::delivery::{DeliveryOptions, Endpoint, Engine, Format, Job, Method, Outbox};
+use postcall::delivery::{DeliveryOptions, Endpoint, Engine, Format, Job, Method, Outbox, Storage};
 use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::HttpClient;
 use tokio::net::TcpListener;
+
+// The tests' throwaway cluster (initdb on a temp dir, a free loopback port).
+#[allow(dead_code)]
+#[path = "../tests/it/servers/postgres.rs"]
+mod postgres;
 
 /// A receiver answering 200 at once; counts requests and records the `t` (µs) in each body.
 async fn receiver(count: Arc<AtomicU64>, lat: Arc<Mutex<Vec<i64>>>) -> std::net::SocketAddr {
@@ -91,6 +99,79 @@ fn job(n: u64, url: &str, cdr: &serde_json::Value, probe: Option<i64>) -> Job {
     }
 }
 
+/// Runs the outbox-and-engine half of the bench on one storage backend.
+struct Probe {
+    count: Arc<AtomicU64>,
+    lat: Arc<Mutex<Vec<i64>>>,
+    url: String,
+    cdr: serde_json::Value,
+    n: u64,
+    conc: usize,
+}
+
+impl Probe {
+    /// Webhooks/s for `n` jobs enqueued in batches of 64 (the sidecar's sink writes every
+    /// session waiting in its queue in one transaction; a sustained load keeps that queue
+    /// non-empty), then the close → first attempt percentiles on an idle system. Job ids
+    /// start at `first`.
+    async fn run(&self, storage: Storage, first: u64) -> (f64, String) {
+        let (n, conc) = (self.n, self.conc);
+        let http = HttpClient::with_guard(
+            postcall::net::tls::client_config(None).unwrap(),
+            &HttpOptions::default(),
+            AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
+        );
+        let engine = Engine::with_storage(
+            storage,
+            http,
+            DeliveryOptions {
+                max_in_flight: conc,
+                max_in_flight_per_endpoint: conc,
+                ..DeliveryOptions::default()
+            },
+        );
+        let stopped = CancellationToken::new();
+        let stop = stopped.clone();
+        let task = tokio::spawn(engine.clone().run(stopped));
+        let before = self.count.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let all: Vec<Job> = (first..first + n)
+            .map(|i| job(i, &self.url, &self.cdr, None))
+            .collect();
+        for chunk in all.chunks(64) {
+            engine.enqueue(chunk).await.unwrap();
+        }
+        while self.count.load(Ordering::Relaxed) - before < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+
+        // Latency on an idle system: one session every 5 ms, close → first attempt.
+        self.lat.lock().unwrap().clear();
+        for i in 0..400 {
+            let now = chrono::Utc::now().timestamp_micros();
+            let j = job(first + n + 1 + i, &self.url, &self.cdr, Some(now));
+            engine.enqueue(&[j]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut l = self.lat.lock().unwrap().clone();
+        l.sort_unstable();
+        let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+        stop.cancel();
+        let _ = task.await;
+        let text = format!(
+            "{} samples: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            l.len(),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0)
+        );
+        (rate, text)
+    }
+}
+
 fn main() {
     let n: u64 = std::env::var("POSTCALL_BENCH_WEBHOOKS")
         .ok()
@@ -131,52 +212,47 @@ fn main() {
         }
         let bare = n as f64 / t.elapsed().as_secs_f64();
 
-        // 2. The outbox and engine. The sidecar's sink writes every session waiting in its
-        //    queue with one transaction; a sustained load keeps that queue non-empty, so the
-        //    sessions arrive here in batches of 64.
+        // 2. The outbox and engine, embedded then PostgreSQL.
         let dir = tempfile::tempdir().unwrap();
         let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
-        let http = HttpClient::with_guard(
-            postcall::net::tls::client_config(None).unwrap(),
-            &HttpOptions::default(),
-            AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
-        );
-        let engine = Engine::new(outbox, http, DeliveryOptions { max_in_flight: conc, max_in_flight_per_endpoint: conc, ..DeliveryOptions::default() });
-        let stopped = CancellationToken::new();
-    let stop = stopped.clone();
-        let task = tokio::spawn(engine.clone().run(stopped));
-        let before = count.load(Ordering::Relaxed);
-        let t = Instant::now();
-        let all: Vec<Job> = (0..n).map(|i| job(i, &url, &cdr, None)).collect();
-        for chunk in all.chunks(64) {
-            engine.enqueue(chunk).await.unwrap();
-        }
-        while count.load(Ordering::Relaxed) - before < n {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let outboxed = n as f64 / t.elapsed().as_secs_f64();
-
-        // 3. Latency on an idle system: one session every 5 ms, close → first attempt.
-        lat.lock().unwrap().clear();
-        for i in 0..400 {
-            let now = chrono::Utc::now().timestamp_micros();
-            engine.enqueue(&[job(n + 1 + i, &url, &cdr, Some(now))]).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut l = lat.lock().unwrap().clone();
-        l.sort_unstable();
-        let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
-        stop.cancel();
-        let _ = task.await;
+        let probe = Probe { count: count.clone(), lat: lat.clone(), url: url.clone(), cdr: cdr.clone(), n, conc };
+        let (embedded, l_embedded) = probe.run(Storage::Embedded(outbox), 0).await;
+        let pg = postgres::Postgres::start("bench delivery (PostgreSQL outbox)");
+        let pg_row = match &pg {
+            Some(pg) => {
+                let url = pg.database("bench").await;
+                let store = postcall::delivery::pg::PgStore::connect(postcall::delivery::pg::PgOptions {
+                    url: postcall::net::Secret::new(url),
+                    ca_file: None,
+                    instance: "bench".into(),
+                    lease: Duration::from_secs(30),
+                    poll: Duration::from_secs(1),
+                    pool_size: 8,
+                    op_timeout: Duration::from_secs(10),
+                })
+                .await
+                .unwrap();
+                Some(probe.run(store.into_storage(), 10 * n).await)
+            }
+            None => None,
+        };
 
         println!("payload {} bytes, {n} webhooks, {conc} concurrent, loopback keep-alive receiver", body.len());
-        println!("bare hyper client          : {bare:>8.0} webhooks/s");
-        println!("postcall outbox + engine   : {outboxed:>8.0} webhooks/s");
-        println!("ratio (target >= 50 %)     : {:.0} %", 100.0 * outboxed / bare);
-        println!(
-            "close → first attempt (request received), {} samples: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms (target p99 < 10 ms)",
-            l.len(), pct(0.5), pct(0.9), pct(0.99), pct(1.0)
-        );
+        println!("bare hyper client             : {bare:>8.0} webhooks/s");
+        println!("embedded outbox + engine      : {embedded:>8.0} webhooks/s  ({:.0} % of bare; target >= 50 %)", 100.0 * embedded / bare);
+        match &pg_row {
+            Some((rate, _)) => println!(
+                "PostgreSQL outbox + engine    : {rate:>8.0} webhooks/s  ({:.0} % of bare, {:.0} % of embedded)",
+                100.0 * rate / bare,
+                100.0 * rate / embedded
+            ),
+            None => println!("PostgreSQL outbox + engine    : SKIPPED (set POSTCALL_TEST_PG_BIN)"),
+        }
+        println!("close → first attempt (request received), one session every 5 ms (target p99 < 10 ms):");
+        println!("  embedded   {}", l_embedded);
+        if let Some((_, l)) = &pg_row {
+            println!("  PostgreSQL {l}");
+        }
+        drop(pg);
     });
 }

@@ -166,3 +166,84 @@ impl StoreSection {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(s: &StoreSection, env: &[(&str, &str)]) -> (Option<PgOptions>, Vec<String>) {
+        let mut out = Vec::new();
+        let env = |k: &str| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        let o = s.checked(
+            Path::new("plugin.toml"),
+            &env,
+            Duration::from_secs(10),
+            &mut out,
+        );
+        (o, out.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn embedded_unless_a_url_is_given() {
+        let (o, problems) = check(&StoreSection::default(), &[]);
+        assert!(o.is_none() && problems.is_empty());
+        let s = StoreSection {
+            postgres_url_env: Some("PG".into()),
+            instance: Some("a".into()),
+            ..StoreSection::default()
+        };
+        let (o, problems) = check(&s, &[("PG", "postgres://u:pw@db/x")]);
+        let o = o.unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            (o.instance.as_str(), o.lease),
+            ("a", Duration::from_secs(30))
+        );
+        assert!(
+            !format!("{o:?}").contains("pw"),
+            "the URL's password is never printed"
+        );
+        let (o, problems) = check(&s, &[]);
+        assert!(o.is_none());
+        assert_eq!(
+            problems,
+            ["plugin.toml: store.postgres_url_env: environment variable PG is not set"]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named_without_the_password() {
+        let s = StoreSection {
+            postgres_url: Some(Secret::new("postgres://u:hunter22@db/x?sslmode=bogus")),
+            instance: Some("a/b".into()),
+            lease_secs: 14,
+            poll_ms: 10,
+            ..StoreSection::default()
+        };
+        let (o, problems) = check(&s, &[]);
+        assert!(o.is_none());
+        let text = problems.join("\n");
+        assert!(
+            text.contains("store.postgres_url: not a PostgreSQL URL"),
+            "{text}"
+        );
+        assert!(text.contains("store.lease_secs: must be 15"), "{text}");
+        assert!(text.contains("store.poll_ms"), "{text}");
+        assert!(text.contains("store.instance"), "{text}");
+        assert!(!text.contains("hunter22"), "{text}");
+        assert!(!format!("{s:?}").contains("hunter22"));
+        let both = StoreSection {
+            postgres_url: Some(Secret::new("postgres://db/x")),
+            postgres_url_env: Some("PG".into()),
+            ..StoreSection::default()
+        };
+        assert_eq!(
+            check(&both, &[]).1,
+            ["plugin.toml: store.postgres_url: set postgres_url or postgres_url_env, not both"]
+        );
+    }
+}

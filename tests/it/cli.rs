@@ -144,6 +144,7 @@ fn shipped_plugin_toml_is_valid_and_is_the_defaults() {
     assert_eq!(cfg.delivery, postcall::config::DeliverySection::default());
     assert_eq!(cfg.limits, postcall::config::LimitsSection::default());
     assert_eq!(cfg.admin, postcall::config::AdminSection::default());
+    assert_eq!(cfg.store, postcall::config::StoreSection::default());
     // `check` validates for `run`: the shipped file leaves `[kazoo]` commented out, and that is
     // its one problem.
     let out = postcall(&["check", "--config", path.to_str().unwrap()]);

@@ -3,7 +3,8 @@
 //!
 //! The binaries come from the directory named by `POSTCALL_TEST_PG_BIN` (`initdb`, `pg_ctl`,
 //! `postgres`; `scripts/test` sets it). Without it a test calling [`Postgres::start`] gets
-//! `None` and says so on the terminal (past libtest's capture), then passes. Run as root, the
+//! `None` and says so on the terminal (past libtest's capture), then passes — unless
+//! `POSTCALL_TEST_REQUIRE=1` (set by `scripts/test`), which makes it fail. Run as root, the
 //! cluster belongs to the `postgres` OS user (PostgreSQL refuses to run as root).
 //!
 //! [`Proxy`] is a TCP hop between one instance and the cluster that a test can cut (every
@@ -61,6 +62,11 @@ impl Postgres {
     /// is not set.
     pub fn start(test: &str) -> Option<Self> {
         let Some(bin) = std::env::var_os(PG_BIN).map(PathBuf::from) else {
+            // `scripts/test` sets POSTCALL_TEST_REQUIRE=1: there, a missing part fails.
+            assert!(
+                std::env::var("POSTCALL_TEST_REQUIRE").as_deref() != Ok("1"),
+                "{test}: {PG_BIN} is not set and POSTCALL_TEST_REQUIRE=1"
+            );
             skipped(test);
             return None;
         };
