@@ -19,7 +19,8 @@ use crate::backfill::reconcile::{compare, kazoo_sessions, Report, Seen};
 use crate::backfill::{CrossbarCdrs, Window};
 use crate::config::PluginConfig;
 use crate::delivery::journal::ListFilter;
-use crate::delivery::{Outbox, OutboxError};
+use crate::delivery::pg::PgStore;
+use crate::delivery::{Outbox, OutboxError, Storage};
 use crate::net::Secret;
 
 /// What to compare.
@@ -103,13 +104,16 @@ async fn journal_side(
     filter: ListFilter,
     admin: SocketAddr,
 ) -> anyhow::Result<Vec<Seen>> {
+    if let Some(storage) = shared_store(cfg, env).await? {
+        return from_storage(&storage, filter).await;
+    }
     let path = cfg.delivery.outbox_path(&cfg.file);
     let opened = {
         let path = path.clone();
         tokio::task::spawn_blocking(move || Outbox::open(&path)).await?
     };
     match opened {
-        Ok(store) => tokio::task::spawn_blocking(move || from_store(&store, filter)).await?,
+        Ok(store) => from_storage(&Storage::from(Arc::new(store)), filter).await,
         Err(OutboxError::InUse) => {
             let token = cfg.admin.options(&cfg.file, admin, env)?.token;
             from_admin(admin, token.as_ref(), filter).await.with_context(|| {
@@ -123,11 +127,29 @@ async fn journal_side(
     }
 }
 
-fn from_store(store: &Outbox, mut filter: ListFilter) -> anyhow::Result<Vec<Seen>> {
+/// The PostgreSQL store `[store]` names (shared with the running instances, so it is read
+/// directly), or `None` for the embedded one.
+async fn shared_store(
+    cfg: &PluginConfig,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> anyhow::Result<Option<Storage>> {
+    let mut problems = Vec::new();
+    let attempt = Duration::from_secs(cfg.delivery.attempt_timeout_secs);
+    let pg = cfg.store.checked(&cfg.file, &env, attempt, &mut problems);
+    if let Some(p) = problems.first() {
+        anyhow::bail!("{p}");
+    }
+    let Some(pg) = pg else { return Ok(None) };
+    let store = PgStore::connect(pg)
+        .await
+        .context("cannot open the PostgreSQL journal ([store])")?;
+    Ok(Some(store.into_storage()))
+}
+
+async fn from_storage(storage: &Storage, mut filter: ListFilter) -> anyhow::Result<Vec<Seen>> {
     let mut out = Vec::new();
     loop {
-        let f = filter.clone();
-        let page = store.call_blocking(move |s| s.journal_list(&f))?;
+        let page = storage.journal_list(filter.clone()).await?;
         out.extend(page.entries.iter().map(|e| {
             Seen::of(
                 &e.session.cdr,

@@ -493,16 +493,28 @@ async fn a_killed_sidecar_backfills_from_its_stream_mark_exactly_once() {
 
 /// `reconcile` over the window of a restart: with backfill off it names exactly the calls
 /// postcall never delivered (read through the running sidecar's admin listener); with
-/// backfill on, nothing is missing (read from the stopped sidecar's store).
+/// backfill on, nothing is missing (read from the stopped sidecar's store: the embedded file,
+/// then a PostgreSQL store, which reconcile reads directly).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_names_exactly_what_is_missing() {
     use postcall::run::reconcile::{reconcile, ReconcileOptions};
 
-    for backfill in [false, true] {
+    let pg = crate::servers::postgres::Postgres::start("reconcile_names_exactly_what_is_missing");
+    let mut variants = vec![(false, None), (true, None)];
+    if let Some(pg) = &pg {
+        variants.push((true, Some(pg.database("reconcile").await)));
+    }
+    for (backfill, store) in variants {
         let mut rig = Rig::new().await;
         let (frames, docs, expected) = calls(24, 64);
         rig.cb.state.lock().unwrap().cdrs.add(docs);
-        let cfg = rig.config(if backfill { "" } else { "enabled = false" });
+        let mut extra = String::from(if backfill { "" } else { "enabled = false" });
+        if let Some(url) = &store {
+            extra.push_str(&format!(
+                "\n[store]\npostgres_url = \"{url}\"\ninstance = \"a\"\n"
+            ));
+        }
+        let cfg = rig.config(&extra);
         let third = frames.len() / 3;
         let first = start(cfg.clone()).await;
         rig.bh.wait_subscribed(1).await;
@@ -543,7 +555,10 @@ async fn reconcile_names_exactly_what_is_missing() {
         missing.sort();
         let mut never_sorted = never.clone();
         never_sorted.sort();
-        println!("reconcile, backfill {backfill}: {report}");
+        println!(
+            "reconcile, backfill {backfill}, PostgreSQL {}: {report}",
+            store.is_some()
+        );
         assert_eq!(report.kazoo, expected.len(), "{report}");
         assert_eq!(missing, never_sorted, "{report}");
         assert_eq!(report.complete(), backfill, "{report}");

@@ -23,7 +23,6 @@ pub fn skip_loudly(test: &str, what: &str) {
 
 /// The real part named by the environment variable `var` (set by `scripts/test`: a path to
 /// PostgreSQL's binaries, to Chromium…), or `None` after [`skip_loudly`].
-#[allow(dead_code)] // until the PostgreSQL and browser tests land
 pub fn real_part(var: &str, test: &str, what: &str) -> Option<PathBuf> {
     match std::env::var_os(var).filter(|v| !v.is_empty()) {
         Some(v) => Some(PathBuf::from(v)),
