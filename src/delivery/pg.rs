@@ -130,6 +130,23 @@ pub struct ClaimCounters {
     pub lost_completions: AtomicU64,
 }
 
+/// `e` and the errors under it as one line, so an operator sees why a connection failed (the
+/// server's refusal, the certificate check), not only "db error". The sources never hold
+/// the connection string.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
 impl From<tokio_postgres::Error> for OutboxError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The message names the failing statement's error, never the connection string.
@@ -304,7 +321,10 @@ impl PgStore {
             Ok(c) => Ok(c),
             Err(e) => {
                 self.failing.store(true, Ordering::Relaxed);
-                Err(OutboxError::Database(format!("no connection: {e}")))
+                Err(OutboxError::Database(format!(
+                    "no connection: {}",
+                    with_sources(&e)
+                )))
             }
         }
     }

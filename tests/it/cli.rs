@@ -626,3 +626,30 @@ fn reconcile_without_crossbar_cannot_compare() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("kazoo.crossbar_url"), "{err}");
 }
+
+/// With the outbox in PostgreSQL (`[store]`), the stopped-sidecar commands that read the
+/// embedded file refuse, naming where to go instead, rather than reading an empty file.
+#[test]
+fn outbox_commands_refuse_a_postgresql_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("plugin.toml");
+    std::fs::write(
+        &cfg,
+        "[store]\npostgres_url = \"postgres://postcall@127.0.0.1:1/postcall\"\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    for args in [
+        &["deliveries", "--config", c, "list"][..],
+        &["cdrs", "--config", c, "list"][..],
+    ] {
+        let out = postcall(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains("the outbox is in PostgreSQL") && err.contains("admin API"),
+            "{args:?}: {err}"
+        );
+        assert!(!dir.path().join("data").exists(), "no embedded file made");
+    }
+}

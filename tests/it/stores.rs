@@ -676,3 +676,40 @@ async fn console_triggers_reach_the_other_instance() {
     stop.cancel();
     follow.await.unwrap();
 }
+
+/// TLS to PostgreSQL: against a server that accepts TLS clients only, the store connects with
+/// `sslmode=require` and the server's CA in `[store] ca_file`, and works; without that CA the
+/// server's certificate is refused (the public roots do not vouch for it), and a plaintext
+/// client is turned away — so the working store really spoke TLS and checked the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_postgresql_checks_the_server() {
+    let Some(pg) = Postgres::start("stores::tls_to_postgresql_checks_the_server") else {
+        return;
+    };
+    let plain = pg.database("tls").await;
+    let ca = crate::servers::tls::TestCa::new();
+    pg.require_tls(&ca.chain_pem, &ca.key_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    let tls_url = plain.replace("sslmode=disable", "sslmode=require");
+
+    let refused = |r: Result<PgStore, OutboxError>| match r {
+        Ok(_) => panic!("connected"),
+        Err(e) => e.to_string(),
+    };
+    let e = refused(PgStore::connect(pg_options(&plain, "a")).await);
+    // The server itself refuses it (pg_hba.conf has no entry without encryption).
+    assert!(e.contains("no encryption"), "{e}");
+    let e = refused(PgStore::connect(pg_options(&tls_url, "a")).await);
+    // rustls refuses the unknown issuer during the handshake.
+    assert!(
+        e.contains("TLS handshake") && e.contains("UnknownIssuer"),
+        "{e}"
+    );
+
+    let mut opts = pg_options(&tls_url, "a");
+    opts.ca_file = Some(ca_file);
+    let store = PgStore::connect(opts).await.unwrap().into_storage();
+    assert_eq!(store.pending_len().await.unwrap(), 0);
+}

@@ -160,6 +160,36 @@ impl Postgres {
         );
     }
 
+    /// Serves TLS only from now on: the certificate chain and key given (PEM), `ssl = on`, and
+    /// `pg_hba.conf` accepting TCP clients over TLS alone (a plaintext connection is refused),
+    /// then restarts the server.
+    pub fn require_tls(&self, chain_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data();
+        for (file, text, mode) in [
+            ("server.crt", chain_pem, 0o644),
+            ("server.key", key_pem, 0o600),
+        ] {
+            let path = data.join(file);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        self.stop();
+        self.start_server();
+    }
+
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port

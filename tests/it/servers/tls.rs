@@ -11,6 +11,10 @@ pub struct TestCa {
     pub ca_pem: String,
     /// rustls server configuration presenting the leaf certificate.
     pub server: Arc<rustls::ServerConfig>,
+    /// The leaf certificate and its CA, PEM (for servers configured from files).
+    pub chain_pem: String,
+    /// The leaf's private key, PEM.
+    pub key_pem: String,
 }
 
 impl TestCa {
@@ -46,6 +50,8 @@ impl TestCa {
             )
             .unwrap();
         Self {
+            chain_pem: format!("{}{}", leaf.pem(), ca_cert.pem()),
+            key_pem: leaf_key.serialize_pem(),
             ca_pem: ca_cert.pem(),
             server: Arc::new(server),
         }
