@@ -770,6 +770,88 @@ impl ResendReport {
     }
 }
 
+/// The part of re-sending one journal entry both stores share (they do only the reads and
+/// writes): the deliveries the current triggers build, which of them are left as they are,
+/// the counts, and the entry's delivery list afterwards.
+pub(crate) struct ResendPlan {
+    entry: JournalEntry,
+    mode: ResendMode,
+    added: Vec<DeliveryRef>,
+}
+
+impl ResendPlan {
+    /// Re-sending `entry` (counted as one session of `report`).
+    pub(crate) fn new(entry: JournalEntry, mode: ResendMode, report: &mut ResendReport) -> Self {
+        report.sessions += 1;
+        Self {
+            entry,
+            mode,
+            added: Vec::new(),
+        }
+    }
+
+    /// The deliveries the entry's session gets through `set` now (only `only_trigger`'s when
+    /// given), made at `now_us`.
+    pub(crate) fn jobs(
+        &self,
+        set: &crate::trigger::TriggerSet,
+        only_trigger: Option<&str>,
+        now_us: i64,
+    ) -> Result<Vec<Job>, OutboxError> {
+        let session = &self.entry.session;
+        let cdr = serde_json::value::to_raw_value(&session.cdr)?;
+        Ok(set
+            .matches(session)
+            .filter(|m| only_trigger.is_none_or(|t| m.trigger.id == t))
+            .map(|m| m.job(session, &cdr, now_us))
+            .collect())
+    }
+
+    fn knows(&self, job: &Job) -> bool {
+        self.entry
+            .deliveries
+            .iter()
+            .any(|d| d.webhook_id == job.webhook_id)
+    }
+
+    /// Whether `job` is left as it is: still `pending` in the outbox, or already a delivery of
+    /// the entry when only missing ones are re-sent. Counted as unchanged.
+    pub(crate) fn leaves(&self, job: &Job, pending: bool, report: &mut ResendReport) -> bool {
+        let leave = pending || (self.knows(job) && self.mode == ResendMode::Missing);
+        if leave {
+            report.unchanged += 1;
+        }
+        leave
+    }
+
+    /// `job` was queued again (`was_dead`: taken from the dead letters): counted, and listed
+    /// among the entry's deliveries if it is new there.
+    pub(crate) fn queued(&mut self, job: &Job, was_dead: bool, report: &mut ResendReport) {
+        report.lanes.insert(job.endpoint.lane());
+        if was_dead {
+            report.revived += 1;
+        } else {
+            report.queued += 1;
+        }
+        if !self.knows(job) && !self.added.iter().any(|d| d.webhook_id == job.webhook_id) {
+            self.added.push(DeliveryRef {
+                webhook_id: job.webhook_id.clone(),
+                trigger_id: job.trigger_id.clone(),
+            });
+        }
+    }
+
+    /// The entry with its new deliveries, when it gained any (to be written back).
+    pub(crate) fn changed_entry(mut self) -> Option<JournalEntry> {
+        if self.added.is_empty() {
+            return None;
+        }
+        self.entry.deliveries.append(&mut self.added);
+        self.entry.deliveries.sort();
+        Some(self.entry)
+    }
+}
+
 fn resend_one(
     tx: &WriteTransaction,
     id: &str,
@@ -784,52 +866,27 @@ fn resend_one(
         .get(id)?
         .map(|v| v.value().to_vec())
         .ok_or_else(|| OutboxError::NotFound(id.to_owned()))?;
-    let mut entry: JournalEntry = serde_json::from_slice(&bytes)?;
-    report.sessions += 1;
-    let cdr = serde_json::value::to_raw_value(&entry.session.cdr)?;
-    let jobs: Vec<Job> = set
-        .matches(&entry.session)
-        .filter(|m| only_trigger.is_none_or(|t| m.trigger.id == t))
-        .map(|m| m.job(&entry.session, &cdr, now_us))
-        .collect();
-    let mut added = Vec::new();
-    for job in jobs {
-        let known = entry
-            .deliveries
-            .iter()
-            .any(|d| d.webhook_id == job.webhook_id);
+    let entry: JournalEntry = serde_json::from_slice(&bytes)?;
+    let mut plan = ResendPlan::new(entry, mode, report);
+    for job in plan.jobs(set, only_trigger, now_us)? {
         let pending = tx
             .open_table(super::outbox::PENDING)?
             .get(job.webhook_id.as_str())?
             .is_some();
-        if pending || (known && mode == ResendMode::Missing) {
-            report.unchanged += 1;
+        if plan.leaves(&job, pending, report) {
             continue;
         }
         let dead = tx
             .open_table(super::outbox::DEAD)?
             .remove(job.webhook_id.as_str())?
             .is_some();
-        report.lanes.insert(job.endpoint.lane());
         super::outbox::insert_pending(tx, &job)?;
         let v = hook_value(DeliveryState::Pending, now_us, id);
         tx.open_table(HOOKS)?
             .insert(job.webhook_id.as_str(), v.as_slice())?;
-        if dead {
-            report.revived += 1;
-        } else {
-            report.queued += 1;
-        }
-        if !known {
-            added.push(DeliveryRef {
-                webhook_id: job.webhook_id.clone(),
-                trigger_id: job.trigger_id.clone(),
-            });
-        }
+        plan.queued(&job, dead, report);
     }
-    if !added.is_empty() {
-        entry.deliveries.extend(added);
-        entry.deliveries.sort();
+    if let Some(entry) = plan.changed_entry() {
         let new = serde_json::to_vec(&entry)?;
         tx.open_table(ENTRIES)?.insert(id, new.as_slice())?;
         add_stat(tx, new.len() as i64 - bytes.len() as i64, 0)?;

@@ -30,8 +30,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use super::backend::{CopyKind, Storage};
 use super::job::Job;
 use super::journal::{
-    DeliveryRef, DeliveryState, DeliveryStatus, Encoded, JournalEntry, JournalPolicy,
-    JournalRecord, ListFilter, Page, Pruned, ResendMode, ResendReport, ResendTarget,
+    DeliveryState, DeliveryStatus, Encoded, JournalEntry, JournalPolicy, JournalRecord, ListFilter,
+    Page, Pruned, ResendMode, ResendPlan, ResendReport, ResendTarget,
 };
 use super::outbox::{Completion, OutboxError};
 use crate::net::Secret;
@@ -1249,20 +1249,9 @@ async fn resend_one(
         )
         .await?
         .ok_or_else(|| OutboxError::NotFound(id.to_owned()))?;
-    let mut entry: JournalEntry = serde_json::from_str(row.get::<_, &str>(0))?;
-    report.sessions += 1;
-    let cdr = serde_json::value::to_raw_value(&entry.session.cdr)?;
-    let jobs: Vec<Job> = set
-        .matches(&entry.session)
-        .filter(|m| only_trigger.is_none_or(|t| m.trigger.id == t))
-        .map(|m| m.job(&entry.session, &cdr, now_us))
-        .collect();
-    let mut added = Vec::new();
-    for job in jobs {
-        let known = entry
-            .deliveries
-            .iter()
-            .any(|d| d.webhook_id == job.webhook_id);
+    let entry: JournalEntry = serde_json::from_str(row.get::<_, &str>(0))?;
+    let mut plan = ResendPlan::new(entry, mode, report);
+    for job in plan.jobs(set, only_trigger, now_us)? {
         let pending = tx
             .query_opt(
                 "SELECT 1 FROM postcall_outbox WHERE webhook_id = $1",
@@ -1270,8 +1259,7 @@ async fn resend_one(
             )
             .await?
             .is_some();
-        if pending || (known && mode == ResendMode::Missing) {
-            report.unchanged += 1;
+        if plan.leaves(&job, pending, report) {
             continue;
         }
         let dead = tx
@@ -1281,7 +1269,6 @@ async fn resend_one(
             )
             .await?
             > 0;
-        report.lanes.insert(job.endpoint.lane());
         insert_again(tx, &job).await?;
         tx.execute(
             "INSERT INTO postcall_hooks (webhook_id, session_id, state, at_us)
@@ -1290,21 +1277,9 @@ async fn resend_one(
             &[&job.webhook_id, &id, &now_us],
         )
         .await?;
-        if dead {
-            report.revived += 1;
-        } else {
-            report.queued += 1;
-        }
-        if !known {
-            added.push(DeliveryRef {
-                webhook_id: job.webhook_id.clone(),
-                trigger_id: job.trigger_id.clone(),
-            });
-        }
+        plan.queued(&job, dead, report);
     }
-    if !added.is_empty() {
-        entry.deliveries.extend(added);
-        entry.deliveries.sort();
+    if let Some(entry) = plan.changed_entry() {
         let new = serde_json::to_string(&entry)?;
         tx.execute(
             "UPDATE postcall_journal SET entry = $2, bytes = $3 WHERE session_id = $1",
