@@ -1194,6 +1194,75 @@ mod tests {
         }
     }
 
+    /// Re-sending decides the same way whatever store runs it: with two triggers matching,
+    /// an explicit re-send queues both again (one revived from the dead letters), a catch-up
+    /// leaves the delivery the entry already has, a pending one is never queued twice, and the
+    /// entry gains exactly the deliveries it did not list.
+    #[test]
+    fn a_resend_plan_queues_what_each_mode_asks() {
+        use crate::trigger::file::{build_set, parse_document};
+        use crate::trigger::{BuildOptions, DocFormat};
+        let text = include_str!("../../fixtures/pstn_answered.jsonl");
+        let session = crate::replay::replay_str(text, Arc::new(Default::default())).remove(0);
+        let tenant = session.tenant_id.clone().unwrap();
+        let doc = ["a", "b"]
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[trigger]]\nid = \"{id}\"\ntenant = \"{tenant}\"\n\
+                     [trigger.action]\nurl = \"https://crm.example/{id}\"\nmethod = \"POST\"\n"
+                )
+            })
+            .collect::<String>();
+        let set = build_set(vec![parse_document(
+            &doc,
+            "t.toml",
+            DocFormat::Toml,
+            BuildOptions::default(),
+        )
+        .unwrap()])
+        .unwrap();
+        let jobs = |plan: &ResendPlan| plan.jobs(&set, None, 7).unwrap();
+        let fresh = ResendPlan::new(
+            JournalEntry::new(session.clone(), &[]),
+            ResendMode::Again,
+            &mut ResendReport::default(),
+        );
+        let first = JournalEntry::new(session.clone(), &jobs(&fresh)[..1]);
+        assert_eq!(first.deliveries.len(), 1, "the entry knows trigger a only");
+
+        // Catch-up: a's delivery is known and left; b's is missing and queued.
+        let mut report = ResendReport::default();
+        let mut plan = ResendPlan::new(first.clone(), ResendMode::Missing, &mut report);
+        let all = jobs(&plan);
+        assert_eq!(all.len(), 2);
+        for job in &all {
+            if !plan.leaves(job, false, &mut report) {
+                plan.queued(job, false, &mut report);
+            }
+        }
+        assert_eq!(
+            (report.sessions, report.queued, report.unchanged),
+            (1, 1, 1)
+        );
+        let entry = plan.changed_entry().expect("b is added");
+        assert_eq!(entry.deliveries.len(), 2);
+
+        // Explicit re-send: a was dead (revived), b is still pending (left as it is); the
+        // entry already lists both, so it does not change.
+        let mut report = ResendReport::default();
+        let mut plan = ResendPlan::new(entry, ResendMode::Again, &mut report);
+        for job in jobs(&plan) {
+            let pending = job.trigger_id == "b";
+            if !plan.leaves(&job, pending, &mut report) {
+                plan.queued(&job, true, &mut report);
+            }
+        }
+        assert_eq!((report.revived, report.queued, report.unchanged), (1, 0, 1));
+        assert_eq!(report.lanes.len(), 1);
+        assert!(plan.changed_entry().is_none());
+    }
+
     /// An entry that cannot be read (another version wrote it) never blocks pruning or a
     /// rebuilt session's write: it is replaced or removed, with its index keys.
     #[test]
