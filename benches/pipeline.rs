@@ -19,6 +19,7 @@ fn live_bytes() -> i64 {
         + s.bytes_reallocated.min(0) as i64
 }
 
+use postcall::clock::WallTime;
 use postcall::session::{Assembler, Settings};
 use postcall::sim::{self, MixSpec};
 use postcall::source::{decode_frame, Frame};
@@ -99,9 +100,9 @@ fn main() {
         let mut n = 0usize;
         for f in &frames {
             if let Ok(Frame::Event(ev)) = decode_frame(f) {
-                let now = ev.time_us.or(asm.stream_time()).unwrap_or_default();
-                asm.apply(&ev, now);
-                asm.poll(now, &mut out);
+                let now = ev.time.or(asm.stream_time()).unwrap_or_default();
+                asm.apply(&ev, now.as_processing_time());
+                asm.poll(now.as_processing_time(), &mut out);
                 n += out.len();
                 out.clear();
             }
@@ -144,12 +145,12 @@ fn main() {
             break;
         }
         if let Ok(Frame::Event(ev)) = decode_frame(f) {
-            let now = ev.time_us.or(asm.stream_time()).unwrap_or_default();
-            asm.apply(&ev, now);
+            let now = ev.time.or(asm.stream_time()).unwrap_or_default();
+            asm.apply(&ev, now.as_processing_time());
         }
     }
     drop(open);
-    asm.poll(i64::MIN, &mut out);
+    asm.poll(WallTime::from_us(i64::MIN), &mut out);
     let after = rss_bytes();
     // The frames were allocated before `live_before` and are freed by now: add them back.
     let live = live_bytes() - live_before + open_bytes as i64;
@@ -209,9 +210,9 @@ fn main() {
         let mut frames = frames.into_iter();
         let mut handed_over = 0usize;
         for text in frames.by_ref() {
-            let at_us = postcall::clock::now_us();
+            let at = WallTime::now();
             handed_over += text.capacity();
-            if tx.send(SourceMsg::Frame { text, at_us }).await.is_err() {
+            if tx.send(SourceMsg::Frame { text, at }).await.is_err() {
                 break;
             }
             if counters.open_legs.load(Relaxed) as usize >= target_legs {

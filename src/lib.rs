@@ -24,7 +24,8 @@
 //! - [`session`] is the pure, synchronous assembler — events and time in, finished CDRs out,
 //!   no I/O, no tokio and no clock, so replay is deterministic. Its async shell is
 //!   [`run::driver`].
-//! - [`clock`]: wall time for the shell; stream time comes from the events.
+//! - [`clock`]: [`clock::StreamTime`] (the PBX's clock, from the events) and
+//!   [`clock::WallTime`] (this host's, read only by the shell), distinct types.
 //! - [`backfill`] reads what the stream missed from Kazoo's stored CDRs, and reconciles.
 //! - [`cdr`] is the data contract carried in the webhook's `cdr` object; [`schema`] its JSON
 //!   Schema.

@@ -20,7 +20,9 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::clock::StreamTime;
 use crate::session::{Applied, Assembler, ClosedSession, Settings};
 use crate::source::{decode_frame, Frame};
 
@@ -77,11 +79,11 @@ impl Replay {
         self.stats.frames += 1;
         match decode_frame(line) {
             Ok(Frame::Event(ev)) => {
-                let skew = self.assembler.settings().max_clock_skew_us;
+                let skew = self.assembler.settings().max_clock_skew_us.unsigned_abs();
                 let clock = self.assembler.stream_time();
-                let ahead =
-                    matches!((ev.time_us, clock), (Some(t), Some(c)) if t > c.saturating_add(skew));
-                let undecided = !self.held.is_empty() && ev.time_us.is_none();
+                let ahead = matches!((ev.time, clock),
+                    (Some(t), Some(c)) if t > c.plus(Duration::from_micros(skew)));
+                let undecided = !self.held.is_empty() && ev.time.is_none();
                 let confirms = ahead && self.held.iter().any(|(call, _)| *call != *ev.call_id);
                 if (ahead && !confirms) || undecided {
                     self.held.push((ev.call_id.to_string(), line.to_owned()));
@@ -92,7 +94,7 @@ impl Replay {
                     return;
                 }
                 self.release(confirms);
-                self.apply(&ev, ev.time_us.or(clock).unwrap_or_default());
+                self.apply(&ev, ev.time.or(clock).unwrap_or_default());
             }
             Ok(Frame::Reply(_)) => self.stats.replies += 1,
             Err(e) => *self.stats.skipped.entry(e.reason()).or_default() += 1,
@@ -126,13 +128,15 @@ impl Replay {
         for (_, line) in std::mem::take(&mut self.held) {
             if let Ok(Frame::Event(ev)) = decode_frame(&line) {
                 let clock = self.assembler.stream_time();
-                let now = if real { ev.time_us.or(clock) } else { clock };
+                let now = if real { ev.time.or(clock) } else { clock };
                 self.apply(&ev, now.unwrap_or_default());
             }
         }
     }
 
-    fn apply(&mut self, ev: &crate::source::CallEvent<'_>, now: i64) {
+    /// Applies `ev` and closes what is due, with the stream's clock as the processing time.
+    fn apply(&mut self, ev: &crate::source::CallEvent<'_>, now: StreamTime) {
+        let now = now.as_processing_time();
         match self.assembler.apply(ev, now) {
             Applied::Accepted => self.stats.events += 1,
             Applied::Clamped => {
@@ -186,11 +190,15 @@ pub fn replay_cdr_docs(
             Err(e) => errors.push(e),
         }
     }
-    events.sort_by_key(|e| e.time_us);
-    let now = events.iter().filter_map(|e| e.time_us).max().unwrap_or(0);
+    events.sort_by_key(|e| e.time);
+    let now = events
+        .iter()
+        .filter_map(|e| e.time)
+        .max()
+        .unwrap_or_default();
     let mut asm = Assembler::new(settings);
     for ev in &events {
-        asm.apply(ev, now);
+        asm.apply(ev, now.as_processing_time());
     }
     let mut closed = Vec::new();
     asm.flush(&mut closed);

@@ -280,7 +280,10 @@ async fn crossbar_echoes(seen: &mut Seen) {
         Duration::ZERO,
         Duration::from_secs(3600),
     );
-    let e = auth.token(0).await.unwrap_err();
+    let e = auth
+        .token(postcall::clock::WallTime::from_us(0))
+        .await
+        .unwrap_err();
     tracing::error!(error = %e, "token exchange failed (as the source logs it)");
     seen.add("api key refused", &e);
 }

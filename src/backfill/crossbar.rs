@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::fetch::{CdrSource, Listing, ReadError};
 use super::window::Window;
-use crate::clock::now_us;
+use crate::clock::WallTime;
 use crate::source::auth::{Auth, AuthError};
 use crate::source::crossbar::{Crossbar, CrossbarError};
 
@@ -29,12 +29,15 @@ impl CrossbarCdrs {
     }
 
     async fn token(&self) -> Result<crate::net::Secret, ReadError> {
-        self.auth.token(now_us()).await.map_err(|e| ReadError {
-            retryable: match &e {
-                AuthError::Exchange(c) => c.is_retryable(),
-            },
-            message: format!("no Crossbar token: {e}"),
-        })
+        self.auth
+            .token(WallTime::now())
+            .await
+            .map_err(|e| ReadError {
+                retryable: match &e {
+                    AuthError::Exchange(c) => c.is_retryable(),
+                },
+                message: format!("no Crossbar token: {e}"),
+            })
     }
 
     /// A failed request; a refused token is forgotten and the request may be tried again

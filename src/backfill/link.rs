@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::fetch::{BackfillMsg, Request};
 use super::window::{at_start, Resume, Window};
+use crate::clock::{StreamTime, WallTime};
 
 /// What connects the driver to the backfill task.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub struct BackfillLink {
     pub margin_secs: i64,
     /// Where the previous run left the stream when it saved no sessions (the stream mark);
     /// `None` on a first start.
-    pub mark_us: Option<i64>,
+    pub mark: Option<StreamTime>,
     /// On a first start, how far back to read (0: none).
     pub first_lookback_secs: i64,
     /// Until when the stream is known whole (Unix µs, stream time; the sidecar persists it).
@@ -39,15 +40,15 @@ pub struct Gaps {
     connected: bool,
     /// A resync (from this loss time) waits until the pending windows are read, so legs that
     /// ended in the gap get their real end from Kazoo's CDRs rather than the loss time.
-    deferred_resync: Option<i64>,
+    deferred_resync: Option<StreamTime>,
 }
 
 impl Gaps {
     /// Starts with the stream not yet connected: the mark stays where the last run left it.
     #[must_use]
-    pub fn new(link: BackfillLink, now_us: i64) -> Self {
-        let start = link.mark_us.unwrap_or(now_us);
-        link.whole_until.store(start, Ordering::Relaxed);
+    pub fn new(link: BackfillLink, now: WallTime) -> Self {
+        let start = link.mark.unwrap_or(now.standing_in_for_stream());
+        link.whole_until.store(start.as_us(), Ordering::Relaxed);
         Self {
             link,
             pending: 0,
@@ -61,14 +62,14 @@ impl Gaps {
         self.connected = false;
     }
 
-    /// The stream is up again after a loss at `lost_us` (a reconnect, or a restart that saved
-    /// sessions): asks for the gap's window. Returns true when the caller should defer its
-    /// resync until [`Gaps::done`] says so.
-    pub fn regained_after(&mut self, lost_us: i64, now_us: i64) -> bool {
+    /// The stream is up again at `now` after a loss at `lost` (a reconnect, or a restart that
+    /// saved sessions): asks for the gap's window. Returns true when the caller should defer
+    /// its resync until [`Gaps::done`] says so.
+    pub fn regained_after(&mut self, lost: StreamTime, now: WallTime) -> bool {
         self.connected = true;
-        let w = Window::for_gap(lost_us, now_us, self.link.margin_secs);
+        let w = Window::for_gap(lost, now.standing_in_for_stream(), self.link.margin_secs);
         if self.ask(w) {
-            self.deferred_resync = Some(lost_us);
+            self.deferred_resync = Some(lost);
             true
         } else {
             false
@@ -77,12 +78,12 @@ impl Gaps {
 
     /// The first connection of a run that saved no open sessions: asks for the window since
     /// the mark (or the first-start lookback), if any.
-    pub fn first_connected(&mut self, now_us: i64) {
+    pub fn first_connected(&mut self, now: WallTime) {
         self.connected = true;
-        let resume = self.link.mark_us.map_or(Resume::First, Resume::Marked);
+        let resume = self.link.mark.map_or(Resume::First, Resume::Marked);
         if let Some(w) = at_start(
             resume,
-            now_us,
+            now,
             self.link.margin_secs,
             self.link.first_lookback_secs,
         ) {
@@ -125,7 +126,7 @@ impl Gaps {
     }
 
     /// A window is done: returns the loss time of a deferred resync once none is pending.
-    pub fn done(&mut self) -> Option<i64> {
+    pub fn done(&mut self) -> Option<StreamTime> {
         self.pending = self.pending.saturating_sub(1);
         if self.pending == 0 {
             self.deferred_resync.take()
@@ -134,11 +135,13 @@ impl Gaps {
         }
     }
 
-    /// Moves the mark to `stream_us` (the latest event time seen: the PBX's clock, like the
+    /// Moves the mark to `stream` (the latest event time seen: the PBX's clock, like the
     /// CDRs' times and a saved snapshot's) while the stream is up and no gap is being read.
-    pub fn tick(&self, stream_us: i64) {
+    pub fn tick(&self, stream: StreamTime) {
         if self.connected && self.pending == 0 {
-            self.link.whole_until.store(stream_us, Ordering::Relaxed);
+            self.link
+                .whole_until
+                .store(stream.as_us(), Ordering::Relaxed);
         }
     }
 
@@ -154,7 +157,18 @@ mod tests {
 
     const S: i64 = 1_000_000;
 
-    fn gaps(mark: Option<i64>, lookback: i64) -> (Gaps, mpsc::Receiver<Request>, Arc<AtomicI64>) {
+    fn st(secs: i64) -> StreamTime {
+        StreamTime::from_us(secs * S)
+    }
+
+    fn wt(secs: i64) -> WallTime {
+        WallTime::from_us(secs * S)
+    }
+
+    fn gaps(
+        mark: Option<StreamTime>,
+        lookback: i64,
+    ) -> (Gaps, mpsc::Receiver<Request>, Arc<AtomicI64>) {
         let (tx, rx) = mpsc::channel(4);
         let (_rtx, results) = mpsc::channel(1);
         let whole = Arc::new(AtomicI64::new(0));
@@ -162,29 +176,29 @@ mod tests {
             requests: tx,
             results,
             margin_secs: 10,
-            mark_us: mark,
+            mark,
             first_lookback_secs: lookback,
             whole_until: whole.clone(),
             lost_destroy_after_us: None,
         };
-        (Gaps::new(link, 5_000 * S), rx, whole)
+        (Gaps::new(link, wt(5_000)), rx, whole)
     }
 
     #[test]
     fn the_mark_holds_through_a_gap_until_its_window_is_read() {
-        let (mut g, mut rx, whole) = gaps(Some(1_000 * S), 0);
+        let (mut g, mut rx, whole) = gaps(Some(st(1_000)), 0);
         assert_eq!(
             whole.load(Ordering::Relaxed),
             1_000 * S,
             "starts where the last run left it"
         );
-        g.tick(5_001 * S);
+        g.tick(st(5_001));
         assert_eq!(
             whole.load(Ordering::Relaxed),
             1_000 * S,
             "not connected yet"
         );
-        g.first_connected(5_002 * S);
+        g.first_connected(wt(5_002));
         assert_eq!(
             rx.try_recv().unwrap(),
             Request::Window(Window {
@@ -192,24 +206,24 @@ mod tests {
                 to: 5_012
             })
         );
-        g.tick(5_003 * S);
+        g.tick(st(5_003));
         assert_eq!(
             whole.load(Ordering::Relaxed),
             1_000 * S,
             "the start window is being read"
         );
         assert_eq!(g.done(), None, "no resync was deferred");
-        g.tick(5_004 * S);
+        g.tick(st(5_004));
         assert_eq!(whole.load(Ordering::Relaxed), 5_004 * S);
 
         g.lost();
-        g.tick(5_010 * S);
+        g.tick(st(5_010));
         assert_eq!(
             whole.load(Ordering::Relaxed),
             5_004 * S,
             "frozen while down"
         );
-        assert!(g.regained_after(5_005 * S, 5_020 * S));
+        assert!(g.regained_after(st(5_005), wt(5_020)));
         assert_eq!(
             rx.try_recv().unwrap(),
             Request::Window(Window {
@@ -217,24 +231,24 @@ mod tests {
                 to: 5_030
             })
         );
-        g.tick(5_021 * S);
+        g.tick(st(5_021));
         assert_eq!(whole.load(Ordering::Relaxed), 5_004 * S);
         assert_eq!(
             g.done(),
-            Some(5_005 * S),
+            Some(st(5_005)),
             "the resync runs once the gap is read"
         );
-        g.tick(5_022 * S);
+        g.tick(st(5_022));
         assert_eq!(whole.load(Ordering::Relaxed), 5_022 * S);
     }
 
     #[test]
     fn a_first_start_reads_nothing_unless_a_lookback_is_set() {
         let (mut g, mut rx, _) = gaps(None, 0);
-        g.first_connected(5_000 * S);
+        g.first_connected(wt(5_000));
         assert!(rx.try_recv().is_err());
         let (mut g, mut rx, _) = gaps(None, 60);
-        g.first_connected(5_000 * S);
+        g.first_connected(wt(5_000));
         assert_eq!(
             rx.try_recv().unwrap(),
             Request::Window(Window {
@@ -246,11 +260,11 @@ mod tests {
 
     #[test]
     fn the_resync_waits_for_every_window_asked_for() {
-        let (mut g, _rx, _) = gaps(Some(0), 0);
-        g.first_connected(100 * S);
+        let (mut g, _rx, _) = gaps(Some(st(0)), 0);
+        g.first_connected(wt(100));
         g.lost();
-        assert!(g.regained_after(200 * S, 210 * S));
+        assert!(g.regained_after(st(200), wt(210)));
         assert_eq!(g.done(), None, "one window still pending");
-        assert_eq!(g.done(), Some(200 * S));
+        assert_eq!(g.done(), Some(st(200)));
     }
 }

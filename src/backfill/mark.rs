@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::clock::StreamTime;
+
 /// The mark's file in `data_dir`.
 #[must_use]
 pub fn path(data_dir: &Path) -> PathBuf {
@@ -15,8 +17,8 @@ pub fn path(data_dir: &Path) -> PathBuf {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Mark {
-    /// Unix µs.
-    whole_until_us: i64,
+    /// Unix µs on the PBX's clock.
+    whole_until_us: StreamTime,
 }
 
 /// Reads the mark; `None` when there is none (a first start). An unreadable mark is an error
@@ -24,7 +26,7 @@ struct Mark {
 ///
 /// # Errors
 /// The file exists but cannot be read or parsed.
-pub fn read(path: &Path) -> std::io::Result<Option<i64>> {
+pub fn read(path: &Path) -> std::io::Result<Option<StreamTime>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice::<Mark>(&bytes)
             .map(|m| Some(m.whole_until_us))
@@ -38,7 +40,7 @@ pub fn read(path: &Path) -> std::io::Result<Option<i64>> {
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write(path: &Path, whole_until_us: i64) -> std::io::Result<()> {
+pub fn write(path: &Path, whole_until_us: StreamTime) -> std::io::Result<()> {
     let tmp = path.with_extension("mark.tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -56,15 +58,23 @@ pub fn write(path: &Path, whole_until_us: i64) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::StreamTime;
+
     #[test]
     fn a_mark_round_trips_and_a_missing_one_is_a_first_start() {
         let dir = tempfile::tempdir().unwrap();
         let p = super::path(dir.path());
         assert_eq!(super::read(&p).unwrap(), None);
-        super::write(&p, 1_700_000_000_123_456).unwrap();
-        assert_eq!(super::read(&p).unwrap(), Some(1_700_000_000_123_456));
-        super::write(&p, 1_700_000_100_000_000).unwrap();
-        assert_eq!(super::read(&p).unwrap(), Some(1_700_000_100_000_000));
+        super::write(&p, StreamTime::from_us(1_700_000_000_123_456)).unwrap();
+        assert_eq!(
+            super::read(&p).unwrap(),
+            Some(StreamTime::from_us(1_700_000_000_123_456))
+        );
+        super::write(&p, StreamTime::from_us(1_700_000_100_000_000)).unwrap();
+        assert_eq!(
+            super::read(&p).unwrap(),
+            Some(StreamTime::from_us(1_700_000_100_000_000))
+        );
         std::fs::write(&p, b"{not json").unwrap();
         assert!(super::read(&p).is_err());
     }

@@ -6,6 +6,7 @@
 //! before the drop whose sessions had not closed yet, CDRs written a moment after the
 //! DESTROY) and cut into pieces no longer than Crossbar accepts in one listing.
 
+use crate::clock::{StreamTime, WallTime};
 use crate::source::crossbar::MAX_CDR_RANGE_SECS as MAX_RANGE_SECS;
 
 /// A stretch of leg end times, Unix seconds, both ends inclusive.
@@ -18,13 +19,13 @@ pub struct Window {
 }
 
 impl Window {
-    /// The window for a stream lost at `lost_us` and regained at `regained_us` (Unix µs),
-    /// widened by `margin_secs` on both sides. A regain before the loss (a clock step) gives
-    /// the margin around the loss.
+    /// The window for a stream lost at `lost` and regained at `regained`, widened by
+    /// `margin_secs` on both sides. A regain before the loss (a clock step) gives the margin
+    /// around the loss.
     #[must_use]
-    pub fn for_gap(lost_us: i64, regained_us: i64, margin_secs: i64) -> Self {
-        let lost = lost_us.div_euclid(1_000_000);
-        let regained = regained_us.div_euclid(1_000_000).max(lost);
+    pub fn for_gap(lost: StreamTime, regained: StreamTime, margin_secs: i64) -> Self {
+        let lost = lost.as_secs();
+        let regained = regained.as_secs().max(lost);
         Self {
             from: lost - margin_secs,
             to: regained + margin_secs,
@@ -82,30 +83,31 @@ impl std::fmt::Display for Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resume {
     /// Open sessions were saved by a clean stop: their stream time.
-    Saved(i64),
+    Saved(StreamTime),
     /// No saved sessions, but the stream mark of a run that ended (a crash, `kill -9`, or a
     /// clean stop with nothing open).
-    Marked(i64),
+    Marked(StreamTime),
     /// Nothing: the first start in this data directory.
     First,
 }
 
-/// The window to backfill at start (`now_us`), if any: from where the stream was last whole,
-/// or `first_lookback_secs` back on a first start (0: none).
+/// The window to backfill at start (`now`), if any: from where the stream was last whole,
+/// or `first_lookback_secs` back on a first start (0: none). This host's clock stands in for
+/// the PBX's at the regained end; the margin covers the skew between them.
 #[must_use]
 pub fn at_start(
     resume: Resume,
-    now_us: i64,
+    now: WallTime,
     margin_secs: i64,
     first_lookback_secs: i64,
 ) -> Option<Window> {
+    let now = now.standing_in_for_stream();
+    let lookback = std::time::Duration::from_secs(first_lookback_secs.try_into().unwrap_or(0));
     match resume {
-        Resume::Saved(t) | Resume::Marked(t) => Some(Window::for_gap(t, now_us, margin_secs)),
-        Resume::First if first_lookback_secs > 0 => Some(Window::for_gap(
-            now_us - first_lookback_secs * 1_000_000,
-            now_us,
-            margin_secs,
-        )),
+        Resume::Saved(t) | Resume::Marked(t) => Some(Window::for_gap(t, now, margin_secs)),
+        Resume::First if first_lookback_secs > 0 => {
+            Some(Window::for_gap(now.minus(lookback), now, margin_secs))
+        }
         Resume::First => None,
     }
 }
@@ -115,6 +117,10 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000;
+
+    fn st(us: i64) -> StreamTime {
+        StreamTime::from_us(us)
+    }
 
     #[test]
     fn a_gap_is_widened_by_the_margin_on_both_sides() {
@@ -127,14 +133,14 @@ mod tests {
         ];
         for (lost, regained, margin, from, to) in cases {
             assert_eq!(
-                Window::for_gap(lost * S, regained * S, margin),
+                Window::for_gap(st(lost * S), st(regained * S), margin),
                 Window { from, to },
                 "{lost} {regained} {margin}"
             );
         }
         // Sub-second times fall to their second.
         assert_eq!(
-            Window::for_gap(1_000 * S + 999_999, 1_001 * S + 1, 0),
+            Window::for_gap(st(1_000 * S + 999_999), st(1_001 * S + 1), 0),
             Window {
                 from: 1_000,
                 to: 1_001
@@ -187,16 +193,16 @@ mod tests {
 
     #[test]
     fn the_start_window_follows_what_the_last_run_left() {
-        let now = 10_000 * S;
+        let now = WallTime::from_us(10_000 * S);
         assert_eq!(
-            at_start(Resume::Saved(9_000 * S), now, 60, 0),
+            at_start(Resume::Saved(st(9_000 * S)), now, 60, 0),
             Some(Window {
                 from: 8_940,
                 to: 10_060
             })
         );
         assert_eq!(
-            at_start(Resume::Marked(9_500 * S), now, 60, 3_600),
+            at_start(Resume::Marked(st(9_500 * S)), now, 60, 3_600),
             Some(Window {
                 from: 9_440,
                 to: 10_060

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::store::StoredTrigger;
 use super::triggers::{self, FieldErrors, Form, ORIGIN};
 use super::Console;
-use crate::clock::now_us;
+use crate::clock::WallTime;
 use crate::delivery::attempts::AttemptQuery;
 use crate::session::ClosedSession;
 use crate::trigger::model::{redacted_url, Match};
@@ -215,7 +215,7 @@ fn enc(s: &str) -> String {
 /// Open sessions, closed sessions per minute, deliveries by outcome.
 fn counters(c: &Console) -> Value {
     use std::sync::atomic::Ordering::Relaxed;
-    let now = now_us();
+    let now = WallTime::now().as_us();
     let (open, closed) = match &c.driver {
         Some(d) => {
             let a = d.assembler.lock().map(|a| a.closed + a.forced).unwrap_or(0);
@@ -471,7 +471,7 @@ async fn put(c: &Console, ctx: &Ctx, tenant: &str, id: &str, new: bool, doc: Val
                 id: id.to_owned(),
                 tenant: tenant.to_owned(),
                 doc,
-                updated_us: now_us(),
+                updated_us: WallTime::now().as_us(),
             };
             apply(c, Change::Put(Box::new((s, t)))).await
         }
@@ -763,7 +763,7 @@ async fn test_webhook(c: &Console, ctx: &Ctx, tenant: &str, id: &str) -> Reply {
         trigger: &t,
         payload_id: t.payload_id(),
     };
-    let mut job = m.job(&session, &cdr, now_us());
+    let mut job = m.job(&session, &cdr, WallTime::now());
     // Its own webhook id: a receiver that de-duplicates must not take the test for the real
     // delivery of this CDR.
     job.webhook_id = format!("msg_test_{}", uuid::Uuid::new_v4().simple());
@@ -806,7 +806,7 @@ async fn deliveries(c: &Console, ctx: &Ctx, trigger: Option<&str>, webhook: Opti
             webhook_id: webhook,
             limit: 500,
         },
-        now_us(),
+        WallTime::now(),
     );
     let dead: Vec<Value> = match c.engine.outbox().dead().await {
         Ok(jobs) => jobs

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::clock::WallTime;
+
 /// Bounds of the log.
 #[derive(Debug, Clone, Copy)]
 pub struct AttemptLogOptions {
@@ -100,10 +102,9 @@ impl AttemptLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Removes what is over the bounds at `now_us`; returns how many.
-    fn prune(&self, q: &mut VecDeque<Attempt>, now_us: i64) -> u64 {
-        let oldest =
-            now_us.saturating_sub(i64::try_from(self.opts.max_age.as_micros()).unwrap_or(i64::MAX));
+    /// Removes what is over the bounds at `now`; returns how many.
+    fn prune(&self, q: &mut VecDeque<Attempt>, now: WallTime) -> u64 {
+        let oldest = now.minus(self.opts.max_age).as_us();
         let mut n = 0;
         while q.len() > self.opts.capacity || q.front().is_some_and(|a| a.at_us < oldest) {
             q.pop_front();
@@ -115,20 +116,20 @@ impl AttemptLog {
         n
     }
 
-    /// Adds attempts (in the order they finished), pruning at `now_us`.
-    pub fn record(&self, attempts: impl IntoIterator<Item = Attempt>, now_us: i64) {
+    /// Adds attempts (in the order they finished), pruning at `now`.
+    pub fn record(&self, attempts: impl IntoIterator<Item = Attempt>, now: WallTime) {
         let mut q = self.lock();
         for a in attempts {
             q.push_back(a);
             self.recorded.fetch_add(1, Ordering::Relaxed);
         }
-        self.prune(&mut q, now_us);
+        self.prune(&mut q, now);
     }
 
-    /// The attempts that satisfy `query` at `now_us`, newest first.
-    pub fn list(&self, query: AttemptQuery<'_>, now_us: i64) -> Vec<Attempt> {
+    /// The attempts that satisfy `query` at `now`, newest first.
+    pub fn list(&self, query: AttemptQuery<'_>, now: WallTime) -> Vec<Attempt> {
         let mut q = self.lock();
-        self.prune(&mut q, now_us);
+        self.prune(&mut q, now);
         let limit = if query.limit == 0 {
             usize::MAX
         } else {
@@ -168,6 +169,10 @@ impl AttemptLog {
 mod tests {
     use super::*;
 
+    fn at(us: i64) -> WallTime {
+        WallTime::from_us(us)
+    }
+
     fn attempt(at_us: i64, trigger: &str, webhook: &str) -> Attempt {
         Attempt {
             at_us,
@@ -188,19 +193,19 @@ mod tests {
             capacity: 3,
             max_age: Duration::from_secs(10),
         });
-        log.record((0..5).map(|i| attempt(i, "t", &format!("w{i}"))), 5);
+        log.record((0..5).map(|i| attempt(i, "t", &format!("w{i}"))), at(5));
         assert_eq!(log.len(), 3);
         assert_eq!((log.recorded(), log.pruned()), (5, 2));
         let ids: Vec<String> = log
-            .list(AttemptQuery::default(), 5)
+            .list(AttemptQuery::default(), at(5))
             .into_iter()
             .map(|a| a.webhook_id)
             .collect();
         assert_eq!(ids, ["w4", "w3", "w2"], "newest first");
         // 10 s later than w2 (at 2 µs): w2 is too old, the others are not yet.
-        assert_eq!(log.list(AttemptQuery::default(), 10_000_003).len(), 2);
+        assert_eq!(log.list(AttemptQuery::default(), at(10_000_003)).len(), 2);
         assert_eq!(log.pruned(), 3);
-        assert!(log.list(AttemptQuery::default(), 20_000_000).is_empty());
+        assert!(log.list(AttemptQuery::default(), at(20_000_000)).is_empty());
         assert_eq!(log.pruned(), 5);
     }
 
@@ -213,7 +218,7 @@ mod tests {
                 attempt(2, "b", "w2"),
                 attempt(3, "a", "w3"),
             ],
-            3,
+            at(3),
         );
         let q = |t: Option<&str>, w: Option<&str>, limit| {
             log.list(
@@ -222,7 +227,7 @@ mod tests {
                     webhook_id: w,
                     limit,
                 },
-                3,
+                at(3),
             )
             .len()
         };

@@ -34,6 +34,7 @@ use super::journal::{
 use super::journal::{ResendReport, ResendTarget};
 use super::outbox::{Completion, Outbox, OutboxError, Store};
 use super::pg::PgStore;
+use crate::clock::WallTime;
 use crate::run::state::SavedState;
 
 /// Which kind of copy of a session (or of its delivery) a stored item is. Instances that
@@ -218,8 +219,8 @@ impl Storage {
     ///
     /// # Errors
     /// Not found, or a storage error.
-    pub async fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
-        let id = id.to_owned();
+    pub async fn resend(&self, id: &str, now: WallTime) -> Result<Job, OutboxError> {
+        let (id, now) = (id.to_owned(), now.as_us());
         match self {
             Self::Embedded(o) => on_owner!(o, |s| s.resend(&id, now)),
             Self::Postgres(p) => p.resend(&id, now).await,
@@ -315,9 +316,10 @@ impl Storage {
     /// A storage error; nothing was removed.
     pub async fn journal_prune(
         &self,
-        now_us: i64,
+        now: WallTime,
         policy: JournalPolicy,
     ) -> Result<Pruned, OutboxError> {
+        let now_us = now.as_us();
         match self {
             Self::Embedded(o) => on_owner!(o, |s| s.journal_prune(now_us, &policy)),
             Self::Postgres(p) => p.journal_prune(now_us, &policy).await,
@@ -333,8 +335,9 @@ impl Storage {
         target: ResendTarget,
         set: Arc<crate::trigger::TriggerSet>,
         only_trigger: Option<String>,
-        now_us: i64,
+        now: WallTime,
     ) -> Result<ResendReport, OutboxError> {
+        let now_us = now.as_us();
         match self {
             Self::Embedded(o) => on_owner!(o, |s| s.journal_resend(
                 &target,

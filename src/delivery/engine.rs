@@ -24,7 +24,7 @@ use super::outbox::{Completion, Outbox, OutboxError};
 use super::payload::{encode, Method};
 use super::retry::{classify, next_delay, Outcome, Verdict};
 use super::sign::SigningKey;
-use crate::clock::now_us;
+use crate::clock::WallTime;
 use crate::net::{HttpClient, HttpError};
 
 /// Tunables.
@@ -239,14 +239,14 @@ pub struct Engine {
 }
 
 /// The attempt log's entry for a finished attempt.
-fn logged(d: &Done, now: i64) -> super::attempts::Attempt {
+fn logged(d: &Done, now: WallTime) -> super::attempts::Attempt {
     let (outcome, error) = match &d.completion {
         Completion::Delivered => ("delivered", None),
         Completion::RetryAt(..) => ("retry", Some(d.detail.clone())),
         Completion::Dead(_) => ("dead", Some(d.detail.clone())),
     };
     super::attempts::Attempt {
-        at_us: now,
+        at_us: now.as_us(),
         webhook_id: d.job.webhook_id.clone(),
         trigger_id: d.job.trigger_id.clone(),
         attempt: d.job.attempts,
@@ -357,7 +357,7 @@ impl Engine {
     /// # Errors
     /// No such dead letter, or a storage error.
     pub async fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
-        let job = self.storage.resend(webhook_id, now_us()).await?;
+        let job = self.storage.resend(webhook_id, WallTime::now()).await?;
         if let Ok(mut l) = self.lanes.lock() {
             l.known.insert(job.endpoint.lane());
         }
@@ -395,7 +395,7 @@ impl Engine {
             }
             let next = self.dispatch(&mut tasks).await;
             let sleep = match next {
-                Some(at) => Duration::from_micros(u64::try_from(at - now_us()).unwrap_or(0)),
+                Some(at) => WallTime::from_us(at).since(WallTime::now()),
                 None => Duration::from_secs(3600),
             };
             let sleep = if lanes_read {
@@ -448,7 +448,7 @@ impl Engine {
 
     /// Starts every due job there is room for; returns when the next known job is due.
     async fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<Done>) -> Option<i64> {
-        let now = now_us();
+        let now = WallTime::now().as_us();
         let mut next: Option<i64> = None;
         let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
             Ok(mut l) => {
@@ -528,8 +528,7 @@ impl Engine {
             }
             KeyLookup::NotReady => {
                 // Not an attempt: the trigger set is still loading.
-                let at =
-                    now_us() + i64::try_from(self.opts.retry_unit.as_micros()).unwrap_or(i64::MAX);
+                let at = WallTime::now().plus(self.opts.retry_unit).as_us();
                 let why = "waiting for the trigger set to load".to_owned();
                 return Done {
                     completion: Completion::RetryAt(at, why.clone()),
@@ -542,10 +541,8 @@ impl Engine {
             }
         };
         if job.attempts == 0 {
-            let waited = now_us().saturating_sub(job.created_us);
-            self.counters
-                .first_attempt_latency
-                .observe(Duration::from_micros(u64::try_from(waited).unwrap_or(0)));
+            let waited = WallTime::now().since(WallTime::from_us(job.created_us));
+            self.counters.first_attempt_latency.observe(waited);
         }
         job.attempts += 1;
         self.counters.attempts.fetch_add(1, Ordering::Relaxed);
@@ -582,10 +579,9 @@ impl Engine {
             Verdict::Final => Completion::Dead(detail.clone()),
             Verdict::Retry => {
                 match next_delay(job.attempts, job.endpoint.retries, self.opts.retry_unit) {
-                    Some(wait) => Completion::RetryAt(
-                        now_us() + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX),
-                        detail.clone(),
-                    ),
+                    Some(wait) => {
+                        Completion::RetryAt(WallTime::now().plus(wait).as_us(), detail.clone())
+                    }
                     None => Completion::Dead(detail.clone()),
                 }
             }
@@ -644,7 +640,7 @@ impl Engine {
                 );
             }
         }
-        let now = now_us();
+        let now = WallTime::now();
         self.attempts
             .record(done.iter().map(|d| logged(d, now)), now);
         let mut slots = Vec::with_capacity(done.len());
@@ -671,7 +667,7 @@ impl Engine {
     /// Builds, signs and sends the request; returns the status and the first bytes of the
     /// body.
     async fn send(&self, job: &Job, key: Option<&SigningKey>) -> Result<(u16, Bytes), HttpError> {
-        let req = request(job, key, now_us() / 1_000_000)?;
+        let req = request(job, key, WallTime::now().as_secs())?;
         self.http
             .send_for_status(req, self.opts.attempt_timeout, KEEP_BODY_BYTES)
             .await
@@ -689,7 +685,7 @@ impl Engine {
         job: &Job,
         key: Option<&SigningKey>,
     ) -> Result<crate::net::http::HttpResponse, HttpError> {
-        let req = request(job, key, now_us() / 1_000_000)?;
+        let req = request(job, key, WallTime::now().as_secs())?;
         let (parts, head) = self
             .http
             .send_head(req, self.opts.attempt_timeout, KEEP_BODY_BYTES)

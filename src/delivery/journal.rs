@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::job::Job;
 use super::outbox::{Outbox, OutboxError, Store};
+use crate::clock::WallTime;
 use crate::session::ClosedSession;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("journal");
@@ -603,7 +604,7 @@ impl Store {
     /// # Errors
     /// A storage error; nothing was written.
     pub fn journal_put(&self, entries: &[Encoded]) -> Result<(), OutboxError> {
-        self.write(|tx| put_in(tx, entries, crate::clock::now_us()))
+        self.write(|tx| put_in(tx, entries, WallTime::now().as_us()))
     }
 
     /// [`Journal::get`] on the owner thread.
@@ -803,7 +804,7 @@ impl ResendPlan {
         Ok(set
             .matches(session)
             .filter(|m| only_trigger.is_none_or(|t| m.trigger.id == t))
-            .map(|m| m.job(session, &cdr, now_us))
+            .map(|m| m.job(session, &cdr, WallTime::from_us(now_us)))
             .collect())
     }
 
@@ -1056,8 +1057,8 @@ impl Journal {
     ///
     /// # Errors
     /// A storage error; nothing was removed.
-    pub async fn prune(&self, now_us: i64) -> Result<Pruned, OutboxError> {
-        self.storage.journal_prune(now_us, self.policy).await
+    pub async fn prune(&self, now: WallTime) -> Result<Pruned, OutboxError> {
+        self.storage.journal_prune(now, self.policy).await
     }
 }
 

@@ -25,6 +25,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, Writ
 use super::job::Job;
 use super::journal::{DeliveryState, Encoded};
 use super::storage::{Faults, FaultyFile};
+use crate::clock::WallTime;
 
 pub(crate) const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
@@ -880,7 +881,7 @@ fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize
     if !entries.is_empty() {
         let now = jobs
             .first()
-            .map_or_else(crate::clock::now_us, |j| j.created_us);
+            .map_or_else(|| WallTime::now().as_us(), |j| j.created_us);
         super::journal::put_in(&tx, entries, now)?;
     }
     tx.commit()?;
@@ -1016,7 +1017,7 @@ fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), Outbox
             Completion::RetryAt(..) => None,
         })
         .collect();
-    super::journal::record_states(&tx, &finals, crate::clock::now_us())?;
+    super::journal::record_states(&tx, &finals, WallTime::now().as_us())?;
     Ok(tx.commit()?)
 }
 
@@ -1083,7 +1084,7 @@ fn purge(db: &Database, id: Option<&str>) -> Result<usize, OutboxError> {
         .iter()
         .map(|i| (i.as_str(), DeliveryState::Purged))
         .collect();
-    super::journal::record_states(&tx, &purged, crate::clock::now_us())?;
+    super::journal::record_states(&tx, &purged, WallTime::now().as_us())?;
     tx.commit()?;
     Ok(n)
 }

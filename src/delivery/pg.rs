@@ -34,6 +34,7 @@ use super::journal::{
     Page, Pruned, ResendMode, ResendPlan, ResendReport, ResendTarget,
 };
 use super::outbox::{Completion, OutboxError};
+use crate::clock::WallTime;
 use crate::net::Secret;
 use crate::run::state::SavedState;
 
@@ -259,7 +260,7 @@ impl PgStore {
             "{}/{}-{}",
             opts.instance,
             std::process::id(),
-            crate::clock::now_us()
+            WallTime::now().as_us()
         );
         let store = Self {
             pool,
@@ -374,7 +375,7 @@ impl PgStore {
                 tx.batch_execute(sql).await?;
                 tx.execute(
                     "INSERT INTO postcall_migrations (version, applied_us) VALUES ($1, $2)",
-                    &[version, &crate::clock::now_us()],
+                    &[version, &WallTime::now().as_us()],
                 )
                 .await?;
                 applied += 1;
@@ -424,7 +425,7 @@ impl PgStore {
         for e in entries {
             by_id.insert(e.id(), e);
         }
-        let now = crate::clock::now_us();
+        let now = WallTime::now().as_us();
         let mut c = self.client().await?;
         let r = tokio::time::timeout(self.opts.op_timeout, async {
             let tx = c.transaction().await?;
@@ -575,7 +576,7 @@ impl PgStore {
         &self,
         done: &[(Job, Completion)],
     ) -> Result<(), OutboxError> {
-        let now = crate::clock::now_us();
+        let now = WallTime::now().as_us();
         let mut delivered: Vec<&str> = Vec::new();
         let (mut retry_ids, mut retry_jobs, mut retry_at) = (Vec::new(), Vec::new(), Vec::new());
         let (mut dead_ids, mut dead_jobs) = (Vec::new(), Vec::new());
@@ -745,7 +746,7 @@ impl PgStore {
                 return Err(OutboxError::NotFound(id.into()));
             }
             let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-            set_hooks(&tx, &ids, DeliveryState::Purged, crate::clock::now_us()).await?;
+            set_hooks(&tx, &ids, DeliveryState::Purged, WallTime::now().as_us()).await?;
             tx.commit().await?;
             Ok(ids.len())
         })
@@ -1051,7 +1052,7 @@ impl PgStore {
                 "INSERT INTO postcall_sessions (instance, saved_us, state) VALUES ($1, $2, $3)
                  ON CONFLICT (instance) DO UPDATE
                      SET saved_us = EXCLUDED.saved_us, state = EXCLUDED.state",
-                &[&self.opts.instance, &crate::clock::now_us(), &text],
+                &[&self.opts.instance, &WallTime::now().as_us(), &text],
             )
             .await?;
             Ok(())

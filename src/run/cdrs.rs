@@ -20,7 +20,7 @@ use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
 
 use super::metrics::Registry;
-use crate::clock::now_us;
+use crate::clock::WallTime;
 use crate::delivery::journal::{
     cursor_text, parse_cursor, parse_time, ListFilter, ResendReport, ResendTarget,
 };
@@ -102,7 +102,7 @@ fn query(q: Option<&str>) -> HashMap<String, String> {
 }
 
 fn window(q: &HashMap<String, String>, limit: usize) -> Result<ListFilter, String> {
-    let now = now_us();
+    let now = WallTime::now().as_us();
     let time = |k: &str| {
         q.get(k)
             .map(|t| parse_time(t, now).map_err(|e| format!("{k}: {e}")))
@@ -208,7 +208,10 @@ async fn resend(
     let mut total = ResendReport::default();
     for _ in 0..pages {
         let (t, set, trig) = (target.clone(), set.clone(), trigger.clone());
-        let r = engine.outbox().journal_resend(t, set, trig, now_us()).await;
+        let r = engine
+            .outbox()
+            .journal_resend(t, set, trig, WallTime::now())
+            .await;
         let r = match r {
             Ok(r) => r,
             Err(e) => return failed(&e),

@@ -317,7 +317,7 @@ pub async fn demo(
         calls: opts.calls.map_or(u64::MAX / 4, |c| c),
         seed: opts.seed,
         mean_gap_ms: opts.mean_gap_ms,
-        start_us: crate::clock::now_us(),
+        start_us: crate::clock::WallTime::now().as_us(),
         ..MixSpec::default()
     });
     let server = SimServer::start(TOKEN, frames, opts.speed).await?;

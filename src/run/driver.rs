@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::{mpsc, watch};
 
 use crate::backfill::{BackfillLink, BackfillMsg, Gaps};
-use crate::clock::now_us;
+use crate::clock::{StreamTime, WallTime};
 use crate::session::{Applied, Assembler, ClosedSession, Settings, Snapshot};
 use crate::source::blackhole::SourceMsg;
 use crate::source::limits::{clamp, Admit, IngestLimits, LegBudget};
@@ -91,7 +91,7 @@ pub struct DriverOptions {
 /// so a hostile stream cannot flood the log). Whether to apply it.
 fn admit(
     ev: &mut crate::source::CallEvent<'_>,
-    t: i64,
+    t: StreamTime,
     limits: &IngestLimits,
     budget: &mut LegBudget,
     counters: &DriverCounters,
@@ -148,14 +148,14 @@ pub async fn drive(
     counters: Arc<DriverCounters>,
     shutdown: CancellationToken,
 ) -> Assembler {
-    let mut gaps = opts.backfill.take().map(|l| Gaps::new(l, now_us()));
+    let mut gaps = opts.backfill.take().map(|l| Gaps::new(l, WallTime::now()));
     let mut first_connection = true;
     let mut settings = settings;
-    let mut lost_us: Option<i64> = None;
+    let mut lost: Option<StreamTime> = None;
     let mut gap_pending = false;
     let mut asm = match restored {
         Some(snap) if snap.sessions() > 0 => {
-            lost_us = snap.stream_time();
+            lost = snap.stream_time();
             gap_pending = true;
             tracing::info!(sessions = snap.sessions(), "open sessions restored");
             Assembler::restore(settings.borrow_and_update().clone(), snap)
@@ -165,7 +165,8 @@ pub async fn drive(
     let mut closed = Vec::new();
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (resync_tx, mut resync_rx) = mpsc::channel::<(i64, Result<HashSet<String>, String>)>(4);
+    let (resync_tx, mut resync_rx) =
+        mpsc::channel::<(StreamTime, Result<HashSet<String>, String>)>(4);
     let mut settings_open = true;
     let drain_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(drain_deadline);
@@ -179,7 +180,7 @@ pub async fn drive(
     );
     look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut quiet = Vec::new();
-    let resync = |lost: i64, asm: &mut Assembler| match &opts.channels {
+    let resync = |lost: StreamTime, asm: &mut Assembler| match &opts.channels {
         Some(fetch) => {
             let (fetch, tx) = (fetch.clone(), resync_tx.clone());
             tokio::spawn(async move {
@@ -211,7 +212,8 @@ pub async fn drive(
                 counters.open_sessions.store(asm.open_sessions() as u64, relaxed);
                 counters.open_legs.store(asm.open_legs() as u64, relaxed);
                 if let Some(t) = asm.stream_time() {
-                    budget.expire(t.saturating_sub(settings.borrow().idle_timeout_us));
+                    let idle = Duration::from_micros(settings.borrow().idle_timeout_us.unsigned_abs());
+                    budget.expire(t.minus(idle));
                 }
                 if let (Some(g), Some(t)) = (&gaps, asm.stream_time()) {
                     g.tick(t);
@@ -219,7 +221,7 @@ pub async fn drive(
             }
             _ = look.tick(), if quiet_us.is_some() => {
                 if let (Some(g), Some(q)) = (&gaps, quiet_us) {
-                    asm.quiet_sessions(now_us(), q, &mut quiet);
+                    asm.quiet_sessions(WallTime::now(), q, &mut quiet);
                     for (account, interaction) in quiet.drain(..) {
                         g.look_up(account, interaction);
                     }
@@ -264,11 +266,11 @@ pub async fn drive(
             },
             msg = source.recv() => match msg {
                 None => break,
-                Some(SourceMsg::Frame { text, at_us }) => match decode_frame(&text) {
+                Some(SourceMsg::Frame { text, at }) => match decode_frame(&text) {
                     Ok(Frame::Event(mut ev)) => {
-                        let t = ev.time_us.or(asm.stream_time()).unwrap_or(at_us);
+                        let t = stream_time_of(&ev, &asm, at);
                         if admit(&mut ev, t, &opts.limits, &mut budget, &counters) {
-                            let applied = asm.apply(&ev, at_us);
+                            let applied = asm.apply(&ev, at);
                             log_applied(&asm, &ev, applied);
                         }
                     }
@@ -281,10 +283,10 @@ pub async fn drive(
                         tracing::warn!(reason, error = %e, "frame skipped");
                     }
                 },
-                Some(SourceMsg::Disconnected { at_us, reason }) => {
+                Some(SourceMsg::Disconnected { at, reason }) => {
                     // In stream time, so legs ended by the resync line up with the PBX's
                     // clock whatever the skew between it and this host.
-                    lost_us.get_or_insert(asm.stream_time().unwrap_or(at_us));
+                    lost.get_or_insert(asm.stream_time().unwrap_or(at.standing_in_for_stream()));
                     if let Some(g) = gaps.as_mut() {
                         g.lost();
                     }
@@ -293,14 +295,15 @@ pub async fn drive(
                 Some(SourceMsg::Connected { reconnect, .. }) => {
                     let first = std::mem::take(&mut first_connection);
                     if reconnect || std::mem::take(&mut gap_pending) {
-                        let lost = lost_us.take().or(asm.stream_time()).unwrap_or_else(now_us);
+                        let now = WallTime::now();
+                        let lost = lost.take().or(asm.stream_time()).unwrap_or(now.standing_in_for_stream());
                         // With a backfill, the resync waits until the gap's CDRs are in.
-                        let deferred = gaps.as_mut().is_some_and(|g| g.regained_after(lost, now_us()));
+                        let deferred = gaps.as_mut().is_some_and(|g| g.regained_after(lost, now));
                         if !deferred {
                             resync(lost, &mut asm);
                         }
                     } else if let (true, Some(g)) = (first, gaps.as_mut()) {
-                        g.first_connected(now_us());
+                        g.first_connected(WallTime::now());
                     }
                     // Sessions that may miss events wait for the gap's CDRs.
                     asm.hold_incomplete(gaps.as_ref().is_some_and(Gaps::reading));
@@ -329,8 +332,8 @@ fn fold_stored(
     use std::sync::atomic::Ordering::Relaxed;
     match leg_event(doc) {
         Ok(mut ev) => {
-            let now = now_us();
-            let t = ev.time_us.unwrap_or(now);
+            let now = WallTime::now();
+            let t = stream_time_of(&ev, asm, now);
             if admit(&mut ev, t, limits, budget, counters) {
                 counters.stored_legs.fetch_add(1, Relaxed);
                 let applied = asm.apply(&ev, now);
@@ -344,6 +347,18 @@ fn fold_stored(
             }
         }
     }
+}
+
+/// When `ev` happened on the PBX's clock: its own time, else the latest the stream told,
+/// else (nothing told yet) this host's clock at `received`.
+fn stream_time_of(
+    ev: &crate::source::CallEvent<'_>,
+    asm: &Assembler,
+    received: WallTime,
+) -> StreamTime {
+    ev.time
+        .or(asm.stream_time())
+        .unwrap_or(received.standing_in_for_stream())
 }
 
 /// Logs what the assembler did with an event where something was left out: a late event
@@ -365,7 +380,7 @@ fn log_applied(asm: &Assembler, ev: &crate::source::CallEvent<'_>, applied: Appl
         Applied::Clamped if asm.stats().clamped.is_power_of_two() => {
             tracing::warn!(
                 call_id = %ev.call_id,
-                event_time_us = ev.time_us,
+                event_time_us = ev.time.map(StreamTime::as_us),
                 clamped_so_far = asm.stats().clamped,
                 "event stamped too far ahead of this host's clock: taken at the clock's time (is a PBX node's clock wrong?)"
             );
@@ -380,7 +395,7 @@ async fn emit(
     closed: &mut Vec<ClosedSession>,
     out: &mpsc::Sender<ClosedSession>,
 ) -> bool {
-    asm.poll(now_us(), closed);
+    asm.poll(WallTime::now(), closed);
     for c in closed.drain(..) {
         if out.send(c).await.is_err() {
             return false;

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::driver::ChannelFetch;
-use crate::clock::now_us;
+use crate::clock::WallTime;
 use crate::net::http::HttpOptions;
 use crate::net::{tls, HttpClient, TlsError};
 use crate::session::{Settings, TenantSettings};
@@ -168,7 +168,7 @@ pub async fn start(
             .as_ref()
             .ok_or_else(|| StartError::Discovery("needs the Crossbar URL".into()))?;
         let token = auth
-            .token(now_us())
+            .token(WallTime::now())
             .await
             .map_err(|e| StartError::Discovery(e.to_string()))?;
         for a in &opts.accounts {
@@ -213,7 +213,10 @@ pub async fn start(
         let fetch: ChannelFetch = Arc::new(move || {
             let (cb, auth, accounts) = (cb.clone(), auth.clone(), accounts.clone());
             Box::pin(async move {
-                let token = auth.token(now_us()).await.map_err(|e| e.to_string())?;
+                let token = auth
+                    .token(WallTime::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let mut active = HashSet::new();
                 for a in &accounts {
                     active.extend(
@@ -232,7 +235,7 @@ pub async fn start(
         let (auth, accounts, shutdown) = (auth.clone(), accounts.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                match auth.token(now_us()).await {
+                match auth.token(WallTime::now()).await {
                     Ok(token) => match directory::fetch_directory(&cb, &token, &accounts).await {
                         Ok(snap) => {
                             tracing::info!(

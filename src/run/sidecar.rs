@@ -29,7 +29,7 @@ use super::admin;
 use super::metrics::{Registry, RunCounters};
 use super::state::SavedState;
 use crate::backfill::{mark, BackfillCounters, BackfillLink, CrossbarCdrs};
-use crate::clock::now_us;
+use crate::clock::{StreamTime, WallTime};
 use crate::config::{PluginConfig, Validated};
 use crate::delivery::journal::{Encoded, JournalCounters};
 use crate::delivery::pg::PgStore;
@@ -105,7 +105,7 @@ impl Sink {
                 return Vec::new();
             }
         };
-        let now = now_us();
+        let now = WallTime::now();
         let jobs: Vec<Job> = set
             .matches(session)
             .map(|m| m.job(session, &cdr, now))
@@ -423,6 +423,7 @@ pub async fn run_validated(
     let mut asm = driver.await.context("assembler task")?;
     if let Some(w) = whole_until {
         let (path, t) = (mark::path(&data_dir), w.load(Ordering::Relaxed));
+        let t = StreamTime::from_us(t);
         if let Err(e) = tokio::task::spawn_blocking(move || mark::write(&path, t)).await? {
             tracing::error!(error = %e, "cannot write the stream mark; the next start may backfill less");
         }
@@ -520,7 +521,7 @@ async fn start_backfill(
         let path = path.clone();
         tokio::task::spawn_blocking(move || mark::read(&path)).await
     };
-    let mark_us = match read {
+    let mark = match read {
         Ok(Ok(m)) => m,
         Ok(Err(e)) => {
             tracing::error!(error = %e, file = %path.display(), "stream mark unreadable: calls while postcall was down are not backfilled (run `postcall reconcile`)");
@@ -538,7 +539,7 @@ async fn start_backfill(
         requests: req_tx,
         results: out_rx,
         margin_secs: opts.margin_secs,
-        mark_us,
+        mark,
         first_lookback_secs: opts.first_lookback_secs,
         whole_until: whole_until.clone(),
         lost_destroy_after_us: opts
@@ -576,7 +577,7 @@ async fn write_marks(
             continue;
         }
         let p = path.clone();
-        match tokio::task::spawn_blocking(move || mark::write(&p, t)).await {
+        match tokio::task::spawn_blocking(move || mark::write(&p, StreamTime::from_us(t))).await {
             Ok(Ok(())) => written = t,
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the stream mark; trying again"),
             Err(e) => tracing::warn!(error = %e, "stream mark writer failed"),
@@ -649,7 +650,7 @@ async fn prune_journal(
     loop {
         let (mut age, mut size) = (0, 0);
         loop {
-            match journal.prune(now_us()).await {
+            match journal.prune(WallTime::now()).await {
                 Ok(p) => {
                     age += p.by_age;
                     size += p.by_size;

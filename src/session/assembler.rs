@@ -1,6 +1,6 @@
 //! The session assembler: a pure state machine from call events to finished sessions.
 //!
-//! Events and the processing clock (`now`, Unix µs) come in; [`ClosedSession`]s come out of
+//! Events and the processing clock (`now`, [`WallTime`]) come in; [`ClosedSession`]s come out of
 //! [`Assembler::poll`] when a session ends. No I/O, no clock reads: replay feeds stream time,
 //! the live pipeline feeds the wall clock, and both are deterministic for a given input.
 //!
@@ -30,6 +30,7 @@ use foldhash::HashMap;
 use super::build::{build, ClosedSession, SessionFacts};
 use super::leg::Leg;
 use super::settings::Settings;
+use crate::clock::{StreamTime, WallTime};
 use crate::source::CallEvent;
 
 /// What [`Assembler::apply`] did with an event.
@@ -132,8 +133,8 @@ impl Snapshot {
     }
 
     /// The latest event time seen before the snapshot.
-    pub fn stream_time(&self) -> Option<i64> {
-        self.stream_us
+    pub fn stream_time(&self) -> Option<StreamTime> {
+        self.stream_us.map(StreamTime::from_us)
     }
 }
 
@@ -308,20 +309,21 @@ impl Assembler {
         self.open_legs
     }
 
-    /// The latest event time seen (µs), used as the time of events that carry none.
-    pub fn stream_time(&self) -> Option<i64> {
-        self.stream_us
+    /// The latest event time seen, used as the time of events that carry none.
+    pub fn stream_time(&self) -> Option<StreamTime> {
+        self.stream_us.map(StreamTime::from_us)
     }
 
-    /// Folds one event in at processing time `now` (µs; a `now` earlier than a previous one is
-    /// treated as the previous one).
-    pub fn apply(&mut self, ev: &CallEvent, now: i64) -> Applied {
-        self.now = self.now.max(now);
+    /// Folds one event in at processing time `now` (a `now` earlier than a previous one is
+    /// treated as the previous one). An event stamped further ahead of `now` than the allowed
+    /// clock skew is taken to have happened at `now`.
+    pub fn apply(&mut self, ev: &CallEvent, now: WallTime) -> Applied {
+        self.now = self.now.max(now.as_us());
         let now = self.now;
-        let ahead = ev
-            .time_us
-            .is_some_and(|t| t > now.saturating_add(self.settings.max_clock_skew_us));
-        let time = if ahead { Some(now) } else { ev.time_us };
+        let event_us = ev.time.map(StreamTime::as_us);
+        let ahead =
+            event_us.is_some_and(|t| t > now.saturating_add(self.settings.max_clock_skew_us));
+        let time = if ahead { Some(now) } else { event_us };
         if let Some(t) = time {
             self.stream_us = Some(self.stream_us.map_or(t, |s| s.max(t)));
         }
@@ -496,7 +498,13 @@ impl Assembler {
     /// Open sessions with a leg up and no event for `quiet_us` of processing time (then
     /// twice that since the last event, four times, …): their DESTROY may have been lost.
     /// Appends each one's tenant and interaction id (sessions without one are skipped).
-    pub fn quiet_sessions(&mut self, now: i64, quiet_us: i64, out: &mut Vec<(String, String)>) {
+    pub fn quiet_sessions(
+        &mut self,
+        now: WallTime,
+        quiet_us: i64,
+        out: &mut Vec<(String, String)>,
+    ) {
+        let now = now.as_us();
         for s in self.sessions.values_mut() {
             let wait = quiet_us.saturating_mul(1_i64 << s.lookups.min(30));
             if !s.live() || now < s.last_activity.saturating_add(wait) {
@@ -532,15 +540,16 @@ impl Assembler {
     /// Every open session of a resynced tenant (`tenants`) with a leg still up is marked `gap`
     /// (a session whose legs were all destroyed has nothing left to miss). Its legs that are
     /// still up here but absent from `active` (the PBX's channel list) ended while the stream
-    /// was down: they are ended at `lost_us` (when the stream was lost) so their sessions close
+    /// was down: they are ended at `lost` (when the stream was lost) so their sessions close
     /// after the grace period instead of waiting for the idle timeout. Returns how many legs
     /// were ended.
     pub fn resync(
         &mut self,
         tenants: &HashSet<String>,
         active: &HashSet<String>,
-        lost_us: i64,
+        lost: StreamTime,
     ) -> usize {
+        let lost_us = lost.as_us();
         let mut ended = 0;
         let mut touched = Vec::new();
         for (&sid, s) in &mut self.sessions {
@@ -564,8 +573,8 @@ impl Assembler {
     }
 
     /// Closes every session that is due at `now` and appends its CDR to `out`.
-    pub fn poll(&mut self, now: i64, out: &mut Vec<ClosedSession>) {
-        self.now = self.now.max(now);
+    pub fn poll(&mut self, now: WallTime, out: &mut Vec<ClosedSession>) {
+        self.now = self.now.max(now.as_us());
         let now = self.now;
         while let Some(&(queued, sid)) = self.deadlines.first() {
             if queued > now {

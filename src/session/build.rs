@@ -835,7 +835,7 @@ mod tests {
             let Ok(Frame::Event(ev)) = decode_frame(&text) else {
                 panic!("{text}")
             };
-            leg.apply(&ev, ev.time_us.unwrap());
+            leg.apply(&ev, ev.time.unwrap().as_us());
         }
         leg
     }

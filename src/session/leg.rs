@@ -526,7 +526,7 @@ mod rule_tests {
             let Ok(Frame::Event(ev)) = decode_frame(f) else {
                 panic!("{f}")
             };
-            leg.apply(&ev, ev.time_us.unwrap());
+            leg.apply(&ev, ev.time.unwrap().as_us());
         }
         leg
     }

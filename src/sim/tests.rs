@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::frames::encode_call_id;
 use super::mix::Mix;
 use super::*;
+use crate::clock::StreamTime;
 use crate::source::{decode_frame, EventKind, Frame, GREGORIAN_UNIX_OFFSET_SECS};
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -53,12 +54,12 @@ fn check_frame(f: &SimFrame) -> crate::source::CallEvent<'_> {
         assert!(d.get("timestamp").is_none() && d.get("call_direction").is_none());
         assert_eq!(msg_id.len(), 32);
         assert!(d["parking_slot"].is_string());
-        assert_eq!(ev.time_us, None);
+        assert_eq!(ev.time, None);
     } else {
         assert_eq!(d["app_name"], "ecallmgr");
         assert_eq!(d["app_version"], "4.0.0");
         let us: i64 = msg_id.parse().unwrap();
-        assert_eq!(ev.time_us, Some(us));
+        assert_eq!(ev.time.map(StreamTime::as_us), Some(us));
         assert_eq!(
             d["timestamp"].as_i64(),
             Some(us.div_euclid(1_000_000) + GREGORIAN_UNIX_OFFSET_SECS)
@@ -113,7 +114,7 @@ fn scenarios_are_in_time_order() {
         );
         let times: Vec<i64> = frames
             .iter()
-            .filter_map(|f| check_frame(f).time_us)
+            .filter_map(|f| check_frame(f).time.map(StreamTime::as_us))
             .collect();
         let ordered = times.windows(2).all(|w| w[0] < w[1]);
         assert_eq!(ordered, name != "out_of_order_duplicates", "{name}");
@@ -330,7 +331,7 @@ fn print_timelines() {
                 legs.push(e.call_id.to_string());
             }
             let leg = legs.iter().position(|l| *l == e.call_id).unwrap();
-            let t = e.time_us.unwrap_or(f.time_us);
+            let t = e.time.map_or(f.time_us, StreamTime::as_us);
             println!(
                 "  {:>10.3}  leg{leg} {:<15} created {:>8.3} other {:?} cause {:?}",
                 (t - start) as f64 / 1e3,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::crossbar::{Crossbar, CrossbarError, IssuedToken};
+use crate::clock::WallTime;
 use crate::net::Secret;
 
 /// Why no token could be had.
@@ -62,21 +63,20 @@ impl Auth {
         })
     }
 
-    /// A token valid at `now_us` for at least the refresh margin, exchanging the key when the
+    /// A token valid at `now` for at least the refresh margin, exchanging the key when the
     /// cached token is missing, refused or near its expiry.
     ///
     /// # Errors
     /// The exchange failed, or an API key is configured without a Crossbar URL.
-    pub async fn token(&self, now_us: i64) -> Result<Secret, AuthError> {
+    pub async fn token(&self, now: WallTime) -> Result<Secret, AuthError> {
         let key = match &self.credentials {
             Credentials::Token(t) => return Ok(t.clone()),
             Credentials::ApiKey(k) => k,
         };
         let mut cached = self.cached.lock().await;
-        let margin = i64::try_from(self.refresh_before.as_micros()).unwrap_or(i64::MAX);
         if let Some(t) = cached.as_ref() {
-            if t.expires_us
-                .is_some_and(|e| e.saturating_sub(margin) > now_us)
+            if t.expires
+                .is_some_and(|e| e.minus(self.refresh_before) > now)
             {
                 return Ok(t.token.clone());
             }
@@ -88,15 +88,14 @@ impl Auth {
             })
         })?;
         let mut issued = crossbar.api_auth(key).await?;
-        let lifetime = i64::try_from(self.assumed_lifetime.as_micros()).unwrap_or(i64::MAX);
-        issued.expires_us = Some(
+        issued.expires = Some(
             issued
-                .expires_us
-                .unwrap_or_else(|| now_us.saturating_add(lifetime)),
+                .expires
+                .unwrap_or_else(|| now.plus(self.assumed_lifetime)),
         );
         tracing::info!(
             account_id = issued.account_id.as_deref().unwrap_or(""),
-            expires_us = issued.expires_us,
+            expires_us = issued.expires.map(WallTime::as_us),
             "auth token issued"
         );
         let token = issued.token.clone();

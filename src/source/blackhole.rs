@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_us;
+use crate::clock::WallTime;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -66,17 +66,17 @@ const MAX_UNSENT_BYTES: usize = 1 << 20;
 /// What the source tells the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceMsg {
-    /// A text frame other than a subscribe reply, with its receive time (unix µs).
+    /// A text frame other than a subscribe reply, with its receive time.
     Frame {
         /// The frame, byte for byte.
         text: String,
         /// Receive time.
-        at_us: i64,
+        at: WallTime,
     },
     /// Every subscribe was answered; `subscribed` succeeded.
     Connected {
         /// When.
-        at_us: i64,
+        at: WallTime,
         /// Not the first connection: events may have been missed.
         reconnect: bool,
         /// Subscriptions accepted.
@@ -87,7 +87,7 @@ pub enum SourceMsg {
     /// An established connection was lost.
     Disconnected {
         /// When.
-        at_us: i64,
+        at: WallTime,
         /// Why.
         reason: String,
     },
@@ -204,7 +204,7 @@ async fn run_inner(
                 return;
             }
             let msg = SourceMsg::Disconnected {
-                at_us: now_us(),
+                at: WallTime::now(),
                 reason: ended.to_string(),
             };
             if tx.send(msg).await.is_err() {
@@ -266,7 +266,7 @@ async fn connection(
     reconnect: bool,
     subscribed_flag: &mut bool,
 ) -> Ended {
-    let token = match auth.token(now_us()).await {
+    let token = match auth.token(WallTime::now()).await {
         Ok(t) => t,
         Err(e) => return Ended::Auth(e.to_string()),
     };
@@ -347,7 +347,7 @@ where
         .iter()
         .flat_map(|a| opts.bindings.iter().map(move |b| (a.clone(), b.clone())))
         .collect();
-    let stamp = now_us();
+    let stamp = WallTime::now().as_us();
     for (n, (account, binding)) in pairs.into_iter().enumerate() {
         let request_id = format!("postcall-{stamp}-{n}");
         let msg = subscribe_message(token, &request_id, &account, &binding);
@@ -430,7 +430,7 @@ where
                                 *subscribed_flag = true;
                                 bump(&counters.connections);
                                 counters.status.send_replace(SourceStatus::Subscribed);
-                                let m = SourceMsg::Connected { at_us: now_us(), reconnect, subscribed: ok, refused };
+                                let m = SourceMsg::Connected { at: WallTime::now(), reconnect, subscribed: ok, refused };
                                 if tx.send(m).await.is_err() {
                                     return Ended::Shutdown;
                                 }
@@ -440,7 +440,7 @@ where
                     }
                 }
                 bump(&counters.frames);
-                if tx.send(SourceMsg::Frame { text, at_us: now_us() }).await.is_err() {
+                if tx.send(SourceMsg::Frame { text, at: WallTime::now() }).await.is_err() {
                     return Ended::Shutdown;
                 }
             }

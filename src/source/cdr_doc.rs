@@ -23,7 +23,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::event::{event_time_us, from_data, CallEvent, EventKind};
+use super::event::{event_time, from_data, CallEvent, EventKind};
 use super::wire::WireData;
 
 /// Why a stored document cannot be read as a leg CDR. Each variant has a stable
@@ -115,9 +115,9 @@ pub fn leg_event(doc: &Value) -> Result<CallEvent<'_>, CdrDocError> {
         .as_deref()
         .filter(|m| m.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|m| m.parse::<i64>().ok());
-    if event_time_us(numeric_msg, data.timestamp).is_none() {
+    if event_time(numeric_msg, data.timestamp).is_none() {
         data.timestamp = obj.get("pvt_created").and_then(lenient_i64);
-        if event_time_us(numeric_msg, data.timestamp).is_none() {
+        if event_time(numeric_msg, data.timestamp).is_none() {
             return Err(CdrDocError::MissingTime {
                 call_id: call_id.into_owned(),
             });
@@ -178,6 +178,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::clock::StreamTime;
     use crate::source::Direction;
 
     /// 2600hz/kazoo `applications/cdr/priv/couchdb/fixtures/cdr.json`, branch 4.3, commit
@@ -257,7 +258,7 @@ mod tests {
             Some("7f89565344e3e6302df60168420e9265")
         );
         // No `timestamp`: the end is when Kazoo wrote the document.
-        assert_eq!(e.time_us, Some(unix_us(63_542_353_959)));
+        assert_eq!(e.time.map(StreamTime::as_us), Some(unix_us(63_542_353_959)));
         assert_eq!(e.direction, Some(Direction::Inbound));
         assert_eq!(e.request_user.as_deref(), Some("*97"));
         assert_eq!(
@@ -280,7 +281,7 @@ mod tests {
             e.ccv.interaction_id.as_deref(),
             Some("63882853200-9f3e51c2")
         );
-        assert_eq!(e.time_us, Some(unix_us(63_882_853_200)));
+        assert_eq!(e.time.map(StreamTime::as_us), Some(unix_us(63_882_853_200)));
         assert_eq!((e.duration_seconds, e.billing_seconds), (Some(9), Some(6)));
         assert_eq!(e.request_user.as_deref(), Some("2600"));
         assert_eq!(
@@ -303,7 +304,7 @@ mod tests {
         let crate::source::Frame::Event(live) = crate::source::decode_frame(line).unwrap() else {
             panic!("event expected")
         };
-        let doc = crate::sim::cdrs::document(line, live.time_us.unwrap()).unwrap();
+        let doc = crate::sim::cdrs::document(line, live.time.unwrap().as_us()).unwrap();
         assert_eq!(doc["_id"], "201510-at6dmu4ffk97vnlp6qfq");
         let mut stored = leg_event(&doc).unwrap();
         assert!(stored.from_cdr);
@@ -345,7 +346,7 @@ mod tests {
         let mut d = pqc_cdr();
         d["timestamp"] = json!(12);
         assert_eq!(
-            leg_event(&d).unwrap().time_us,
+            leg_event(&d).unwrap().time.map(StreamTime::as_us),
             Some(unix_us(63_882_853_200))
         );
     }

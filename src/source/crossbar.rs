@@ -18,6 +18,7 @@ use http_body_util::Full;
 use hyper::{Method, Request};
 use serde_json::Value;
 
+use crate::clock::WallTime;
 use crate::net::{HttpClient, HttpError, Secret};
 use crate::source::GREGORIAN_UNIX_OFFSET_SECS;
 
@@ -176,8 +177,8 @@ pub struct IssuedToken {
     pub token: Secret,
     /// The account it belongs to.
     pub account_id: Option<String>,
-    /// When it expires (unix µs), from the JWT `exp` claim when the token is a JWT.
-    pub expires_us: Option<i64>,
+    /// When it expires, from the JWT `exp` claim when the token is a JWT.
+    pub expires: Option<WallTime>,
 }
 
 /// A Crossbar endpoint (`http[s]://host:8000`).
@@ -224,7 +225,7 @@ impl Crossbar {
             .and_then(Value::as_str)
             .map(str::to_owned);
         Ok(IssuedToken {
-            expires_us: jwt_expiry_us(token),
+            expires: jwt_expiry(token),
             token: Secret::new(token),
             account_id,
         })
@@ -446,7 +447,7 @@ fn kazoo_message(json: Option<&Value>, body: &[u8]) -> String {
 }
 
 /// The `exp` claim of a JWT, in unix µs (`None` for opaque tokens).
-pub fn jwt_expiry_us(token: &str) -> Option<i64> {
+pub fn jwt_expiry(token: &str) -> Option<WallTime> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -454,7 +455,7 @@ pub fn jwt_expiry_us(token: &str) -> Option<i64> {
         .ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let exp = v.get("exp")?.as_i64()?;
-    exp.checked_mul(1_000_000)
+    exp.checked_mul(1_000_000).map(WallTime::from_us)
 }
 
 fn percent_encode(s: &str) -> String {
@@ -479,11 +480,11 @@ mod tests {
         let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(br#"{"account_id":"a","exp":1715700000}"#);
         assert_eq!(
-            jwt_expiry_us(&format!("eyJhbGciOiJSUzI1NiJ9.{claims}.sig")),
-            Some(1_715_700_000_000_000)
+            jwt_expiry(&format!("eyJhbGciOiJSUzI1NiJ9.{claims}.sig")),
+            Some(WallTime::from_us(1_715_700_000_000_000))
         );
-        assert_eq!(jwt_expiry_us("0123456789abcdef"), None);
-        assert_eq!(jwt_expiry_us("a.!!!.c"), None);
+        assert_eq!(jwt_expiry("0123456789abcdef"), None);
+        assert_eq!(jwt_expiry("a.!!!.c"), None);
     }
 
     /// A listing row as Kazoo's 2015 `applications/crossbar/doc/cdrs.md` shows it (2600hz/kazoo,

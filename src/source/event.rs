@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use super::wire::{WireCcvs, WireData, WireFrame};
+use crate::clock::StreamTime;
 
 /// Seconds between 0000-01-01 (Kazoo's Gregorian `timestamp`) and the Unix epoch.
 pub const GREGORIAN_UNIX_OFFSET_SECS: i64 = 62_167_219_200;
@@ -136,8 +137,9 @@ pub struct CallEvent<'a> {
     pub account_id: Option<Cow<'a, str>>,
     /// The leg's call id.
     pub call_id: Cow<'a, str>,
-    /// Event time in Unix µs: numeric `msg_id`, else `timestamp`; `None` for PARK_* events.
-    pub time_us: Option<i64>,
+    /// When it happened on the PBX's clock: numeric `msg_id`, else `timestamp`; `None` for
+    /// PARK_* events.
+    pub time: Option<StreamTime>,
     /// Identity of this event within its leg (µs `msg_id`, or a hash of a hex one) for dedupe.
     pub fingerprint: u64,
     /// `channel_created_time` (Unix µs).
@@ -316,11 +318,11 @@ pub(super) fn from_data<'a>(
         .as_deref()
         .filter(|m| m.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|m| m.parse::<i64>().ok());
-    let time_us = event_time_us(numeric_msg, d.timestamp);
+    let time = event_time(numeric_msg, d.timestamp);
     let fingerprint = match (&numeric_msg, &d.msg_id) {
         (Some(m), _) => *m as u64,
         (None, Some(m)) => fnv1a(m.as_bytes()),
-        (None, None) => time_us.unwrap_or(0) as u64,
+        (None, None) => time.map_or(0, StreamTime::as_us) as u64,
     };
     let mut ccv_wire = d.custom_channel_vars.unwrap_or_default();
     let interaction_id = ccv_wire
@@ -344,7 +346,7 @@ pub(super) fn from_data<'a>(
         kind,
         account_id,
         call_id,
-        time_us,
+        time,
         fingerprint,
         created_us: d.channel_created_time.filter(|t| PLAUSIBLE_US.contains(t)),
         direction: match d.call_direction.as_deref() {
@@ -410,17 +412,18 @@ fn ccvs<'a>(c: Box<WireCcvs<'a>>, interaction_id: Option<Cow<'a, str>>) -> Ccvs<
 
 /// Event time: a numeric `msg_id` (µs) when it agrees with `timestamp` within a day, else
 /// `timestamp` (Gregorian seconds); `None` when neither is usable.
-pub fn event_time_us(numeric_msg_id: Option<i64>, gregorian_secs: Option<i64>) -> Option<i64> {
+pub fn event_time(numeric_msg_id: Option<i64>, gregorian_secs: Option<i64>) -> Option<StreamTime> {
     let ts_us = gregorian_secs
         .and_then(|g| g.checked_sub(GREGORIAN_UNIX_OFFSET_SECS))
         .and_then(|u| u.checked_mul(1_000_000))
         .filter(|t| PLAUSIBLE_US.contains(t));
     let msg = numeric_msg_id.filter(|m| PLAUSIBLE_US.contains(m));
-    match (msg, ts_us) {
+    let us = match (msg, ts_us) {
         (Some(m), Some(t)) if (m - t).abs() <= 86_400_000_000 => Some(m),
         (Some(m), None) => Some(m),
         (_, t) => t,
-    }
+    };
+    us.map(StreamTime::from_us)
 }
 
 /// `user@realm` → `user` (a leading `sip:` is dropped); `None` when the user part is empty.
@@ -456,19 +459,19 @@ mod tests {
     fn gregorian_matches_msg_id() {
         // README sample: 63610891956 → 2015-10-01 04:12:36 UTC, Msg-ID 1443672756993309.
         assert_eq!(
-            event_time_us(Some(1_443_672_756_993_309), Some(63_610_891_956)),
-            Some(1_443_672_756_993_309)
+            event_time(Some(1_443_672_756_993_309), Some(63_610_891_956)),
+            Some(StreamTime::from_us(1_443_672_756_993_309))
         );
         assert_eq!(
-            event_time_us(None, Some(63_610_891_956)),
-            Some(1_443_672_756_000_000)
+            event_time(None, Some(63_610_891_956)),
+            Some(StreamTime::from_us(1_443_672_756_000_000))
         );
         // A msg_id far from the timestamp is not trusted.
         assert_eq!(
-            event_time_us(Some(1_000_000_000_000_000), Some(63_610_891_956)),
-            Some(1_443_672_756_000_000)
+            event_time(Some(1_000_000_000_000_000), Some(63_610_891_956)),
+            Some(StreamTime::from_us(1_443_672_756_000_000))
         );
-        assert_eq!(event_time_us(Some(12), None), None);
+        assert_eq!(event_time(Some(12), None), None);
     }
 
     #[test]
@@ -534,7 +537,7 @@ mod tests {
             panic!("event expected")
         };
         assert_eq!(e.kind, EventKind::Parked);
-        assert_eq!(e.time_us, None);
+        assert_eq!(e.time, None);
         assert_eq!(e.account_id.as_deref(), Some("acct1"));
         assert_eq!(e.parking_slot.as_deref(), Some("1"));
         assert_ne!(e.fingerprint, 0);

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::event::{CallEvent, EventKind};
+use crate::clock::StreamTime;
 
 /// The limits (`[limits]` in `plugin.toml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +139,9 @@ pub enum Admit {
 }
 
 impl LegBudget {
-    /// Admits `ev` at stream time `t` (µs) unless it would open a leg beyond the limits.
-    pub fn admit(&mut self, ev: &CallEvent<'_>, t: i64, limits: &IngestLimits) -> Admit {
+    /// Admits `ev` at stream time `t` unless it would open a leg beyond the limits.
+    pub fn admit(&mut self, ev: &CallEvent<'_>, t: StreamTime, limits: &IngestLimits) -> Admit {
+        let t = t.as_us();
         let tenant = ev.account_id.as_deref().unwrap_or("");
         if let Some(legs) = self.tenants.get_mut(tenant) {
             if let Some(seen) = legs.get_mut(&*ev.call_id) {
@@ -170,8 +172,9 @@ impl LegBudget {
         Admit::Yes
     }
 
-    /// Forgets legs quiet since before `cutoff` (µs) and tenants with none left.
-    pub fn expire(&mut self, cutoff: i64) {
+    /// Forgets legs quiet since before `cutoff` and tenants with none left.
+    pub fn expire(&mut self, cutoff: StreamTime) {
+        let cutoff = cutoff.as_us();
         let mut total = 0;
         self.tenants.retain(|_, legs| {
             legs.retain(|_, seen| *seen >= cutoff);
@@ -252,25 +255,37 @@ mod tests {
         };
         for n in 0..3 {
             let ev = event(&frame("CHANNEL_CREATE", &format!("c{n}"), ""));
-            assert_eq!(b.admit(&ev, n, &l), Admit::Yes);
+            assert_eq!(b.admit(&ev, StreamTime::from_us(n), &l), Admit::Yes);
         }
         let fourth = event(&frame("CHANNEL_CREATE", "c9", ""));
-        assert_eq!(b.admit(&fourth, 10, &l), Admit::TenantFull);
+        assert_eq!(
+            b.admit(&fourth, StreamTime::from_us(10), &l),
+            Admit::TenantFull
+        );
         // Legs already open keep their events; a DESTROY frees a place.
         let answer = event(&frame("CHANNEL_ANSWER", "c1", ""));
-        assert_eq!(b.admit(&answer, 11, &l), Admit::Yes);
+        assert_eq!(b.admit(&answer, StreamTime::from_us(11), &l), Admit::Yes);
         let destroy = event(&frame("CHANNEL_DESTROY", "c0", ""));
-        assert_eq!(b.admit(&destroy, 12, &l), Admit::Yes);
-        assert_eq!(b.admit(&fourth, 13, &l), Admit::Yes);
+        assert_eq!(b.admit(&destroy, StreamTime::from_us(12), &l), Admit::Yes);
+        assert_eq!(b.admit(&fourth, StreamTime::from_us(13), &l), Admit::Yes);
         // Another tenant: one more leg fits in the overall limit, then none.
         let other =
             |c: &str| event(&frame("CHANNEL_CREATE", c, "").replace("call.acct1.", "call.acct2."));
-        assert_eq!(b.admit(&other("d1"), 14, &l), Admit::Yes);
-        assert_eq!(b.admit(&other("d2"), 15, &l), Admit::Full);
+        assert_eq!(
+            b.admit(&other("d1"), StreamTime::from_us(14), &l),
+            Admit::Yes
+        );
+        assert_eq!(
+            b.admit(&other("d2"), StreamTime::from_us(15), &l),
+            Admit::Full
+        );
         assert_eq!(b.open("acct1"), 3);
         // Quiet legs expire with the idle timeout.
-        b.expire(12);
+        b.expire(StreamTime::from_us(12));
         assert_eq!(b.open("acct1"), 1);
-        assert_eq!(b.admit(&other("d2"), 16, &l), Admit::Yes);
+        assert_eq!(
+            b.admit(&other("d2"), StreamTime::from_us(16), &l),
+            Admit::Yes
+        );
     }
 }

@@ -23,6 +23,6 @@ pub use cdr_doc::{leg_event, CdrDocError};
 #[cfg(feature = "sim")]
 pub(crate) use event::fnv1a;
 pub use event::{
-    decode_frame, event_time_us, CallEvent, Ccvs, DecodeError, Direction, EventKind, Frame, Reply,
+    decode_frame, event_time, CallEvent, Ccvs, DecodeError, Direction, EventKind, Frame, Reply,
     GREGORIAN_UNIX_OFFSET_SECS,
 };

@@ -501,6 +501,7 @@ pub fn build_set(docs: Vec<Vec<Trigger>>) -> Result<TriggerSet, TriggerErrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::WallTime;
 
     const OK: &str = r#"
 [[trigger]]
@@ -596,7 +597,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         let cdr = serde_json::value::to_raw_value(&session.cdr).unwrap();
         let jobs: Vec<_> = set
             .matches(&session)
-            .map(|m| m.job(&session, &cdr, 42))
+            .map(|m| m.job(&session, &cdr, WallTime::from_us(42)))
             .collect();
         assert_eq!(jobs.len(), 1, "t2 is disabled");
         let j = &jobs[0];

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::filter::{first_failure, Failure, Filter};
 use crate::cdr::Cdr;
+use crate::clock::WallTime;
 use crate::delivery::sign::SigningKey;
 use crate::delivery::{webhook_id, Endpoint, Job};
 use crate::net::Secret;
@@ -185,12 +186,12 @@ impl Action {
 
 impl Match<'_> {
     /// The delivery job of this match for `session`, whose CDR is `cdr` as JSON (serialise
-    /// it once per session and share it among its matches). Due at `now_us`.
+    /// it once per session and share it among its matches). Due at `now`.
     pub fn job(
         &self,
         session: &ClosedSession,
         cdr: &serde_json::value::RawValue,
-        now_us: i64,
+        now: WallTime,
     ) -> Job {
         let t = self.trigger;
         Job {
@@ -205,8 +206,8 @@ impl Match<'_> {
                 &t.action.custom_data,
             ),
             attempts: 0,
-            next_attempt_us: now_us,
-            created_us: now_us,
+            next_attempt_us: now.as_us(),
+            created_us: now.as_us(),
             last_error: None,
         }
     }

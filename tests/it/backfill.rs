@@ -106,7 +106,7 @@ fn calls(n: u64, seed: u64) -> (Vec<SimFrame>, Vec<serde_json::Value>, Vec<Strin
         calls: n,
         seed,
         mean_gap_ms: 20_000,
-        start_us: postcall::clock::now_us() - 2 * 3600 * 1_000_000,
+        start_us: postcall::clock::WallTime::now().as_us() - 2 * 3600 * 1_000_000,
         ..MixSpec::default()
     };
     let frames: Vec<SimFrame> = sim::mix(spec.clone()).collect();
@@ -293,7 +293,7 @@ mod pure {
         let Ok(Frame::Event(ev)) = decode_frame(&line) else {
             panic!("{line}");
         };
-        asm.apply(&ev, t);
+        asm.apply(&ev, postcall::clock::WallTime::from_us(t));
     }
 
     /// While a backfill reads a gap, a session with a leg first seen after its CREATE is not
@@ -316,13 +316,22 @@ mod pure {
         apply(&mut asm, "CHANNEL_DESTROY", "whole", "63882922500-b", t + S);
         asm.hold_incomplete(true);
         let mut out = Vec::new();
-        asm.poll(t + S + 10 * grace, &mut out);
+        asm.poll(
+            postcall::clock::WallTime::from_us(t + S + 10 * grace),
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(asm.open_sessions(), 1, "the incomplete one waits");
-        asm.poll(t + S + 100 * grace, &mut out);
+        asm.poll(
+            postcall::clock::WallTime::from_us(t + S + 100 * grace),
+            &mut out,
+        );
         assert_eq!(out.len(), 1, "still held");
         asm.hold_incomplete(false);
-        asm.poll(t + S + 101 * grace, &mut out);
+        asm.poll(
+            postcall::clock::WallTime::from_us(t + S + 101 * grace),
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
         assert!(
             out[1].cdr.tags.contains_key("partial"),
@@ -344,7 +353,7 @@ mod pure {
         let mut out = Vec::new();
         let mut at = |asm: &mut Assembler, now: i64| {
             out.clear();
-            asm.quiet_sessions(now, q, &mut out);
+            asm.quiet_sessions(postcall::clock::WallTime::from_us(now), q, &mut out);
             out.clone()
         };
         assert!(at(&mut asm, t + q - 1).is_empty());
@@ -439,7 +448,7 @@ async fn a_killed_sidecar_backfills_from_its_stream_mark_exactly_once() {
     while postcall::backfill::mark::read(&mark)
         .ok()
         .flatten()
-        .is_none_or(|m| m < last)
+        .is_none_or(|m| m.as_us() < last)
     {
         assert!(
             t.elapsed() < Duration::from_secs(30),
@@ -529,7 +538,7 @@ async fn reconcile_names_exactly_what_is_missing() {
         wait_metric(&second, "postcall_open_sessions 0").await;
         wait_metric(&second, "postcall_outbox_pending 0").await;
 
-        let now = postcall::clock::now_us();
+        let now = postcall::clock::WallTime::now().as_us();
         let opts = ReconcileOptions {
             from_us: now - 3 * 3600 * 1_000_000,
             to_us: now,

@@ -607,7 +607,7 @@ fn leg_cdrs_complete_a_session_whose_last_destroys_were_lost() {
         }
         completed += 1;
         for (e, f) in events[..=last_other].iter().zip(&frames) {
-            asm.apply(e, f.time_us);
+            asm.apply(e, postcall::clock::WallTime::from_us(f.time_us));
         }
         let seen: std::collections::BTreeSet<&str> = events[..=last_other]
             .iter()
@@ -622,7 +622,10 @@ fn leg_cdrs_complete_a_session_whose_last_destroys_were_lost() {
             .len();
         let mut accepted = 0;
         for d in &docs {
-            match asm.apply(&postcall::source::leg_event(d).unwrap(), now) {
+            match asm.apply(
+                &postcall::source::leg_event(d).unwrap(),
+                postcall::clock::WallTime::from_us(now),
+            ) {
                 postcall::session::Applied::Accepted => accepted += 1,
                 postcall::session::Applied::Duplicate => {}
                 other => panic!("{name}: {other:?}"),
@@ -656,10 +659,14 @@ fn leg_cdrs_of_legs_seen_live_are_duplicates() {
         let mut asm = postcall::session::Assembler::new(settings.clone());
         let now = frames.last().unwrap().time_us;
         for e in &live_events(&frames) {
-            asm.apply(e, e.time_us.unwrap_or(now));
+            let t = e.time.map_or(now, postcall::clock::StreamTime::as_us);
+            asm.apply(e, postcall::clock::WallTime::from_us(t));
         }
         for d in &sim::cdrs::documents(&frames) {
-            let applied = asm.apply(&postcall::source::leg_event(d).unwrap(), now);
+            let applied = asm.apply(
+                &postcall::source::leg_event(d).unwrap(),
+                postcall::clock::WallTime::from_us(now),
+            );
             assert_eq!(applied, postcall::session::Applied::Duplicate, "{name}");
         }
         let mut out = Vec::new();
@@ -689,12 +696,17 @@ fn a_lost_destroy_is_closed_from_its_leg_cdr() {
 
     let mut asm = postcall::session::Assembler::new(settings.clone());
     for (e, f) in live_events(&frames).iter().zip(&frames) {
-        asm.apply(e, f.time_us);
+        asm.apply(e, postcall::clock::WallTime::from_us(f.time_us));
     }
     let now = frames.last().unwrap().time_us;
     let applied: Vec<_> = docs
         .iter()
-        .map(|d| asm.apply(&postcall::source::leg_event(d).unwrap(), now))
+        .map(|d| {
+            asm.apply(
+                &postcall::source::leg_event(d).unwrap(),
+                postcall::clock::WallTime::from_us(now),
+            )
+        })
         .collect();
     // Written in end order: B's (lost from the stream) first, then A's (seen live).
     assert_eq!(
@@ -707,7 +719,10 @@ fn a_lost_destroy_is_closed_from_its_leg_cdr() {
     );
     let mut out = Vec::new();
     // The session closes after the grace period, not the 4-hour idle timeout.
-    asm.poll(now + settings.grace_us + 1, &mut out);
+    asm.poll(
+        postcall::clock::WallTime::from_us(now + settings.grace_us + 1),
+        &mut out,
+    );
     assert_eq!(out.len(), 1);
     let cdr = &out[0].cdr;
     for tag in ["forced_close", "partial", "unseen_peer"] {

@@ -462,7 +462,7 @@ async fn console_manages_triggers_test_webhooks_and_dead_letters() {
         trigger: &trigger,
         payload_id: trigger.payload_id(),
     }
-    .job(&session, &cdr, 1);
+    .job(&session, &cdr, postcall::clock::WallTime::from_us(1));
     let id = job.webhook_id.clone();
     run.outbox()
         .call(move |s| {

@@ -79,7 +79,9 @@ fn trigger(id: &str, tenant: &str) -> String {
 /// The jobs `set` makes for `s` (the sidecar's sink does the same).
 fn jobs_of(set: &TriggerSet, s: &ClosedSession) -> Vec<Job> {
     let cdr = serde_json::value::to_raw_value(&s.cdr).unwrap();
-    set.matches(s).map(|m| m.job(s, &cdr, T0)).collect()
+    set.matches(s)
+        .map(|m| m.job(s, &cdr, postcall::clock::WallTime::from_us(T0)))
+        .collect()
 }
 
 fn journal(o: &Outbox, sessions: &[ClosedSession], set: &TriggerSet) -> usize {

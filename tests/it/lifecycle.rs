@@ -29,7 +29,7 @@ async fn a_stopping_driver_folds_every_frame_already_received() {
         for text in &frames {
             tx.try_send(SourceMsg::Frame {
                 text: text.clone(),
-                at_us: postcall::clock::now_us(),
+                at: postcall::clock::WallTime::now(),
             })
             .unwrap();
         }
@@ -88,7 +88,7 @@ async fn a_failed_start_keeps_the_saved_sessions() {
     let mut asm = postcall::session::Assembler::new(Arc::new(Settings::default()));
     for f in &frames[..frames.len() / 2] {
         if let Ok(postcall::source::Frame::Event(ev)) = postcall::source::decode_frame(f) {
-            asm.apply(&ev, ev.time_us.unwrap_or_default());
+            asm.apply(&ev, ev.time.unwrap_or_default().as_processing_time());
         }
     }
     let data = dir.path().join("data");
@@ -137,7 +137,7 @@ fn only_sessions_with_a_leg_up_get_gap() {
             if let Ok(postcall::source::Frame::Event(ev)) = postcall::source::decode_frame(f) {
                 tenants.extend(ev.account_id.as_deref().map(str::to_owned));
                 // Processing time stays at the first event: nothing closes before the drop.
-                asm.apply(&ev, 0);
+                asm.apply(&ev, postcall::clock::WallTime::from_us(0));
             }
         }
         if resync {

@@ -49,7 +49,7 @@ fn a_session_of_100_000_legs_stays_within_its_limits() {
             let Ok(Frame::Event(ev)) = decode_frame(&line) else {
                 panic!("frame decodes: {line}");
             };
-            let applied = asm.apply(&ev, t);
+            let applied = asm.apply(&ev, postcall::clock::WallTime::from_us(t));
             assert!(
                 usize::try_from(k).unwrap() < max || matches!(applied, Applied::OverLimit { .. }),
                 "leg {k}: {applied:?}"
@@ -158,7 +158,7 @@ fn a_leg_keeps_a_bounded_set_of_application_variables() {
         let Ok(Frame::Event(ev)) = decode_frame(&text) else {
             panic!("frame decodes");
         };
-        asm.apply(&ev, start + n);
+        asm.apply(&ev, postcall::clock::WallTime::from_us(start + n));
     }
     let mut cdrs = Vec::new();
     asm.flush(&mut cdrs);

@@ -221,9 +221,9 @@ async fn refused_subscriptions_are_reported_and_the_rest_kept() {
     assert_eq!(
         msg,
         SourceMsg::Connected {
-            at_us: match msg {
-                SourceMsg::Connected { at_us, .. } => at_us,
-                _ => 0,
+            at: match msg {
+                SourceMsg::Connected { at, .. } => at,
+                _ => postcall::clock::WallTime::from_us(0),
             },
             reconnect: false,
             subscribed: 1,

@@ -283,9 +283,9 @@ fn replay_with_restart(lines: &[String], cut: usize) -> Vec<postcall::cdr::Cdr> 
             asm = Assembler::restore(settings.clone(), snap);
         }
         if let Ok(Frame::Event(ev)) = decode_frame(l) {
-            let now = ev.time_us.or(asm.stream_time()).unwrap_or_default();
-            asm.apply(&ev, now);
-            asm.poll(now, &mut out);
+            let now = ev.time.or(asm.stream_time()).unwrap_or_default();
+            asm.apply(&ev, now.as_processing_time());
+            asm.poll(now.as_processing_time(), &mut out);
         }
     }
     asm.flush(&mut out);

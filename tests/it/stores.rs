@@ -141,7 +141,10 @@ async fn lifecycle(s: Storage, name: &str) {
         Err(OutboxError::NotFound(_))
     ));
 
-    let back = s.resend("1", 50).await.unwrap();
+    let back = s
+        .resend("1", postcall::clock::WallTime::from_us(50))
+        .await
+        .unwrap();
     assert_eq!((back.attempts, back.next_attempt_us), (0, 50), "{name}");
     assert!(s.dead().await.unwrap().is_empty());
     let (due, _) = s.due(LANE_A.into(), 50, 10, none.clone()).await.unwrap();
@@ -305,7 +308,12 @@ async fn journal(s: Storage, name: &str) {
         "[[trigger]]\nid = \"t1\"\ntenant = \"{TB}\"\n[trigger.action]\nurl = \"{A}\"\n"
     ));
     let r = s
-        .journal_resend(ResendTarget::One("s1".into()), set, None, T0 + 1)
+        .journal_resend(
+            ResendTarget::One("s1".into()),
+            set,
+            None,
+            postcall::clock::WallTime::from_us(T0 + 1),
+        )
         .await
         .unwrap();
     assert_eq!((r.sessions, r.queued), (1, 1), "{name}");
@@ -318,9 +326,15 @@ async fn journal(s: Storage, name: &str) {
         max_bytes: u64::MAX / 2,
         batch: 2,
     };
-    let p = s.journal_prune(T0 + 6 * min, policy).await.unwrap();
+    let p = s
+        .journal_prune(postcall::clock::WallTime::from_us(T0 + 6 * min), policy)
+        .await
+        .unwrap();
     assert_eq!((p.by_age, p.more), (2, true), "{name}");
-    let p = s.journal_prune(T0 + 6 * min, policy).await.unwrap();
+    let p = s
+        .journal_prune(postcall::clock::WallTime::from_us(T0 + 6 * min), policy)
+        .await
+        .unwrap();
     assert_eq!((p.by_age, p.more, p.entries), (1, false, 3), "{name}");
     assert!(s.journal_get("s0").await.unwrap().is_none());
     // And by size: one entry's bytes left.
@@ -329,7 +343,10 @@ async fn journal(s: Storage, name: &str) {
         max_bytes: p.bytes / 3 + 1,
         batch: 10,
     };
-    let p = s.journal_prune(T0 + 6 * min, policy).await.unwrap();
+    let p = s
+        .journal_prune(postcall::clock::WallTime::from_us(T0 + 6 * min), policy)
+        .await
+        .unwrap();
     assert_eq!((p.by_size, p.entries), (2, 1), "{name}");
     assert!(
         s.journal_get("s5").await.unwrap().is_some(),

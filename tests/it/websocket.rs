@@ -166,7 +166,7 @@ async fn the_driver_enforces_the_ingest_limits() {
         counters.clone(),
         shutdown,
     ));
-    let now = postcall::clock::now_us();
+    let now = postcall::clock::WallTime::now();
     let vars: Vec<String> = (0..10_000).map(|i| format!(r#""k{i}":"v""#)).collect();
     let big = format!(
         r#","caller_id_name":"{}","custom_application_vars":{{{}}}"#,
@@ -175,7 +175,7 @@ async fn the_driver_enforces_the_ingest_limits() {
     );
     for (n, extra) in ["", &big, "", "", ""].iter().enumerate() {
         let text = create(&format!("leg-{n}"), extra);
-        tx.send(blackhole::SourceMsg::Frame { text, at_us: now })
+        tx.send(blackhole::SourceMsg::Frame { text, at: now })
             .await
             .unwrap();
     }
