@@ -698,14 +698,8 @@ impl Store {
         only_trigger: Option<&str>,
         now_us: i64,
     ) -> Result<ResendReport, OutboxError> {
-        let (ids, next, mode) = match target {
-            ResendTarget::One(id) => (vec![id.clone()], None, ResendMode::Again),
-            ResendTarget::Window(filter) => {
-                let page = self.journal_list(filter)?;
-                let ids = page.entries.iter().map(|e| e.id().to_owned()).collect();
-                (ids, page.next, ResendMode::Missing)
-            }
-        };
+        let page = target.window().map(|f| self.journal_list(f)).transpose()?;
+        let (ids, next, mode) = target.resolve(page);
         let mut report = self.write(|tx| {
             let mut report = ResendReport::default();
             for id in &ids {
@@ -727,6 +721,31 @@ pub enum ResendTarget {
     /// created (a trigger added later catches up; nothing is sent twice). Call again with
     /// `after` set to the report's `next` until it is `None`.
     Window(ListFilter),
+}
+
+impl ResendTarget {
+    /// The window whose page must be read first, if this is one.
+    #[must_use]
+    pub fn window(&self) -> Option<&ListFilter> {
+        match self {
+            Self::One(_) => None,
+            Self::Window(filter) => Some(filter),
+        }
+    }
+
+    /// The entries to re-send, where the next page starts and the mode, given the page of
+    /// [`ResendTarget::window`] (`None` for one session).
+    #[must_use]
+    pub fn resolve(&self, page: Option<Page>) -> (Vec<String>, Option<(i64, String)>, ResendMode) {
+        match (self, page) {
+            (Self::One(id), _) => (vec![id.clone()], None, ResendMode::Again),
+            (Self::Window(_), page) => {
+                let page = page.unwrap_or_default();
+                let ids = page.entries.iter().map(|e| e.id().to_owned()).collect();
+                (ids, page.next, ResendMode::Missing)
+            }
+        }
+    }
 }
 
 /// What re-sending does with a delivery that exists.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use postcall::config::PluginConfig;
 use postcall::sim::{self, MixSpec, Pbx, SimFrame, DEMO_SEED};
 
-use crate::run::{accounts, free_port, get, spawn_binary, start, Running, TOKEN};
+use crate::run::{accounts, demo_blackhole, free_port, get, spawn_binary, start, Running, TOKEN};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::crossbar::Crossbar;
 use crate::servers::http::{HttpServer, Reply};
@@ -56,9 +56,7 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) async fn new() -> Self {
-        let accts = accounts();
-        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-        let bh = Blackhole::start(&[TOKEN], &refs).await;
+        let bh = demo_blackhole().await;
         let cb = Crossbar::start(Pbx::demo(DEMO_SEED), "unused-key", 3600).await;
         cb.state.lock().unwrap().valid.insert(TOKEN.into());
         let rx = Counts::default();

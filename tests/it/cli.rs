@@ -1,14 +1,16 @@
 //! The `postcall` binary: replay output is deterministic and honours a configuration.
 
-use std::process::Command;
+use crate::support::{fixture_files, postcall};
 
-use crate::support::fixture_files;
-
-fn postcall(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_postcall"))
-        .args(args)
-        .output()
-        .expect("postcall runs")
+/// What `postcall args` printed, as JSON; the run must succeed.
+fn json_output(args: &[&str]) -> serde_json::Value {
+    let out = postcall(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -56,18 +58,12 @@ fn replay_with_config_uses_tenant_time_zone_and_pbx() {
     )
     .unwrap();
     let fixture = crate::support::fixtures_dir().join("notes_pstn_hold.jsonl");
-    let out = postcall(&[
+    let cdr = json_output(&[
         "replay",
         "--config",
         cfg.to_str().unwrap(),
         fixture.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cdr["tz"], "America/Chicago");
     assert_eq!(cdr["start"], "2024-05-14T10:30:00-05:00");
     assert_eq!(cdr["pbxId"], "pbx-1");
@@ -86,13 +82,7 @@ fn replay_without_config_locates_the_caller() {
         .replace("+14155550123", "+442071838750");
     let frames = dir.path().join("london.jsonl");
     std::fs::write(&frames, london).unwrap();
-    let out = postcall(&["replay", frames.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cdr = json_output(&["replay", frames.to_str().unwrap()]);
     assert_eq!(cdr["cliNum"], "+442071838750");
     assert_eq!(cdr["cliCtry"], "GB");
     assert_eq!(cdr["cliArea"], "20");
@@ -101,18 +91,12 @@ fn replay_without_config_locates_the_caller() {
 
     let cfg = dir.path().join("plugin.toml");
     std::fs::write(&cfg, "[enrich]\nlocation = false\n").unwrap();
-    let out = postcall(&[
+    let cdr = json_output(&[
         "replay",
         "--config",
         cfg.to_str().unwrap(),
         frames.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cdr: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cdr["cliNum"], "+442071838750");
     for field in ["cliCtry", "cliArea", "cliLoc"] {
         assert!(cdr.get(field).is_none(), "{field} with location = false");

@@ -21,8 +21,7 @@ use postcall::config::PluginConfig;
 use postcall::run::receiver::{Receiver, Reply};
 use postcall::session::ClosedSession;
 
-use crate::run::{accounts, start, start_with, TOKEN};
-use crate::servers::blackhole::Blackhole;
+use crate::run::{accounts, demo_blackhole, start, start_with, TOKEN};
 
 const ADMIN_TOKEN: &str = "console-admin-token-0123";
 
@@ -119,8 +118,7 @@ fn hidden(html: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_forms_need_login_csrf_and_same_origin() {
     let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let bh = demo_blackhole().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &bh.url(), "");
     let run = start(cfg.clone()).await;
@@ -309,9 +307,7 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// with the Standard Webhooks library, a dead letter purged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_manages_triggers_test_webhooks_and_dead_letters() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let bh = demo_blackhole().await;
     let got = Arc::new(Mutex::new(Vec::<(hyper::HeaderMap, Bytes)>::new()));
     let g = got.clone();
     let rx = Receiver::start(None, move |r| {
@@ -504,8 +500,7 @@ async fn console_manages_triggers_test_webhooks_and_dead_letters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_without_token_still_checks_csrf() {
     let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let bh = demo_blackhole().await;
     let dir = tempfile::tempdir().unwrap();
     let run = start(config_with(dir.path(), &bh.url(), "", None)).await;
     let admin = run.started.admin;
@@ -559,9 +554,7 @@ async fn console_without_token_still_checks_csrf() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_stored_trigger_stops_the_start() {
     use postcall::console::store::{RedbTriggers, StoredTrigger, TriggerStore};
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let bh = Blackhole::start(&[TOKEN], &refs).await;
+    let bh = demo_blackhole().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &bh.url(), "");
     let outbox = dir.path().join("data").join("outbox.redb");
@@ -723,9 +716,7 @@ async fn console_in_a_real_browser() {
     })
     .await
     .unwrap();
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    let mut bh = demo_blackhole().await;
     let dir = tempfile::tempdir().unwrap();
     let file = format!(
         "[[trigger]]\nid = \"file-gone\"\ntenant = \"{tenant}\"\nfilter = [{{ field = \"ans\", op = \"eq\", value = 0 }}]\n[trigger.action]\nurl = \"{}/gone\"\nretries = 0\n",

@@ -17,9 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postcall::sim::{self, MixSpec};
-
-use crate::run::{accounts, free_port, get, write_config_with, TOKEN};
+use crate::run::{demo_blackhole, free_port, get, spawn_binary, stream, write_config_with};
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
 use crate::servers::postgres::{Postgres, Proxy};
@@ -118,9 +116,7 @@ struct Cluster {
 
 impl Cluster {
     async fn new(pg: Postgres, answer: Duration) -> Self {
-        let accts = accounts();
-        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-        let bh = Blackhole::start(&[TOKEN], &refs).await;
+        let bh = demo_blackhole().await;
         let rx = Receiver {
             got: Arc::default(),
             answer,
@@ -153,22 +149,6 @@ impl Cluster {
     }
 }
 
-fn stream(calls: u64, seed: u64, gap_ms: u64) -> (Vec<String>, BTreeSet<String>) {
-    let frames: Vec<String> = sim::mix(MixSpec {
-        calls,
-        seed,
-        mean_gap_ms: gap_ms,
-        ..MixSpec::default()
-    })
-    .map(|f| f.text)
-    .collect();
-    let ids = postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()))
-        .into_iter()
-        .map(|c| c.cdr.id)
-        .collect();
-    (frames, ids)
-}
-
 /// A counter from an instance's `/metrics` (0 when absent or unreachable).
 async fn metric(admin: std::net::SocketAddr, name: &str) -> u64 {
     match tokio::time::timeout(Duration::from_secs(2), get(admin, "/metrics")).await {
@@ -198,6 +178,20 @@ async fn wait_metric(
     None
 }
 
+/// Waits until the instance at `admin` (running `cfg`) holds a claim: attempts in flight
+/// whose outcome it has not recorded.
+async fn wait_until_holding(admin: std::net::SocketAddr, cfg: &postcall::config::PluginConfig) {
+    let t = Instant::now();
+    while held(admin).await == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the instance never held a claim:\n{}",
+            log_tail(cfg)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Deliveries an instance has claimed whose outcome it has not recorded.
 async fn held(admin: std::net::SocketAddr) -> u64 {
     let claims = metric(admin, "postcall_store_claims_total").await;
@@ -210,26 +204,6 @@ async fn held(admin: std::net::SocketAddr) -> u64 {
 }
 
 struct Child(std::process::Child);
-
-/// `postcall run` with `cfg`, its log in `postcall.log` beside the configuration.
-fn spawn_binary(
-    cfg: &postcall::config::PluginConfig,
-    admin: std::net::SocketAddr,
-) -> std::process::Child {
-    let log = std::fs::File::create(cfg.file.with_file_name("postcall.log")).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
-        .args([
-            "run",
-            "--config",
-            cfg.file.to_str().unwrap(),
-            "--admin",
-            &admin.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
 
 /// The last lines of an instance's log (for a failure message).
 fn log_tail(cfg: &postcall::config::PluginConfig) -> String {
@@ -269,15 +243,7 @@ async fn one_of_two_instances_killed_mid_stream_and_mid_backlog() {
         c.bh.push(f);
     }
     // Mid-backlog: kill a while it holds claims (attempts in flight, outcome not recorded).
-    let t = Instant::now();
-    while held(admin_a).await == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "instance a never held a claim:\n{}",
-            log_tail(&cfg_a)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until_holding(admin_a, &cfg_a).await;
     a.0.kill().unwrap(); // SIGKILL
     a.0.wait().unwrap();
     let killed = Instant::now();
@@ -404,15 +370,7 @@ async fn one_instance_partitioned_from_postgres() {
         c.bh.push(f);
     }
     // Cut while a has attempts in flight (claimed, outcome not recorded yet).
-    let t = Instant::now();
-    while held(admin_a).await == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "instance a never held a claim:\n{}",
-            log_tail(&cfg_a)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until_holding(admin_a, &cfg_a).await;
     proxy.cut();
     let claims_at_cut = metric(admin_a, "postcall_store_claims_total").await;
     for f in &frames[half..] {

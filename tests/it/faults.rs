@@ -7,11 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postcall::sim::{self, MixSpec};
-
 use crate::run::{
-    accounts, free_port, get, opts, spawn_binary, start, start_with, write_config_with, Running,
-    TOKEN,
+    demo_blackhole, free_port, get, opts, spawn_binary, start, start_with, stream,
+    write_config_with, Running,
 };
 use crate::servers::blackhole::Blackhole;
 use crate::servers::http::{HttpServer, Reply};
@@ -76,9 +74,7 @@ struct Rig {
 
 impl Rig {
     async fn new(receiver_down: bool, extra: &str) -> Self {
-        let accts = accounts();
-        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-        let bh = Blackhole::start(&[TOKEN], &refs).await;
+        let bh = demo_blackhole().await;
         let rx = Receiver::default();
         rx.down.store(receiver_down, Ordering::Relaxed);
         let server = rx.start(None).await;
@@ -93,22 +89,6 @@ impl Rig {
             cfg,
         }
     }
-}
-
-fn stream(calls: u64, seed: u64, gap_ms: u64) -> (Vec<String>, BTreeSet<String>) {
-    let frames: Vec<String> = sim::mix(MixSpec {
-        calls,
-        seed,
-        mean_gap_ms: gap_ms,
-        ..MixSpec::default()
-    })
-    .map(|f| f.text)
-    .collect();
-    let ids = postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()))
-        .into_iter()
-        .map(|c| c.cdr.id)
-        .collect();
-    (frames, ids)
 }
 
 fn report(name: &str, expected: &BTreeSet<String>, delivered: &BTreeSet<String>, dead: usize) {
@@ -459,9 +439,7 @@ async fn a_corrupted_outbox_stops_the_run_and_keeps_its_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load run: minutes in a debug build; run by scripts/faults"]
 async fn ten_thousand_concurrent_calls_with_a_slow_endpoint() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    let mut bh = demo_blackhole().await;
     let rx = Receiver::default();
     let fast = rx.start(None).await;
     let slow = rx.start(Some(Duration::from_millis(20))).await;

@@ -517,8 +517,7 @@ mod sidecar {
     use postcall::delivery::webhook_id;
     use postcall::sim::{self, MixSpec};
 
-    use crate::run::{accounts, start, write_config_with, TOKEN};
-    use crate::servers::blackhole::Blackhole;
+    use crate::run::{accounts, demo_blackhole, start, write_config_with};
     use crate::servers::http::{HttpServer, Reply};
 
     const ADMIN_TOKEN: &str = "journal-admin-token-0123";
@@ -601,8 +600,7 @@ mod sidecar {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn run_journals_every_session_and_a_new_trigger_catches_up_once() {
         let accts = accounts();
-        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-        let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+        let mut bh = demo_blackhole().await;
         let (rx_a, seen_a) = receiver().await;
         let (rx_b, seen_b) = receiver().await;
         let dir = tempfile::tempdir().unwrap();
@@ -875,9 +873,7 @@ mod sidecar {
     /// empty, while the calls are still delivered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn run_prunes_in_the_background_and_counts_it() {
-        let accts = accounts();
-        let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-        let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+        let mut bh = demo_blackhole().await;
         let (rx, seen) = receiver().await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = write_config_with(

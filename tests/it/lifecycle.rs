@@ -11,8 +11,7 @@ use postcall::sim;
 use postcall::source::blackhole::SourceMsg;
 use tokio::sync::{mpsc, watch};
 
-use crate::run::{opts, write_config_with};
-use crate::servers::blackhole::Blackhole;
+use crate::run::{demo_blackhole, opts, write_config_with};
 
 /// Frames already in the driver's channel when the stop comes are folded in, not left behind:
 /// the stopped driver holds the whole call (before, it stopped at once, mid-call).
@@ -73,9 +72,7 @@ async fn a_stopping_driver_folds_every_frame_already_received() {
 /// leaves them on disk for the next start (before, they were read and deleted first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_start_keeps_the_saved_sessions() {
-    let accts = crate::run::accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let bh = Blackhole::start(&[crate::run::TOKEN], &refs).await;
+    let bh = demo_blackhole().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config_with(dir.path(), &bh.url(), &["http://127.0.0.1:9/calls"], "");
 

@@ -18,6 +18,7 @@ use postcall::source::blackhole::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::run::accounts;
 use crate::servers::blackhole::Blackhole;
 use crate::servers::crossbar::Crossbar;
 
@@ -26,10 +27,6 @@ const API_KEY: &str = "4a6e9c0f2b8d4e1a9c7b5d3f1e2a4b6c4a6e9c0f2b8d4e1a9c7b5d3f1
 
 fn pbx() -> Pbx {
     Pbx::demo(DEMO_SEED)
-}
-
-fn accounts() -> Vec<String> {
-    pbx().accounts.iter().map(|a| a.id.clone()).collect()
 }
 
 fn account_refs(v: &[String]) -> Vec<&str> {

@@ -26,6 +26,13 @@ pub(crate) fn accounts() -> Vec<String> {
         .collect()
 }
 
+/// A fake Blackhole serving the demo PBX's accounts to [`TOKEN`].
+pub(crate) async fn demo_blackhole() -> Blackhole {
+    let accts = accounts();
+    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
+    Blackhole::start(&[TOKEN], &refs).await
+}
+
 fn write_config(dir: &std::path::Path, ws: &str, receiver: &str) -> PluginConfig {
     write_config_with(dir, ws, &[&format!("{receiver}/calls")], "")
 }
@@ -87,8 +94,10 @@ pub(crate) fn free_port() -> std::net::SocketAddr {
         .unwrap()
 }
 
-/// The `postcall` binary running `cfg` with its admin listener on `admin` (stderr dropped).
+/// The `postcall` binary running `cfg` with its admin listener on `admin`; its log goes to
+/// `postcall.log` beside the configuration.
 pub(crate) fn spawn_binary(cfg: &PluginConfig, admin: std::net::SocketAddr) -> std::process::Child {
+    let log = std::fs::File::create(cfg.file.with_file_name("postcall.log")).unwrap();
     std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
         .args([
             "run",
@@ -97,9 +106,27 @@ pub(crate) fn spawn_binary(cfg: &PluginConfig, admin: std::net::SocketAddr) -> s
             "--admin",
             &admin.to_string(),
         ])
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
+}
+
+/// The frames of a simulated mix and the ids of the sessions replay makes of them.
+pub(crate) fn stream(calls: u64, seed: u64, gap_ms: u64) -> (Vec<String>, BTreeSet<String>) {
+    let frames: Vec<String> = sim::mix(MixSpec {
+        calls,
+        seed,
+        mean_gap_ms: gap_ms,
+        ..MixSpec::default()
+    })
+    .map(|f| f.text)
+    .collect();
+    let ids = postcall::replay::replay_str(&frames.join("\n"), Arc::new(Default::default()))
+        .into_iter()
+        .map(|c| c.cdr.id)
+        .collect();
+    (frames, ids)
 }
 
 pub(crate) async fn start(cfg: PluginConfig) -> Running {
@@ -157,9 +184,7 @@ pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_and_restart_lose_no_cdr() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    let mut bh = demo_blackhole().await;
     // The receiver is down (503) until told otherwise; it records every session id it accepts.
     let up = Arc::new(AtomicBool::new(false));
     let got = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -254,9 +279,7 @@ async fn outage_and_restart_lose_no_cdr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_report_health_readiness_and_metrics() {
-    let accts = accounts();
-    let refs: Vec<&str> = accts.iter().map(String::as_str).collect();
-    let mut bh = Blackhole::start(&[TOKEN], &refs).await;
+    let mut bh = demo_blackhole().await;
     let rx = HttpServer::start(None, |_| Reply::status(200)).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &bh.url(), &rx.url());

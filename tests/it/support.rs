@@ -33,6 +33,14 @@ pub fn real_part(var: &str, test: &str, what: &str) -> Option<PathBuf> {
     }
 }
 
+/// The `postcall` binary run with `args`, to its end.
+pub fn postcall(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
+        .args(args)
+        .output()
+        .expect("postcall runs")
+}
+
 /// The repository's `fixtures/` directory.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::servers::http::{HttpServer, Reply};
 use crate::servers::tls::TestCa;
-use crate::support::{fixture_files, replay_lines};
+use crate::support::{fixture_files, postcall, replay_lines};
 
 /// Every fixture's sessions (real CDRs of every kind).
 fn sessions() -> &'static [ClosedSession] {
@@ -472,13 +472,6 @@ async fn remote_source_over_https_with_etags() {
     assert_eq!(ids(&reloader.current()), ["local", "json-1"]);
     stop.cancel();
     task.await.unwrap();
-}
-
-fn postcall(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_postcall"))
-        .args(args)
-        .output()
-        .expect("postcall runs")
 }
 
 #[test]
