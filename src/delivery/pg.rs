@@ -330,21 +330,28 @@ impl PgStore {
         }
     }
 
-    /// Ends an operation run on `c` with a deadline: a connection that missed it is dropped
-    /// (it may be stuck on a dead network path).
-    fn finish<T>(
+    /// Runs `op` on a pooled connection within the operation timeout.
+    async fn op<T>(
         &self,
-        c: Object,
-        r: Result<Result<T, OutboxError>, tokio::time::error::Elapsed>,
+        op: impl AsyncFnOnce(&mut Object) -> Result<T, OutboxError>,
     ) -> Result<T, OutboxError> {
-        let r = match r {
+        self.op_within(self.opts.op_timeout, op).await
+    }
+
+    /// Runs `op` on a pooled connection within `limit`. A connection that missed it is
+    /// dropped, not pooled again (it may be stuck on a dead network path); a database error
+    /// marks the store failing until an operation succeeds.
+    async fn op_within<T>(
+        &self,
+        limit: Duration,
+        op: impl AsyncFnOnce(&mut Object) -> Result<T, OutboxError>,
+    ) -> Result<T, OutboxError> {
+        let mut c = self.client().await?;
+        let r = match tokio::time::timeout(limit, op(&mut c)).await {
             Ok(r) => r,
             Err(_) => {
                 drop(Object::take(c));
-                Err(OutboxError::Database(format!(
-                    "no answer within {:?}",
-                    self.opts.op_timeout
-                )))
+                Err(OutboxError::Database(format!("no answer within {limit:?}")))
             }
         };
         let failing = matches!(r, Err(OutboxError::Database(_)));
@@ -353,8 +360,7 @@ impl PgStore {
     }
 
     async fn migrate(&self) -> Result<usize, OutboxError> {
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout * 3, async {
+        self.op_within(self.opts.op_timeout * 3, async |c| {
             let tx = c.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
@@ -383,8 +389,7 @@ impl PgStore {
             tx.commit().await?;
             Ok(applied)
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Writes jobs and journal entries in one transaction. See the module doc for which copy
@@ -426,8 +431,7 @@ impl PgStore {
             by_id.insert(e.id(), e);
         }
         let now = WallTime::now().as_us();
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let tx = c.transaction().await?;
             let mut added = 0;
             if !ids.is_empty() {
@@ -458,8 +462,7 @@ impl PgStore {
             tx.commit().await?;
             Ok(added)
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Claims up to `limit` due jobs of `lane` for this run (see the module doc).
@@ -474,11 +477,11 @@ impl PgStore {
         let lease_until = now.saturating_add(micros(self.opts.lease));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let prefix = format!("{}/", self.opts.instance);
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
-            let rows = c
-                .query(
-                    "WITH c AS (
+        let (jobs, next, expired, taken) = self
+            .op(async |c| {
+                let rows = c
+                    .query(
+                        "WITH c AS (
                          SELECT webhook_id, claimed_by AS prev FROM postcall_outbox
                          WHERE lane = $1 AND due_us <= $2
                            AND (claimed_by IS NULL OR lease_until_us <= $2)
@@ -489,27 +492,27 @@ impl PgStore {
                      SET claimed_by = $5, lease_until_us = $6, claims = o.claims + 1
                      FROM c WHERE o.webhook_id = c.webhook_id
                      RETURNING o.job, c.prev",
-                    &[&lane, &now, &busy, &limit, &self.me, &lease_until],
-                )
-                .await?;
-            let mut jobs = Vec::with_capacity(rows.len());
-            let (mut expired, mut taken) = (0, 0);
-            for row in &rows {
-                let body: &str = row.get(0);
-                let prev: Option<&str> = row.get(1);
-                if let Some(p) = prev {
-                    expired += 1;
-                    if !p.starts_with(&prefix) {
-                        taken += 1;
+                        &[&lane, &now, &busy, &limit, &self.me, &lease_until],
+                    )
+                    .await?;
+                let mut jobs = Vec::with_capacity(rows.len());
+                let (mut expired, mut taken) = (0, 0);
+                for row in &rows {
+                    let body: &str = row.get(0);
+                    let prev: Option<&str> = row.get(1);
+                    if let Some(p) = prev {
+                        expired += 1;
+                        if !p.starts_with(&prefix) {
+                            taken += 1;
+                        }
                     }
+                    jobs.push(serde_json::from_str::<Job>(body)?);
                 }
-                jobs.push(serde_json::from_str::<Job>(body)?);
-            }
-            let mut skip = busy.clone();
-            skip.extend(jobs.iter().map(|j| j.webhook_id.as_str()));
-            let next = c
-                .query_one(
-                    "SELECT
+                let mut skip = busy.clone();
+                skip.extend(jobs.iter().map(|j| j.webhook_id.as_str()));
+                let next = c
+                    .query_one(
+                        "SELECT
                        (SELECT due_us FROM postcall_outbox
                         WHERE lane = $1 AND webhook_id <> ALL($3::text[])
                           AND (claimed_by IS NULL OR lease_until_us <= $2)
@@ -517,19 +520,18 @@ impl PgStore {
                        (SELECT min(greatest(due_us, lease_until_us)) FROM postcall_outbox
                         WHERE lane = $1 AND claimed_by IS NOT NULL AND lease_until_us > $2
                           AND claimed_by <> $4)",
-                    &[&lane, &now, &skip, &self.me],
-                )
-                .await?;
-            let a: Option<i64> = next.get(0);
-            let b: Option<i64> = next.get(1);
-            let next = match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            Ok((jobs, next, expired, taken))
-        })
-        .await;
-        let (jobs, next, expired, taken) = self.finish(c, r)?;
+                        &[&lane, &now, &skip, &self.me],
+                    )
+                    .await?;
+                let a: Option<i64> = next.get(0);
+                let b: Option<i64> = next.get(1);
+                let next = match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Ok((jobs, next, expired, taken))
+            })
+            .await?;
         let k = &self.counters;
         k.claims.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         k.lease_expiries.fetch_add(expired, Ordering::Relaxed);
@@ -546,16 +548,15 @@ impl PgStore {
 
     /// The lanes with pending jobs (and the gauges, refreshed).
     pub(crate) async fn lanes(&self) -> Result<BTreeSet<String>, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
-            let rows = c
-                .query("SELECT DISTINCT lane FROM postcall_outbox", &[])
-                .await?;
-            let counts = counts(&c).await?;
-            Ok((rows.iter().map(|r| r.get::<_, String>(0)).collect(), counts))
-        })
-        .await;
-        let (lanes, (p, d)) = self.finish(c, r)?;
+        let (lanes, (p, d)) = self
+            .op(async |c| {
+                let rows = c
+                    .query("SELECT DISTINCT lane FROM postcall_outbox", &[])
+                    .await?;
+                let counts = counts(&*c).await?;
+                Ok((rows.iter().map(|r| r.get::<_, String>(0)).collect(), counts))
+            })
+            .await?;
         self.pending.store(p, Ordering::Relaxed);
         self.dead.store(d, Ordering::Relaxed);
         Ok(lanes)
@@ -563,9 +564,7 @@ impl PgStore {
 
     /// Pending jobs and dead letters.
     pub(crate) async fn counts(&self) -> Result<(u64, u64), OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, counts(&c)).await;
-        let (p, d) = self.finish(c, r)?;
+        let (p, d) = self.op(async |c| counts(&*c).await).await?;
         self.pending.store(p, Ordering::Relaxed);
         self.dead.store(d, Ordering::Relaxed);
         Ok((p, d))
@@ -599,39 +598,39 @@ impl PgStore {
                 }
             }
         }
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
-            let tx = c.transaction().await?;
-            let mut held = 0;
-            if !delivered.is_empty() {
-                let gone = tx
-                    .query(
-                        "DELETE FROM postcall_outbox WHERE webhook_id = ANY($1::text[])
+        let held = self
+            .op(async |c| {
+                let tx = c.transaction().await?;
+                let mut held = 0;
+                if !delivered.is_empty() {
+                    let gone = tx
+                        .query(
+                            "DELETE FROM postcall_outbox WHERE webhook_id = ANY($1::text[])
                          AND claimed_by = $2 RETURNING webhook_id",
-                        &[&delivered, &self.me],
-                    )
-                    .await?;
-                let gone: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
-                held += gone.len();
-                set_hooks(&tx, &gone, DeliveryState::Delivered, now).await?;
-            }
-            if !retry_ids.is_empty() {
-                let n = tx
-                    .query(
-                        "UPDATE postcall_outbox o
+                            &[&delivered, &self.me],
+                        )
+                        .await?;
+                    let gone: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
+                    held += gone.len();
+                    set_hooks(&tx, &gone, DeliveryState::Delivered, now).await?;
+                }
+                if !retry_ids.is_empty() {
+                    let n = tx
+                        .query(
+                            "UPDATE postcall_outbox o
                          SET job = u.job, due_us = u.at, claimed_by = NULL, lease_until_us = NULL
                          FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(id, job, at)
                          WHERE o.webhook_id = u.id AND o.claimed_by = $4
                          RETURNING o.webhook_id",
-                        &[&retry_ids, &retry_jobs, &retry_at, &self.me],
-                    )
-                    .await?;
-                held += n.len();
-            }
-            if !dead_ids.is_empty() {
-                let gone = tx
-                    .query(
-                        "WITH g AS (DELETE FROM postcall_outbox
+                            &[&retry_ids, &retry_jobs, &retry_at, &self.me],
+                        )
+                        .await?;
+                    held += n.len();
+                }
+                if !dead_ids.is_empty() {
+                    let gone = tx
+                        .query(
+                            "WITH g AS (DELETE FROM postcall_outbox
                                     WHERE webhook_id = ANY($1::text[]) AND claimed_by = $3
                                     RETURNING webhook_id, created_us)
                          INSERT INTO postcall_dead (webhook_id, created_us, job)
@@ -640,18 +639,17 @@ impl PgStore {
                               ON u.id = g.webhook_id
                          ON CONFLICT (webhook_id) DO UPDATE SET job = EXCLUDED.job
                          RETURNING webhook_id",
-                        &[&dead_ids, &dead_jobs, &self.me],
-                    )
-                    .await?;
-                let gone: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
-                held += gone.len();
-                set_hooks(&tx, &gone, DeliveryState::Dead, now).await?;
-            }
-            tx.commit().await?;
-            Ok(held)
-        })
-        .await;
-        let held = self.finish(c, r)?;
+                            &[&dead_ids, &dead_jobs, &self.me],
+                        )
+                        .await?;
+                    let gone: Vec<String> = gone.iter().map(|r| r.get(0)).collect();
+                    held += gone.len();
+                    set_hooks(&tx, &gone, DeliveryState::Dead, now).await?;
+                }
+                tx.commit().await?;
+                Ok(held)
+            })
+            .await?;
         let lost = done.len().saturating_sub(held);
         if lost > 0 {
             self.counters
@@ -667,8 +665,7 @@ impl PgStore {
 
     /// Dead letters, oldest first.
     pub(crate) async fn dead(&self) -> Result<Vec<Job>, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let rows = c
                 .query(
                     "SELECT job FROM postcall_dead ORDER BY created_us, webhook_id",
@@ -679,14 +676,12 @@ impl PgStore {
                 .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
                 .collect()
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// One dead letter.
     pub(crate) async fn dead_one(&self, id: &str) -> Result<Job, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let row = c
                 .query_opt(
                     "SELECT job FROM postcall_dead WHERE webhook_id = $1",
@@ -696,14 +691,12 @@ impl PgStore {
                 .ok_or_else(|| OutboxError::NotFound(id.into()))?;
             Ok(serde_json::from_str(row.get::<_, &str>(0))?)
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Moves a dead letter back to pending, due at `now` with a fresh attempt budget.
     pub(crate) async fn resend(&self, id: &str, now: i64) -> Result<Job, OutboxError> {
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let tx = c.transaction().await?;
             let row = tx
                 .query_opt(
@@ -720,14 +713,12 @@ impl PgStore {
             tx.commit().await?;
             Ok(job)
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Deletes one dead letter, or all.
     pub(crate) async fn purge(&self, id: Option<&str>) -> Result<usize, OutboxError> {
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let tx = c.transaction().await?;
             let rows = match id {
                 Some(id) => {
@@ -750,14 +741,12 @@ impl PgStore {
             tx.commit().await?;
             Ok(ids.len())
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// A journal entry with the state of each delivery.
     pub(crate) async fn journal_get(&self, id: &str) -> Result<Option<JournalRecord>, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let Some(row) = c
                 .query_opt(
                     "SELECT entry FROM postcall_journal WHERE session_id = $1",
@@ -811,8 +800,7 @@ impl PgStore {
                 .collect();
             Ok(Some(JournalRecord { entry, deliveries }))
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// One page of journal entries, oldest first.
@@ -822,8 +810,7 @@ impl PgStore {
             Some((at, id)) => (Some(*at), Some(id.as_str())),
             None => (None, None),
         };
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let rows = c
                 .query(
                     "SELECT start_us, session_id, entry FROM postcall_journal
@@ -853,8 +840,7 @@ impl PgStore {
             }
             Ok(page)
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// The `n` most recent journal entries of `tenant` (by session start), newest first.
@@ -864,8 +850,7 @@ impl PgStore {
         n: usize,
     ) -> Result<Vec<JournalEntry>, OutboxError> {
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let rows = c
                 .query(
                     "SELECT entry FROM postcall_journal WHERE tenant = $1
@@ -877,15 +862,13 @@ impl PgStore {
                 .map(|r| Ok(serde_json::from_str(r.get::<_, &str>(0))?))
                 .collect()
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Every console-managed trigger: its id and the stored document (the console's
     /// `StoredTrigger` as JSON), by id. One statement (one transaction).
     pub async fn console_triggers(&self) -> Result<Vec<(String, String)>, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let rows = c
                 .query(
                     "SELECT id, stored FROM postcall_console_triggers ORDER BY id COLLATE \"C\"",
@@ -894,8 +877,7 @@ impl PgStore {
                 .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Creates or replaces one console-managed trigger (one statement).
@@ -906,8 +888,7 @@ impl PgStore {
         updated_us: i64,
         stored: &str,
     ) -> Result<(), OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             c.execute(
                 "INSERT INTO postcall_console_triggers (id, tenant, updated_us, stored)
                  VALUES ($1, $2, $3, $4)
@@ -918,14 +899,12 @@ impl PgStore {
             .await?;
             Ok(())
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Removes one console-managed trigger; whether it existed.
     pub async fn console_delete(&self, id: &str) -> Result<bool, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let n = c
                 .execute(
                     "DELETE FROM postcall_console_triggers WHERE id = $1",
@@ -934,8 +913,7 @@ impl PgStore {
                 .await?;
             Ok(n > 0)
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Removes one batch of entries past the retention, then the oldest over the size cap.
@@ -947,8 +925,7 @@ impl PgStore {
         let batch = i64::try_from(policy.batch.max(1)).unwrap_or(i64::MAX);
         let cutoff = now_us.saturating_sub(policy.retention_us);
         let max = i64::try_from(policy.max_bytes).unwrap_or(i64::MAX);
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let tx = c.transaction().await?;
             let old = tx
                 .query(
@@ -1006,8 +983,7 @@ impl PgStore {
                 bytes: u64::try_from(stats.get::<_, i64>(1)).unwrap_or(0),
             })
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Builds journal entries' deliveries again through `set` and enqueues them (one
@@ -1019,26 +995,22 @@ impl PgStore {
         only_trigger: Option<&str>,
         now_us: i64,
     ) -> Result<ResendReport, OutboxError> {
-        let (ids, next, mode) = match target {
-            ResendTarget::One(id) => (vec![id.clone()], None, ResendMode::Again),
-            ResendTarget::Window(filter) => {
-                let page = self.journal_list(filter).await?;
-                let ids = page.entries.iter().map(|e| e.id().to_owned()).collect();
-                (ids, page.next, ResendMode::Missing)
-            }
+        let page = match target.window() {
+            Some(f) => Some(self.journal_list(f).await?),
+            None => None,
         };
-        let mut c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
-            let tx = c.transaction().await?;
-            let mut report = ResendReport::default();
-            for id in &ids {
-                resend_one(&tx, id, set, only_trigger, mode, now_us, &mut report).await?;
-            }
-            tx.commit().await?;
-            Ok(report)
-        })
-        .await;
-        let mut report = self.finish(c, r)?;
+        let (ids, next, mode) = target.resolve(page);
+        let mut report = self
+            .op(async |c| {
+                let tx = c.transaction().await?;
+                let mut report = ResendReport::default();
+                for id in &ids {
+                    resend_one(&tx, id, set, only_trigger, mode, now_us, &mut report).await?;
+                }
+                tx.commit().await?;
+                Ok(report)
+            })
+            .await?;
         report.next = next;
         Ok(report)
     }
@@ -1046,8 +1018,7 @@ impl PgStore {
     /// Saves this instance's open sessions.
     pub(crate) async fn save_sessions(&self, state: &SavedState) -> Result<(), OutboxError> {
         let text = serde_json::to_string(state)?;
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             c.execute(
                 "INSERT INTO postcall_sessions (instance, saved_us, state) VALUES ($1, $2, $3)
                  ON CONFLICT (instance) DO UPDATE
@@ -1057,14 +1028,12 @@ impl PgStore {
             .await?;
             Ok(())
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// This instance's saved sessions.
     pub(crate) async fn load_sessions(&self) -> Result<Option<SavedState>, OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             let row = c
                 .query_opt(
                     "SELECT state FROM postcall_sessions WHERE instance = $1",
@@ -1076,14 +1045,12 @@ impl PgStore {
                 None => Ok(None),
             }
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 
     /// Removes this instance's saved sessions.
     pub(crate) async fn remove_sessions(&self) -> Result<(), OutboxError> {
-        let c = self.client().await?;
-        let r = tokio::time::timeout(self.opts.op_timeout, async {
+        self.op(async |c| {
             c.execute(
                 "DELETE FROM postcall_sessions WHERE instance = $1",
                 &[&self.opts.instance],
@@ -1091,8 +1058,7 @@ impl PgStore {
             .await?;
             Ok(())
         })
-        .await;
-        self.finish(c, r)
+        .await
     }
 }
 
