@@ -150,6 +150,39 @@ impl Storage {
         }
     }
 
+    /// [`Storage::enqueue_journaled`], also returning the jobs the engine may attempt from
+    /// memory: on the embedded backend, those written (durable now, and this process is the
+    /// only one attempting them); on PostgreSQL none, since a job is attempted only once
+    /// claimed.
+    ///
+    /// # Errors
+    /// A storage error; nothing was written.
+    pub async fn enqueue_handed(
+        &self,
+        jobs: Vec<Job>,
+        entries: Vec<Encoded>,
+    ) -> Result<(usize, Vec<Job>), OutboxError> {
+        match self {
+            Self::Embedded(o) => {
+                let written = on_owner!(o, |s| s
+                    .enqueue_with(&jobs, &entries)
+                    .map(|w| (w, jobs)))?;
+                let (idx, mut jobs) = written;
+                let n = idx.len();
+                if n < jobs.len() {
+                    let keep: BTreeSet<usize> = idx.into_iter().collect();
+                    let mut i = 0;
+                    jobs.retain(|_| {
+                        i += 1;
+                        keep.contains(&(i - 1))
+                    });
+                }
+                Ok((n, jobs))
+            }
+            Self::Postgres(p) => Ok((p.enqueue(&jobs, &entries).await?, Vec::new())),
+        }
+    }
+
     /// Up to `limit` jobs of `lane` due at `now` that this process may attempt now (claimed
     /// for it, on PostgreSQL), skipping `busy`; and when the lane's next job not returned is
     /// due (or its claim's lease ends).

@@ -16,6 +16,8 @@
 //! - [`backend`] is the storage boundary: the embedded outbox or [`pg`] (PostgreSQL, shared
 //!   by several instances), one enum.
 //! - [`engine`] runs attempts with per-endpoint and global concurrency limits.
+//! - [`ready`] is the engine's view of the lanes: fresh jobs attempted from memory, when to
+//!   read a lane's stored jobs (pure).
 //! - [`attempts`] is the bounded, in-memory log of recent attempts (the console shows it).
 
 pub mod attempts;
@@ -27,6 +29,7 @@ pub mod journal;
 pub mod keys;
 pub mod outbox;
 pub mod payload;
+pub(crate) mod ready;
 pub mod pg;
 pub mod retry;
 pub mod sign;

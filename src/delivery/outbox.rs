@@ -391,15 +391,16 @@ impl Store {
     /// A storage error; nothing was written. [`OutboxError::DiskFull`] while the disk reserve
     /// is spent and pending jobs are still to free space.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        self.enqueue_with(jobs, &[])
+        self.enqueue_with(jobs, &[]).map(|w| w.len())
     }
 
-    /// [`Store::enqueue`] with journal entries written in the same transaction.
+    /// [`Store::enqueue`] with journal entries written in the same transaction; returns the
+    /// positions in `jobs` of those written (the others were pending or known already).
     pub(crate) fn enqueue_with(
         &self,
         jobs: &[Job],
         entries: &[Encoded],
-    ) -> Result<usize, OutboxError> {
+    ) -> Result<Vec<usize>, OutboxError> {
         if self.reserve.released() {
             // The disk filled up: what space there is goes to recording outcomes (which frees
             // space) until the backlog has drained and the reserve is back.
@@ -860,21 +861,25 @@ fn refresh(store: &Store, gauges: &Gauges) {
     }
 }
 
-fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize, OutboxError> {
+fn try_enqueue(
+    db: &Database,
+    jobs: &[Job],
+    entries: &[Encoded],
+) -> Result<Vec<usize>, OutboxError> {
     let tx = db.begin_write()?;
-    let mut added = 0;
+    let mut added = Vec::new();
     {
         let mut pending = tx.open_table(PENDING)?;
         let mut sched = tx.open_table(SCHEDULE)?;
         // A webhook id the journal knows was enqueued once already (and may be delivered).
         let hooks = tx.open_table(super::journal::HOOKS)?;
-        for j in jobs {
+        for (i, j) in jobs.iter().enumerate() {
             let id = j.webhook_id.as_str();
             if pending.get(id)?.is_some() || hooks.get(id)?.is_some() {
                 continue;
             }
             write_pending(&mut pending, &mut sched, j)?;
-            added += 1;
+            added.push(i);
         }
     }
     if !entries.is_empty() {
@@ -974,18 +979,21 @@ fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), Outbox
         for (job, outcome) in done {
             let lane = job.endpoint.lane();
             let id = job.webhook_id.as_str();
-            // The schedule entry is keyed by the stored due time (the caller's copy may be
-            // older); only that field is read back.
-            #[derive(serde::Deserialize)]
-            struct Due {
-                next_attempt_us: i64,
+            // The schedule entry is keyed by the stored due time. The caller's copy holds it
+            // (it is the job as read or as written); should it be older, only that field is
+            // read back from the stored job.
+            let key = schedule_key(&lane, job.next_attempt_us, id);
+            if sched.remove(key.as_slice())?.is_none() {
+                #[derive(serde::Deserialize)]
+                struct Due {
+                    next_attempt_us: i64,
+                }
+                if let Some(v) = pending.get(id)? {
+                    if let Ok(d) = serde_json::from_slice::<Due>(v.value()) {
+                        sched.remove(schedule_key(&lane, d.next_attempt_us, id).as_slice())?;
+                    }
+                }
             }
-            let due = match pending.get(id)? {
-                Some(v) => serde_json::from_slice::<Due>(v.value())
-                    .map_or(job.next_attempt_us, |d| d.next_attempt_us),
-                None => job.next_attempt_us,
-            };
-            sched.remove(schedule_key(&lane, due, id).as_slice())?;
             match outcome {
                 Completion::Delivered => {
                     pending.remove(id)?;
