@@ -164,10 +164,7 @@ impl Storage {
     ) -> Result<(usize, Vec<Job>), OutboxError> {
         match self {
             Self::Embedded(o) => {
-                let written = on_owner!(o, |s| s
-                    .enqueue_with(&jobs, &entries)
-                    .map(|w| (w, jobs)))?;
-                let (idx, mut jobs) = written;
+                let (idx, mut jobs) = o.enqueue_grouped(jobs, entries).await?;
                 let n = idx.len();
                 if n < jobs.len() {
                     let keep: BTreeSet<usize> = idx.into_iter().collect();
@@ -213,13 +210,14 @@ impl Storage {
         }
     }
 
-    /// Records outcomes (one transaction).
+    /// Records outcomes (one transaction; on the embedded backend shared with the other
+    /// writes waiting, see [`super::writer`]).
     ///
     /// # Errors
     /// A storage error; none of them is recorded.
     pub async fn complete_many(&self, done: Vec<(Job, Completion)>) -> Result<(), OutboxError> {
         match self {
-            Self::Embedded(o) => on_owner!(o, |s| s.complete_many(&done)),
+            Self::Embedded(o) => o.complete_grouped(done).await,
             Self::Postgres(p) => p.complete_many(&done).await,
         }
     }

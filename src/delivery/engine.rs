@@ -396,10 +396,20 @@ impl Engine {
         jobs: &[Job],
         entries: Vec<super::journal::Encoded>,
     ) -> Result<usize, OutboxError> {
-        let (n, handed) = self
-            .storage
-            .enqueue_handed(jobs.to_vec(), entries)
-            .await?;
+        let written = self.storage.enqueue_handed(jobs.to_vec(), entries).await;
+        let (n, handed) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // Nothing is attempted from memory; but a write whose sync failed may still be
+                // in the file, so those lanes are read again.
+                if let Ok(mut s) = self.slots.lock() {
+                    for job in jobs {
+                        s.ready.mark(&job.endpoint.lane(), job.next_attempt_us);
+                    }
+                }
+                return Err(e);
+            }
+        };
         self.counters
             .enqueued
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -580,7 +590,9 @@ impl Engine {
                 return None;
             };
             let s = &mut *guard;
-            let more = s.ready.take(&lane, room.saturating_sub(jobs.len()), &s.busy);
+            let more = s
+                .ready
+                .take(&lane, room.saturating_sub(jobs.len()), &s.busy);
             jobs.extend(more);
             for job in &jobs {
                 s.started(&job.webhook_id, &lane);
@@ -781,7 +793,11 @@ impl Engine {
         if let Ok(mut s) = self.slots.lock() {
             for (id, lane, again) in slots {
                 // Not stored: the job is still pending as it was, due now.
-                let again = if stored.is_ok() { again } else { Some(i64::MIN) };
+                let again = if stored.is_ok() {
+                    again
+                } else {
+                    Some(i64::MIN)
+                };
                 s.recorded(&id, &lane, again);
             }
         }

@@ -10,6 +10,7 @@
 //! - [`retry`] classifies outcomes and schedules retries (pure).
 //! - [`sign`] is Standard Webhooks signing.
 //! - [`outbox`] is the redb store: pending, schedule, dead letters.
+//! - [`writer`] is group commit: queued outbox writes share one transaction.
 //! - [`storage`] is the file layer under the outbox, where tests inject faults.
 //! - [`journal`] keeps every session CDR (matched or not) with its deliveries, in the same
 //!   store and transactions as the outbox.
@@ -29,11 +30,12 @@ pub mod journal;
 pub mod keys;
 pub mod outbox;
 pub mod payload;
-pub(crate) mod ready;
 pub mod pg;
+pub(crate) mod ready;
 pub mod retry;
 pub mod sign;
 pub mod storage;
+pub(crate) mod writer;
 
 pub use backend::Storage;
 pub use engine::{DeliveryCounters, DeliveryOptions, Engine};

@@ -156,9 +156,10 @@ impl Ready {
     /// Forgets `lane` when it has nothing in memory, nothing stored and nothing `in_flight`
     /// (attempts and outcomes not yet stored).
     pub(crate) fn settle(&mut self, lane: &str, in_flight: usize) {
-        let idle = self.lanes.get(lane).is_some_and(|l| {
-            l.fresh.is_empty() && l.stored_due.is_none() && l.reading.is_none()
-        });
+        let idle = self
+            .lanes
+            .get(lane)
+            .is_some_and(|l| l.fresh.is_empty() && l.stored_due.is_none() && l.reading.is_none());
         if idle && in_flight == 0 {
             self.lanes.remove(lane);
         }
@@ -264,9 +265,16 @@ mod tests {
         assert!(r.begin_read("L", 1));
         r.mark("L", 3); // a retry recorded while the read ran
         r.hand_over("L", vec![job("x", 1)]);
-        assert_eq!(r.held(), 0, "not held during a read: the read may return it too");
+        assert_eq!(
+            r.held(),
+            0,
+            "not held during a read: the read may return it too"
+        );
         r.read_done("L", None);
-        assert!(r.begin_read("L", 1), "the retry and the spilled job are not forgotten");
+        assert!(
+            r.begin_read("L", 1),
+            "the retry and the spilled job are not forgotten"
+        );
         r.read_done("L", Some(9));
         assert_eq!(r.next_stored(3), Some(9));
         assert!(r.begin_read("L", 9));
