@@ -396,6 +396,7 @@ impl Engine {
         jobs: &[Job],
         entries: Vec<super::journal::Encoded>,
     ) -> Result<usize, OutboxError> {
+        let reads_before = self.slots.lock().map_or(0, |s| s.ready.reads());
         let written = self.storage.enqueue_handed(jobs.to_vec(), entries).await;
         let (n, handed) = match written {
             Ok(w) => w,
@@ -420,7 +421,7 @@ impl Engine {
                     by_lane.entry(job.endpoint.lane()).or_default().push(job);
                 }
                 for (lane, jobs) in by_lane {
-                    s.ready.hand_over(&lane, jobs);
+                    s.ready.hand_over(&lane, jobs, reads_before);
                 }
             } else {
                 for job in jobs {

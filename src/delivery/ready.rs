@@ -9,7 +9,9 @@
 //! a hand-over that did not fit, a re-send, an outcome that could not be stored. The outbox
 //! stays the truth: every job held here is pending there, and a crash loses only this copy.
 //!
-//! Per lane, stored jobs due now go before the fresh ones (they were due earlier).
+//! Per lane, jobs go in due order: a lane is served either from memory (nothing of it waits
+//! in the outbox) or from the outbox (a mark lets go of its fresh jobs, which are read back
+//! with the rest).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -40,6 +42,8 @@ pub(crate) struct Ready {
     held: usize,
     cap: usize,
     rotate: usize,
+    /// Reads of the outbox finished so far (see [`Ready::hand_over`]).
+    reads: u64,
 }
 
 impl Ready {
@@ -50,26 +54,41 @@ impl Ready {
             held: 0,
             cap,
             rotate: 0,
+            reads: 0,
         }
     }
 
-    /// The outbox may hold a job of `lane` due at `at` that is not in memory.
+    /// The outbox may hold a job of `lane` due at `at` that is not in memory. The lane's
+    /// fresh jobs are let go too (they are in the outbox as well): from now on the lane is
+    /// served from the outbox, in due order, until a read finds nothing more there.
     pub(crate) fn mark(&mut self, lane: &str, at: i64) {
         let l = self.lanes.entry(lane.to_owned()).or_default();
+        let fresh_due = l.fresh.iter().map(|j| j.next_attempt_us).min();
+        self.held -= l.fresh.len();
+        l.fresh.clear();
+        let at = fresh_due.map_or(at, |f| f.min(at));
         l.stored_due = earliest(l.stored_due, at);
         if let Some(during) = l.reading.as_mut() {
             *during = earliest(*during, at);
         }
     }
 
-    /// Jobs of `lane` just written durably. Held in memory when the lane has no stored job
-    /// waiting and they fit; otherwise the lane is marked to be read.
-    pub(crate) fn hand_over(&mut self, lane: &str, jobs: Vec<Job>) {
+    /// Outbox reads finished so far: taken before a write, passed to [`Ready::hand_over`].
+    pub(crate) fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// Jobs of `lane` just written durably, by a write begun when [`Ready::reads`] was
+    /// `reads_before`. Held in memory when the lane has no stored job waiting, no read
+    /// finished while the write was under way (that read may have returned them already)
+    /// and they fit; otherwise the lane is marked to be read.
+    pub(crate) fn hand_over(&mut self, lane: &str, jobs: Vec<Job>, reads_before: u64) {
         let Some(first_due) = jobs.iter().map(|j| j.next_attempt_us).min() else {
             return;
         };
+        let quiet = self.reads == reads_before;
         let l = self.lanes.entry(lane.to_owned()).or_default();
-        if l.stored_due.is_none() && self.held + jobs.len() <= self.cap {
+        if quiet && l.stored_due.is_none() && self.held + jobs.len() <= self.cap {
             self.held += jobs.len();
             l.fresh.extend(jobs);
         } else {
@@ -110,6 +129,7 @@ impl Ready {
 
     /// The read of `lane` returned; `next` is when its next stored job not returned is due.
     pub(crate) fn read_done(&mut self, lane: &str, next: Option<i64>) {
+        self.reads += 1;
         if let Some(l) = self.lanes.get_mut(lane) {
             let during = l.reading.take().flatten();
             l.stored_due = match (next, during) {
@@ -121,6 +141,7 @@ impl Ready {
 
     /// The read of `lane` failed: the stored part stays to be read.
     pub(crate) fn read_failed(&mut self, lane: &str) {
+        self.reads += 1;
         if let Some(l) = self.lanes.get_mut(lane) {
             if let Some(during) = l.reading.take().flatten() {
                 l.stored_due = earliest(l.stored_due, during);
@@ -221,8 +242,10 @@ mod tests {
     #[test]
     fn fresh_jobs_are_taken_in_order_without_reading_the_outbox() {
         let mut r = Ready::new(8);
-        r.hand_over("L", vec![job("a", 1), job("b", 2)]);
-        r.hand_over("L", vec![job("c", 3)]);
+        let before = r.reads();
+        r.hand_over("L", vec![job("a", 1), job("b", 2)], before);
+        let before = r.reads();
+        r.hand_over("L", vec![job("c", 3)], before);
         assert!(!r.begin_read("L", 10), "nothing stored to read");
         let none = BTreeSet::new();
         assert_eq!(ids(&r.take("L", 2, &none)), ["a", "b"]);
@@ -238,21 +261,39 @@ mod tests {
     fn a_lane_with_stored_work_reads_the_outbox_first_and_holds_nothing_new() {
         let mut r = Ready::new(8);
         r.mark("L", 5); // a retry due at 5
-        r.hand_over("L", vec![job("a", 1)]);
+        let before = r.reads();
+        r.hand_over("L", vec![job("a", 1)], before);
         assert_eq!(r.held(), 0, "held back: it would jump the stored job");
         assert!(!r.begin_read("L", 0), "nothing stored due yet at 0");
         assert!(r.begin_read("L", 1), "the spilled fresh job is due at 1");
         r.read_done("L", None);
         assert!(!r.begin_read("L", 100));
-        r.hand_over("L", vec![job("b", 7)]);
+        let before = r.reads();
+        r.hand_over("L", vec![job("b", 7)], before);
         assert_eq!(r.held(), 1, "held again once the stored part is read");
+    }
+
+    #[test]
+    fn a_mark_lets_go_of_the_fresh_jobs_so_the_lane_keeps_due_order() {
+        let mut r = Ready::new(8);
+        let before = r.reads();
+        r.hand_over("L", vec![job("a", 1), job("b", 2)], before);
+        r.mark("L", 5); // e.g. the backlog found at start, or a retry
+        assert_eq!(r.held(), 0);
+        assert!(
+            r.begin_read("L", 1),
+            "a is read back, before the job due at 5"
+        );
+        assert_eq!(r.fresh_ids("L").count(), 0);
     }
 
     #[test]
     fn the_bound_spills_to_the_outbox() {
         let mut r = Ready::new(2);
-        r.hand_over("L", vec![job("a", 1), job("b", 1)]);
-        r.hand_over("M", vec![job("c", 4)]);
+        let before = r.reads();
+        r.hand_over("L", vec![job("a", 1), job("b", 1)], before);
+        let before = r.reads();
+        r.hand_over("M", vec![job("c", 4)], before);
         assert_eq!(r.held(), 2);
         assert!(r.begin_read("M", 4), "over the bound: read back");
         assert!(!r.begin_read("L", 4));
@@ -264,7 +305,8 @@ mod tests {
         r.mark("L", 1);
         assert!(r.begin_read("L", 1));
         r.mark("L", 3); // a retry recorded while the read ran
-        r.hand_over("L", vec![job("x", 1)]);
+        let before = r.reads();
+        r.hand_over("L", vec![job("x", 1)], before);
         assert_eq!(
             r.held(),
             0,
@@ -284,9 +326,25 @@ mod tests {
     }
 
     #[test]
+    fn jobs_a_read_may_have_returned_are_not_held() {
+        let mut r = Ready::new(8);
+        r.mark("L", 1);
+        let before = r.reads(); // the write of `a` begins
+        assert!(r.begin_read("L", 1)); // a read runs after `a` is durable and returns it
+        r.read_done("L", None);
+        r.hand_over("L", vec![job("a", 1)], before);
+        assert_eq!(r.held(), 0, "not held: it may be in flight already");
+        assert!(
+            r.begin_read("L", 1),
+            "read back instead (skipping what is busy)"
+        );
+    }
+
+    #[test]
     fn busy_ids_are_left_in_place() {
         let mut r = Ready::new(8);
-        r.hand_over("L", vec![job("a", 1), job("b", 1), job("c", 1)]);
+        let before = r.reads();
+        r.hand_over("L", vec![job("a", 1), job("b", 1), job("c", 1)], before);
         let busy: BTreeSet<String> = ["a".to_owned()].into();
         assert_eq!(ids(&r.take("L", 1, &busy)), ["b"]);
         assert_eq!(

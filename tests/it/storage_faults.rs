@@ -330,24 +330,46 @@ async fn drained(outbox: &Outbox) {
     .expect("the outbox drained");
 }
 
+/// Resumes a held device when dropped (a failing test must not leave the owner stuck).
+struct Resume(Faults);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
 /// An attempt's slot is free as soon as its answer is in: with the device stalled, the
 /// first outcome waits for its commit while the next fresh jobs (held in memory, so no
 /// outbox read either) are attempted. When the device resumes every outcome is stored and
-/// each job was attempted once.
+/// each job was attempted once. (The receiver answers after 200 ms, so the device is held
+/// before the first answer.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
-    let mut server = HttpServer::start(None, |_| Reply::status(200)).await;
+    let mut server = HttpServer::start(None, |_| Reply {
+        delay: Some(Duration::from_millis(200)),
+        ..Reply::status(200)
+    })
+    .await;
     let url = format!("{}/h", server.url());
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::default();
     let outbox = Arc::new(open(&dir, &faults));
     let engine = one_at_a_time(outbox.clone());
-    let jobs: Vec<Job> = (0..3).map(|n| job(&format!("j{n}"), &url)).collect();
-    assert_eq!(engine.enqueue(&jobs).await.unwrap(), 3);
-    faults.hold(); // every write from now on waits: no outcome can be stored
     let rx = CancellationToken::new();
     let stop = rx.clone();
     let task = tokio::spawn(engine.clone().run(rx));
+    // A first delivery: the engine has read the outbox's lanes at its start by then.
+    engine.enqueue(&[job("warm-up", &url)]).await.unwrap();
+    assert_eq!(
+        server.next_request().await.header("webhook-id"),
+        Some("warm-up")
+    );
+    drained(&outbox).await;
+    let jobs: Vec<Job> = (0..3).map(|n| job(&format!("j{n}"), &url)).collect();
+    assert_eq!(engine.enqueue(&jobs).await.unwrap(), 3);
+    faults.hold(); // every write from now on waits: no outcome can be stored
+    let resume = Resume(faults.clone());
     let mut seen = Vec::new();
     for _ in 0..3 {
         let r = server.next_request().await;
@@ -364,13 +386,13 @@ async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
         3,
         "no outcome stored while the device is held"
     );
-    faults.resume();
+    drop(resume);
     drained(&outbox).await;
     stop.cancel();
     task.await.unwrap();
     assert!(
         server
-            .next_request_within(Duration::from_millis(200))
+            .next_request_within(Duration::from_millis(300))
             .await
             .is_none(),
         "no job attempted twice"
@@ -380,7 +402,7 @@ async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
             .counters
             .delivered
             .load(std::sync::atomic::Ordering::Relaxed),
-        3
+        4
     );
 }
 
@@ -448,8 +470,10 @@ async fn a_batch_the_outbox_refused_is_not_attempted() {
     drained(&outbox).await;
     stop.cancel();
     task.await.unwrap();
-    assert!(server
-        .next_request_within(Duration::from_millis(200))
-        .await
-        .is_none());
+    let late = server.next_request_within(Duration::from_millis(200)).await;
+    assert!(
+        late.is_none(),
+        "{:?} attempted",
+        late.as_ref().and_then(|r| r.header("webhook-id"))
+    );
 }
