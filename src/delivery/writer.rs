@@ -18,13 +18,16 @@ use super::outbox::{complete_in, enqueue_in, Completion, OutboxError, Store};
 /// Writes sharing one transaction at most (each holds its jobs until the commit).
 pub(crate) const MAX_BATCH: usize = 256;
 
+/// What an enqueue is answered with: the positions of the jobs written, and the jobs.
+pub(crate) type Enqueued = Result<(Vec<usize>, Vec<Job>), OutboxError>;
+
 /// A write waiting for the owner thread.
 pub(crate) enum Write {
     /// [`Store::enqueue_with`]: answered with the positions of the jobs written, and the jobs.
     Enqueue {
         jobs: Vec<Job>,
         entries: Vec<Encoded>,
-        reply: oneshot::Sender<Result<(Vec<usize>, Vec<Job>), OutboxError>>,
+        reply: oneshot::Sender<Enqueued>,
     },
     /// [`Store::complete_many`].
     Complete {
