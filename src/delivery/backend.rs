@@ -151,6 +151,36 @@ impl Storage {
         }
     }
 
+    /// [`Storage::enqueue_journaled`], also returning the jobs the engine may attempt from
+    /// memory: on the embedded backend, those written (durable now, and this process is the
+    /// only one attempting them); on PostgreSQL none, since a job is attempted only once
+    /// claimed.
+    ///
+    /// # Errors
+    /// A storage error; nothing was written.
+    pub async fn enqueue_handed(
+        &self,
+        jobs: Vec<Job>,
+        entries: Vec<Encoded>,
+    ) -> Result<(usize, Vec<Job>), OutboxError> {
+        match self {
+            Self::Embedded(o) => {
+                let (idx, mut jobs) = o.enqueue_grouped(jobs, entries).await?;
+                let n = idx.len();
+                if n < jobs.len() {
+                    let keep: BTreeSet<usize> = idx.into_iter().collect();
+                    let mut i = 0;
+                    jobs.retain(|_| {
+                        i += 1;
+                        keep.contains(&(i - 1))
+                    });
+                }
+                Ok((n, jobs))
+            }
+            Self::Postgres(p) => Ok((p.enqueue(&jobs, &entries).await?, Vec::new())),
+        }
+    }
+
     /// Up to `limit` jobs of `lane` due at `now` that this process may attempt now (claimed
     /// for it, on PostgreSQL), skipping `busy`; and when the lane's next job not returned is
     /// due (or its claim's lease ends).
@@ -181,13 +211,14 @@ impl Storage {
         }
     }
 
-    /// Records outcomes (one transaction).
+    /// Records outcomes (one transaction; on the embedded backend shared with the other
+    /// writes waiting, see [`super::writer`]).
     ///
     /// # Errors
     /// A storage error; none of them is recorded.
     pub async fn complete_many(&self, done: Vec<(Job, Completion)>) -> Result<(), OutboxError> {
         match self {
-            Self::Embedded(o) => on_owner!(o, |s| s.complete_many(&done)),
+            Self::Embedded(o) => o.complete_grouped(done).await,
             Self::Postgres(p) => p.complete_many(&done).await,
         }
     }

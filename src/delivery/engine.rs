@@ -1,14 +1,19 @@
 //! The delivery engine: takes due jobs lane by lane from the outbox and attempts them, with a
 //! concurrency limit per endpoint lane (scheme, host, port) and overall.
 //!
-//! Every attempt's outcome is written back to the outbox before the job's slot is freed, so
-//! the outbox is always the truth: a restart resumes exactly the jobs not known delivered.
+//! Every attempt's outcome is written back to the outbox before the job can be handed out
+//! again, so the outbox is always the truth: a restart resumes exactly the jobs not known
+//! delivered. The attempt's concurrency slot is freed as soon as the answer is in; outcomes
+//! wait for the next commit (one at a time, all waiting outcomes in one transaction), bounded
+//! by [`MAX_UNRECORDED`]. Fresh jobs are attempted from memory ([`super::ready`]).
 //! A slow or dead endpoint fills only its own lane, and a quarter of the global slots is held
 //! for lanes with nothing in flight, so stalled endpoints together never take every slot;
 //! lanes are served in turn. Only the status and the first KiB of a response are read.
 //! Ingest never waits on delivery (enqueueing is one local write).
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use super::ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +47,13 @@ pub struct DeliveryOptions {
 
 /// Bytes of a response body read (for the log); the rest is never read.
 const KEEP_BODY_BYTES: usize = 1024;
+
+/// Finished attempts whose outcome is not stored yet; at this many no attempt starts until
+/// the next commit (each holds its job).
+pub const MAX_UNRECORDED: usize = 1024;
+
+/// Fresh jobs held in memory for their first attempt; more are read back from the outbox.
+pub const HELD_IN_MEMORY: usize = 1024;
 
 /// How many attempts a lane may start now. A quarter of the global slots is kept for lanes
 /// with nothing in flight, so endpoints that stall (each holding its slots for the whole
@@ -216,12 +228,65 @@ struct Done {
     answer: Option<(u16, String)>,
 }
 
-#[derive(Default)]
-struct Lanes {
-    rotate: usize,
+/// The dispatcher's bookkeeping, under one lock.
+struct Slots {
+    /// Lanes with work and fresh jobs.
+    ready: Ready,
+    /// Jobs attempted whose outcome is not stored yet (never handed out again meanwhile).
     busy: BTreeSet<String>,
+    /// Attempts running (HTTP), overall and per lane.
+    running: usize,
     per_lane: BTreeMap<String, usize>,
-    known: BTreeSet<String>,
+    /// Per lane, the jobs in `busy` (the lane is kept while it has any).
+    open: BTreeMap<String, usize>,
+}
+
+impl Slots {
+    fn new() -> Self {
+        Self {
+            ready: Ready::new(HELD_IN_MEMORY),
+            busy: BTreeSet::new(),
+            running: 0,
+            per_lane: BTreeMap::new(),
+            open: BTreeMap::new(),
+        }
+    }
+
+    fn started(&mut self, id: &str, lane: &str) {
+        self.busy.insert(id.to_owned());
+        self.running += 1;
+        *self.per_lane.entry(lane.to_owned()).or_default() += 1;
+        *self.open.entry(lane.to_owned()).or_default() += 1;
+    }
+
+    /// The attempt's answer is in: its slot is free, its job stays busy until recorded.
+    fn answered(&mut self, lane: &str) {
+        self.running = self.running.saturating_sub(1);
+        if let Some(n) = self.per_lane.get_mut(lane) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_lane.remove(lane);
+            }
+        }
+    }
+
+    /// The outcome is stored (or could not be: `stored_at` is then when it is due again).
+    fn recorded(&mut self, id: &str, lane: &str, stored_at: Option<i64>) {
+        self.busy.remove(id);
+        if let Some(n) = self.open.get_mut(lane) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.open.remove(lane);
+            }
+        }
+        if let Some(at) = stored_at {
+            self.ready.mark(lane, at);
+        }
+    }
+
+    fn unrecorded(&self) -> usize {
+        self.busy.len().saturating_sub(self.running)
+    }
 }
 
 /// The engine. Cheap to share.
@@ -230,7 +295,7 @@ pub struct Engine {
     keys: std::sync::OnceLock<Arc<dyn super::keys::KeySource>>,
     http: HttpClient,
     opts: DeliveryOptions,
-    lanes: Mutex<Lanes>,
+    slots: Mutex<Slots>,
     wake: Notify,
     /// Counters.
     pub counters: DeliveryCounters,
@@ -284,7 +349,7 @@ impl Engine {
             keys: std::sync::OnceLock::new(),
             http,
             opts,
-            lanes: Mutex::new(Lanes::default()),
+            slots: Mutex::new(Slots::new()),
             wake: Notify::new(),
             counters: DeliveryCounters::default(),
             attempts: super::attempts::AttemptLog::default(),
@@ -331,22 +396,50 @@ impl Engine {
         jobs: &[Job],
         entries: Vec<super::journal::Encoded>,
     ) -> Result<usize, OutboxError> {
-        let n = self
-            .storage
-            .enqueue_journaled(jobs.to_vec(), entries)
-            .await?;
+        let reads_before = self.slots.lock().map_or(0, |s| s.ready.reads());
+        let written = self.storage.enqueue_handed(jobs.to_vec(), entries).await;
+        let (n, handed) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // Nothing is attempted from memory; but a write whose sync failed may still be
+                // in the file, so those lanes are read again.
+                if let Ok(mut s) = self.slots.lock() {
+                    for job in jobs {
+                        s.ready.mark(&job.endpoint.lane(), job.next_attempt_us);
+                    }
+                }
+                return Err(e);
+            }
+        };
         self.counters
             .enqueued
             .fetch_add(n as u64, Ordering::Relaxed);
-        self.queued(jobs.iter().map(|j| j.endpoint.lane()));
+        if let Ok(mut s) = self.slots.lock() {
+            if self.storage.embedded().is_some() {
+                let mut by_lane: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+                for job in handed {
+                    by_lane.entry(job.endpoint.lane()).or_default().push(job);
+                }
+                for (lane, jobs) in by_lane {
+                    s.ready.hand_over(&lane, jobs, reads_before);
+                }
+            } else {
+                for job in jobs {
+                    s.ready.mark(&job.endpoint.lane(), job.next_attempt_us);
+                }
+            }
+        }
+        self.wake.notify_one();
         Ok(n)
     }
 
     /// Tells the dispatcher that jobs were written to these lanes by other means (a journal
     /// re-send) and wakes it.
     pub fn queued(&self, lanes: impl IntoIterator<Item = String>) {
-        if let Ok(mut l) = self.lanes.lock() {
-            l.known.extend(lanes);
+        if let Ok(mut s) = self.slots.lock() {
+            for lane in lanes {
+                s.ready.mark(&lane, i64::MIN);
+            }
         }
         self.wake.notify_one();
     }
@@ -358,8 +451,8 @@ impl Engine {
     /// No such dead letter, or a storage error.
     pub async fn resend(&self, webhook_id: &str) -> Result<Job, OutboxError> {
         let job = self.storage.resend(webhook_id, WallTime::now()).await?;
-        if let Ok(mut l) = self.lanes.lock() {
-            l.known.insert(job.endpoint.lane());
+        if let Ok(mut s) = self.slots.lock() {
+            s.ready.mark(&job.endpoint.lane(), i64::MIN);
         }
         self.wake.notify_one();
         Ok(job)
@@ -384,6 +477,9 @@ impl Engine {
                 if polled.elapsed() >= p {
                     polled = std::time::Instant::now();
                     lanes_read = false;
+                    if let Ok(mut s) = self.slots.lock() {
+                        s.ready.mark_all(i64::MIN);
+                    }
                 }
             }
             if commit.is_none() && !finished.is_empty() {
@@ -409,9 +505,9 @@ impl Engine {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
                 Some(first) = tasks.join_next(), if !tasks.is_empty() => {
-                    finished.extend(first);
+                    self.answered(&mut finished, first);
                     while let Some(more) = tasks.try_join_next() {
-                        finished.extend(more);
+                        self.answered(&mut finished, more);
                     }
                 }
                 _ = async { if let Some(c) = commit.as_mut() { let _ = c.await; } }, if commit.is_some() => {
@@ -423,9 +519,18 @@ impl Engine {
             let _ = c.await;
         }
         while let Some(d) = tasks.join_next().await {
-            finished.extend(d);
+            self.answered(&mut finished, d);
         }
         self.record(finished).await;
+    }
+
+    /// A finished attempt: its slot is freed and its outcome waits for the next commit.
+    fn answered(&self, finished: &mut Vec<Done>, d: Result<Done, tokio::task::JoinError>) {
+        let Ok(d) = d else { return };
+        if let Ok(mut s) = self.slots.lock() {
+            s.answered(&d.lane);
+        }
+        finished.push(d);
     }
 
     /// Adds the lanes that have pending jobs to the known ones; false when the outbox could
@@ -433,8 +538,10 @@ impl Engine {
     async fn read_lanes(&self) -> bool {
         match self.storage.lanes().await {
             Ok(known) => {
-                if let Ok(mut l) = self.lanes.lock() {
-                    l.known.extend(known);
+                if let Ok(mut s) = self.slots.lock() {
+                    for lane in known {
+                        s.ready.mark(&lane, i64::MIN);
+                    }
                 }
                 true
             }
@@ -446,63 +553,83 @@ impl Engine {
         }
     }
 
-    /// Starts every due job there is room for; returns when the next known job is due.
+    /// Starts every due job there is room for (stored ones due first, then fresh ones from
+    /// memory); returns when the next stored job is due.
     async fn dispatch(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<Done>) -> Option<i64> {
         let now = WallTime::now().as_us();
-        let mut next: Option<i64> = None;
-        let (lanes, busy): (Vec<String>, BTreeSet<String>) = match self.lanes.lock() {
-            Ok(mut l) => {
-                // Start after the lane served first last time, so scarce slots go round.
-                let start = l.rotate % l.known.len().max(1);
-                l.rotate = l.rotate.wrapping_add(1);
-                let mut v: Vec<String> = l.known.iter().cloned().collect();
-                v.rotate_left(start);
-                (v, l.busy.clone())
-            }
-            Err(_) => return None,
+        let mut soon: Option<i64> = None;
+        let Ok(lanes) = self.slots.lock().map(|mut s| s.ready.lanes()) else {
+            return None;
         };
         for lane in lanes {
-            let (global, here) = match self.lanes.lock() {
-                Ok(l) => (l.busy.len(), l.per_lane.get(&lane).copied().unwrap_or(0)),
-                Err(_) => return None,
+            let Some((room, skip)) = self.plan(&lane, now) else {
+                break;
             };
-            let room = lane_room(&self.opts, global, here);
             if room == 0 {
                 continue;
             }
-            let read = self
-                .storage
-                .due(lane.clone(), now, room, busy.clone())
-                .await;
-            let (due, lane_next) = match read {
-                Ok(x) => x,
-                Err(e) => {
-                    self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, "outbox read failed; trying again in a second");
-                    let soon = now + 1_000_000;
-                    next = Some(next.map_or(soon, |n: i64| n.min(soon)));
-                    continue;
+            let mut jobs = Vec::new();
+            if let Some(skip) = skip {
+                match self.storage.due(lane.clone(), now, room, skip).await {
+                    Ok((due, next)) => {
+                        jobs = due;
+                        if let Ok(mut s) = self.slots.lock() {
+                            s.ready.read_done(&lane, next);
+                        }
+                    }
+                    Err(e) => {
+                        self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "outbox read failed; trying again in a second");
+                        if let Ok(mut s) = self.slots.lock() {
+                            s.ready.read_failed(&lane);
+                        }
+                        soon = Some(now + 1_000_000);
+                    }
                 }
+            }
+            let Ok(mut guard) = self.slots.lock() else {
+                return None;
             };
-            if due.is_empty() && lane_next.is_none() && here == 0 {
-                if let Ok(mut l) = self.lanes.lock() {
-                    l.known.remove(&lane);
-                }
+            let s = &mut *guard;
+            let more = s
+                .ready
+                .take(&lane, room.saturating_sub(jobs.len()), &s.busy);
+            jobs.extend(more);
+            for job in &jobs {
+                s.started(&job.webhook_id, &lane);
             }
-            if let Some(t) = lane_next {
-                next = Some(next.map_or(t, |n: i64| n.min(t)));
-            }
-            for job in due {
-                if let Ok(mut l) = self.lanes.lock() {
-                    l.busy.insert(job.webhook_id.clone());
-                    *l.per_lane.entry(lane.clone()).or_default() += 1;
-                }
+            s.ready
+                .settle(&lane, s.open.get(&lane).copied().unwrap_or(0));
+            drop(guard);
+            for job in jobs {
                 let me = self.clone();
                 let lane = lane.clone();
                 tasks.spawn(async move { me.attempt(job, lane).await });
             }
         }
-        next
+        let next = self.slots.lock().ok()?.ready.next_stored(now);
+        match (next, soon) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How many attempts `lane` may start now, and whether its stored part must be read
+    /// first (with the ids that read skips: those busy and those held in memory). `None`
+    /// when no attempt may start anywhere (too many outcomes wait to be stored).
+    fn plan(&self, lane: &str, now: i64) -> Option<(usize, Option<BTreeSet<String>>)> {
+        let mut s = self.slots.lock().ok()?;
+        if s.unrecorded() >= MAX_UNRECORDED {
+            return None;
+        }
+        let here = s.per_lane.get(lane).copied().unwrap_or(0);
+        let room = lane_room(&self.opts, s.running, here);
+        if room == 0 || !s.ready.begin_read(lane, now) {
+            return Some((room, None));
+        }
+        let mut skip = s.busy.clone();
+        skip.extend(s.ready.fresh_ids(lane).map(str::to_owned));
+        Some((room, Some(skip)))
     }
 
     /// One attempt; its outcome is recorded by [`Engine::record`].
@@ -643,25 +770,35 @@ impl Engine {
         let now = WallTime::now();
         self.attempts
             .record(done.iter().map(|d| logged(d, now)), now);
+        // Per job: its id, lane, and when it is due again in the outbox if it stays there.
         let mut slots = Vec::with_capacity(done.len());
         let mut batch = Vec::with_capacity(done.len());
         for d in done {
-            slots.push((d.job.webhook_id.clone(), d.lane));
+            let again = match &d.completion {
+                Completion::RetryAt(at, _) => Some(*at),
+                Completion::Delivered | Completion::Dead(_) => None,
+            };
+            slots.push((d.job.webhook_id.clone(), d.lane, again));
             batch.push((d.job, d.completion));
         }
         let jobs = batch.len();
-        if let Err(e) = self.storage.complete_many(batch).await {
+        let stored = self.storage.complete_many(batch).await;
+        if let Err(e) = &stored {
             c.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(jobs, error = %e, "outbox update failed; the jobs stay pending and are attempted again");
         }
-        if let Ok(mut l) = self.lanes.lock() {
-            for (id, lane) in slots {
-                l.busy.remove(&id);
-                if let Some(n) = l.per_lane.get_mut(&lane) {
-                    *n = n.saturating_sub(1);
-                }
+        if let Ok(mut s) = self.slots.lock() {
+            for (id, lane, again) in slots {
+                // Not stored: the job is still pending as it was, due now.
+                let again = if stored.is_ok() {
+                    again
+                } else {
+                    Some(i64::MIN)
+                };
+                s.recorded(&id, &lane, again);
             }
         }
+        self.wake.notify_one();
     }
 
     /// Builds, signs and sends the request; returns the status and the first bytes of the

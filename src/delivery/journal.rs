@@ -596,7 +596,7 @@ impl Store {
         jobs: &[Job],
         entries: &[Encoded],
     ) -> Result<usize, OutboxError> {
-        self.enqueue_with(jobs, entries)
+        self.enqueue_with(jobs, entries).map(|w| w.len())
     }
 
     /// [`Journal::put`] on the owner thread.

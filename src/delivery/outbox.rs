@@ -26,6 +26,7 @@ use super::job::Job;
 use super::journal::{DeliveryState, Encoded};
 use super::storage::{Faults, FaultyFile};
 use crate::clock::WallTime;
+use super::writer::Write;
 
 pub(crate) const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
@@ -336,7 +337,7 @@ impl Store {
     /// runs: redb asserts (panics) instead of returning an error when a database left
     /// inconsistent by an I/O error is used again, so a panic here becomes
     /// [`OutboxError::Crashed`] (which reopens).
-    fn with_db<T>(
+    pub(crate) fn with_db<T>(
         &self,
         op: impl FnOnce(&Database) -> Result<T, OutboxError>,
     ) -> Result<T, OutboxError> {
@@ -392,15 +393,16 @@ impl Store {
     /// A storage error; nothing was written. [`OutboxError::DiskFull`] while the disk reserve
     /// is spent and pending jobs are still to free space.
     pub fn enqueue(&self, jobs: &[Job]) -> Result<usize, OutboxError> {
-        self.enqueue_with(jobs, &[])
+        self.enqueue_with(jobs, &[]).map(|w| w.len())
     }
 
-    /// [`Store::enqueue`] with journal entries written in the same transaction.
+    /// [`Store::enqueue`] with journal entries written in the same transaction; returns the
+    /// positions in `jobs` of those written (the others were pending or known already).
     pub(crate) fn enqueue_with(
         &self,
         jobs: &[Job],
         entries: &[Encoded],
-    ) -> Result<usize, OutboxError> {
+    ) -> Result<Vec<usize>, OutboxError> {
         if self.reserve.released() {
             // The disk filled up: what space there is goes to recording outcomes (which frees
             // space) until the backlog has drained and the reserve is back.
@@ -487,12 +489,25 @@ impl Store {
                 self.with_db(|db| complete_many(db, done))
             }
             r => {
-                if r.is_ok() && !self.reserve.exists() && self.pending_len().is_ok_and(|n| n == 0) {
-                    self.reserve.create();
+                if r.is_ok() {
+                    self.outcomes_stored();
                 }
                 r
             }
         }
+    }
+
+    /// After outcomes were stored: the disk reserve is made again once nothing is pending.
+    pub(crate) fn outcomes_stored(&self) {
+        if !self.reserve.exists() && self.pending_len().is_ok_and(|n| n == 0) {
+            self.reserve.create();
+        }
+    }
+
+    /// The disk filled up and its reserve was given to outcomes: writes go one by one
+    /// through [`Store::enqueue_with`] and [`Store::complete_many`], which handle that.
+    pub(crate) fn reserve_spent(&self) -> bool {
+        self.reserve.released()
     }
 
     /// Number of pending jobs.
@@ -552,8 +567,12 @@ impl Store {
     }
 }
 
-/// A request to the owner thread.
-type Request = Box<dyn FnOnce(&Store) + Send>;
+/// A request to the owner thread: any operation, or a write that may share its transaction
+/// with the writes queued behind it ([`super::writer`]).
+enum Request {
+    Op(Box<dyn FnOnce(&Store) + Send>),
+    Write(Write),
+}
 
 /// Requests waiting for the owner thread; a caller beyond this waits (backpressure).
 const QUEUE: usize = 64;
@@ -650,9 +669,30 @@ impl Outbox {
         let owner = std::thread::Builder::new()
             .name("postcall-outbox".into())
             .spawn(move || {
-                while let Ok(req) = rx.recv() {
-                    req(&store);
+                let mut next = rx.recv().ok();
+                while let Some(req) = next.take() {
+                    match req {
+                        Request::Op(op) => op(&store),
+                        Request::Write(first) => {
+                            // Every write queued behind this one joins its transaction.
+                            let mut batch = vec![first];
+                            while batch.len() < super::writer::MAX_BATCH {
+                                match rx.try_recv() {
+                                    Ok(Request::Write(w)) => batch.push(w),
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            super::writer::commit(&store, batch);
+                        }
+                    }
                     refresh(&store, &g);
+                    if next.is_none() {
+                        next = rx.recv().ok();
+                    }
                 }
             })
             .map_err(OutboxError::Io)?;
@@ -672,11 +712,59 @@ impl Outbox {
         &self,
         op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
     ) -> Result<T, OutboxError> {
-        let tx = self.tx.clone().ok_or(OutboxError::Closed)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let req: Request = Box::new(move |s: &Store| {
+        let req = Request::Op(Box::new(move |s: &Store| {
             let _ = reply.send(op(s));
-        });
+        }));
+        self.send(req).await?;
+        let r = answer.await.unwrap_or(Err(OutboxError::Closed));
+        self.gauges.note(&r);
+        r
+    }
+
+    /// Writes jobs and journal entries like [`Store::enqueue_with`], in one transaction with
+    /// the other writes waiting for the owner thread (one disk sync for all); returns the
+    /// positions of the jobs written, and the jobs.
+    ///
+    /// # Errors
+    /// As [`Store::enqueue_with`]; nothing was written.
+    pub(crate) async fn enqueue_grouped(
+        &self,
+        jobs: Vec<Job>,
+        entries: Vec<Encoded>,
+    ) -> Result<(Vec<usize>, Vec<Job>), OutboxError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Request::Write(Write::Enqueue {
+            jobs,
+            entries,
+            reply,
+        }))
+        .await?;
+        let r = answer.await.unwrap_or(Err(OutboxError::Closed));
+        self.gauges.note(&r);
+        r
+    }
+
+    /// Records outcomes like [`Store::complete_many`], in one transaction with the other
+    /// writes waiting for the owner thread.
+    ///
+    /// # Errors
+    /// As [`Store::complete_many`]; none of them is recorded.
+    pub(crate) async fn complete_grouped(
+        &self,
+        done: Vec<(Job, Completion)>,
+    ) -> Result<(), OutboxError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Request::Write(Write::Complete { done, reply }))
+            .await?;
+        let r = answer.await.unwrap_or(Err(OutboxError::Closed));
+        self.gauges.note(&r);
+        r
+    }
+
+    /// Queues `req` for the owner thread without blocking the async worker.
+    async fn send(&self, req: Request) -> Result<(), OutboxError> {
+        let tx = self.tx.clone().ok_or(OutboxError::Closed)?;
         match tx.try_send(req) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(req)) => {
@@ -687,9 +775,7 @@ impl Outbox {
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(OutboxError::Closed),
         }
-        let r = answer.await.unwrap_or(Err(OutboxError::Closed));
-        self.gauges.note(&r);
-        r
+        Ok(())
     }
 
     /// Runs `op` on the owner thread and blocks the calling thread until it is done. Not for
@@ -703,9 +789,9 @@ impl Outbox {
     ) -> Result<T, OutboxError> {
         let tx = self.tx.as_ref().ok_or(OutboxError::Closed)?;
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        tx.send(Box::new(move |s: &Store| {
+        tx.send(Request::Op(Box::new(move |s: &Store| {
             let _ = reply.send(op(s));
-        }))
+        })))
         .map_err(|_| OutboxError::Closed)?;
         let r = answer.recv().unwrap_or(Err(OutboxError::Closed));
         self.gauges.note(&r);
@@ -861,30 +947,44 @@ fn refresh(store: &Store, gauges: &Gauges) {
     }
 }
 
-fn try_enqueue(db: &Database, jobs: &[Job], entries: &[Encoded]) -> Result<usize, OutboxError> {
+fn try_enqueue(
+    db: &Database,
+    jobs: &[Job],
+    entries: &[Encoded],
+) -> Result<Vec<usize>, OutboxError> {
     let tx = db.begin_write()?;
-    let mut added = 0;
+    let added = enqueue_in(&tx, jobs, entries)?;
+    tx.commit()?;
+    Ok(added)
+}
+
+/// Writes new jobs and journal entries in `tx`; the positions of the jobs written.
+pub(crate) fn enqueue_in(
+    tx: &WriteTransaction,
+    jobs: &[Job],
+    entries: &[Encoded],
+) -> Result<Vec<usize>, OutboxError> {
+    let mut added = Vec::new();
     {
         let mut pending = tx.open_table(PENDING)?;
         let mut sched = tx.open_table(SCHEDULE)?;
         // A webhook id the journal knows was enqueued once already (and may be delivered).
         let hooks = tx.open_table(super::journal::HOOKS)?;
-        for j in jobs {
+        for (i, j) in jobs.iter().enumerate() {
             let id = j.webhook_id.as_str();
             if pending.get(id)?.is_some() || hooks.get(id)?.is_some() {
                 continue;
             }
             write_pending(&mut pending, &mut sched, j)?;
-            added += 1;
+            added.push(i);
         }
     }
     if !entries.is_empty() {
         let now = jobs
             .first()
             .map_or_else(|| WallTime::now().as_us(), |j| j.created_us);
-        super::journal::put_in(&tx, entries, now)?;
+        super::journal::put_in(tx, entries, now)?;
     }
-    tx.commit()?;
     Ok(added)
 }
 
@@ -968,6 +1068,15 @@ fn lanes(db: &Database) -> Result<BTreeSet<String>, OutboxError> {
 
 fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), OutboxError> {
     let tx = db.begin_write()?;
+    complete_in(&tx, done)?;
+    Ok(tx.commit()?)
+}
+
+/// Records outcomes in `tx`.
+pub(crate) fn complete_in(
+    tx: &WriteTransaction,
+    done: &[(Job, Completion)],
+) -> Result<(), OutboxError> {
     {
         let mut pending = tx.open_table(PENDING)?;
         let mut sched = tx.open_table(SCHEDULE)?;
@@ -975,18 +1084,21 @@ fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), Outbox
         for (job, outcome) in done {
             let lane = job.endpoint.lane();
             let id = job.webhook_id.as_str();
-            // The schedule entry is keyed by the stored due time (the caller's copy may be
-            // older); only that field is read back.
-            #[derive(serde::Deserialize)]
-            struct Due {
-                next_attempt_us: i64,
+            // The schedule entry is keyed by the stored due time. The caller's copy holds it
+            // (it is the job as read or as written); should it be older, only that field is
+            // read back from the stored job.
+            let key = schedule_key(&lane, job.next_attempt_us, id);
+            if sched.remove(key.as_slice())?.is_none() {
+                #[derive(serde::Deserialize)]
+                struct Due {
+                    next_attempt_us: i64,
+                }
+                if let Some(v) = pending.get(id)? {
+                    if let Ok(d) = serde_json::from_slice::<Due>(v.value()) {
+                        sched.remove(schedule_key(&lane, d.next_attempt_us, id).as_slice())?;
+                    }
+                }
             }
-            let due = match pending.get(id)? {
-                Some(v) => serde_json::from_slice::<Due>(v.value())
-                    .map_or(job.next_attempt_us, |d| d.next_attempt_us),
-                None => job.next_attempt_us,
-            };
-            sched.remove(schedule_key(&lane, due, id).as_slice())?;
             match outcome {
                 Completion::Delivered => {
                     pending.remove(id)?;
@@ -1017,8 +1129,7 @@ fn complete_many(db: &Database, done: &[(Job, Completion)]) -> Result<(), Outbox
             Completion::RetryAt(..) => None,
         })
         .collect();
-    super::journal::record_states(&tx, &finals, WallTime::now().as_us())?;
-    Ok(tx.commit()?)
+    super::journal::record_states(tx, &finals, WallTime::now().as_us())
 }
 
 fn dead(db: &Database) -> Result<Vec<Job>, OutboxError> {

@@ -922,3 +922,86 @@ async fn dead_letters_are_logged_at_warn_with_the_reason() {
         assert!(line.contains(want), "{want} not in {line}");
     }
 }
+
+/// Per lane, jobs are attempted in the order they are due: a stored backlog (written before
+/// the engine ran) first, then the jobs written while it runs — whether those are held in
+/// memory or read back — each batch in its order. One attempt at a time makes the order
+/// the receiver sees the order of the attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_is_served_in_due_order_backlog_first() {
+    let mut rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let url = format!("{}/h", rx.url());
+    let base = postcall::clock::now_us();
+    let numbered = |from: u32, to: u32| -> Vec<Job> {
+        (from..to)
+            .map(|i| {
+                let mut j = job(i, &url, Method::Post, Format::Json, 1, false);
+                j.next_attempt_us = base + i64::from(i);
+                j.created_us = j.next_attempt_us;
+                j
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
+    let backlog = numbered(0, 6);
+    let written = backlog.clone();
+    outbox.call(move |s| s.enqueue(&written)).await.unwrap();
+    let opts = DeliveryOptions {
+        max_in_flight: 1,
+        max_in_flight_per_endpoint: 1,
+        ..fast()
+    };
+    let mut run = Running::start(outbox, None, loopback_guard(), opts).await;
+    run._dir = Some(dir);
+    let later = [numbered(6, 10), numbered(10, 13), numbered(13, 20)];
+    for batch in &later {
+        run.engine.enqueue(batch).await.unwrap();
+    }
+    let expected: Vec<String> = backlog
+        .iter()
+        .chain(later.iter().flatten())
+        .map(|j| j.webhook_id.clone())
+        .collect();
+    let mut seen = Vec::new();
+    for _ in 0..expected.len() {
+        seen.push(
+            rx.next_request()
+                .await
+                .header("webhook-id")
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(seen, expected);
+    run.settle(0).await;
+    run.stop().await;
+}
+
+/// Only the jobs actually written are handed to the engine in memory: a second copy in the
+/// same batch, or of a job already pending, is not (it would be attempted twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_written_jobs_are_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: postcall::delivery::Storage =
+        Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap()).into();
+    let url = "http://127.0.0.1:9/h";
+    let a = job(1, url, Method::Post, Format::Json, 1, false);
+    let b = job(2, url, Method::Post, Format::Json, 1, false);
+    let (n, handed) = storage
+        .enqueue_handed(vec![a.clone(), a.clone(), b.clone()], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let ids: Vec<&str> = handed.iter().map(|j| j.webhook_id.as_str()).collect();
+    assert_eq!(ids, [a.webhook_id.as_str(), b.webhook_id.as_str()]);
+    let (n, handed) = storage
+        .enqueue_handed(vec![b.clone()], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (n, handed.len()),
+        (0, 0),
+        "already pending: not handed over again"
+    );
+}

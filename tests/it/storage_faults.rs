@@ -299,3 +299,181 @@ fn a_stalled_device_does_not_stall_the_runtime() {
     assert_eq!(outbox.pending_len().unwrap(), 1);
     let _ = watchdog;
 }
+
+/// An engine on `outbox` delivering to loopback, one attempt at a time.
+fn one_at_a_time(outbox: Arc<Outbox>) -> Arc<Engine> {
+    let http = HttpClient::with_guard(
+        postcall::net::tls::client_config(None).unwrap(),
+        &HttpOptions::default(),
+        AddressGuard::strict(vec!["127.0.0.1/32".parse().unwrap()]),
+    );
+    Engine::new(
+        outbox,
+        http,
+        DeliveryOptions {
+            retry_unit: Duration::from_millis(40),
+            max_in_flight: 1,
+            max_in_flight_per_endpoint: 1,
+            ..DeliveryOptions::default()
+        },
+    )
+}
+
+/// Waits until `outbox` has no pending job.
+async fn drained(outbox: &Outbox) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !outbox.pending_len().is_ok_and(|n| n == 0) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the outbox drained");
+}
+
+/// Resumes a held device when dropped (a failing test must not leave the owner stuck).
+struct Resume(Faults);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
+/// An attempt's slot is free as soon as its answer is in: with the device stalled, the
+/// first outcome waits for its commit while the next fresh jobs (held in memory, so no
+/// outbox read either) are attempted. When the device resumes every outcome is stored and
+/// each job was attempted once. (The receiver answers after 200 ms, so the device is held
+/// before the first answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
+    let mut server = HttpServer::start(None, |_| Reply {
+        delay: Some(Duration::from_millis(200)),
+        ..Reply::status(200)
+    })
+    .await;
+    let url = format!("{}/h", server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let outbox = Arc::new(open(&dir, &faults));
+    let engine = one_at_a_time(outbox.clone());
+    let rx = CancellationToken::new();
+    let stop = rx.clone();
+    let task = tokio::spawn(engine.clone().run(rx));
+    // A first delivery: the engine has read the outbox's lanes at its start by then.
+    engine.enqueue(&[job("warm-up", &url)]).await.unwrap();
+    assert_eq!(
+        server.next_request().await.header("webhook-id"),
+        Some("warm-up")
+    );
+    drained(&outbox).await;
+    let jobs: Vec<Job> = (0..3).map(|n| job(&format!("j{n}"), &url)).collect();
+    assert_eq!(engine.enqueue(&jobs).await.unwrap(), 3);
+    faults.hold(); // every write from now on waits: no outcome can be stored
+    let resume = Resume(faults.clone());
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let r = server.next_request().await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        seen.push(v["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        seen,
+        ["j0", "j1", "j2"],
+        "attempted in order while no outcome was stored"
+    );
+    assert_eq!(
+        outbox.pending_gauge(),
+        3,
+        "no outcome stored while the device is held"
+    );
+    drop(resume);
+    drained(&outbox).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert!(
+        server
+            .next_request_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no job attempted twice"
+    );
+    assert_eq!(
+        engine
+            .counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
+}
+
+/// An outcome the outbox could not store leaves the job pending as it was, and the engine
+/// (which attempted it from memory) goes back to the outbox for it: it is attempted again
+/// once the device is healthy, and only then leaves the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_that_could_not_be_stored_is_attempted_again() {
+    let mut server = HttpServer::start(None, |_| Reply::status(200)).await;
+    let url = format!("{}/h", server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let outbox = Arc::new(open(&dir, &faults));
+    let engine = one_at_a_time(outbox.clone());
+    engine.enqueue(&[job("once", &url)]).await.unwrap();
+    faults.set(Fault::WriteError);
+    let rx = CancellationToken::new();
+    let stop = rx.clone();
+    let task = tokio::spawn(engine.clone().run(rx));
+    let first = server.next_request().await;
+    assert_eq!(first.header("webhook-id"), Some("once"));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while engine
+            .counters
+            .store_errors
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the outcome's write failed");
+    faults.set(Fault::None);
+    let again = server.next_request().await;
+    assert_eq!(again.header("webhook-id"), Some("once"), "attempted again");
+    drained(&outbox).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(outbox.dead_len().unwrap(), 0);
+}
+
+/// A batch the outbox refused is never attempted (nothing is handed over before it is
+/// durable): the job written after it, on the same lane, is the first request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_outbox_refused_is_not_attempted() {
+    let mut server = HttpServer::start(None, |_| Reply::status(200)).await;
+    let url = format!("{}/h", server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let outbox = Arc::new(open(&dir, &faults));
+    let engine = one_at_a_time(outbox.clone());
+    let rx = CancellationToken::new();
+    let stop = rx.clone();
+    let task = tokio::spawn(engine.clone().run(rx));
+    faults.set(Fault::WriteError);
+    let refused = engine
+        .enqueue(&[job("refused-1", &url), job("refused-2", &url)])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    faults.set(Fault::None);
+    engine.enqueue(&[job("written", &url)]).await.unwrap();
+    let first = server.next_request().await;
+    assert_eq!(first.header("webhook-id"), Some("written"));
+    drained(&outbox).await;
+    stop.cancel();
+    task.await.unwrap();
+    let late = server.next_request_within(Duration::from_millis(200)).await;
+    assert!(
+        late.is_none(),
+        "{:?} attempted",
+        late.as_ref().and_then(|r| r.header("webhook-id"))
+    );
+}
