@@ -931,7 +931,7 @@ async fn dead_letters_are_logged_at_warn_with_the_reason() {
 async fn a_lane_is_served_in_due_order_backlog_first() {
     let mut rx = HttpServer::start(None, |_| Reply::status(200)).await;
     let url = format!("{}/h", rx.url());
-    let base = postcall::clock::now_us();
+    let base = postcall::clock::WallTime::now().as_us();
     let numbered = |from: u32, to: u32| -> Vec<Job> {
         (from..to)
             .map(|i| {
