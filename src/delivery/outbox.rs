@@ -25,8 +25,8 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, Writ
 use super::job::Job;
 use super::journal::{DeliveryState, Encoded};
 use super::storage::{Faults, FaultyFile};
-use crate::clock::WallTime;
 use super::writer::Write;
+use crate::clock::WallTime;
 
 pub(crate) const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const SCHEDULE: TableDefinition<&[u8], ()> = TableDefinition::new("schedule");
