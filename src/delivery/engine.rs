@@ -11,7 +11,7 @@
 //! lanes are served in turn. Only the status and the first KiB of a response are read.
 //! Ingest never waits on delivery (enqueueing is one local write).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,6 +131,9 @@ pub struct DeliveryCounters {
     pub dead: AtomicU64,
     /// Outbox errors (the job stays pending).
     pub store_errors: AtomicU64,
+    /// Attempts that ended without an outcome (the task panicked): the job stays pending and
+    /// is attempted again after the retry unit.
+    pub lost_attempts: AtomicU64,
 }
 
 /// The start of a receiver's answer for the log: at most 200 characters, control
@@ -239,6 +242,9 @@ struct Slots {
     per_lane: BTreeMap<String, usize>,
     /// Per lane, the jobs in `busy` (the lane is kept while it has any).
     open: BTreeMap<String, usize>,
+    /// The running attempt tasks' jobs (webhook id, lane), to free them if a task ends
+    /// without an outcome.
+    tasks: HashMap<tokio::task::Id, (String, String)>,
 }
 
 impl Slots {
@@ -249,6 +255,7 @@ impl Slots {
             running: 0,
             per_lane: BTreeMap::new(),
             open: BTreeMap::new(),
+            tasks: HashMap::new(),
         }
     }
 
@@ -504,9 +511,9 @@ impl Engine {
                 () = shutdown.cancelled() => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
-                Some(first) = tasks.join_next(), if !tasks.is_empty() => {
+                Some(first) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     self.answered(&mut finished, first);
-                    while let Some(more) = tasks.try_join_next() {
+                    while let Some(more) = tasks.try_join_next_with_id() {
                         self.answered(&mut finished, more);
                     }
                 }
@@ -518,19 +525,41 @@ impl Engine {
         if let Some(c) = commit {
             let _ = c.await;
         }
-        while let Some(d) = tasks.join_next().await {
+        while let Some(d) = tasks.join_next_with_id().await {
             self.answered(&mut finished, d);
         }
         self.record(finished).await;
     }
 
-    /// A finished attempt: its slot is freed and its outcome waits for the next commit.
-    fn answered(&self, finished: &mut Vec<Done>, d: Result<Done, tokio::task::JoinError>) {
-        let Ok(d) = d else { return };
-        if let Ok(mut s) = self.slots.lock() {
-            s.answered(&d.lane);
+    /// A finished attempt: its slot is freed and its outcome waits for the next commit. An
+    /// attempt that ended without one (its task panicked) frees its slot and its job, which
+    /// stays pending in the outbox and is read back after the retry unit.
+    fn answered(
+        &self,
+        finished: &mut Vec<Done>,
+        d: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) {
+        match d {
+            Ok((id, d)) => {
+                if let Ok(mut s) = self.slots.lock() {
+                    s.tasks.remove(&id);
+                    s.answered(&d.lane);
+                }
+                finished.push(d);
+            }
+            Err(e) => {
+                let Ok(mut s) = self.slots.lock() else { return };
+                let Some((webhook_id, lane)) = s.tasks.remove(&e.id()) else {
+                    return;
+                };
+                s.answered(&lane);
+                let again = WallTime::now().plus(self.opts.retry_unit).as_us();
+                s.recorded(&webhook_id, &lane, Some(again));
+                drop(s);
+                self.counters.lost_attempts.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(webhook_id = %webhook_id, error = %e, "delivery attempt ended without an outcome (a bug); the job stays pending and is attempted again");
+            }
         }
-        finished.push(d);
     }
 
     /// Adds the lanes that have pending jobs to the known ones; false when the outbox could
@@ -601,10 +630,17 @@ impl Engine {
             s.ready
                 .settle(&lane, s.open.get(&lane).copied().unwrap_or(0));
             drop(guard);
+            let mut spawned = Vec::with_capacity(jobs.len());
             for job in jobs {
-                let me = self.clone();
-                let lane = lane.clone();
-                tasks.spawn(async move { me.attempt(job, lane).await });
+                let (me, lane) = (self.clone(), lane.clone());
+                let key = (job.webhook_id.clone(), lane.clone());
+                spawned.push((
+                    tasks.spawn(async move { me.attempt(job, lane).await }).id(),
+                    key,
+                ));
+            }
+            if let Ok(mut s) = self.slots.lock() {
+                s.tasks.extend(spawned);
             }
         }
         let next = self.slots.lock().ok()?.ready.next_stored(now);

@@ -389,6 +389,11 @@ fn engine(o: &mut Out<'_>, e: &Engine) -> fmt::Result {
         "Outbox storage errors.",
         get(&c.store_errors),
     )?;
+    o.counter(
+        "postcall_delivery_attempts_lost",
+        "Attempts that ended without an outcome (a bug); the job stays pending and is attempted again.",
+        get(&c.lost_attempts),
+    )?;
     o.seconds(
         "postcall_first_attempt_latency",
         "From session close (outbox write) to the first delivery attempt.",

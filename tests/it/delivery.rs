@@ -743,7 +743,7 @@ fn key(secret: &str) -> postcall::delivery::KeyLookup {
     )
 }
 
-async fn engine_with(keys: Arc<SwitchKeys>) -> Running {
+async fn engine_with(keys: Arc<dyn postcall::delivery::KeySource>) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
     let http = HttpClient::with_guard(
@@ -762,6 +762,46 @@ async fn engine_with(keys: Arc<SwitchKeys>) -> Running {
         task,
         _dir: Some(dir),
     }
+}
+
+/// A key source whose first lookup panics (a bug in an attempt), then answers.
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+impl postcall::delivery::KeySource for PanicsOnce {
+    fn key(&self, _trigger_id: &str) -> postcall::delivery::KeyLookup {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a bug in an attempt");
+        }
+        key(SECRET)
+    }
+}
+
+/// An attempt whose task panics leaves no outcome: its slot and its job are freed, it is
+/// counted, and the job (still pending in the outbox) is attempted again and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_that_panics_is_counted_and_its_job_attempted_again() {
+    let mut rx = HttpServer::start(None, |_| Reply::status(200)).await;
+    let run = engine_with(Arc::new(PanicsOnce(Default::default()))).await;
+    let j = job(
+        1,
+        &format!("{}/h", rx.url()),
+        Method::Post,
+        Format::Json,
+        2,
+        true,
+    );
+    run.engine.enqueue(std::slice::from_ref(&j)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.next_request())
+        .await
+        .expect("attempted again after the panic");
+    verify(&got, &got.body);
+    run.settle(0).await;
+    let c = &run.engine.counters;
+    assert_eq!(
+        c.lost_attempts.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(c.delivered.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 /// Jobs hold no secret: each attempt is signed with the trigger's key of the moment, so after

@@ -63,6 +63,7 @@ const FAMILIES: &[(&str, SampleType)] = &[
     ("postcall_deliveries", SampleType::Counter),
     ("postcall_delivery_retries", SampleType::Counter),
     ("postcall_outbox_errors", SampleType::Counter),
+    ("postcall_delivery_attempts_lost", SampleType::Counter),
     (
         "postcall_first_attempt_latency_seconds",
         SampleType::Histogram,
