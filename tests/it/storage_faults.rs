@@ -190,9 +190,7 @@ async fn deliveries_survive_a_failing_device() {
         ..DeliveryOptions::default()
     };
     let engine = Engine::new(outbox.clone(), http, opts);
-    let rx = CancellationToken::new();
-    let stop = rx.clone();
-    let task = tokio::spawn(engine.clone().run(rx));
+    let (stop, task) = running(&engine);
 
     let mut expected = BTreeSet::new();
     let mut refused = 0;
@@ -221,16 +219,7 @@ async fn deliveries_survive_a_failing_device() {
     }
     faults.set(Fault::None);
     assert!(refused > 0, "the injected faults reached the outbox");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if outbox.pending_len().is_ok_and(|n| n == 0) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the outbox drained");
+    drained(&outbox).await;
     stop.cancel();
     task.await.unwrap();
     assert_eq!(outbox.dead_len().unwrap(), 0);
@@ -319,9 +308,15 @@ fn one_at_a_time(outbox: Arc<Outbox>) -> Arc<Engine> {
     )
 }
 
+/// Runs `engine` until the returned token is cancelled.
+fn running(engine: &Arc<Engine>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    (stop.clone(), tokio::spawn(engine.clone().run(stop)))
+}
+
 /// Waits until `outbox` has no pending job.
 async fn drained(outbox: &Outbox) {
-    tokio::time::timeout(Duration::from_secs(20), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         while !outbox.pending_len().is_ok_and(|n| n == 0) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -356,9 +351,7 @@ async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
     let faults = Faults::default();
     let outbox = Arc::new(open(&dir, &faults));
     let engine = one_at_a_time(outbox.clone());
-    let rx = CancellationToken::new();
-    let stop = rx.clone();
-    let task = tokio::spawn(engine.clone().run(rx));
+    let (stop, task) = running(&engine);
     // A first delivery: the engine has read the outbox's lanes at its start by then.
     engine.enqueue(&[job("warm-up", &url)]).await.unwrap();
     assert_eq!(
@@ -419,9 +412,7 @@ async fn an_outcome_that_could_not_be_stored_is_attempted_again() {
     let engine = one_at_a_time(outbox.clone());
     engine.enqueue(&[job("once", &url)]).await.unwrap();
     faults.set(Fault::WriteError);
-    let rx = CancellationToken::new();
-    let stop = rx.clone();
-    let task = tokio::spawn(engine.clone().run(rx));
+    let (stop, task) = running(&engine);
     let first = server.next_request().await;
     assert_eq!(first.header("webhook-id"), Some("once"));
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -455,9 +446,7 @@ async fn a_batch_the_outbox_refused_is_not_attempted() {
     let faults = Faults::default();
     let outbox = Arc::new(open(&dir, &faults));
     let engine = one_at_a_time(outbox.clone());
-    let rx = CancellationToken::new();
-    let stop = rx.clone();
-    let task = tokio::spawn(engine.clone().run(rx));
+    let (stop, task) = running(&engine);
     faults.set(Fault::WriteError);
     let refused = engine
         .enqueue(&[job("refused-1", &url), job("refused-2", &url)])
