@@ -12,8 +12,6 @@
 //! Ingest never waits on delivery (enqueueing is one local write).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-use super::ready::Ready;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +25,7 @@ use super::backend::Storage;
 use super::job::Job;
 use super::outbox::{Completion, Outbox, OutboxError};
 use super::payload::{encode, Method};
+use super::ready::Ready;
 use super::retry::{classify, next_delay, Outcome, Verdict};
 use super::sign::SigningKey;
 use crate::clock::WallTime;
