@@ -16,7 +16,7 @@ use postcall::net::guard::AddressGuard;
 use postcall::net::http::HttpOptions;
 use postcall::net::HttpClient;
 
-use crate::servers::http::{HttpServer, Reply};
+use crate::servers::http::{HttpServer, Recorded, Reply};
 
 fn job(id: &str, url: &str) -> Job {
     Job {
@@ -308,6 +308,34 @@ fn one_at_a_time(outbox: Arc<Outbox>) -> Arc<Engine> {
     )
 }
 
+/// A receiver, and a one-at-a-time engine over a faulty outbox on a temp dir (kept while the
+/// rig lives).
+struct EngineRig {
+    server: HttpServer,
+    url: String,
+    faults: Faults,
+    outbox: Arc<Outbox>,
+    engine: Arc<Engine>,
+    _dir: tempfile::TempDir,
+}
+
+async fn engine_rig(reply: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> EngineRig {
+    let server = HttpServer::start(None, reply).await;
+    let url = format!("{}/h", server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::default();
+    let outbox = Arc::new(open(&dir, &faults));
+    let engine = one_at_a_time(outbox.clone());
+    EngineRig {
+        server,
+        url,
+        faults,
+        outbox,
+        engine,
+        _dir: dir,
+    }
+}
+
 /// Runs `engine` until the returned token is cancelled.
 fn running(engine: &Arc<Engine>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
@@ -341,16 +369,18 @@ impl Drop for Resume {
 /// before the first answer.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
-    let mut server = HttpServer::start(None, |_| Reply {
+    let EngineRig {
+        mut server,
+        url,
+        faults,
+        outbox,
+        engine,
+        _dir,
+    } = engine_rig(|_| Reply {
         delay: Some(Duration::from_millis(200)),
         ..Reply::status(200)
     })
     .await;
-    let url = format!("{}/h", server.url());
-    let dir = tempfile::tempdir().unwrap();
-    let faults = Faults::default();
-    let outbox = Arc::new(open(&dir, &faults));
-    let engine = one_at_a_time(outbox.clone());
     let (stop, task) = running(&engine);
     // A first delivery: the engine has read the outbox's lanes at its start by then.
     engine.enqueue(&[job("warm-up", &url)]).await.unwrap();
@@ -404,12 +434,14 @@ async fn outcomes_wait_for_their_commit_without_holding_attempt_slots() {
 /// once the device is healthy, and only then leaves the outbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_that_could_not_be_stored_is_attempted_again() {
-    let mut server = HttpServer::start(None, |_| Reply::status(200)).await;
-    let url = format!("{}/h", server.url());
-    let dir = tempfile::tempdir().unwrap();
-    let faults = Faults::default();
-    let outbox = Arc::new(open(&dir, &faults));
-    let engine = one_at_a_time(outbox.clone());
+    let EngineRig {
+        mut server,
+        url,
+        faults,
+        outbox,
+        engine,
+        _dir,
+    } = engine_rig(|_| Reply::status(200)).await;
     engine.enqueue(&[job("once", &url)]).await.unwrap();
     faults.set(Fault::WriteError);
     let (stop, task) = running(&engine);
@@ -440,12 +472,14 @@ async fn an_outcome_that_could_not_be_stored_is_attempted_again() {
 /// durable): the job written after it, on the same lane, is the first request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_the_outbox_refused_is_not_attempted() {
-    let mut server = HttpServer::start(None, |_| Reply::status(200)).await;
-    let url = format!("{}/h", server.url());
-    let dir = tempfile::tempdir().unwrap();
-    let faults = Faults::default();
-    let outbox = Arc::new(open(&dir, &faults));
-    let engine = one_at_a_time(outbox.clone());
+    let EngineRig {
+        mut server,
+        url,
+        faults,
+        outbox,
+        engine,
+        _dir,
+    } = engine_rig(|_| Reply::status(200)).await;
     let (stop, task) = running(&engine);
     faults.set(Fault::WriteError);
     let refused = engine
