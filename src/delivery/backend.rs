@@ -136,6 +136,14 @@ impl Storage {
         }
     }
 
+    /// Whether jobs read beyond the free attempt slots may be held in memory until a slot
+    /// frees. Not on PostgreSQL: a read claims its jobs for a lease, which a job waiting
+    /// here behind a slow endpoint could outlive (another instance would then send it too).
+    #[must_use]
+    pub fn reads_ahead(&self) -> bool {
+        matches!(self, Self::Embedded(_))
+    }
+
     /// Writes jobs and the sessions' journal entries in one transaction.
     ///
     /// # Errors

@@ -4,8 +4,9 @@
 //! Every attempt's outcome is written back to the outbox before the job can be handed out
 //! again, so the outbox is always the truth: a restart resumes exactly the jobs not known
 //! delivered. The attempt's concurrency slot is freed as soon as the answer is in; outcomes
-//! wait for the next commit (one at a time, all waiting outcomes in one transaction), bounded
-//! by [`MAX_UNRECORDED`]. Fresh jobs are attempted from memory ([`super::ready`]).
+//! wait for a commit (batched, and sharing the outbox's transaction with the other writes
+//! queued there), bounded by [`MAX_UNRECORDED`]. Fresh jobs, and jobs read ahead from the
+//! outbox, are attempted from memory ([`super::ready`]).
 //! A slow or dead endpoint fills only its own lane, and a quarter of the global slots is held
 //! for lanes with nothing in flight, so stalled endpoints together never take every slot;
 //! lanes are served in turn. Only the status and the first KiB of a response are read.
@@ -51,8 +52,15 @@ const KEEP_BODY_BYTES: usize = 1024;
 /// the next commit (each holds its job).
 pub const MAX_UNRECORDED: usize = 1024;
 
-/// Fresh jobs held in memory for their first attempt; more are read back from the outbox.
+/// Jobs held in memory for their attempt (fresh ones, and those a read returned beyond the
+/// free slots); more are read back from the outbox.
 pub const HELD_IN_MEMORY: usize = 1024;
+
+/// Writes of outcomes waiting for the outbox at once (each a batch of finished attempts).
+const OUTCOME_WRITES: usize = 4;
+
+/// At most this many jobs beyond the free slots are read ahead per outbox read.
+const READ_AHEAD: usize = 256;
 
 /// How many attempts a lane may start now. A quarter of the global slots is kept for lanes
 /// with nothing in flight, so endpoints that stall (each holding its slots for the whole
@@ -170,6 +178,10 @@ fn printable(head: &[u8]) -> String {
 /// The URL without user name and password, and those as a `Basic` authorization value.
 fn split_userinfo(url: &str) -> (String, Option<String>) {
     use base64::Engine as _;
+    // Without an `@` there is no user name or password (the usual case: nothing to parse).
+    if !url.contains('@') {
+        return (url.to_owned(), None);
+    }
     let Ok(mut u) = url::Url::parse(url) else {
         return (url.to_owned(), None);
     };
@@ -196,6 +208,10 @@ fn split_userinfo(url: &str) -> (String, Option<String>) {
 /// `text` without the URL's query values, user name and password (a receiver may echo the
 /// request it got).
 fn scrub_url_secrets(text: &str, url: &str) -> String {
+    // Without a query or an `@` the URL carries nothing to scrub (the usual case).
+    if text.is_empty() || !url.contains(['?', '@']) {
+        return text.to_owned();
+    }
     let Ok(u) = url::Url::parse(url) else {
         return text.to_owned();
     };
@@ -293,6 +309,13 @@ impl Slots {
     fn unrecorded(&self) -> usize {
         self.busy.len().saturating_sub(self.running)
     }
+}
+
+/// A read of a lane's stored part: at most `limit` due jobs, none of those in `skip` (the
+/// jobs being attempted).
+struct Read {
+    limit: usize,
+    skip: BTreeSet<String>,
 }
 
 /// The engine. Cheap to share.
@@ -468,10 +491,11 @@ impl Engine {
     /// before it returns.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
-        // Finished attempts wait here for the next commit; one commit runs at a time on the
-        // outbox's thread while new attempts keep going (group commit, pipelined).
+        // Finished attempts wait here for the next commit; a few commits may wait for the
+        // outbox's thread at once, so outcomes share a transaction with the other writes
+        // queued there (group commit) while new attempts keep going.
         let mut finished: Vec<Done> = Vec::new();
-        let mut commit: Option<tokio::task::JoinHandle<()>> = None;
+        let mut commits = tokio::task::JoinSet::new();
         // The lanes that already have pending jobs (read again until that succeeds).
         let mut lanes_read = self.read_lanes().await;
         // Shared storage: other instances make work due here (re-sends, expired leases), so
@@ -488,9 +512,9 @@ impl Engine {
                     }
                 }
             }
-            if commit.is_none() && !finished.is_empty() {
+            if commits.len() < OUTCOME_WRITES && !finished.is_empty() {
                 let (me, batch) = (self.clone(), std::mem::take(&mut finished));
-                commit = Some(tokio::spawn(async move { me.record(batch).await }));
+                commits.spawn(async move { me.record(batch).await });
             }
             if !lanes_read {
                 lanes_read = self.read_lanes().await;
@@ -516,14 +540,10 @@ impl Engine {
                         self.answered(&mut finished, more);
                     }
                 }
-                _ = async { if let Some(c) = commit.as_mut() { let _ = c.await; } }, if commit.is_some() => {
-                    commit = None;
-                }
+                Some(_) = commits.join_next(), if !commits.is_empty() => {}
             }
         }
-        if let Some(c) = commit {
-            let _ = c.await;
-        }
+        while commits.join_next().await.is_some() {}
         while let Some(d) = tasks.join_next_with_id().await {
             self.answered(&mut finished, d);
         }
@@ -590,19 +610,17 @@ impl Engine {
             return None;
         };
         for lane in lanes {
-            let Some((room, skip)) = self.plan(&lane, now) else {
+            let Some((room, read)) = self.plan(&lane, now) else {
                 break;
             };
             if room == 0 {
                 continue;
             }
-            let mut jobs = Vec::new();
-            if let Some(skip) = skip {
-                match self.storage.due(lane.clone(), now, room, skip).await {
+            if let Some(Read { limit, skip }) = read {
+                match self.storage.due(lane.clone(), now, limit, skip).await {
                     Ok((due, next)) => {
-                        jobs = due;
                         if let Ok(mut s) = self.slots.lock() {
-                            s.ready.read_done(&lane, next);
+                            s.ready.read_done(&lane, next, due);
                         }
                     }
                     Err(e) => {
@@ -619,10 +637,7 @@ impl Engine {
                 return None;
             };
             let s = &mut *guard;
-            let more = s
-                .ready
-                .take(&lane, room.saturating_sub(jobs.len()), &s.busy);
-            jobs.extend(more);
+            let jobs = s.ready.take(&lane, room, &s.busy);
             for job in &jobs {
                 s.started(&job.webhook_id, &lane);
             }
@@ -650,9 +665,11 @@ impl Engine {
     }
 
     /// How many attempts `lane` may start now, and whether its stored part must be read
-    /// first (with the ids that read skips: those busy and those held in memory). `None`
-    /// when no attempt may start anywhere (too many outcomes wait to be stored).
-    fn plan(&self, lane: &str, now: i64) -> Option<(usize, Option<BTreeSet<String>>)> {
+    /// first: how many jobs that read returns (the free slots, plus what may be held in
+    /// memory when the storage allows reading ahead) and the ids it skips (those being
+    /// attempted). `None` when no attempt may start anywhere (too many outcomes wait to be
+    /// stored).
+    fn plan(&self, lane: &str, now: i64) -> Option<(usize, Option<Read>)> {
         let mut s = self.slots.lock().ok()?;
         if s.unrecorded() >= MAX_UNRECORDED {
             return None;
@@ -662,9 +679,16 @@ impl Engine {
         if room == 0 || !s.ready.begin_read(lane, now) {
             return Some((room, None));
         }
-        let mut skip = s.busy.clone();
-        skip.extend(s.ready.fresh_ids(lane).map(str::to_owned));
-        Some((room, Some(skip)))
+        let ahead = if self.storage.reads_ahead() {
+            s.ready.spare().min(READ_AHEAD)
+        } else {
+            0
+        };
+        let read = Read {
+            limit: room + ahead,
+            skip: s.busy.clone(),
+        };
+        Some((room, Some(read)))
     }
 
     /// One attempt; its outcome is recorded by [`Engine::record`].

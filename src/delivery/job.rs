@@ -58,16 +58,37 @@ impl Endpoint {
     /// The concurrency lane: scheme, host and port. Deliveries to one lane never hold up
     /// another lane.
     pub fn lane(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(u) => format!(
-                "{}://{}:{}",
-                u.scheme(),
-                u.host_str().unwrap_or(""),
-                u.port_or_known_default().unwrap_or(0)
-            ),
-            Err(_) => "invalid".into(),
-        }
+        lane_of(&self.url)
     }
+}
+
+/// URLs whose lane was worked out lately, at most this many (then forgotten all at once).
+const LANES_REMEMBERED: usize = 1024;
+
+/// The lane of `url`, remembered: a delivery's lane is asked for when it is written,
+/// attempted and recorded, and parsing its URL each time cost more than the lookup.
+fn lane_of(url: &str) -> String {
+    static LANES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(lane) = LANES.lock().ok().and_then(|m| m.get(url).cloned()) {
+        return lane;
+    }
+    let lane = match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => "invalid".into(),
+    };
+    if let Ok(mut m) = LANES.lock() {
+        if m.len() >= LANES_REMEMBERED {
+            m.clear();
+        }
+        m.insert(url.to_owned(), lane.clone());
+    }
+    lane
 }
 
 /// A pending or dead delivery.
@@ -118,4 +139,46 @@ pub fn webhook_id(session_id: &str, trigger_id: &str) -> String {
     const NS: uuid::Uuid = uuid::Uuid::from_u128(0x6d1c_3f0e_5a2b_4c8d_9e7f_1a2b_3c4d_5e6f);
     let name = format!("{session_id}\u{1f}{trigger_id}");
     format!("msg_{}", uuid::Uuid::new_v5(&NS, name.as_bytes()).simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(url: &str) -> Endpoint {
+        Endpoint {
+            url: url.into(),
+            method: Method::Post,
+            format: Format::Json,
+            retries: 0,
+            signed: false,
+        }
+    }
+
+    /// Lanes as the WHATWG URL standard reads these URLs (scheme and host lower-cased,
+    /// the scheme's default port filled in), the same whether remembered or not.
+    #[test]
+    fn a_lane_is_scheme_host_and_port_whether_remembered_or_not() {
+        let cases = [
+            (
+                "https://Hooks.Example.COM/a?b=c",
+                "https://hooks.example.com:443",
+            ),
+            ("http://user:pw@10.0.0.1/x", "http://10.0.0.1:80"),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+            ("https://example.com:8443/p", "https://example.com:8443"),
+            ("not a url", "invalid"),
+        ];
+        for round in 0..2 {
+            for (url, lane) in cases {
+                assert_eq!(endpoint(url).lane(), lane, "{url} (round {round})");
+            }
+        }
+        // More URLs than are remembered: the memory is emptied, the answers stay right.
+        for i in 0..LANES_REMEMBERED + 10 {
+            let url = format!("http://h{i}.example/");
+            assert_eq!(endpoint(&url).lane(), format!("http://h{i}.example:80"));
+        }
+        assert_eq!(endpoint(cases[0].0).lane(), cases[0].1);
+    }
 }

@@ -9,9 +9,13 @@
 //! a hand-over that did not fit, a re-send, an outcome that could not be stored. The outbox
 //! stays the truth: every job held here is pending there, and a crash loses only this copy.
 //!
-//! Per lane, jobs go in due order: a lane is served either from memory (nothing of it waits
-//! in the outbox) or from the outbox (a mark lets go of its fresh jobs, which are read back
-//! with the rest).
+//! A read of the outbox also reads ahead: the due jobs beyond the free attempt slots are held
+//! here too (within the same bound), so a backlog costs one read per batch, not one per slot.
+//! Reads wait behind the owner thread's commits; one per slot would tie attempts to disk syncs.
+//!
+//! Per lane, jobs go in due order: every job held is due no later than anything of the lane
+//! still waiting in the outbox, whose part is read only once the held jobs are gone. A mark
+//! earlier than a held job lets go of the held ones (they are read back with the rest).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -22,12 +26,26 @@ use super::job::Job;
 struct Lane {
     /// Jobs written durably and due, oldest first, not yet attempted.
     fresh: VecDeque<Job>,
+    /// The latest due time among `fresh`.
+    fresh_last: i64,
     /// When the outbox may hold a due job of this lane that is neither here nor being
     /// attempted; `None` when every pending job of the lane is in memory.
     stored_due: Option<i64>,
     /// A read of the stored part is under way; marks made meanwhile are kept apart, since
     /// the read may not have seen what they mark.
     reading: Option<Option<i64>>,
+}
+
+impl Lane {
+    fn hold(&mut self, jobs: Vec<Job>) {
+        if self.fresh.is_empty() {
+            self.fresh_last = i64::MIN;
+        }
+        for job in jobs {
+            self.fresh_last = self.fresh_last.max(job.next_attempt_us);
+            self.fresh.push_back(job);
+        }
+    }
 }
 
 fn earliest(a: Option<i64>, b: i64) -> Option<i64> {
@@ -58,15 +76,19 @@ impl Ready {
         }
     }
 
-    /// The outbox may hold a job of `lane` due at `at` that is not in memory. The lane's
-    /// fresh jobs are let go too (they are in the outbox as well): from now on the lane is
-    /// served from the outbox, in due order, until a read finds nothing more there.
+    /// The outbox may hold a job of `lane` due at `at` that is not in memory. Held jobs due
+    /// later than `at` are let go with the others of the lane (they are in the outbox as
+    /// well); from now on the lane's outbox part is read, in due order, once its held jobs
+    /// are gone, until a read finds nothing more there.
     pub(crate) fn mark(&mut self, lane: &str, at: i64) {
         let l = self.lanes.entry(lane.to_owned()).or_default();
-        let fresh_due = l.fresh.iter().map(|j| j.next_attempt_us).min();
-        self.held -= l.fresh.len();
-        l.fresh.clear();
-        let at = fresh_due.map_or(at, |f| f.min(at));
+        let mut at = at;
+        if !l.fresh.is_empty() && at < l.fresh_last {
+            // It would come before some held jobs: they are let go and read back in order.
+            at = l.fresh.iter().map(|j| j.next_attempt_us).fold(at, i64::min);
+            self.held -= l.fresh.len();
+            l.fresh.clear();
+        }
         l.stored_due = earliest(l.stored_due, at);
         if let Some(during) = l.reading.as_mut() {
             *during = earliest(*during, at);
@@ -90,7 +112,7 @@ impl Ready {
         let l = self.lanes.entry(lane.to_owned()).or_default();
         if quiet && l.stored_due.is_none() && self.held + jobs.len() <= self.cap {
             self.held += jobs.len();
-            l.fresh.extend(jobs);
+            l.hold(jobs);
         } else {
             self.mark(lane, first_due);
         }
@@ -106,11 +128,12 @@ impl Ready {
         v
     }
 
-    /// Whether `lane`'s stored part must be read at `now`; if so, a read begins (end it with
-    /// [`Ready::read_done`] or [`Ready::read_failed`]).
+    /// Whether `lane`'s stored part must be read at `now` (it has a due job there and none
+    /// held); if so, a read begins (end it with [`Ready::read_done`] or
+    /// [`Ready::read_failed`]). The read skips only the jobs being attempted.
     pub(crate) fn begin_read(&mut self, lane: &str, now: i64) -> bool {
         match self.lanes.get_mut(lane) {
-            Some(l) if l.stored_due.is_some_and(|t| t <= now) => {
+            Some(l) if l.fresh.is_empty() && l.stored_due.is_some_and(|t| t <= now) => {
                 l.reading = Some(None);
                 true
             }
@@ -118,24 +141,35 @@ impl Ready {
         }
     }
 
-    /// The ids the outbox read must skip besides those in flight: the fresh jobs (they are
-    /// attempted from memory).
-    pub(crate) fn fresh_ids(&self, lane: &str) -> impl Iterator<Item = &str> {
-        self.lanes
-            .get(lane)
-            .into_iter()
-            .flat_map(|l| l.fresh.iter().map(|j| j.webhook_id.as_str()))
+    /// How many jobs may be held beyond those held now (a read reads ahead at most this).
+    pub(crate) fn spare(&self) -> usize {
+        self.cap.saturating_sub(self.held)
     }
 
-    /// The read of `lane` returned; `next` is when its next stored job not returned is due.
-    pub(crate) fn read_done(&mut self, lane: &str, next: Option<i64>) {
+    /// The read of `lane` returned `jobs` (due, oldest first; at most the free slots plus
+    /// [`Ready::spare`]), which are held for [`Ready::take`]; `next` is when its next stored
+    /// job not returned is due. Should a mark made during the read come before some of them,
+    /// they are let go and read again.
+    pub(crate) fn read_done(&mut self, lane: &str, next: Option<i64>, jobs: Vec<Job>) {
         self.reads += 1;
-        if let Some(l) = self.lanes.get_mut(lane) {
-            let during = l.reading.take().flatten();
-            l.stored_due = match (next, during) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+        let Some(l) = self.lanes.get_mut(lane) else {
+            return;
+        };
+        let during = l.reading.take().flatten();
+        let last = jobs.iter().map(|j| j.next_attempt_us).max();
+        l.stored_due = match (next, during) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (during, last) {
+            (Some(d), Some(last)) if d < last => {
+                let first = jobs.iter().map(|j| j.next_attempt_us).fold(d, i64::min);
+                l.stored_due = earliest(l.stored_due, first);
+            }
+            _ => {
+                self.held += jobs.len();
+                l.hold(jobs);
+            }
         }
     }
 
@@ -266,7 +300,7 @@ mod tests {
         assert_eq!(r.held(), 0, "held back: it would jump the stored job");
         assert!(!r.begin_read("L", 0), "nothing stored due yet at 0");
         assert!(r.begin_read("L", 1), "the spilled fresh job is due at 1");
-        r.read_done("L", None);
+        r.read_done("L", None, Vec::new());
         assert!(!r.begin_read("L", 100));
         let before = r.reads();
         r.hand_over("L", vec![job("b", 7)], before);
@@ -274,17 +308,63 @@ mod tests {
     }
 
     #[test]
-    fn a_mark_lets_go_of_the_fresh_jobs_so_the_lane_keeps_due_order() {
+    fn a_mark_before_a_held_job_lets_go_of_the_held_jobs_so_the_lane_keeps_due_order() {
         let mut r = Ready::new(8);
         let before = r.reads();
-        r.hand_over("L", vec![job("a", 1), job("b", 2)], before);
-        r.mark("L", 5); // e.g. the backlog found at start, or a retry
+        r.hand_over("L", vec![job("a", 1), job("b", 3)], before);
+        r.mark("L", 2); // e.g. a re-send, due before b
         assert_eq!(r.held(), 0);
         assert!(
             r.begin_read("L", 1),
-            "a is read back, before the job due at 5"
+            "a is read back, before the job due at 2"
         );
-        assert_eq!(r.fresh_ids("L").count(), 0);
+    }
+
+    #[test]
+    fn a_mark_after_the_held_jobs_keeps_them_and_the_outbox_is_read_once_they_are_gone() {
+        let mut r = Ready::new(8);
+        let before = r.reads();
+        r.hand_over("L", vec![job("a", 1), job("b", 2)], before);
+        r.mark("L", 5); // e.g. a hand-over that did not fit
+        assert_eq!(r.held(), 2);
+        assert!(!r.begin_read("L", 9), "the held jobs come first");
+        let none = BTreeSet::new();
+        assert_eq!(ids(&r.take("L", 1, &none)), ["a"]);
+        assert!(!r.begin_read("L", 9));
+        assert_eq!(ids(&r.take("L", 4, &none)), ["b"]);
+        assert!(r.begin_read("L", 9), "then the stored part, due at 5");
+    }
+
+    #[test]
+    fn a_read_holds_what_it_read_ahead_and_reads_again_only_once_it_is_taken() {
+        let mut r = Ready::new(8);
+        r.mark("L", 1); // the backlog found at start
+        assert_eq!(r.spare(), 8);
+        assert!(r.begin_read("L", 10));
+        let read = vec![job("a", 1), job("b", 2), job("c", 3), job("d", 4)];
+        r.read_done("L", Some(6), read);
+        assert_eq!(r.held(), 4);
+        assert_eq!(r.spare(), 4);
+        let none = BTreeSet::new();
+        assert_eq!(ids(&r.take("L", 2, &none)), ["a", "b"]);
+        assert!(!r.begin_read("L", 10), "c and d are still held");
+        assert_eq!(ids(&r.take("L", 2, &none)), ["c", "d"]);
+        assert!(!r.begin_read("L", 5), "the next stored job is due at 6");
+        assert!(r.begin_read("L", 6));
+    }
+
+    #[test]
+    fn a_mark_during_a_read_before_what_it_read_lets_go_of_those_jobs() {
+        let mut r = Ready::new(8);
+        r.mark("L", 1);
+        assert!(r.begin_read("L", 10));
+        r.mark("L", 2); // a re-send made while the read ran, due before c
+        r.read_done("L", Some(8), vec![job("a", 1), job("c", 3)]);
+        assert_eq!(r.held(), 0, "not held: the re-sent job comes before c");
+        assert!(r.begin_read("L", 1), "read again from a, in due order");
+        r.read_done("L", None, vec![job("a", 1), job("x", 2), job("c", 3)]);
+        let none = BTreeSet::new();
+        assert_eq!(ids(&r.take("L", 8, &none)), ["a", "x", "c"]);
     }
 
     #[test]
@@ -312,12 +392,12 @@ mod tests {
             0,
             "not held during a read: the read may return it too"
         );
-        r.read_done("L", None);
+        r.read_done("L", None, Vec::new());
         assert!(
             r.begin_read("L", 1),
             "the retry and the spilled job are not forgotten"
         );
-        r.read_done("L", Some(9));
+        r.read_done("L", Some(9), Vec::new());
         assert_eq!(r.next_stored(3), Some(9));
         assert!(r.begin_read("L", 9));
         r.mark("L", 2);
@@ -331,12 +411,14 @@ mod tests {
         r.mark("L", 1);
         let before = r.reads(); // the write of `a` begins
         assert!(r.begin_read("L", 1)); // a read runs after `a` is durable and returns it
-        r.read_done("L", None);
+        r.read_done("L", None, vec![job("a", 1)]);
         r.hand_over("L", vec![job("a", 1)], before);
-        assert_eq!(r.held(), 0, "not held: it may be in flight already");
+        assert_eq!(r.held(), 1, "held once, as the read returned it");
+        let none = BTreeSet::new();
+        assert_eq!(ids(&r.take("L", 8, &none)), ["a"]);
         assert!(
             r.begin_read("L", 1),
-            "read back instead (skipping what is busy)"
+            "the lane is read again (skipping what is busy) instead of holding the write's copy"
         );
     }
 
@@ -347,11 +429,12 @@ mod tests {
         r.hand_over("L", vec![job("a", 1), job("b", 1), job("c", 1)], before);
         let busy: BTreeSet<String> = ["a".to_owned()].into();
         assert_eq!(ids(&r.take("L", 1, &busy)), ["b"]);
+        assert_eq!(r.held(), 2);
+        let none = BTreeSet::new();
         assert_eq!(
-            r.fresh_ids("L").collect::<Vec<_>>(),
+            ids(&r.take("L", 8, &none)),
             ["a", "c"],
             "a is kept, in its place"
         );
-        assert_eq!(r.held(), 2);
     }
 }

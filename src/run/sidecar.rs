@@ -84,6 +84,10 @@ pub struct RunReport {
     pub saved_closed: usize,
 }
 
+/// Closed sessions written to the outbox in one transaction at most: every session waiting
+/// when the previous write ends, up to this many (group commit under load).
+pub const SESSIONS_PER_WRITE: usize = 512;
+
 /// Writes a session's deliveries to the outbox: enrichment, then every matching trigger.
 struct Sink {
     triggers: SharedTriggers,
@@ -412,7 +416,7 @@ pub async fn run_validated(
     let mut unsent = sink.put(carried, &stop).await;
     while let Some(first) = closed_rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < 512 {
+        while batch.len() < SESSIONS_PER_WRITE {
             match closed_rx.try_recv() {
                 Ok(s) => batch.push(s),
                 Err(_) => break,
