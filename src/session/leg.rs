@@ -229,6 +229,15 @@ impl Texts {
         }
     }
 
+    /// Makes room, in one step, for those of `texts` that are not held yet (an event brings
+    /// several new texts at once: the list then grows once, not once per text).
+    pub fn make_room(&mut self, texts: impl Iterator<Item = Text>) {
+        let new = texts
+            .filter(|text| self.held & (1u16 << *text as u8) == 0)
+            .count();
+        self.values.reserve_exact(new);
+    }
+
     /// Keeps `value` if it is earlier than what is held (ties: the smaller value); copies it
     /// only when it is kept.
     pub fn offer(&mut self, text: Text, t: i64, value: Option<&str>) {
@@ -508,7 +517,7 @@ impl Leg {
             .offer_str(rank, t, ev.presence_user.as_deref());
         let c = &ev.ccv;
         let originator = (ev.kind != EventKind::Bridge).then_some(&ev.other_leg);
-        for (text, value) in [
+        let offered = [
             (Text::LoopbackOther, &ev.loopback_other),
             (Text::Originator, originator.unwrap_or(&None)),
             (Text::RequestUser, &ev.request_user),
@@ -525,7 +534,14 @@ impl Leg {
             (Text::QueueId, &c.queue_id),
             (Text::CidNumberPrefix, &c.cid_number_prefix),
             (Text::CidNamePrefix, &c.cid_name_prefix),
-        ] {
+        ];
+        self.texts.make_room(
+            offered
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(text, _)| *text),
+        );
+        for (text, value) in offered {
             self.texts.offer(text, t, value.as_deref());
         }
         self.call_forward |= c.call_forward;
