@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
+/// Bytes held: `stats_alloc` already books a reallocation's growth in `bytes_allocated` and
+/// its shrinking in `bytes_deallocated` (`bytes_reallocated` is the same change again).
 fn live_bytes() -> i64 {
     let s = ALLOCATOR.stats();
-    (s.bytes_allocated + s.bytes_reallocated.max(0) as usize) as i64 - s.bytes_deallocated as i64
-        + s.bytes_reallocated.min(0) as i64
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64
 }
 
 use postcall::clock::WallTime;
