@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
+/// Bytes held: `stats_alloc` already books a reallocation's growth in `bytes_allocated` and
+/// its shrinking in `bytes_deallocated` (`bytes_reallocated` is the same change again).
 fn live_bytes() -> i64 {
     let s = ALLOCATOR.stats();
-    (s.bytes_allocated + s.bytes_reallocated.max(0) as usize) as i64 - s.bytes_deallocated as i64
-        + s.bytes_reallocated.min(0) as i64
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64
 }
 
 use postcall::clock::WallTime;
@@ -78,6 +79,13 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
+    // `POSTCALL_BENCH_ONLY=scan|decode|assemble` runs that one phase over and over (for a
+    // profiler: `perf record`, `valgrind --tool=callgrind --toggle-collect=pipeline::only*`).
+    if let Ok(phase) = std::env::var("POSTCALL_BENCH_ONLY") {
+        only(&phase, &frames);
+        return;
+    }
+
     // 1. Bare scan: the cost of reading every frame once.
     let (scan_s, scanned) = best_of(3, || {
         frames
@@ -85,6 +93,28 @@ fn main() {
             .filter(|f| serde_json::from_str::<serde::de::IgnoredAny>(f).is_ok())
             .count()
     });
+    // simd-json's parse of the same frames into its tape (with its run-time choice of SIMD
+    // code): copied into a reused buffer first, since it unescapes in place. A decoder built
+    // on it would start from this.
+    let (simd_s, simd_ok) = best_of(3, || {
+        let mut buf = Vec::new();
+        let mut buffers = simd_json::Buffers::default();
+        let mut tape = simd_json::Tape::null();
+        let mut ok = 0usize;
+        for f in &frames {
+            buf.clear();
+            buf.extend_from_slice(f.as_bytes());
+            let len = buf.len();
+            buf.resize(len + simd_json::INPUT_PADDING, 0);
+            let mut t = tape.reset();
+            ok += usize::from(
+                simd_json::fill_tape_padded(&mut buf, len, &mut buffers, &mut t).is_ok(),
+            );
+            tape = t.reset();
+        }
+        ok
+    });
+    assert_eq!(simd_ok, frames.len());
     // Decode alone, to see where the time goes.
     let (dec_s, _) = best_of(3, || {
         frames
@@ -128,6 +158,12 @@ fn main() {
     println!(
         "decode only                : {:>8.0} frames/s",
         frames.len() as f64 / dec_s
+    );
+    println!(
+        "simd-json tape parse only  : {:>8.0} frames/s  ({:.2} x the scan's time; {} code)",
+        frames.len() as f64 / simd_s,
+        simd_s / scan_s,
+        simd_json::Deserializer::algorithm()
     );
     println!(
         "ratio (target >= 60 %)     : {:.0} %",
@@ -267,4 +303,58 @@ fn main() {
          load + restore {load_s:.2} s, {:.1} MB on disk",
         size as f64 / 1e6
     );
+}
+
+/// One phase alone, many times (`POSTCALL_BENCH_ROUNDS`, default 10), for a profiler.
+#[inline(never)]
+fn only(phase: &str, frames: &[String]) {
+    let rounds: usize = std::env::var("POSTCALL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let settings = Arc::new(Settings::default());
+    let mut n = 0usize;
+    for _ in 0..rounds {
+        n += match phase {
+            "scan" => only_scan(frames),
+            "decode" => only_decode(frames),
+            "assemble" => only_assemble(frames, &settings),
+            other => panic!("POSTCALL_BENCH_ONLY: no phase {other:?} (scan, decode, assemble)"),
+        };
+    }
+    println!("{phase}: {rounds} rounds, {n} results");
+}
+
+#[inline(never)]
+fn only_scan(frames: &[String]) -> usize {
+    frames
+        .iter()
+        .filter(|f| serde_json::from_str::<serde::de::IgnoredAny>(f).is_ok())
+        .count()
+}
+
+#[inline(never)]
+fn only_decode(frames: &[String]) -> usize {
+    frames
+        .iter()
+        .filter(|f| matches!(decode_frame(f), Ok(Frame::Event(_))))
+        .count()
+}
+
+#[inline(never)]
+fn only_assemble(frames: &[String], settings: &Arc<Settings>) -> usize {
+    let mut asm = Assembler::new(settings.clone());
+    let mut out = Vec::new();
+    let mut n = 0usize;
+    for f in frames {
+        if let Ok(Frame::Event(ev)) = decode_frame(f) {
+            let now = ev.time.or(asm.stream_time()).unwrap_or_default();
+            asm.apply(&ev, now.as_processing_time());
+            asm.poll(now.as_processing_time(), &mut out);
+            n += out.len();
+            out.clear();
+        }
+    }
+    asm.flush(&mut out);
+    n + out.len()
 }

@@ -383,7 +383,7 @@ impl Assembler {
         session.events += 1;
         self.stats.events += 1;
         session.last_activity = now;
-        self.reschedule(sid);
+        Self::file_deadline(session, sid, &self.settings, &mut self.deadlines);
         if ahead {
             self.stats.clamped += 1;
             return Applied::Clamped;
@@ -478,8 +478,18 @@ impl Assembler {
 
     fn reschedule(&mut self, sid: u64) {
         let s = self.sessions.get_mut(&sid).expect("session exists");
+        Self::file_deadline(s, sid, &self.settings, &mut self.deadlines);
+    }
+
+    /// Sets session `sid`'s deadline from its state and files it in `deadlines` when it came
+    /// earlier (takes the session itself: the caller holds it, no second lookup).
+    fn file_deadline(
+        s: &mut Session,
+        sid: u64,
+        st: &Settings,
+        deadlines: &mut BTreeSet<(i64, u64)>,
+    ) {
         let all_down = s.legs.iter().all(|l| l.destroyed_us.is_some());
-        let st = &self.settings;
         let deadline = if all_down {
             s.last_activity.saturating_add(st.grace_us)
         } else {
@@ -489,9 +499,9 @@ impl Assembler {
         };
         s.deadline = deadline;
         if deadline < s.queued {
-            self.deadlines.remove(&(s.queued, sid));
+            deadlines.remove(&(s.queued, sid));
             s.queued = deadline;
-            self.deadlines.insert((deadline, sid));
+            deadlines.insert((deadline, sid));
         }
     }
 

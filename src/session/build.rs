@@ -173,7 +173,7 @@ pub fn build(seen: &[Leg], facts: &SessionFacts<'_>, settings: &Settings) -> Clo
     let parties = parties(legs, &roles, anchor, |i| tl.with_anchor(i));
     let party = |i: Option<usize>| i.map(|i| party_of(&legs[i], settings)).unwrap_or_default();
     let group = |i: Option<usize>| {
-        i.and_then(|i| legs[i].queue_id.str())
+        i.and_then(|i| legs[i].queue_id())
             .and_then(|q| settings.directory.queues.get(q).cloned())
     };
 
@@ -465,22 +465,20 @@ fn numbers(
         let t = first_out_trunk.map(|i| &legs[i]);
         let dialled = t
             .and_then(|t| {
-                t.e164_destination
-                    .str()
-                    .or(t.request_user.str())
+                t.e164_destination()
+                    .or(t.request_user())
                     .or(t.callee_number.str())
             })
-            .or(o.request_user.str());
+            .or(o.request_user());
         (dialled, None)
     } else {
         (o.caller_number.str(), o.caller_name.str())
     };
     let ddi_raw = match dir {
         Direction::Incoming | Direction::Both => o
-            .request_user
-            .str()
+            .request_user()
             .filter(|u| numbers::to_e164(u, region).is_some())
-            .or_else(|| legs.iter().find_map(|l| l.inception.str()))
+            .or_else(|| legs.iter().find_map(|l| l.inception()))
             .map(|s| s.split('@').next().unwrap_or(s)),
         Direction::Outgoing => first_out_trunk.and_then(|i| legs[i].caller_number.str()),
         Direction::Internal | Direction::Unknown => None,
@@ -587,7 +585,7 @@ fn user_ids(legs: &[Leg]) -> Vec<String> {
     let mut ids: Vec<String> = legs
         .iter()
         .filter(|l| !l.loopback)
-        .flat_map(|l| [l.owner_id.str(), l.agent_id.str()])
+        .flat_map(|l| [l.owner_id(), l.agent_id()])
         .flatten()
         .map(str::to_owned)
         .collect();
@@ -610,9 +608,8 @@ fn billable_legs(
             let answered = l.answer_us()?;
             let outbound = roles[i].destination();
             let number = if outbound {
-                l.e164_destination
-                    .str()
-                    .or(l.request_user.str())
+                l.e164_destination()
+                    .or(l.request_user())
                     .or(l.callee_number.str())
                     .and_then(|n| numbers::normalise(n, region))
             } else {
@@ -674,10 +671,10 @@ fn party_of(leg: &Leg, settings: &Settings) -> Party {
     let presence_extension = leg
         .presence_user
         .str()
-        .filter(|p| Some(*p) != leg.username.str());
-    let device = leg.authorizing_id.str().and_then(|d| dir.devices.get(d));
+        .filter(|p| Some(*p) != leg.username());
+    let device = leg.authorizing_id().and_then(|d| dir.devices.get(d));
     let own = |s: Option<&str>| s.map(str::to_owned);
-    let dev_num = own(leg.username.str()).or_else(|| device.and_then(|d| d.username.clone()));
+    let dev_num = own(leg.username()).or_else(|| device.and_then(|d| d.username.clone()));
     let dev_name = device
         .and_then(|d| d.name.clone())
         .or_else(|| own(own_cid.1));
@@ -694,8 +691,8 @@ fn party_of(leg: &Leg, settings: &Settings) -> Party {
         let name = u.and_then(|u| u.name.clone()).or_else(|| own(own_cid.1));
         (num, name)
     };
-    let (usr_num, usr_name) = person(leg.owner_id.str());
-    let (agt_num, agt_name) = match leg.agent_id.str() {
+    let (usr_num, usr_name) = person(leg.owner_id());
+    let (agt_num, agt_name) = match leg.agent_id() {
         Some(agent) => person(Some(agent)),
         None => (usr_num.clone(), usr_name.clone()),
     };
@@ -718,8 +715,8 @@ fn routing_prefixes(
     first_rang: Option<&Leg>,
 ) -> (Option<String>, Option<String>) {
     let exported = |f: fn(&Leg) -> Option<&str>| legs.iter().find_map(f).map(str::to_owned);
-    let mut number = exported(|l| l.cid_number_prefix.str());
-    let mut name = exported(|l| l.cid_name_prefix.str());
+    let mut number = exported(|l| l.cid_number_prefix());
+    let mut name = exported(|l| l.cid_name_prefix());
     if external_in {
         let device = first_rang;
         let derive = |orig: Option<&str>, seen: Option<&str>| -> Option<String> {
@@ -793,7 +790,7 @@ fn unseen_peers(legs: &[Leg]) -> Vec<Leg> {
                 _ => None,
             })
             .collect();
-        let originated = match (bridges.is_empty(), l.originator.str(), l.answer_us()) {
+        let originated = match (bridges.is_empty(), l.originator(), l.answer_us()) {
             (true, Some(p), Some(t)) => Some((t, p)),
             _ => None,
         };

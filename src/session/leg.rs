@@ -15,6 +15,8 @@
 //! | creation | `CHANNEL_CREATE` or `channel_created_time`, the earliest; for a leg seen only at its end, DESTROY time − `duration_seconds` | |
 //! | answer | the earliest `CHANNEL_ANSWER`; without one, DESTROY time − `billing_seconds` when that is > 0 | |
 
+use std::cmp::Ordering;
+
 use crate::source::{CallEvent, Direction, EventKind};
 
 /// A value with the event time it came from; [`Stamped::offer`] keeps the earliest.
@@ -161,21 +163,123 @@ pub enum LegKind {
     Unknown,
 }
 
+/// The texts a leg keeps from the earliest event carrying them ([`Stamped`]'s rule: ties by
+/// value). A leg sets a few of the sixteen, so [`Texts`] holds only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Text {
+    /// The other half of a loopback pair.
+    LoopbackOther,
+    /// `other_leg_call_id` outside bridges: the leg that originated this one.
+    Originator,
+    /// User part of `request`/`to`.
+    RequestUser,
+    /// `other_leg_destination_number`.
+    OtherLegDestination,
+    /// Channel variable `authorizing_id`.
+    AuthorizingId,
+    /// Channel variable `authorizing_type`.
+    AuthorizingType,
+    /// Channel variable `owner_id`.
+    OwnerId,
+    /// Channel variable `username`.
+    Username,
+    /// Channel variable `resource_type`.
+    ResourceType,
+    /// Channel variable `inception`.
+    Inception,
+    /// Channel variable `e164_destination`.
+    E164Destination,
+    /// Channel variable `original_number`.
+    OriginalNumber,
+    /// Channel variable `agent_id`.
+    AgentId,
+    /// Channel variable `queue_id`.
+    QueueId,
+    /// Channel variable `caller_id_number_prefix`.
+    CidNumberPrefix,
+    /// Channel variable `caller_id_name_prefix`.
+    CidNamePrefix,
+}
+
+/// The [`Text`]s a leg holds, each with the event time it came from: a bit per text says
+/// whether it is held, and the held ones sit in text order, so a text is found by counting
+/// the bits below its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    held: u16,
+    values: Vec<(i64, Box<str>)>,
+}
+
+impl Texts {
+    /// Where `text` is (or would be) in `values`, and whether it is held.
+    fn slot(&self, text: Text) -> (usize, bool) {
+        let bit = 1u16 << text as u8;
+        (
+            (self.held & (bit - 1)).count_ones() as usize,
+            self.held & bit != 0,
+        )
+    }
+
+    /// The held text with its time.
+    pub fn get(&self, text: Text) -> Option<(i64, &str)> {
+        match self.slot(text) {
+            (at, true) => self.values.get(at).map(|(t, v)| (*t, &**v)),
+            _ => None,
+        }
+    }
+
+    /// Makes room, in one step, for those of `texts` that are not held yet (an event brings
+    /// several new texts at once: the list then grows once, not once per text).
+    pub fn make_room(&mut self, texts: impl Iterator<Item = Text>) {
+        let new = texts
+            .filter(|text| self.held & (1u16 << *text as u8) == 0)
+            .count();
+        self.values.reserve_exact(new);
+    }
+
+    /// Keeps `value` if it is earlier than what is held (ties: the smaller value); copies it
+    /// only when it is kept.
+    pub fn offer(&mut self, text: Text, t: i64, value: Option<&str>) {
+        let Some(value) = value else { return };
+        match self.slot(text) {
+            (at, true) => {
+                // Time first: most events come later than the one a text was kept from, and
+                // then the text is not even looked at.
+                let (held_t, held) = &mut self.values[at];
+                match t.cmp(held_t) {
+                    Ordering::Greater => {}
+                    Ordering::Equal if value < &**held => *held = value.into(),
+                    Ordering::Equal => {}
+                    Ordering::Less if **held == *value => *held_t = t,
+                    Ordering::Less => (*held_t, *held) = (t, value.into()),
+                }
+            }
+            (at, false) => {
+                // Legs set their texts once, early: grow by what is needed, not by doubling.
+                self.values.reserve_exact(1);
+                self.values.insert(at, (t, value.into()));
+                self.held |= 1 << text as u8;
+            }
+        }
+    }
+}
+
 /// Distinct application variables one leg keeps: a PBX that sends new keys on every event
 /// cannot grow a leg without bound.
 pub const MAX_CAV_KEYS: usize = 64;
 
 /// One leg, folded from its events.
+///
+/// Saved (the state file) in the shape of [`LegRepr`], every text a field of its own, so
+/// state files written before the texts were held sparsely still load.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "LegRepr", into = "LegRepr")]
 pub struct Leg {
     /// The leg's call id.
     pub call_id: Box<str>,
     /// Loopback half: used for grouping and bridging, never a party.
     pub loopback: bool,
-    /// The other half of a loopback pair.
-    pub loopback_other: Stamped<Box<str>>,
-    /// `other_leg_call_id` outside bridges: the leg that originated this one.
-    pub originator: Stamped<Box<str>>,
     /// An event recorded a transfer on this leg.
     pub transfer: bool,
     /// Creation: `CHANNEL_CREATE` time or `channel_created_time`, the earliest.
@@ -207,36 +311,12 @@ pub struct Leg {
     pub callee_number: Latest,
     /// See `caller_number`.
     pub callee_name: Latest,
-    /// User part of `request`/`to`, from the earliest event carrying it.
-    pub request_user: Stamped<Box<str>>,
     /// User part of `presence_id`, from the event latest in the leg's life.
     pub presence_user: Latest,
-    /// `other_leg_destination_number`.
-    pub other_leg_destination: Stamped<Box<str>>,
-    /// Channel variables.
-    pub authorizing_id: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub authorizing_type: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub owner_id: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub username: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub resource_type: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub inception: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub e164_destination: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub original_number: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub agent_id: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub queue_id: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub cid_number_prefix: Stamped<Box<str>>,
-    /// See `authorizing_id`.
-    pub cid_name_prefix: Stamped<Box<str>>,
+    /// The texts kept from the earliest event carrying them (the loopback peer, the
+    /// originator, the request user, channel variables, ...): most legs set a few of them,
+    /// so only those are held. Read through the accessors named after each [`Text`].
+    texts: Texts,
     /// Any event flagged the leg as a call-forward.
     pub call_forward: bool,
     /// Any event flagged caller privacy.
@@ -258,6 +338,113 @@ pub struct Leg {
     pub from_cdr: bool,
     /// (kind, fingerprint) of every event folded in, for dedupe.
     seen: Vec<(EventKind, u64)>,
+}
+
+/// The saved shape of a [`Leg`]: every [`Text`] a field of its own, as legs were held before
+/// [`Texts`], so state files of either version load.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LegRepr {
+    call_id: Box<str>,
+    loopback: bool,
+    loopback_other: Stamped<Box<str>>,
+    originator: Stamped<Box<str>>,
+    transfer: bool,
+    created_us: Option<i64>,
+    saw_create: bool,
+    answered_us: Option<i64>,
+    destroyed_us: Option<i64>,
+    first_us: i64,
+    last_us: i64,
+    direction: Stamped<DirectionKey>,
+    hangup_cause: Option<Box<str>>,
+    billing_secs: Option<i64>,
+    #[serde(default)]
+    duration_secs: Option<i64>,
+    caller_number: Latest,
+    caller_name: Latest,
+    callee_number: Latest,
+    callee_name: Latest,
+    request_user: Stamped<Box<str>>,
+    presence_user: Latest,
+    other_leg_destination: Stamped<Box<str>>,
+    authorizing_id: Stamped<Box<str>>,
+    authorizing_type: Stamped<Box<str>>,
+    owner_id: Stamped<Box<str>>,
+    username: Stamped<Box<str>>,
+    resource_type: Stamped<Box<str>>,
+    inception: Stamped<Box<str>>,
+    e164_destination: Stamped<Box<str>>,
+    original_number: Stamped<Box<str>>,
+    agent_id: Stamped<Box<str>>,
+    queue_id: Stamped<Box<str>>,
+    cid_number_prefix: Stamped<Box<str>>,
+    cid_name_prefix: Stamped<Box<str>>,
+    call_forward: bool,
+    privacy: bool,
+    recordings: Vec<(i64, Box<str>)>,
+    cavs: Vec<(i64, Box<str>, Box<str>)>,
+    #[serde(default)]
+    cavs_refused: u32,
+    marks: Vec<Mark>,
+    #[serde(default)]
+    from_cdr: bool,
+    seen: Vec<(EventKind, u64)>,
+}
+
+/// [`Leg`] ⇄ [`LegRepr`]: the fields both hold are moved, the texts converted.
+macro_rules! leg_repr {
+    (same: [$($same:ident),* $(,)?], texts: [$($field:ident: $text:ident),* $(,)?] $(,)?) => {
+        impl From<Leg> for LegRepr {
+            fn from(l: Leg) -> Self {
+                let texts = l.texts;
+                let stamped = |text| Stamped(texts.get(text).map(|(t, v)| (t, Box::from(v))));
+                Self {
+                    $($field: stamped(Text::$text),)*
+                    $($same: l.$same,)*
+                }
+            }
+        }
+
+        impl From<LegRepr> for Leg {
+            fn from(r: LegRepr) -> Self {
+                let mut texts = Texts::default();
+                $(if let Some((t, v)) = r.$field.0 {
+                    texts.offer(Text::$text, t, Some(&v));
+                })*
+                Self {
+                    texts,
+                    $($same: r.$same,)*
+                }
+            }
+        }
+    };
+}
+
+leg_repr! {
+    same: [
+        call_id, loopback, transfer, created_us, saw_create, answered_us, destroyed_us,
+        first_us, last_us, direction, hangup_cause, billing_secs, duration_secs,
+        caller_number, caller_name, callee_number, callee_name, presence_user, call_forward,
+        privacy, recordings, cavs, cavs_refused, marks, from_cdr, seen,
+    ],
+    texts: [
+        loopback_other: LoopbackOther,
+        originator: Originator,
+        request_user: RequestUser,
+        other_leg_destination: OtherLegDestination,
+        authorizing_id: AuthorizingId,
+        authorizing_type: AuthorizingType,
+        owner_id: OwnerId,
+        username: Username,
+        resource_type: ResourceType,
+        inception: Inception,
+        e164_destination: E164Destination,
+        original_number: OriginalNumber,
+        agent_id: AgentId,
+        queue_id: QueueId,
+        cid_number_prefix: CidNumberPrefix,
+        cid_name_prefix: CidNamePrefix,
+    ],
 }
 
 /// `call_direction`, orderable so it can be [`Stamped`].
@@ -328,33 +515,35 @@ impl Leg {
             .offer_str(rank, t, ev.callee_name.as_deref());
         self.presence_user
             .offer_str(rank, t, ev.presence_user.as_deref());
-        self.request_user.offer_str(t, ev.request_user.as_deref());
-        self.other_leg_destination
-            .offer_str(t, ev.other_leg_destination.as_deref());
-        self.loopback_other
-            .offer_str(t, ev.loopback_other.as_deref());
-        if ev.kind != EventKind::Bridge {
-            self.originator.offer_str(t, ev.other_leg.as_deref());
-        }
         let c = &ev.ccv;
-        self.authorizing_id
-            .offer_str(t, c.authorizing_id.as_deref());
-        self.authorizing_type
-            .offer_str(t, c.authorizing_type.as_deref());
-        self.owner_id.offer_str(t, c.owner_id.as_deref());
-        self.username.offer_str(t, c.username.as_deref());
-        self.resource_type.offer_str(t, c.resource_type.as_deref());
-        self.inception.offer_str(t, c.inception.as_deref());
-        self.e164_destination
-            .offer_str(t, c.e164_destination.as_deref());
-        self.original_number
-            .offer_str(t, c.original_number.as_deref());
-        self.agent_id.offer_str(t, c.agent_id.as_deref());
-        self.queue_id.offer_str(t, c.queue_id.as_deref());
-        self.cid_number_prefix
-            .offer_str(t, c.cid_number_prefix.as_deref());
-        self.cid_name_prefix
-            .offer_str(t, c.cid_name_prefix.as_deref());
+        let originator = (ev.kind != EventKind::Bridge).then_some(&ev.other_leg);
+        let offered = [
+            (Text::LoopbackOther, &ev.loopback_other),
+            (Text::Originator, originator.unwrap_or(&None)),
+            (Text::RequestUser, &ev.request_user),
+            (Text::OtherLegDestination, &ev.other_leg_destination),
+            (Text::AuthorizingId, &c.authorizing_id),
+            (Text::AuthorizingType, &c.authorizing_type),
+            (Text::OwnerId, &c.owner_id),
+            (Text::Username, &c.username),
+            (Text::ResourceType, &c.resource_type),
+            (Text::Inception, &c.inception),
+            (Text::E164Destination, &c.e164_destination),
+            (Text::OriginalNumber, &c.original_number),
+            (Text::AgentId, &c.agent_id),
+            (Text::QueueId, &c.queue_id),
+            (Text::CidNumberPrefix, &c.cid_number_prefix),
+            (Text::CidNamePrefix, &c.cid_name_prefix),
+        ];
+        self.texts.make_room(
+            offered
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(text, _)| *text),
+        );
+        for (text, value) in offered {
+            self.texts.offer(text, t, value.as_deref());
+        }
         self.call_forward |= c.call_forward;
         self.privacy |= c.privacy_hide_number;
         for r in c.recordings.iter().chain(&ev.recordings) {
@@ -453,6 +642,96 @@ impl Leg {
         d.checked_sub(secs?.checked_mul(1_000_000)?)
     }
 
+    /// A held [`Text`].
+    pub fn text(&self, text: Text) -> Option<&str> {
+        self.texts.get(text).map(|(_, v)| v)
+    }
+
+    /// Offers a [`Text`] as an event at `t` would (earliest wins, ties by value).
+    pub fn offer_text(&mut self, text: Text, t: i64, value: Option<&str>) {
+        self.texts.offer(text, t, value);
+    }
+
+    /// The other half of a loopback pair.
+    pub fn loopback_other(&self) -> Option<&str> {
+        self.text(Text::LoopbackOther)
+    }
+
+    /// `other_leg_call_id` outside bridges: the leg that originated this one.
+    pub fn originator(&self) -> Option<&str> {
+        self.text(Text::Originator)
+    }
+
+    /// User part of `request`/`to`, from the earliest event carrying it.
+    pub fn request_user(&self) -> Option<&str> {
+        self.text(Text::RequestUser)
+    }
+
+    /// `other_leg_destination_number`.
+    pub fn other_leg_destination(&self) -> Option<&str> {
+        self.text(Text::OtherLegDestination)
+    }
+
+    /// Channel variable `authorizing_id`: the document that authorized the leg.
+    pub fn authorizing_id(&self) -> Option<&str> {
+        self.text(Text::AuthorizingId)
+    }
+
+    /// Channel variable `authorizing_type`.
+    pub fn authorizing_type(&self) -> Option<&str> {
+        self.text(Text::AuthorizingType)
+    }
+
+    /// Channel variable `owner_id`.
+    pub fn owner_id(&self) -> Option<&str> {
+        self.text(Text::OwnerId)
+    }
+
+    /// Channel variable `username`.
+    pub fn username(&self) -> Option<&str> {
+        self.text(Text::Username)
+    }
+
+    /// Channel variable `resource_type`.
+    pub fn resource_type(&self) -> Option<&str> {
+        self.text(Text::ResourceType)
+    }
+
+    /// Channel variable `inception`.
+    pub fn inception(&self) -> Option<&str> {
+        self.text(Text::Inception)
+    }
+
+    /// Channel variable `e164_destination`.
+    pub fn e164_destination(&self) -> Option<&str> {
+        self.text(Text::E164Destination)
+    }
+
+    /// Channel variable `original_number`.
+    pub fn original_number(&self) -> Option<&str> {
+        self.text(Text::OriginalNumber)
+    }
+
+    /// Channel variable `agent_id`.
+    pub fn agent_id(&self) -> Option<&str> {
+        self.text(Text::AgentId)
+    }
+
+    /// Channel variable `queue_id`.
+    pub fn queue_id(&self) -> Option<&str> {
+        self.text(Text::QueueId)
+    }
+
+    /// Channel variable `caller_id_number_prefix`.
+    pub fn cid_number_prefix(&self) -> Option<&str> {
+        self.text(Text::CidNumberPrefix)
+    }
+
+    /// Channel variable `caller_id_name_prefix`.
+    pub fn cid_name_prefix(&self) -> Option<&str> {
+        self.text(Text::CidNamePrefix)
+    }
+
     /// The leg's `call_direction`.
     pub fn direction(&self) -> Option<DirectionKey> {
         self.direction.get().copied()
@@ -460,10 +739,9 @@ impl Leg {
 
     /// Trunk, device or unknown, from the channel variables (PRODUCT.md §3 "Direction").
     pub fn kind(&self) -> LegKind {
-        let auth = self.authorizing_type.str().unwrap_or("");
+        let auth = self.authorizing_type().unwrap_or("");
         if self
-            .resource_type
-            .str()
+            .resource_type()
             .is_some_and(|r| r.starts_with("offnet-"))
             || auth == "resource"
         {
@@ -667,11 +945,11 @@ mod rule_tests {
             ),
         ];
         in_every_order(&frames, |leg| {
-            assert_eq!(leg.request_user.str(), Some("1001"));
+            assert_eq!(leg.request_user(), Some("1001"));
             assert_eq!(leg.direction(), Some(DirectionKey::Inbound));
-            assert_eq!(leg.owner_id.str(), Some("u1"));
+            assert_eq!(leg.owner_id(), Some("u1"));
             assert_eq!(
-                leg.username.str(),
+                leg.username(),
                 Some("dev"),
                 "a variable set late is still kept"
             );
@@ -737,6 +1015,39 @@ mod rule_tests {
                 assert_eq!(leg.answer_us().map(secs), answer, "{fields}");
             });
         }
+    }
+
+    /// Every event of a leg touches it, and every open leg holds it: the rarely set texts
+    /// live outside it (a leg held them all inline, 800 bytes, before).
+    #[test]
+    fn a_leg_stays_small() {
+        let size = std::mem::size_of::<Leg>();
+        println!("Leg: {size} bytes");
+        assert!(size <= 448, "Leg is {size} bytes");
+    }
+
+    #[test]
+    fn texts_keep_the_earliest_and_save_in_the_previous_shape() {
+        let mut leg = Leg::new("leg-1");
+        leg.offer_text(Text::OwnerId, 5, Some("u5"));
+        leg.offer_text(Text::LoopbackOther, 7, Some("x"));
+        leg.offer_text(Text::OwnerId, 3, Some("u3"));
+        leg.offer_text(Text::OwnerId, 3, Some("u9"));
+        leg.offer_text(Text::CidNamePrefix, 1, Some("p"));
+        leg.offer_text(Text::LoopbackOther, 7, Some("a"));
+        assert_eq!(leg.owner_id(), Some("u3"));
+        assert_eq!(leg.loopback_other(), Some("a"));
+        assert_eq!(leg.cid_name_prefix(), Some("p"));
+        assert_eq!(leg.username(), None);
+        // Saved with every text a field of its own, as before texts were held sparsely.
+        let saved = serde_json::to_value(&leg).unwrap();
+        assert_eq!(saved["owner_id"], serde_json::json!([3, "u3"]));
+        assert_eq!(saved["loopback_other"], serde_json::json!([7, "a"]));
+        assert_eq!(saved["username"], serde_json::Value::Null);
+        let back: Leg = serde_json::from_value(saved.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), saved);
+        assert_eq!(back.owner_id(), Some("u3"));
+        assert_eq!(back.cid_name_prefix(), Some("p"));
     }
 
     #[test]

@@ -199,7 +199,7 @@ fn edges(legs: &[Leg], index: &HashMap<&str, usize>, bridges: &Bridges, life: &L
         push(a, b, Span { from: t, to });
     }
     for (i, leg) in legs.iter().enumerate() {
-        let Some(&j) = leg.originator.str().and_then(|o| index.get(o)) else {
+        let Some(&j) = leg.originator().and_then(|o| index.get(o)) else {
             continue;
         };
         if let (true, Some(from)) = (
@@ -211,10 +211,10 @@ fn edges(legs: &[Leg], index: &HashMap<&str, usize>, bridges: &Bridges, life: &L
         }
     }
     for (i, leg) in legs.iter().enumerate() {
-        let Some(&j) = leg.loopback_other.str().and_then(|o| index.get(o)) else {
+        let Some(&j) = leg.loopback_other().and_then(|o| index.get(o)) else {
             continue;
         };
-        let paired_back = legs[j].loopback_other.str() == Some(&*leg.call_id);
+        let paired_back = legs[j].loopback_other() == Some(&*leg.call_id);
         if i < j || !paired_back {
             let span = Span {
                 from: life.created[i].max(life.created[j]),
@@ -544,7 +544,7 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::leg::Mark;
+    use crate::session::leg::{Mark, Text};
 
     const S: i64 = 1_000_000;
 
@@ -625,7 +625,7 @@ mod tests {
                 "an answered destination without a bridge: connected to its originator from its answer",
                 vec![a(), {
                     let mut l = leg("b", 1, Some(3), 9);
-                    l.originator.offer_str(S, Some("a"));
+                    l.offer_text(Text::Originator, S, Some("a"));
                     l
                 }],
                 vec![(1, 0, 3, 9)],
@@ -636,13 +636,13 @@ mod tests {
                     {
                         let mut l = leg("x", 1, None, 8);
                         l.loopback = true;
-                        l.loopback_other.offer_str(S, Some("y"));
+                        l.offer_text(Text::LoopbackOther, S, Some("y"));
                         l
                     },
                     {
                         let mut l = leg("y", 2, None, 9);
                         l.loopback = true;
-                        l.loopback_other.offer_str(S, Some("x"));
+                        l.offer_text(Text::LoopbackOther, S, Some("x"));
                         l
                     },
                 ],
