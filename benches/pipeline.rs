@@ -124,24 +124,9 @@ fn main() {
     });
     // 2. Decode + assemble: the real work, CDRs built.
     let settings = Arc::new(Settings::default());
-    let (asm_s, cdrs) = best_of(3, || {
-        let mut asm = Assembler::new(settings.clone());
-        let mut out = Vec::new();
-        let mut n = 0usize;
-        for f in &frames {
-            if let Ok(Frame::Event(ev)) = decode_frame(f) {
-                let now = ev.time.or(asm.stream_time()).unwrap_or_default();
-                asm.apply(&ev, now.as_processing_time());
-                asm.poll(now.as_processing_time(), &mut out);
-                n += out.len();
-                out.clear();
-            }
-        }
-        asm.flush(&mut out);
-        // Handed out so that freeing them happens after the clock stops: the timing is the
-        // stream's work, not the teardown of a finished run.
-        (n + out.len(), asm, out)
-    });
+    // The finished run is handed out so that freeing it happens after the clock stops: the
+    // timing is the stream's work, not the teardown of a finished run.
+    let (asm_s, cdrs) = best_of(3, || assemble(&frames, &settings));
     let cdrs = cdrs.0;
     assert_eq!(scanned, frames.len());
     let mb = bytes as f64 / 1e6;
@@ -318,7 +303,7 @@ fn only(phase: &str, frames: &[String]) {
         n += match phase {
             "scan" => only_scan(frames),
             "decode" => only_decode(frames),
-            "assemble" => only_assemble(frames, &settings),
+            "assemble" => assemble(frames, &settings).0,
             other => panic!("POSTCALL_BENCH_ONLY: no phase {other:?} (scan, decode, assemble)"),
         };
     }
@@ -341,8 +326,13 @@ fn only_decode(frames: &[String]) -> usize {
         .count()
 }
 
+/// Decodes and assembles every frame, building every CDR; returns how many, and the finished
+/// assembler and CDRs (for the caller to free).
 #[inline(never)]
-fn only_assemble(frames: &[String], settings: &Arc<Settings>) -> usize {
+fn assemble(
+    frames: &[String],
+    settings: &Arc<Settings>,
+) -> (usize, Assembler, Vec<postcall::session::ClosedSession>) {
     let mut asm = Assembler::new(settings.clone());
     let mut out = Vec::new();
     let mut n = 0usize;
@@ -356,5 +346,5 @@ fn only_assemble(frames: &[String], settings: &Arc<Settings>) -> usize {
         }
     }
     asm.flush(&mut out);
-    n + out.len()
+    (n + out.len(), asm, out)
 }
