@@ -437,6 +437,9 @@ impl Engine {
                         s.ready.mark(&job.endpoint.lane(), job.next_attempt_us);
                     }
                 }
+                // A mark due now with nothing in flight is seen only by a dispatch: without
+                // this wake-up the engine slept until its next stored job (an hour, with none).
+                self.wake.notify_one();
                 return Err(e);
             }
         };
@@ -619,8 +622,13 @@ impl Engine {
             if let Some(Read { limit, skip }) = read {
                 match self.storage.due(lane.clone(), now, limit, skip).await {
                     Ok((due, next)) => {
-                        if let Ok(mut s) = self.slots.lock() {
-                            s.ready.read_done(&lane, next, due);
+                        let held = self
+                            .slots
+                            .lock()
+                            .map(|mut s| s.ready.read_done(&lane, next, due));
+                        if matches!(held, Ok(false)) {
+                            // Let go for a mark made during the read: read again at once.
+                            soon = Some(now);
                         }
                     }
                     Err(e) => {

@@ -149,11 +149,11 @@ impl Ready {
     /// The read of `lane` returned `jobs` (due, oldest first; at most the free slots plus
     /// [`Ready::spare`]), which are held for [`Ready::take`]; `next` is when its next stored
     /// job not returned is due. Should a mark made during the read come before some of them,
-    /// they are let go and read again.
-    pub(crate) fn read_done(&mut self, lane: &str, next: Option<i64>, jobs: Vec<Job>) {
+    /// they are let go and read again (the answer is then `false`).
+    pub(crate) fn read_done(&mut self, lane: &str, next: Option<i64>, jobs: Vec<Job>) -> bool {
         self.reads += 1;
         let Some(l) = self.lanes.get_mut(lane) else {
-            return;
+            return jobs.is_empty();
         };
         let during = l.reading.take().flatten();
         let last = jobs.iter().map(|j| j.next_attempt_us).max();
@@ -165,10 +165,12 @@ impl Ready {
             (Some(d), Some(last)) if d < last => {
                 let first = jobs.iter().map(|j| j.next_attempt_us).fold(d, i64::min);
                 l.stored_due = earliest(l.stored_due, first);
+                false
             }
             _ => {
                 self.held += jobs.len();
                 l.hold(jobs);
+                true
             }
         }
     }
@@ -359,7 +361,7 @@ mod tests {
         r.mark("L", 1);
         assert!(r.begin_read("L", 10));
         r.mark("L", 2); // a re-send made while the read ran, due before c
-        r.read_done("L", Some(8), vec![job("a", 1), job("c", 3)]);
+        assert!(!r.read_done("L", Some(8), vec![job("a", 1), job("c", 3)]));
         assert_eq!(r.held(), 0, "not held: the re-sent job comes before c");
         assert!(r.begin_read("L", 1), "read again from a, in due order");
         r.read_done("L", None, vec![job("a", 1), job("x", 2), job("c", 3)]);
