@@ -60,6 +60,29 @@ async fn receiver(count: Arc<AtomicU64>, lat: Arc<Mutex<Vec<i64>>>) -> std::net:
     addr
 }
 
+/// CPU seconds (user + system) this process has used so far, and those of its threads whose
+/// names start with `threads` (Linux `/proc`; zero elsewhere).
+fn cpu_seconds(threads: &str) -> (f64, f64) {
+    fn ticks(stat: &str) -> f64 {
+        // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (t(11) + t(12)) / 100.0
+    }
+    let all = std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| ticks(&s));
+    let mut named = 0.0;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for t in dir.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim().starts_with(threads) {
+                named += std::fs::read_to_string(t.path().join("stat")).map_or(0.0, |s| ticks(&s));
+            }
+        }
+    }
+    (all, named)
+}
+
 /// The `"t":<µs>` the latency probe put in customData.
 fn memchr_t(body: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(body).ok()?;
@@ -77,13 +100,17 @@ fn cdr_body() -> serde_json::Value {
     serde_json::to_value(&c[0].cdr).unwrap()
 }
 
+/// Job `n`, shaped as the sidecar makes them: its webhook id derived from a session id and a
+/// trigger id (a UUID, so ids arrive in no order: a sequential id would let the outbox append
+/// where it must insert), due when written.
 fn job(n: u64, url: &str, cdr: &serde_json::Value, probe: Option<i64>) -> Job {
     let mut custom = std::collections::BTreeMap::new();
     if let Some(t) = probe {
         custom.insert("probe".to_owned(), t.to_string());
     }
+    let now = chrono::Utc::now().timestamp_micros();
     Job {
-        webhook_id: format!("msg_bench_{n}"),
+        webhook_id: postcall::delivery::webhook_id(&format!("bench-session-{n}"), "bench"),
         trigger_id: "bench".into(),
         endpoint: Endpoint {
             url: url.into(),
@@ -94,10 +121,23 @@ fn job(n: u64, url: &str, cdr: &serde_json::Value, probe: Option<i64>) -> Job {
         },
         payload: postcall::delivery::payload::payload("bench", "u", "t", cdr, &custom),
         attempts: 0,
-        next_attempt_us: 0,
-        created_us: chrono::Utc::now().timestamp_micros(),
+        next_attempt_us: now,
+        created_us: now,
         last_error: None,
     }
+}
+
+/// The embedded outbox's owner (writer) and reader threads.
+const OUTBOX_THREADS: &str = "postcall-";
+
+/// What one storage backend measured.
+struct Row {
+    /// Webhooks/s.
+    rate: f64,
+    /// CPU µs per webhook: the whole process, and the outbox's threads.
+    cpu: (f64, f64),
+    /// Close → first attempt percentiles.
+    latency: String,
 }
 
 /// Runs the outbox-and-engine half of the bench on one storage backend.
@@ -115,7 +155,7 @@ impl Probe {
     /// sink writes every session waiting in its queue, up to that many, in one transaction; a
     /// burst or a sustained load keeps that queue full), then the close → first attempt percentiles on an idle system. Job ids
     /// start at `first`.
-    async fn run(&self, storage: Storage, first: u64) -> (f64, String) {
+    async fn run(&self, storage: Storage, first: u64) -> Row {
         let (n, conc) = (self.n, self.conc);
         let http = HttpClient::with_guard(
             postcall::net::tls::client_config(None).unwrap(),
@@ -140,6 +180,7 @@ impl Probe {
             .map(|i| job(i, &self.url, &self.cdr, None))
             .collect();
         let before = self.count.load(Ordering::Relaxed);
+        let cpu = cpu_seconds(OUTBOX_THREADS);
         let t = Instant::now();
         for chunk in all.chunks(SESSIONS_PER_WRITE) {
             engine.enqueue(chunk).await.unwrap();
@@ -148,6 +189,9 @@ impl Probe {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let rate = n as f64 / t.elapsed().as_secs_f64();
+        let spent = cpu_seconds(OUTBOX_THREADS);
+        let per = |a: f64, b: f64| (a - b) * 1e6 / n as f64;
+        let cpu = (per(spent.0, cpu.0), per(spent.1, cpu.1));
 
         // Latency on an idle system: one session every 5 ms, close → first attempt.
         self.lat.lock().unwrap().clear();
@@ -171,7 +215,11 @@ impl Probe {
             pct(0.99),
             pct(1.0)
         );
-        (rate, text)
+        Row {
+            rate,
+            cpu,
+            latency: text,
+        }
     }
 }
 
@@ -197,6 +245,7 @@ fn main() {
         // 1. Bare hyper: `conc` workers posting the same body over pooled keep-alive connections.
         let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
             hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+        let cpu = cpu_seconds("");
         let t = Instant::now();
         let next = Arc::new(AtomicU64::new(0));
         let mut workers = Vec::new();
@@ -214,12 +263,13 @@ fn main() {
             w.await.unwrap();
         }
         let bare = n as f64 / t.elapsed().as_secs_f64();
+        let bare_cpu = (cpu_seconds("").0 - cpu.0) * 1e6 / n as f64;
 
         // 2. The outbox and engine, embedded then PostgreSQL.
         let dir = tempfile::tempdir().unwrap();
         let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
         let probe = Probe { count: count.clone(), lat: lat.clone(), url: url.clone(), cdr: cdr.clone(), n, conc };
-        let (embedded, l_embedded) = probe.run(Storage::Embedded(outbox), 0).await;
+        let embedded = probe.run(Storage::Embedded(outbox), 0).await;
         let pg = postgres::Postgres::start("bench delivery (PostgreSQL outbox)");
         let pg_row = match &pg {
             Some(pg) => {
@@ -241,20 +291,28 @@ fn main() {
         };
 
         println!("payload {} bytes, {n} webhooks, {conc} concurrent, loopback keep-alive receiver", body.len());
-        println!("bare hyper client             : {bare:>8.0} webhooks/s");
-        println!("embedded outbox + engine      : {embedded:>8.0} webhooks/s  ({:.0} % of bare; target >= 50 %)", 100.0 * embedded / bare);
+        println!("bare hyper client             : {bare:>8.0} webhooks/s  (CPU {bare_cpu:.0} µs per webhook, receiver included)");
+        println!(
+            "embedded outbox + engine      : {:>8.0} webhooks/s  ({:.0} % of bare; target >= 50 %; CPU {:.0} µs per webhook, {:.0} µs of it on the outbox's threads)",
+            embedded.rate,
+            100.0 * embedded.rate / bare,
+            embedded.cpu.0,
+            embedded.cpu.1
+        );
         match &pg_row {
-            Some((rate, _)) => println!(
-                "PostgreSQL outbox + engine    : {rate:>8.0} webhooks/s  ({:.0} % of bare, {:.0} % of embedded)",
-                100.0 * rate / bare,
-                100.0 * rate / embedded
+            Some(pg) => println!(
+                "PostgreSQL outbox + engine    : {:>8.0} webhooks/s  ({:.0} % of bare, {:.0} % of embedded; CPU {:.0} µs per webhook)",
+                pg.rate,
+                100.0 * pg.rate / bare,
+                100.0 * pg.rate / embedded.rate,
+                pg.cpu.0
             ),
             None => println!("PostgreSQL outbox + engine    : SKIPPED (set POSTCALL_TEST_PG_BIN)"),
         }
         println!("close → first attempt (request received), one session every 5 ms (target p99 < 10 ms):");
-        println!("  embedded   {}", l_embedded);
-        if let Some((_, l)) = &pg_row {
-            println!("  PostgreSQL {l}");
+        println!("  embedded   {}", embedded.latency);
+        if let Some(pg) = &pg_row {
+            println!("  PostgreSQL {}", pg.latency);
         }
         drop(pg);
     });

@@ -203,7 +203,10 @@ impl Storage {
         busy: BTreeSet<String>,
     ) -> Result<(Vec<Job>, Option<i64>), OutboxError> {
         match self {
-            Self::Embedded(o) => on_owner!(o, |s| s.due(&lane, now, limit, &busy)),
+            Self::Embedded(o) => {
+                o.read_beside(move |s| s.due(&lane, now, limit, &busy))
+                    .await
+            }
             Self::Postgres(p) => p.claim(&lane, now, limit, &busy).await,
         }
     }

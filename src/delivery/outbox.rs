@@ -204,9 +204,10 @@ pub struct OutboxOptions {
     pub faults: Faults,
 }
 
-/// The storage side of the outbox: the open redb database and the disk reserve. It lives on
-/// the outbox's owner thread and is reached only through [`Outbox`] (its requests run one at
-/// a time, in order).
+/// The storage side of the outbox: the open redb database and the disk reserve. It is
+/// reached only through [`Outbox`]: every write on its owner thread (one at a time, in
+/// order), reads of due jobs on its reader thread beside it (redb's read transactions see the
+/// last commit and never wait for the writer).
 pub struct Store {
     /// `None` only while being reopened (or if reopening failed).
     db: std::sync::RwLock<Option<Database>>,
@@ -606,11 +607,15 @@ impl Gauges {
 /// The durable outbox. One thread owns the database (a [`Store`]) and runs requests one at a
 /// time from a bounded queue, so no storage or file work runs on the caller's thread: async
 /// code awaits [`Outbox::call`]; the blocking methods ([`Outbox::enqueue`] and the others) are
-/// for threads that may block (the CLI, tests, benchmarks' setup). Dropping the outbox lets
-/// the owner finish what was queued, close the database and exit (joined).
+/// for threads that may block (the CLI, tests, benchmarks' setup). The dispatcher's reads of
+/// due jobs run on a second thread beside the owner, from their own bounded queue. Dropping
+/// the outbox lets both finish what was queued, close the database and exit (joined).
 pub struct Outbox {
     tx: Option<std::sync::mpsc::SyncSender<Request>>,
     owner: Option<std::thread::JoinHandle<()>>,
+    /// Reads beside the owner: see [`Outbox::read_beside`].
+    reads: Option<std::sync::mpsc::SyncSender<Request>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     gauges: std::sync::Arc<Gauges>,
 }
 
@@ -622,6 +627,10 @@ impl std::fmt::Debug for Outbox {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
+        drop(self.reads.take());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         drop(self.tx.take());
         if let Some(owner) = self.owner.take() {
             let _ = owner.join();
@@ -661,7 +670,19 @@ impl Outbox {
     /// The file cannot be created ([`OutboxError::Io`]), is not a readable outbox
     /// ([`OutboxError::Corrupted`]) or is open in another process ([`OutboxError::InUse`]).
     pub fn open_with(path: &Path, opts: OutboxOptions) -> Result<Self, OutboxError> {
-        let store = Store::open_with(path, opts)?;
+        let store = std::sync::Arc::new(Store::open_with(path, opts)?);
+        let (reads, read_rx) = std::sync::mpsc::sync_channel::<Request>(QUEUE);
+        let beside = store.clone();
+        let reader = std::thread::Builder::new()
+            .name("postcall-reader".into())
+            .spawn(move || {
+                while let Ok(req) = read_rx.recv() {
+                    if let Request::Op(op) = req {
+                        op(&beside);
+                    }
+                }
+            })
+            .map_err(OutboxError::Io)?;
         let gauges = std::sync::Arc::new(Gauges::default());
         refresh(&store, &gauges);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Request>(QUEUE);
@@ -699,6 +720,8 @@ impl Outbox {
         Ok(Self {
             tx: Some(tx),
             owner: Some(owner),
+            reads: Some(reads),
+            reader: Some(reader),
             gauges,
         })
     }
@@ -712,11 +735,33 @@ impl Outbox {
         &self,
         op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
     ) -> Result<T, OutboxError> {
+        self.run_on(self.tx.as_ref(), op).await
+    }
+
+    /// Runs the read `op` on the reader thread, beside the owner: it does not wait for the
+    /// commits queued there, and sees the last one made. For the dispatcher's reads of due
+    /// jobs, which would otherwise wait behind every disk sync while attempts run dry.
+    ///
+    /// # Errors
+    /// `op`'s error, or [`OutboxError::Closed`] when the reader thread is gone.
+    pub(crate) async fn read_beside<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        self.run_on(self.reads.as_ref(), op).await
+    }
+
+    /// Runs `op` on the thread behind `queue` and awaits its result.
+    async fn run_on<T: Send + 'static>(
+        &self,
+        queue: Option<&std::sync::mpsc::SyncSender<Request>>,
+        op: impl FnOnce(&Store) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let req = Request::Op(Box::new(move |s: &Store| {
             let _ = reply.send(op(s));
         }));
-        self.send(req).await?;
+        Self::queue(queue, req).await?;
         let r = answer.await.unwrap_or(Err(OutboxError::Closed));
         self.gauges.note(&r);
         r
@@ -764,7 +809,16 @@ impl Outbox {
 
     /// Queues `req` for the owner thread without blocking the async worker.
     async fn send(&self, req: Request) -> Result<(), OutboxError> {
-        let tx = self.tx.clone().ok_or(OutboxError::Closed)?;
+        Self::queue(self.tx.as_ref(), req).await
+    }
+
+    /// Queues `req` on `to` (the owner's or the reader's queue) without blocking the async
+    /// worker.
+    async fn queue(
+        to: Option<&std::sync::mpsc::SyncSender<Request>>,
+        req: Request,
+    ) -> Result<(), OutboxError> {
+        let tx = to.cloned().ok_or(OutboxError::Closed)?;
         match tx.try_send(req) {
             Ok(()) => {}
             Err(std::sync::mpsc::TrySendError::Full(req)) => {

@@ -21,6 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::job::Job;
 
+/// The longest a lane already due waits to be looked at again (µs): see [`Ready::next_stored`].
+const RECHECK_US: i64 = 1_000_000;
+
 /// One lane's state.
 #[derive(Debug, Default)]
 struct Lane {
@@ -222,12 +225,21 @@ impl Ready {
         }
     }
 
-    /// The earliest time after `now` a stored job is due, over every lane.
+    /// The earliest time after `now` a stored job is due, over every lane. A lane due already
+    /// was left by this dispatch (no free slot, too many outcomes waiting to be stored); what
+    /// frees those wakes the dispatcher, and should a wake-up ever be missed, the lane is
+    /// looked at again within [`RECHECK_US`] instead of at the next stored job (or in an hour).
     pub(crate) fn next_stored(&self, now: i64) -> Option<i64> {
         self.lanes
             .values()
             .filter_map(|l| l.stored_due)
-            .filter(|t| *t > now)
+            .map(|t| {
+                if t > now {
+                    t
+                } else {
+                    now.saturating_add(RECHECK_US)
+                }
+            })
             .min()
     }
 
@@ -401,6 +413,11 @@ mod tests {
         );
         r.read_done("L", Some(9), Vec::new());
         assert_eq!(r.next_stored(3), Some(9));
+        assert_eq!(
+            r.next_stored(9),
+            Some(9 + RECHECK_US),
+            "a lane left due is looked at again soon, woken or not"
+        );
         assert!(r.begin_read("L", 9));
         r.mark("L", 2);
         r.read_failed("L");

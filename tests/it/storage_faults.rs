@@ -500,3 +500,53 @@ async fn a_batch_the_outbox_refused_is_not_attempted() {
         late.as_ref().and_then(|r| r.header("webhook-id"))
     );
 }
+
+/// A write the outbox refused may still be in the file (a sync that failed after the write
+/// reached it), so the engine goes back to the outbox for its lane — at once, even when it
+/// was idle, asleep until its next stored job (an hour with none). A job written beside the
+/// engine, which it does not know of, shows the read: it is attempted right after the refused
+/// write. (Before the fix the idle engine slept through it: the disk-full fault run lost its
+/// held sessions about one run in five.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_wakes_an_idle_engine_to_read_its_lanes() {
+    let EngineRig {
+        mut server,
+        url,
+        faults,
+        outbox,
+        engine,
+        _dir,
+    } = engine_rig(|_| Reply::status(200)).await;
+    let (stop, task) = running(&engine);
+    engine.enqueue(&[job("warm-up", &url)]).await.unwrap();
+    assert_eq!(
+        server.next_request().await.header("webhook-id"),
+        Some("warm-up")
+    );
+    drained(&outbox).await;
+    // Written around the engine: nothing tells it, and it sleeps on.
+    let (o, beside) = (outbox.clone(), job("beside", &url));
+    tokio::task::spawn_blocking(move || o.enqueue(&[beside]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        server
+            .next_request_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the idle engine does not poll the embedded outbox"
+    );
+    faults.set(Fault::WriteError);
+    let refused = engine.enqueue(&[job("refused", &url)]).await;
+    assert!(refused.is_err(), "{refused:?}");
+    faults.set(Fault::None);
+    assert_eq!(
+        server.next_request().await.header("webhook-id"),
+        Some("beside"),
+        "the lane was read after the refused write"
+    );
+    drained(&outbox).await;
+    stop.cancel();
+    task.await.unwrap();
+}
