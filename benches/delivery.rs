@@ -4,8 +4,11 @@
 //! same bodies to the same loopback keep-alive receiver, and the latency from session close
 //! (outbox write) to the first attempt (PRODUCT.md §7).
 //!
-//! Side by side in one run, printed as ratios; nothing asserts a time. Without
-//! `POSTCALL_TEST_PG_BIN` the PostgreSQL row says it was skipped.
+//! Side by side in one run, printed as ratios; nothing asserts a time. The bare client and the
+//! embedded outbox alternate for `POSTCALL_BENCH_ROUNDS` rounds (3 by default), each ratio
+//! taken between runs made moments apart, and the median ratio is the result: on a shared
+//! machine one pair of runs can be off by half. Without `POSTCALL_TEST_PG_BIN` the PostgreSQL
+//! row says it was skipped.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,14 +133,88 @@ fn job(n: u64, url: &str, cdr: &serde_json::Value, probe: Option<i64>) -> Job {
 /// The embedded outbox's owner (writer) and reader threads.
 const OUTBOX_THREADS: &str = "postcall-";
 
+/// The bare client: `conc` workers posting the same body over pooled keep-alive connections.
+struct Bare {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+    url: String,
+    body: Bytes,
+    n: u64,
+    conc: usize,
+}
+
+impl Bare {
+    /// Webhooks/s, and CPU µs per webhook (the whole process: client and receiver).
+    async fn run(&self) -> (f64, f64) {
+        let cpu = cpu_seconds("");
+        let t = Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..self.conc {
+            let (client, next, url, body, n) = (
+                self.client.clone(),
+                next.clone(),
+                self.url.clone(),
+                self.body.clone(),
+                self.n,
+            );
+            workers.push(tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let req = Request::post(&url)
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    let resp = client.request(req).await.unwrap();
+                    let _ = resp.into_body().collect().await;
+                }
+            }));
+        }
+        for w in workers {
+            w.await.unwrap();
+        }
+        let rate = self.n as f64 / t.elapsed().as_secs_f64();
+        (rate, (cpu_seconds("").0 - cpu.0) * 1e6 / self.n as f64)
+    }
+}
+
+/// One round: the bare client (when it ran beside), then the engine.
+struct Round {
+    /// Bare webhooks/s and CPU µs per webhook.
+    bare: Option<(f64, f64)>,
+    /// The engine's webhooks/s.
+    rate: f64,
+    /// The engine's CPU µs per webhook: the whole process, and the outbox's threads.
+    cpu: (f64, f64),
+}
+
 /// What one storage backend measured.
 struct Row {
-    /// Webhooks/s.
-    rate: f64,
-    /// CPU µs per webhook: the whole process, and the outbox's threads.
-    cpu: (f64, f64),
+    rounds: Vec<Round>,
     /// Close → first attempt percentiles.
     latency: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.rate).collect())
+    }
+
+    /// The median of the rounds' ratios to the bare client that ran just before each.
+    fn share_of_bare(&self) -> f64 {
+        median(
+            self.rounds
+                .iter()
+                .filter_map(|r| r.bare.map(|(b, _)| r.rate / b))
+                .collect(),
+        )
+    }
 }
 
 /// Runs the outbox-and-engine half of the bench on one storage backend.
@@ -151,12 +228,11 @@ struct Probe {
 }
 
 impl Probe {
-    /// Webhooks/s for `n` jobs enqueued in batches of [`SESSIONS_PER_WRITE`] (the sidecar's
-    /// sink writes every session waiting in its queue, up to that many, in one transaction; a
-    /// burst or a sustained load keeps that queue full), then the close → first attempt percentiles on an idle system. Job ids
-    /// start at `first`.
-    async fn run(&self, storage: Storage, first: u64) -> Row {
-        let (n, conc) = (self.n, self.conc);
+    /// `rounds` rounds, each the bare client (when given) then `n` webhooks through the engine,
+    /// so every ratio compares runs made moments apart on a shared machine; then the close →
+    /// first attempt percentiles on an idle system. Job ids start at `first`.
+    async fn run(&self, storage: Storage, first: u64, rounds: u64, bare: Option<&Bare>) -> Row {
+        let conc = self.conc;
         let http = HttpClient::with_guard(
             postcall::net::tls::client_config(None).unwrap(),
             &HttpOptions::default(),
@@ -174,6 +250,30 @@ impl Probe {
         let stopped = CancellationToken::new();
         let stop = stopped.clone();
         let task = tokio::spawn(engine.clone().run(stopped));
+        let mut done = Vec::new();
+        for r in 0..rounds {
+            let bare = match bare {
+                Some(b) => Some(b.run().await),
+                None => None,
+            };
+            let (rate, cpu) = self.throughput(&engine, first + r * self.n).await;
+            done.push(Round { bare, rate, cpu });
+        }
+        let latency = self.latency(&engine, first + rounds * self.n).await;
+        stop.cancel();
+        let _ = task.await;
+        Row {
+            rounds: done,
+            latency,
+        }
+    }
+
+    /// Webhooks/s for `n` jobs enqueued in batches of [`SESSIONS_PER_WRITE`] (the sidecar's
+    /// sink writes every session waiting in its queue, up to that many, in one transaction; a
+    /// burst or a sustained load keeps that queue full), and the CPU µs per webhook (the
+    /// process, the outbox's threads).
+    async fn throughput(&self, engine: &Arc<Engine>, first: u64) -> (f64, (f64, f64)) {
+        let n = self.n;
         // Built before the clock starts, like the bare client's body: what is timed is the
         // delivery of ready payloads, not the trigger matching that makes them.
         let all: Vec<Job> = (first..first + n)
@@ -191,13 +291,15 @@ impl Probe {
         let rate = n as f64 / t.elapsed().as_secs_f64();
         let spent = cpu_seconds(OUTBOX_THREADS);
         let per = |a: f64, b: f64| (a - b) * 1e6 / n as f64;
-        let cpu = (per(spent.0, cpu.0), per(spent.1, cpu.1));
+        (rate, (per(spent.0, cpu.0), per(spent.1, cpu.1)))
+    }
 
-        // Latency on an idle system: one session every 5 ms, close → first attempt.
+    /// Close → first attempt on an idle system: one session every 5 ms.
+    async fn latency(&self, engine: &Arc<Engine>, first: u64) -> String {
         self.lat.lock().unwrap().clear();
         for i in 0..400 {
             let now = chrono::Utc::now().timestamp_micros();
-            let j = job(first + n + 1 + i, &self.url, &self.cdr, Some(now));
+            let j = job(first + i, &self.url, &self.cdr, Some(now));
             engine.enqueue(&[j]).await.unwrap();
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -205,21 +307,14 @@ impl Probe {
         let mut l = self.lat.lock().unwrap().clone();
         l.sort_unstable();
         let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
-        stop.cancel();
-        let _ = task.await;
-        let text = format!(
+        format!(
             "{} samples: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
             l.len(),
             pct(0.5),
             pct(0.9),
             pct(0.99),
             pct(1.0)
-        );
-        Row {
-            rate,
-            cpu,
-            latency: text,
-        }
+        )
     }
 }
 
@@ -242,34 +337,26 @@ fn main() {
         let cdr = cdr_body();
         let body = Bytes::from(postcall::delivery::payload::payload("bench", "u", "t", &cdr, &Default::default()).get().to_owned());
 
-        // 1. Bare hyper: `conc` workers posting the same body over pooled keep-alive connections.
-        let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
-        let cpu = cpu_seconds("");
-        let t = Instant::now();
-        let next = Arc::new(AtomicU64::new(0));
-        let mut workers = Vec::new();
-        for _ in 0..conc {
-            let (client, next, url, body) = (client.clone(), next.clone(), url.clone(), body.clone());
-            workers.push(tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let req = Request::post(&url).header("content-type", "application/json").body(Full::new(body.clone())).unwrap();
-                    let resp = client.request(req).await.unwrap();
-                    let _ = resp.into_body().collect().await;
-                }
-            }));
-        }
-        for w in workers {
-            w.await.unwrap();
-        }
-        let bare = n as f64 / t.elapsed().as_secs_f64();
-        let bare_cpu = (cpu_seconds("").0 - cpu.0) * 1e6 / n as f64;
+        let rounds: u64 = std::env::var("POSTCALL_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3)
+            .max(1);
+        let bare = Bare {
+            client: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+            url: url.clone(),
+            body: body.clone(),
+            n,
+            conc,
+        };
 
-        // 2. The outbox and engine, embedded then PostgreSQL.
+        // The bare client and the embedded outbox and engine, round after round; then
+        // PostgreSQL once (it is an order of magnitude slower), against the bare median.
         let dir = tempfile::tempdir().unwrap();
         let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
         let probe = Probe { count: count.clone(), lat: lat.clone(), url: url.clone(), cdr: cdr.clone(), n, conc };
-        let embedded = probe.run(Storage::Embedded(outbox), 0).await;
+        let embedded = probe.run(Storage::Embedded(outbox), 0, rounds, Some(&bare)).await;
+        let bare_rate = median(embedded.rounds.iter().filter_map(|r| r.bare.map(|b| b.0)).collect());
         let pg = postgres::Postgres::start("bench delivery (PostgreSQL outbox)");
         let pg_row = match &pg {
             Some(pg) => {
@@ -285,27 +372,36 @@ fn main() {
                 })
                 .await
                 .unwrap();
-                Some(probe.run(store.into_storage(), 10 * n).await)
+                Some(probe.run(store.into_storage(), 10 * n * rounds, 1, None).await)
             }
             None => None,
         };
 
-        println!("payload {} bytes, {n} webhooks, {conc} concurrent, loopback keep-alive receiver", body.len());
-        println!("bare hyper client             : {bare:>8.0} webhooks/s  (CPU {bare_cpu:.0} µs per webhook, receiver included)");
+        println!("payload {} bytes, {n} webhooks per round, {rounds} rounds, {conc} concurrent, loopback keep-alive receiver", body.len());
+        for (i, r) in embedded.rounds.iter().enumerate() {
+            let (b, b_cpu) = r.bare.unwrap_or_default();
+            println!(
+                "  round {}: bare {b:>6.0} webhooks/s (CPU {b_cpu:.0} µs each, receiver included), embedded {:>6.0} webhooks/s = {:.0} % (CPU {:.0} µs each, {:.0} µs on the outbox's threads)",
+                i + 1,
+                r.rate,
+                100.0 * r.rate / b,
+                r.cpu.0,
+                r.cpu.1
+            );
+        }
+        println!("bare hyper client             : {bare_rate:>8.0} webhooks/s  (median of the rounds)");
         println!(
-            "embedded outbox + engine      : {:>8.0} webhooks/s  ({:.0} % of bare; target >= 50 %; CPU {:.0} µs per webhook, {:.0} µs of it on the outbox's threads)",
-            embedded.rate,
-            100.0 * embedded.rate / bare,
-            embedded.cpu.0,
-            embedded.cpu.1
+            "embedded outbox + engine      : {:>8.0} webhooks/s  ({:.0} % of bare, the median of the rounds' ratios; target >= 50 %)",
+            embedded.rate(),
+            100.0 * embedded.share_of_bare()
         );
         match &pg_row {
             Some(pg) => println!(
                 "PostgreSQL outbox + engine    : {:>8.0} webhooks/s  ({:.0} % of bare, {:.0} % of embedded; CPU {:.0} µs per webhook)",
-                pg.rate,
-                100.0 * pg.rate / bare,
-                100.0 * pg.rate / embedded.rate,
-                pg.cpu.0
+                pg.rate(),
+                100.0 * pg.rate() / bare_rate,
+                100.0 * pg.rate() / embedded.rate(),
+                pg.rounds.first().map_or(0.0, |r| r.cpu.0)
             ),
             None => println!("PostgreSQL outbox + engine    : SKIPPED (set POSTCALL_TEST_PG_BIN)"),
         }
